@@ -1,0 +1,15 @@
+//! Types shared by every ttcbench crate.
+//!
+//! This crate is the contract between the floors of the workspace: the engine and the HTTP backend both
+//! produce [`GenEvent`]s, the runner turns them into a [`Record`] with [`timing::Timings`], and the results
+//! store persists records. It has no heavy dependencies so every crate can use it.
+
+pub mod event;
+pub mod policy_stats;
+pub mod record;
+pub mod timing;
+
+pub use event::{FinishReason, GenEvent, Usage};
+pub use policy_stats::PolicyStats;
+pub use record::{Record, RecordStatus, TokenCountSource, QUALITY_METRICS, SCHEMA_VERSION};
+pub use timing::Timings;

@@ -1,0 +1,117 @@
+//! One row of the results store: one request (its final attempt) under one policy on one sample.
+
+use crate::PolicyStats;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bumped whenever a column is added, removed or changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Quality metrics that get their own nullable column in the store (`metric_<name>`). The eval crate's
+/// registry must use these names; anything else a scorer emits is kept in `Record::extra_metrics`.
+pub const QUALITY_METRICS: &[&str] = &[
+    "exact_match",
+    "exact_match_normalized",
+    "precision",
+    "recall",
+    "f1",
+    "rouge1",
+    "rouge2",
+    "rouge_l",
+    "rouge_lsum",
+    "bleu",
+    "semantic_similarity",
+    "length_ratio",
+    "customer_service_coverage",
+    "sales_coverage",
+    "support_coverage",
+    "retention_coverage",
+    "overall_keyword_coverage",
+    "f1_chain",
+    "f1_graph",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    Ok,
+    Error,
+}
+
+/// Where `output_tokens` / `prompt_tokens` came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenCountSource {
+    /// Counted by the embedded engine (exact).
+    Engine,
+    /// Taken from the server's `usage` object.
+    Usage,
+    /// Counted with our tokenizer on the received text (approximate for a different model).
+    Tokenizer,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub schema_version: u32,
+    // Run identity.
+    pub run_id: String,
+    /// Run start, RFC 3339 UTC.
+    pub run_started_at: String,
+    pub config_hash: String,
+    pub project_version: String,
+    pub host: String,
+    // Backend and model.
+    pub backend: String,
+    /// Base URL of an HTTP backend, never with credentials.
+    pub base_url: Option<String>,
+    pub model: String,
+    /// Weight format of the embedded engine (`q8_0`, `f32`, ...); None for HTTP backends.
+    pub weights: Option<String>,
+    // What ran.
+    pub policy: String,
+    pub algorithm: String,
+    /// The policy's parameters as JSON text.
+    pub params_json: String,
+    pub suite: String,
+    pub task: Option<String>,
+    pub sample_id: String,
+    // Outcome.
+    pub status: RecordStatus,
+    /// Stable error label (`timeout`, `http_429`, `http_5xx`, `connect`, `stream_cut`, `http_4xx`, `engine`, ...).
+    pub error_class: Option<String>,
+    pub error_message: Option<String>,
+    pub attempts: u32,
+    /// Seconds spent waiting in retry backoff, apart from service time.
+    pub backoff_s: f64,
+    // Tokens.
+    pub prompt_tokens: Option<u32>,
+    pub output_tokens: Option<u32>,
+    pub token_count_source: Option<TokenCountSource>,
+    // Timings of the final attempt (seconds, monotonic clock).
+    /// Seconds from the run's start to this request's (final attempt's) send.
+    pub start_offset_s: f64,
+    pub ttft_s: Option<f64>,
+    pub e2e_s: Option<f64>,
+    pub tpot_s: Option<f64>,
+    pub itl_mean_s: Option<f64>,
+    pub itl_p50_s: Option<f64>,
+    pub itl_p99_s: Option<f64>,
+    /// Arrival time of each content chunk, seconds since send.
+    pub token_times_s: Vec<f64>,
+    pub throughput_tok_s: Option<f64>,
+    pub finish_reason: Option<String>,
+    // Text.
+    pub prediction: String,
+    pub reference: Option<String>,
+    // Quality: names from QUALITY_METRICS; others in extra_metrics.
+    pub metrics: BTreeMap<String, f64>,
+    pub extra_metrics: BTreeMap<String, f64>,
+    pub policy_stats: PolicyStats,
+}
+
+impl Record {
+    /// The key `--resume` uses to know a request was already measured.
+    pub fn key(&self) -> (String, String, String) {
+        (self.policy.clone(), self.suite.clone(), self.sample_id.clone())
+    }
+}
