@@ -1,0 +1,229 @@
+//! The one trait every backend implements: a request in, a stream of timed [`GenEvent`]s out (the shape of
+//! text-generation-inference's `router/src/infer/mod.rs` `Backend::schedule`). The runner builds the record
+//! from these events with the same code for every backend.
+//!
+//! Implementing a backend (the embedded engine does this outside this crate):
+//! - `generate` returns `Err` for failures before any output (HTTP status, connect error, engine refusal);
+//! - the stream yields `Ok(GenEvent::Content/Reasoning)` as output arrives, with `at` taken when the
+//!   token was produced (engine) or received (HTTP), and ends with exactly one `Ok(GenEvent::Finished)`;
+//! - a stream that ends without `Finished` is a cut stream (retried); an `Err` item ends the attempt;
+//! - policy internals (`PolicyStats`) travel on the optional oneshot of [`Generation`], sent before
+//!   `Finished`;
+//! - when the runner drops the stream (timeout, abort), the backend must stop work for that request: with
+//!   [`event_channel`] the producer sees `EventSender::is_closed()` / a failed send.
+
+pub mod openai;
+pub mod scripted;
+pub mod sse;
+
+use async_trait::async_trait;
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use ttc_types::{GenEvent, PolicyStats};
+
+use crate::config::PolicySpec;
+
+/// One chat message of a prompt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> ChatMessage {
+        ChatMessage { role: role.into(), content: content.into() }
+    }
+}
+
+/// Everything a backend needs for one generation. Sampling values are already resolved (run defaults,
+/// then the policy's `remote` overrides).
+#[derive(Debug, Clone)]
+pub struct GenRequest {
+    pub messages: Vec<ChatMessage>,
+    /// The policy to apply: the embedded engine runs `algorithm` with `params`; HTTP backends use
+    /// `remote` (model name, sampling values, `extra_body`).
+    pub policy: Arc<PolicySpec>,
+    /// Model name sent to an HTTP backend (policy's `remote.model`, else the backend's model).
+    pub model: String,
+    pub max_tokens: u32,
+    pub temperature: f64,
+    pub top_p: Option<f64>,
+    pub seed: Option<u64>,
+    /// Extra top-level JSON fields for an HTTP request body (policy `remote.extra_body`).
+    pub extra_body: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What a backend says about itself, copied into every record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendInfo {
+    /// `embedded`, `openai`, `groq`, `scripted`, ...
+    pub kind: String,
+    /// HTTP base URL without credentials.
+    pub base_url: Option<String>,
+    /// The model every request uses unless a policy names another.
+    pub model: String,
+    /// Weight format of an embedded engine.
+    pub weights: Option<String>,
+    /// True when `Finished.usage` is counted by our own engine (TokenCountSource::Engine), false when it
+    /// comes from a server's `usage` object.
+    pub usage_is_engine: bool,
+}
+
+/// A failed attempt. `class()` is the stable label stored in `Record::error_class`.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum BackendError {
+    #[error("HTTP {status} from {url}: {message}")]
+    Http { status: u16, url: String, message: String, retry_after: Option<Duration> },
+    #[error("cannot connect to {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("transport error talking to {url}: {message}")]
+    Transport { url: String, message: String },
+    #[error("stream ended before the generation finished ({0})")]
+    StreamCut(String),
+    #[error("server reported an error mid-stream: {0}")]
+    StreamError(String),
+    #[error("no complete answer within the {0:?} request timeout")]
+    Timeout(Duration),
+    #[error("malformed response: {0}")]
+    Protocol(String),
+    #[error("engine error: {0}")]
+    Engine(String),
+    #[error("bad request: {0}")]
+    InvalidRequest(String),
+}
+
+impl BackendError {
+    /// Stable label for `Record::error_class`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            BackendError::Http { status: 429, .. } => "http_429",
+            BackendError::Http { status, .. } if *status >= 500 => "http_5xx",
+            BackendError::Http { status, .. } if *status >= 400 => "http_4xx",
+            BackendError::Http { .. } => "http_other",
+            BackendError::Connect { .. } => "connect",
+            BackendError::Transport { .. } => "transport",
+            BackendError::StreamCut(_) => "stream_cut",
+            BackendError::StreamError(_) => "stream_error",
+            BackendError::Timeout(_) => "timeout",
+            BackendError::Protocol(_) => "protocol",
+            BackendError::Engine(_) => "engine",
+            BackendError::InvalidRequest(_) => "invalid_request",
+        }
+    }
+
+    /// Transient failures worth another attempt: 429, 5xx, connect and transport errors, timeouts, a
+    /// stream cut before its finish, an error the server sent mid-stream. Other 4xx, malformed
+    /// responses and engine errors would fail the same way again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            BackendError::Http { status, .. } => *status == 429 || *status >= 500,
+            BackendError::Connect { .. }
+            | BackendError::Transport { .. }
+            | BackendError::StreamCut(_)
+            | BackendError::StreamError(_)
+            | BackendError::Timeout(_) => true,
+            BackendError::Protocol(_) | BackendError::Engine(_) | BackendError::InvalidRequest(_) => false,
+        }
+    }
+
+    /// The server's `Retry-After`, when it sent one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            BackendError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+pub type EventItem = Result<GenEvent, BackendError>;
+pub type EventStream = Pin<Box<dyn Stream<Item = EventItem> + Send>>;
+
+/// One started attempt: its events and, for backends that run the policy themselves (the embedded
+/// engine), the policy's internals for this request, sent before the `Finished` event.
+pub struct Generation {
+    pub events: EventStream,
+    pub policy_stats: Option<tokio::sync::oneshot::Receiver<PolicyStats>>,
+}
+
+impl Generation {
+    pub fn new(events: EventStream) -> Generation {
+        Generation { events, policy_stats: None }
+    }
+
+    pub fn with_policy_stats(mut self, rx: tokio::sync::oneshot::Receiver<PolicyStats>) -> Generation {
+        self.policy_stats = Some(rx);
+        self
+    }
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync {
+    fn info(&self) -> BackendInfo;
+    /// Starts one attempt. See the module docs for the stream contract.
+    async fn generate(&self, request: &GenRequest) -> Result<Generation, BackendError>;
+}
+
+/// The producing half of [`event_channel`]; usable from a plain thread (`blocking_send`) or a task.
+pub type EventSender = tokio::sync::mpsc::Sender<EventItem>;
+
+/// A bounded channel whose receiving half is an [`EventStream`]: the simplest way for a backend that runs
+/// elsewhere (an engine thread) to hand events to the runner. Dropping the stream closes the channel, which
+/// is how the producer learns that the request was cancelled.
+pub fn event_channel(capacity: usize) -> (EventSender, EventStream) {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
+    (tx, Box::pin(ReceiverStream(rx)))
+}
+
+struct ReceiverStream(tokio::sync::mpsc::Receiver<EventItem>);
+
+impl Stream for ReceiverStream {
+    type Item = EventItem;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<EventItem>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_classes_and_retryability() {
+        let http = |status| BackendError::Http { status, url: "u".into(), message: "m".into(), retry_after: None };
+        let cases: Vec<(BackendError, &str, bool)> = vec![
+            (http(429), "http_429", true),
+            (http(500), "http_5xx", true),
+            (http(503), "http_5xx", true),
+            (http(400), "http_4xx", false),
+            (http(401), "http_4xx", false),
+            (http(404), "http_4xx", false),
+            (BackendError::Connect { url: "u".into(), message: "refused".into() }, "connect", true),
+            (BackendError::StreamCut("eof".into()), "stream_cut", true),
+            (BackendError::Timeout(Duration::from_secs(1)), "timeout", true),
+            (BackendError::Protocol("bad json".into()), "protocol", false),
+            (BackendError::Engine("oom".into()), "engine", false),
+        ];
+        for (e, class, retry) in cases {
+            assert_eq!(e.class(), class, "{e}");
+            assert_eq!(e.is_retryable(), retry, "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn event_channel_streams_and_signals_cancellation() {
+        use futures_util::StreamExt;
+        let (tx, mut stream) = event_channel(4);
+        let at = std::time::Instant::now();
+        tx.send(Ok(GenEvent::Content { at, text: "a".into(), token_ids: vec![1] })).await.unwrap();
+        let first = stream.next().await.unwrap().unwrap();
+        assert!(matches!(first, GenEvent::Content { ref text, .. } if text == "a"));
+        assert!(!tx.is_closed());
+        drop(stream);
+        assert!(tx.is_closed(), "dropping the stream must tell the producer to stop");
+    }
+}

@@ -1,0 +1,168 @@
+//! `ttc run` flags. Each flag overrides the matching key of the run file (docs/config.md).
+
+use super::file::{Arrival, BackendKind, NonNegativeF64, NonZero, PositiveF64, RunFile, SuiteConfig};
+use super::ConfigError;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable log lines and progress bars.
+    #[default]
+    Text,
+    /// One JSON object per log line (no progress bars).
+    Json,
+}
+
+/// Run a benchmark: every selected policy on every sample of every suite, through one backend.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RunArgs {
+    /// Run configuration file (YAML). Without it the built-in defaults apply (docs/config.md).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Backend: the in-process engine, or an OpenAI-compatible endpoint (`groq` = Groq preset).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+    /// Base URL of an OpenAI-compatible backend, e.g. http://127.0.0.1:8080/v1.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Model: a model name for HTTP backends, a GGUF path for the embedded one.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Environment variable that holds the API key (the key itself is never logged or stored).
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+    /// Run only these policies (comma-separated names).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub policies: Vec<String>,
+    /// Run only these suites (comma-separated); a suite not in the file is added with default settings.
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub suites: Vec<String>,
+    /// Samples drawn per suite (overrides every suite's `samples`).
+    #[arg(long, value_name = "N")]
+    pub samples: Option<usize>,
+    /// Folder with the real datasets (else bundled samples are used).
+    #[arg(long, env = "TTC_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Maximum requests in flight.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<u64>,
+    /// Requests per second: token-bucket limit, and arrival rate for open loops (`inf` = no limit).
+    #[arg(long, value_name = "RPS")]
+    pub rate: Option<f64>,
+    /// Token-bucket capacity (default: the concurrency).
+    #[arg(long)]
+    pub burst: Option<f64>,
+    /// Arrival process.
+    #[arg(long, value_enum)]
+    pub arrival: Option<Arrival>,
+    /// Warm-up requests sent before measuring (not stored).
+    #[arg(long, value_name = "N")]
+    pub warmup: Option<usize>,
+    /// Per-attempt timeout in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    /// Retries after the first attempt, for retryable failures.
+    #[arg(long, value_name = "N")]
+    pub max_retries: Option<u32>,
+    /// Maximum output tokens per request.
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u64>,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Results directory.
+    #[arg(long, value_name = "DIR")]
+    pub results: Option<PathBuf>,
+    /// Seed for sample draws, execution order, Poisson arrivals and retry jitter.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print the plan (policy x suite x sample, in execution order) and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Continue an interrupted run: requests already stored under RUN_ID are skipped.
+    #[arg(long, value_name = "RUN_ID")]
+    pub resume: Option<String>,
+    /// No progress bars; only errors and the final summary.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+fn flag<T, V: TryInto<T, Error = String>>(name: &str, v: V) -> Result<T, ConfigError> {
+    v.try_into().map_err(|e| ConfigError(format!("--{name}: {e}")))
+}
+
+impl RunArgs {
+    /// Writes the flags that were given into the run file.
+    pub fn apply_to(&self, f: &mut RunFile) -> Result<(), ConfigError> {
+        if let Some(k) = self.backend {
+            if k != f.backend.kind && self.base_url.is_none() {
+                // A different backend kind must not inherit the file's URL for another kind.
+                f.backend.base_url = None;
+                f.backend.api_key_env = None;
+            }
+            f.backend.kind = k;
+        }
+        if let Some(u) = &self.base_url {
+            f.backend.base_url = Some(u.clone());
+        }
+        if let Some(m) = &self.model {
+            f.backend.model = Some(m.clone());
+        }
+        if let Some(v) = &self.api_key_env {
+            f.backend.api_key_env = Some(v.clone());
+        }
+        if !self.suites.is_empty() {
+            let mut suites = Vec::new();
+            for name in &self.suites {
+                let s = f.suites.iter().find(|s| &s.name == name).cloned();
+                suites.push(s.unwrap_or(SuiteConfig { samples: None, ..SuiteConfig::named(name, 0) }));
+            }
+            f.suites = suites;
+        }
+        if let Some(n) = self.samples {
+            for s in &mut f.suites {
+                s.samples = Some(n);
+            }
+        }
+        if let Some(d) = &self.data_dir {
+            f.data_dir = Some(d.clone());
+        }
+        if let Some(c) = self.concurrency {
+            f.load.concurrency = flag::<NonZero, _>("concurrency", c)?;
+        }
+        if let Some(r) = self.rate {
+            f.load.rate = flag::<PositiveF64, _>("rate", r)?;
+        }
+        if let Some(b) = self.burst {
+            f.load.burst = Some(flag::<PositiveF64, _>("burst", b)?);
+        }
+        if let Some(a) = self.arrival {
+            f.load.arrival = a;
+        }
+        if let Some(w) = self.warmup {
+            f.load.warmup = w;
+        }
+        if let Some(t) = self.timeout {
+            f.load.timeout_s = flag::<PositiveF64, _>("timeout", t)?;
+        }
+        if let Some(r) = self.max_retries {
+            f.load.max_retries = r;
+        }
+        if let Some(m) = self.max_tokens {
+            f.generation.max_tokens = flag::<NonZero, _>("max-tokens", m)?;
+        }
+        if let Some(t) = self.temperature {
+            f.generation.temperature = flag::<NonNegativeF64, _>("temperature", t)?;
+        }
+        if let Some(r) = &self.results {
+            f.results = r.clone();
+        }
+        if let Some(s) = self.seed {
+            f.seed = s;
+        }
+        Ok(())
+    }
+}

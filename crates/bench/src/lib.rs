@@ -1,0 +1,20 @@
+//! ttcbench runner: run configuration and plan, the async load generator (arrivals, rate limit,
+//! retries), the backend trait with its OpenAI-compatible SSE implementation, and `ttc run`.
+//!
+//! Data flow: [`config::RunConfig`] -> [`plan::Plan`] -> [`runner::Runner`] (drives a
+//! [`backend::Backend`]) -> [`record::build_record`] -> [`collect::Collector`] (scoring, progress, sink).
+
+pub mod backend;
+pub mod collect;
+pub mod config;
+pub mod plan;
+pub mod progress;
+pub mod record;
+pub mod runner;
+pub mod scoring;
+pub mod sink;
+pub mod summary;
+pub mod tokens;
+
+pub use backend::{Backend, BackendError, BackendInfo, ChatMessage, GenRequest, Generation};
+pub use config::{RunArgs, RunConfig};

@@ -1,0 +1,246 @@
+//! The plan: policy x suite x sample, in a deterministic execution order for a seed.
+//!
+//! Samples are drawn per suite, stratified by task (each task's items are shuffled with the seed, then
+//! taken round-robin across tasks), so a small draw still covers every task. The full cross product is then
+//! shuffled with the run seed: policies are interleaved in time, so a drift in server load or machine
+//! state during the run hits all policies alike instead of biasing the one that ran last.
+
+use crate::backend::ChatMessage;
+use crate::config::{PolicySpec, SuiteConfig};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+/// One sample of a suite, ready to send: what the eval crate's loaders produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkItem {
+    pub suite: String,
+    pub task: Option<String>,
+    /// Unique within its suite.
+    pub sample_id: String,
+    pub messages: Vec<ChatMessage>,
+    pub reference: Option<String>,
+}
+
+/// Loads a suite's items (all of them, after the task filter); the plan draws the samples.
+pub trait SuiteLoader: Send + Sync {
+    fn load(&self, suite: &SuiteConfig, data_dir: Option<&Path>) -> anyhow::Result<Vec<WorkItem>>;
+}
+
+/// (policy, suite, sample_id): the key `--resume` uses, same as `Record::key`.
+pub type RequestKey = (String, String, String);
+
+#[derive(Debug, Clone)]
+pub struct PlanEntry {
+    /// Position in execution order.
+    pub index: usize,
+    pub policy: Arc<PolicySpec>,
+    pub item: Arc<WorkItem>,
+}
+
+impl PlanEntry {
+    pub fn key(&self) -> RequestKey {
+        (self.policy.name.clone(), self.item.suite.clone(), self.item.sample_id.clone())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub entries: Vec<PlanEntry>,
+    /// Entries left out because they were already stored (`--resume`).
+    pub skipped: usize,
+}
+
+/// Draws `n` items (all if `n` is None or larger), stratified by task, deterministic for `seed`.
+pub fn draw_samples(items: Vec<WorkItem>, n: Option<usize>, seed: u64) -> Vec<WorkItem> {
+    let n = match n {
+        Some(n) if n < items.len() => n,
+        _ => return items,
+    };
+    let mut groups: BTreeMap<Option<String>, Vec<WorkItem>> = BTreeMap::new();
+    for it in items {
+        groups.entry(it.task.clone()).or_default().push(it);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut queues: Vec<std::vec::IntoIter<WorkItem>> = groups
+        .into_values()
+        .map(|mut g| {
+            g.shuffle(&mut rng);
+            g.into_iter()
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        for q in &mut queues {
+            if out.len() == n {
+                break;
+            }
+            if let Some(it) = q.next() {
+                out.push(it);
+            }
+        }
+    }
+    out
+}
+
+/// Builds the plan from the policies and each suite's (already drawn) items, skipping stored keys.
+pub fn build_plan(
+    policies: &[PolicySpec],
+    suites: Vec<Vec<WorkItem>>,
+    seed: u64,
+    already_stored: &BTreeSet<RequestKey>,
+) -> anyhow::Result<Plan> {
+    let mut items = Vec::new();
+    for suite in suites {
+        let mut ids = HashSet::new();
+        for it in suite {
+            if !ids.insert(it.sample_id.clone()) {
+                anyhow::bail!("suite `{}`: sample id `{}` appears twice", it.suite, it.sample_id);
+            }
+            items.push(Arc::new(it));
+        }
+    }
+    let mut entries = Vec::with_capacity(policies.len() * items.len());
+    for p in policies {
+        let p = Arc::new(p.clone());
+        for it in &items {
+            entries.push(PlanEntry { index: 0, policy: p.clone(), item: it.clone() });
+        }
+    }
+    // A different stream than the sample draws (seed + 1), so changing a suite's own seed does not
+    // reshuffle the order and vice versa.
+    entries.shuffle(&mut ChaCha8Rng::seed_from_u64(seed.wrapping_add(1)));
+    let before = entries.len();
+    entries.retain(|e| !already_stored.contains(&e.key()));
+    let skipped = before - entries.len();
+    for (i, e) in entries.iter_mut().enumerate() {
+        e.index = i;
+    }
+    Ok(Plan { entries, skipped })
+}
+
+impl Plan {
+    /// The `--dry-run` listing: one line per request in execution order, then counts.
+    pub fn print(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(out, "{:>6}  {:<28} {:<14} {:<28} sample", "#", "policy", "suite", "task")?;
+        for e in &self.entries {
+            writeln!(
+                out,
+                "{:>6}  {:<28} {:<14} {:<28} {}",
+                e.index,
+                e.policy.name,
+                e.item.suite,
+                e.item.task.as_deref().unwrap_or("-"),
+                e.item.sample_id
+            )?;
+        }
+        let mut per: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        for e in &self.entries {
+            *per.entry((e.policy.name.as_str(), e.item.suite.as_str())).or_default() += 1;
+        }
+        writeln!(out)?;
+        for ((p, s), n) in per {
+            writeln!(out, "{p} x {s}: {n} requests")?;
+        }
+        write!(out, "total: {} requests", self.entries.len())?;
+        if self.skipped > 0 {
+            write!(out, " ({} already stored, skipped)", self.skipped)?;
+        }
+        writeln!(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(suite: &str, tasks: &[(&str, usize)]) -> Vec<WorkItem> {
+        let mut v = Vec::new();
+        for (t, n) in tasks {
+            for i in 0..*n {
+                v.push(WorkItem {
+                    suite: suite.into(),
+                    task: Some(t.to_string()),
+                    sample_id: format!("{t}-{i}"),
+                    messages: vec![ChatMessage::new("user", format!("{t} {i}"))],
+                    reference: None,
+                });
+            }
+        }
+        v
+    }
+
+    fn policy(name: &str) -> PolicySpec {
+        PolicySpec { name: name.into(), ..PolicySpec::baseline() }
+    }
+
+    #[test]
+    fn draw_is_stratified_and_deterministic() {
+        let all = items("s", &[("a", 10), ("b", 10), ("c", 2)]);
+        let d1 = draw_samples(all.clone(), Some(6), 7);
+        let d2 = draw_samples(all.clone(), Some(6), 7);
+        assert_eq!(d1, d2);
+        let count = |t: &str| d1.iter().filter(|i| i.task.as_deref() == Some(t)).count();
+        assert_eq!((count("a"), count("b"), count("c")), (2, 2, 2));
+        // Task c has only 2 items; the rest is filled from the others.
+        let d = draw_samples(all.clone(), Some(12), 7);
+        let c = d.iter().filter(|i| i.task.as_deref() == Some("c")).count();
+        assert_eq!((d.len(), c), (12, 2));
+        assert_ne!(draw_samples(all.clone(), Some(6), 8), d1, "another seed draws other samples");
+        assert_eq!(draw_samples(all.clone(), None, 7), all);
+        assert_eq!(draw_samples(all.clone(), Some(100), 7), all);
+    }
+
+    #[test]
+    fn plan_is_the_full_product_in_a_seeded_order() {
+        let policies = [policy("p1"), policy("p2"), policy("p3")];
+        let suites = || vec![items("s1", &[("a", 4)]), items("s2", &[("b", 3)])];
+        let plan = build_plan(&policies, suites(), 1, &BTreeSet::new()).unwrap();
+        assert_eq!(plan.entries.len(), 3 * 7);
+        let keys: BTreeSet<_> = plan.entries.iter().map(|e| e.key()).collect();
+        assert_eq!(keys.len(), 21, "each (policy, suite, sample) exactly once");
+        let order = |p: &Plan| p.entries.iter().map(|e| e.key()).collect::<Vec<_>>();
+        let again = build_plan(&policies, suites(), 1, &BTreeSet::new()).unwrap();
+        assert_eq!(order(&plan), order(&again));
+        let other = build_plan(&policies, suites(), 2, &BTreeSet::new()).unwrap();
+        assert_ne!(order(&plan), order(&other));
+        assert!(plan.entries.iter().enumerate().all(|(i, e)| e.index == i));
+        // Interleaved: the first third of the run is not a single policy.
+        let first: BTreeSet<_> = plan.entries[..7].iter().map(|e| e.policy.name.clone()).collect();
+        assert!(first.len() > 1);
+    }
+
+    #[test]
+    fn resume_skips_stored_keys_and_keeps_the_order() {
+        let policies = [policy("p1"), policy("p2")];
+        let full = build_plan(&policies, vec![items("s", &[("a", 5)])], 3, &BTreeSet::new()).unwrap();
+        let stored: BTreeSet<_> = full.entries.iter().step_by(2).map(|e| e.key()).collect();
+        let rest = build_plan(&policies, vec![items("s", &[("a", 5)])], 3, &stored).unwrap();
+        assert_eq!(rest.skipped, stored.len());
+        let expected: Vec<_> = full.entries.iter().map(|e| e.key()).filter(|k| !stored.contains(k)).collect();
+        assert_eq!(rest.entries.iter().map(|e| e.key()).collect::<Vec<_>>(), expected);
+    }
+
+    #[test]
+    fn duplicate_sample_ids_are_an_error() {
+        let mut s = items("s", &[("a", 2)]);
+        s[1].sample_id = s[0].sample_id.clone();
+        let err = build_plan(&[policy("p")], vec![s], 0, &BTreeSet::new()).unwrap_err();
+        assert!(err.to_string().contains("appears twice"), "{err}");
+    }
+
+    #[test]
+    fn dry_run_listing() {
+        let plan = build_plan(&[policy("p")], vec![items("s", &[("a", 2)])], 0, &BTreeSet::new()).unwrap();
+        let mut out = Vec::new();
+        plan.print(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("p x s: 2 requests"), "{text}");
+        assert!(text.contains("total: 2 requests"));
+        assert_eq!(text.lines().filter(|l| l.contains(" a-")).count(), 2);
+    }
+}

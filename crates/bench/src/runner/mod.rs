@@ -1,0 +1,274 @@
+//! The load generator, on tokio. Closed loop: `concurrency` workers each send their next request when the
+//! previous one finished. Open loop: requests are sent at constant or Poisson arrival times, at most
+//! `concurrency` in flight (later arrivals wait, in order). Every attempt, in every mode, first takes a
+//! token from the rate limiter.
+//!
+//! Each request is retried on retryable failures (429, 5xx, connect/transport errors, timeouts, streams
+//! cut before their finish) after a backoff ([`retry`]); the record keeps the attempts, the time spent in
+//! backoff, and the timings of the final attempt only. Every request ends as a record, success or not.
+
+pub mod arrival;
+pub mod limiter;
+pub mod retry;
+
+use crate::backend::{Backend, BackendError, GenRequest};
+use crate::config::{secs, Arrival, GenerationConfig, RunConfig};
+use crate::plan::PlanEntry;
+use crate::record::{build_record, Outcome, RunContext};
+use crate::tokens::TokenCounter;
+use futures_util::StreamExt;
+use limiter::TokenBucket;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use retry::Backoff;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
+use ttc_types::{GenEvent, PolicyStats, Record};
+
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    pub arrival: Arrival,
+    pub concurrency: usize,
+    /// Requests per second (token bucket; arrival rate of open loops). Infinite = no limit.
+    pub rate: f64,
+    pub burst: f64,
+    pub warmup: usize,
+    pub timeout: Duration,
+    pub max_retries: u32,
+    pub backoff: Backoff,
+    pub seed: u64,
+}
+
+impl RunnerSettings {
+    pub fn from_config(cfg: &RunConfig) -> RunnerSettings {
+        let l = &cfg.load;
+        RunnerSettings {
+            arrival: l.arrival,
+            concurrency: l.concurrency.0.min(1 << 20) as usize,
+            rate: l.rate.0,
+            burst: l.burst.map(|b| b.0).unwrap_or(l.concurrency.0 as f64),
+            warmup: l.warmup,
+            timeout: secs(l.timeout_s.0),
+            max_retries: l.max_retries,
+            backoff: Backoff {
+                base: secs(l.backoff.base_s.0),
+                cap: secs(l.backoff.cap_s.0),
+                max_retry_after: secs(l.max_retry_after_s.0),
+            },
+            seed: cfg.seed,
+        }
+    }
+}
+
+/// A plan entry with its request built.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub entry: PlanEntry,
+    pub request: GenRequest,
+}
+
+/// Builds each request: the run's `generation` values, overridden by the policy's `remote` settings.
+pub fn make_jobs(entries: &[PlanEntry], generation: &GenerationConfig, default_model: &str) -> Vec<Job> {
+    entries
+        .iter()
+        .map(|e| {
+            let remote = e.policy.remote.clone().unwrap_or_default();
+            let request = GenRequest {
+                messages: e.item.messages.clone(),
+                policy: e.policy.clone(),
+                model: remote.model.unwrap_or_else(|| default_model.to_string()),
+                max_tokens: remote.max_tokens.unwrap_or(generation.max_tokens.0.min(u32::MAX as u64) as u32),
+                temperature: remote.temperature.unwrap_or(generation.temperature.0),
+                top_p: remote.top_p.or(generation.top_p.map(|p| p.0)),
+                seed: remote.seed.or(generation.seed),
+                extra_body: remote.extra_body.into_iter().collect(),
+            };
+            Job { entry: e.clone(), request }
+        })
+        .collect()
+}
+
+/// When the measured part of a run started and how long it took.
+#[derive(Debug, Clone, Copy)]
+pub struct RunTiming {
+    pub started: std::time::Instant,
+    pub wall: Duration,
+}
+
+pub struct Runner {
+    backend: Arc<dyn Backend>,
+    settings: RunnerSettings,
+    ctx: Arc<RunContext>,
+    counter: Option<Arc<dyn TokenCounter>>,
+    limiter: Option<TokenBucket>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Runner {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        settings: RunnerSettings,
+        ctx: RunContext,
+        counter: Option<Arc<dyn TokenCounter>>,
+    ) -> Runner {
+        let limiter = (!settings.rate.is_infinite()).then(|| TokenBucket::new(settings.rate, settings.burst));
+        Runner { backend, settings, ctx: Arc::new(ctx), counter, limiter, stop: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Set it to stop sending new requests (Ctrl-C); requests in flight finish and are recorded.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Sends `settings.warmup` requests (cycling over `jobs`) and throws their records away.
+    pub async fn warmup(self: &Arc<Self>, jobs: &[Job]) {
+        let n = self.settings.warmup;
+        if n == 0 || jobs.is_empty() {
+            return;
+        }
+        let warm: Arc<[Job]> = (0..n).map(|i| jobs[i % jobs.len()].clone()).collect();
+        let (tx, mut rx) = mpsc::channel(1024);
+        let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let start = Instant::now();
+        self.closed_loop(warm, tx, start, self.settings.concurrency.min(n)).await;
+        let _ = drain.await;
+        tracing::info!(requests = n, seconds = start.elapsed().as_secs_f64(), "warm-up done");
+    }
+
+    /// Runs every job once (with retries); each record goes to `out` as soon as it is complete.
+    pub async fn run(self: &Arc<Self>, jobs: Arc<[Job]>, out: mpsc::Sender<Record>) -> RunTiming {
+        let start = Instant::now();
+        match arrival::offsets(self.settings.arrival, self.settings.rate, jobs.len(), self.settings.seed) {
+            None => self.closed_loop(jobs, out, start, self.settings.concurrency).await,
+            Some(offsets) => self.open_loop(jobs, offsets, out, start).await,
+        }
+        RunTiming { started: start.into_std(), wall: start.elapsed() }
+    }
+
+    async fn closed_loop(self: &Arc<Self>, jobs: Arc<[Job]>, out: mpsc::Sender<Record>, start: Instant, workers: usize) {
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..workers.min(jobs.len()).max(1) {
+            let (me, jobs, next, out) = (self.clone(), jobs.clone(), next.clone(), out.clone());
+            set.spawn(async move {
+                loop {
+                    if me.stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    let rec = me.execute(job, start).await;
+                    if out.send(rec).await.is_err() {
+                        break; // the collector is gone (store failure): stop
+                    }
+                }
+            });
+        }
+        while set.join_next().await.is_some() {}
+    }
+
+    async fn open_loop(self: &Arc<Self>, jobs: Arc<[Job]>, offsets: Vec<Duration>, out: mpsc::Sender<Record>, start: Instant) {
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency));
+        let mut set = tokio::task::JoinSet::new();
+        for (i, off) in offsets.into_iter().enumerate() {
+            if self.stop.load(Ordering::Relaxed) || out.is_closed() {
+                break;
+            }
+            tokio::time::sleep_until(start + off).await;
+            let Ok(permit) = slots.clone().acquire_owned().await else { break };
+            let (me, jobs, out) = (self.clone(), jobs.clone(), out.clone());
+            set.spawn(async move {
+                let rec = me.execute(&jobs[i], start).await;
+                let _ = out.send(rec).await;
+                drop(permit);
+            });
+            // Reap finished tasks so the set does not grow with the run.
+            while set.try_join_next().is_some() {}
+        }
+        while set.join_next().await.is_some() {}
+    }
+
+    /// One request, all its attempts, as a record.
+    async fn execute(&self, job: &Job, run_start: Instant) -> Record {
+        let s = &self.settings;
+        let mut attempts = 0u32;
+        let mut backoff = Duration::ZERO;
+        let mut rng: Option<ChaCha8Rng> = None;
+        loop {
+            attempts += 1;
+            if let Some(l) = &self.limiter {
+                l.acquire().await;
+            }
+            let sent = Instant::now();
+            let mut events = Vec::new();
+            let mut stats = None;
+            let result =
+                match tokio::time::timeout(s.timeout, attempt(&*self.backend, &job.request, &mut events, &mut stats)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(BackendError::Timeout(s.timeout)),
+                };
+            match result {
+                Err(e) if e.is_retryable() && attempts <= s.max_retries && !self.stop.load(Ordering::Relaxed) => {
+                    let rng = rng.get_or_insert_with(|| {
+                        ChaCha8Rng::seed_from_u64(
+                            s.seed.wrapping_add(3) ^ (job.entry.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                        )
+                    });
+                    let wait = s.backoff.delay(attempts, e.retry_after(), rng);
+                    tracing::debug!(
+                        policy = %job.entry.policy.name, sample = %job.entry.item.sample_id, attempt = attempts,
+                        class = e.class(), wait_s = wait.as_secs_f64(), "retrying: {e}"
+                    );
+                    let t = Instant::now();
+                    tokio::time::sleep(wait).await;
+                    backoff += t.elapsed();
+                }
+                result => {
+                    let outcome = Outcome {
+                        sent: sent.into_std(),
+                        start_offset_s: sent.duration_since(run_start).as_secs_f64(),
+                        events,
+                        error: result.err(),
+                        attempts,
+                        backoff,
+                        policy_stats: stats,
+                    };
+                    return build_record(&self.ctx, &job.entry, &job.request.model, outcome, self.counter.as_deref());
+                }
+            }
+        }
+    }
+}
+
+/// One attempt: reads the stream until its `Finished` event. Events are pushed into `events` as they come,
+/// so a timed-out attempt keeps what it received.
+async fn attempt(
+    backend: &dyn Backend,
+    request: &GenRequest,
+    events: &mut Vec<GenEvent>,
+    stats: &mut Option<PolicyStats>,
+) -> Result<(), BackendError> {
+    let generation = backend.generate(request).await?;
+    let mut stream = generation.events;
+    while let Some(item) = stream.next().await {
+        let ev = item?;
+        let done = matches!(ev, GenEvent::Finished { .. });
+        events.push(ev);
+        if done {
+            if let Some(mut rx) = generation.policy_stats {
+                *stats = rx.try_recv().ok();
+            }
+            // Read the (normally empty) rest of the body so an HTTP connection goes back to the pool; a
+            // server that keeps it open after finishing is not waited for long.
+            let _ = tokio::time::timeout(Duration::from_millis(50), async { while stream.next().await.is_some() {} }).await;
+            return Ok(());
+        }
+    }
+    Err(BackendError::StreamCut(format!("the event stream ended after {} events without a finish", events.len())))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,87 @@
+//! Running totals of a run, printed at its end: outcomes, error classes, retries, throughput and latency
+//! percentiles (linear interpolation, as everywhere in ttcbench). The full per-policy analysis is the
+//! results crate's; this is the runner's own account of what it did.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use ttc_types::timing::percentile_sorted;
+use ttc_types::{Record, RecordStatus};
+
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub total: usize,
+    pub ok: usize,
+    pub errors: usize,
+    pub by_class: BTreeMap<String, usize>,
+    /// Attempts over all requests (retries = attempts - total).
+    pub attempts: u64,
+    /// Requests that needed more than one attempt.
+    pub retried: usize,
+    pub backoff_s: f64,
+    pub output_tokens: u64,
+    /// Earliest send and latest last-chunk time, seconds since the run's start.
+    pub first_start_s: Option<f64>,
+    pub last_end_s: Option<f64>,
+    pub ttft_s: Vec<f64>,
+    pub e2e_s: Vec<f64>,
+}
+
+impl Summary {
+    pub fn add(&mut self, r: &Record) {
+        self.total += 1;
+        self.attempts += r.attempts as u64;
+        self.retried += (r.attempts > 1) as usize;
+        self.backoff_s += r.backoff_s;
+        match r.status {
+            RecordStatus::Ok => self.ok += 1,
+            RecordStatus::Error => {
+                self.errors += 1;
+                let class = r.error_class.clone().unwrap_or_else(|| "unknown".into());
+                *self.by_class.entry(class).or_default() += 1;
+            }
+        }
+        if r.status == RecordStatus::Ok {
+            self.output_tokens += r.output_tokens.unwrap_or(0) as u64;
+            if let Some(t) = r.ttft_s {
+                self.ttft_s.push(t);
+            }
+            if let Some(e) = r.e2e_s {
+                self.e2e_s.push(e);
+                let end = r.start_offset_s + e;
+                self.last_end_s = Some(self.last_end_s.map_or(end, |x| x.max(end)));
+            }
+        }
+        self.first_start_s = Some(self.first_start_s.map_or(r.start_offset_s, |x| x.min(r.start_offset_s)));
+    }
+
+    pub fn retries(&self) -> u64 {
+        self.attempts.saturating_sub(self.total as u64)
+    }
+
+    /// Aggregate output throughput: sum of N over (last end - first start) (DESIGN.md).
+    pub fn output_tok_s(&self) -> Option<f64> {
+        let span = self.last_end_s? - self.first_start_s?;
+        (span > 0.0).then(|| self.output_tokens as f64 / span)
+    }
+
+    pub fn render(&self, wall_s: f64) -> String {
+        let mut s = String::new();
+        let pct = |v: &[f64], q| {
+            let mut v = v.to_vec();
+            v.sort_by(|a, b| a.total_cmp(b));
+            percentile_sorted(&v, q).map_or("-".to_string(), |x| format!("{:.1} ms", x * 1000.0))
+        };
+        let _ = writeln!(s, "requests: {} ok, {} failed, {} total in {:.2} s ({:.1} req/s)", self.ok, self.errors,
+            self.total, wall_s, if wall_s > 0.0 { self.total as f64 / wall_s } else { 0.0 });
+        if !self.by_class.is_empty() {
+            let classes: Vec<String> = self.by_class.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = writeln!(s, "errors: {}", classes.join(", "));
+        }
+        let _ = writeln!(s, "retries: {} ({} requests retried), {:.2} s in backoff", self.retries(), self.retried, self.backoff_s);
+        let _ = writeln!(s, "output: {} tokens, {}", self.output_tokens,
+            self.output_tok_s().map_or("-".into(), |t| format!("{t:.1} tok/s aggregate")));
+        let _ = writeln!(s, "ttft p50 {} p99 {} | e2e p50 {} p99 {}", pct(&self.ttft_s, 50.0), pct(&self.ttft_s, 99.0),
+            pct(&self.e2e_s, 50.0), pct(&self.e2e_s, 99.0));
+        s
+    }
+}
