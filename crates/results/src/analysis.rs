@@ -1,0 +1,373 @@
+//! Per policy x suite (x task) aggregates of a set of records: the numbers behind `ttc summary`, the report,
+//! the dashboard and the KPI gate.
+//!
+//! Definitions (docs/results-schema.md, DESIGN.md):
+//! - latency distributions (TTFT, E2E, TPOT) use successful requests only; percentiles are numpy-linear;
+//! - aggregate output throughput = sum of output tokens / (last end - first start), over successful
+//!   requests, with end = start_offset_s + e2e_s (AIPerf/GenAI-Perf's `max(resp) - min(req)`);
+//! - goodput = requests meeting every configured latency SLO / the same span (DistServe, Zhong et al. 2024);
+//!   quality-aware goodput also requires a correct answer (primary quality metric >= `correct_min`);
+//! - quality means carry a seeded 95% bootstrap CI.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use ttc_types::{Record, RecordStatus, QUALITY_METRICS};
+
+use crate::columns::policy_stat_fields;
+use crate::stats::{self, BootstrapConfig, Estimate};
+
+/// Primary quality metric of a suite when none is configured: the first of these present in its records.
+pub const PRIMARY_METRIC_PRIORITY: &[&str] = &[
+    "rouge_l",
+    "f1_graph",
+    "f1_chain",
+    "overall_keyword_coverage",
+    "f1",
+    "exact_match_normalized",
+    "exact_match",
+];
+
+/// Latency SLOs for goodput (a request meets them when every set bound holds) and the correctness rule of
+/// quality-aware goodput.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Slo {
+    pub ttft_s: Option<f64>,
+    pub tpot_s: Option<f64>,
+    pub e2e_s: Option<f64>,
+    /// Metric that decides correctness; default: the suite's primary quality metric.
+    pub correct_metric: Option<String>,
+    /// A request is correct when that metric is >= this value.
+    pub correct_min: f64,
+}
+
+impl Default for Slo {
+    /// The original specification's latency bound (2 s end to end); correct = primary metric >= 0.5.
+    fn default() -> Self {
+        Slo { ttft_s: None, tpot_s: None, e2e_s: Some(2.0), correct_metric: None, correct_min: 0.5 }
+    }
+}
+
+impl Slo {
+    /// Whether a successful request meets every set bound. TPOT is 0 for one-token outputs (vLLM's rule).
+    pub fn met_by(&self, r: &Record) -> bool {
+        if r.status != RecordStatus::Ok {
+            return false;
+        }
+        let within = |bound: Option<f64>, v: Option<f64>| match bound {
+            None => true,
+            Some(b) => v.is_some_and(|v| v <= b),
+        };
+        within(self.ttft_s, r.ttft_s) && within(self.tpot_s, Some(r.tpot_s.unwrap_or(0.0))) && within(self.e2e_s, r.e2e_s)
+    }
+
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(v) = self.ttft_s {
+            parts.push(format!("TTFT <= {v} s"));
+        }
+        if let Some(v) = self.tpot_s {
+            parts.push(format!("TPOT <= {v} s"));
+        }
+        if let Some(v) = self.e2e_s {
+            parts.push(format!("E2E <= {v} s"));
+        }
+        if parts.is_empty() {
+            "no latency SLO".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisConfig {
+    pub bootstrap: BootstrapConfig,
+    pub slo: Slo,
+    /// Split groups by task as well as suite.
+    pub by_task: bool,
+    /// Quality metric for Pareto fronts and correctness; default: per suite from [`PRIMARY_METRIC_PRIORITY`].
+    pub quality_metric: Option<String>,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        AnalysisConfig {
+            bootstrap: BootstrapConfig { resamples: 1000, ..Default::default() },
+            slo: Slo::default(),
+            by_task: false,
+            quality_metric: None,
+        }
+    }
+}
+
+/// Summary of one latency distribution (seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Dist {
+    pub n: usize,
+    pub mean: Option<f64>,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+impl Dist {
+    pub fn of(mut values: Vec<f64>) -> Dist {
+        values.retain(|v| !v.is_nan());
+        values.sort_unstable_by(f64::total_cmp);
+        let p = |q| ttc_types::timing::percentile_sorted(&values, q);
+        Dist { n: values.len(), mean: stats::mean(&values), p50: p(50.0), p95: p(95.0), p99: p(99.0) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    pub run_id: String,
+    pub policy: String,
+    pub algorithm: String,
+    pub suite: String,
+    pub task: Option<String>,
+    pub n: usize,
+    pub n_ok: usize,
+    pub n_error: usize,
+    pub error_rate: f64,
+    pub errors_by_class: BTreeMap<String, usize>,
+    pub ttft_s: Dist,
+    pub e2e_s: Dist,
+    pub tpot_s: Dist,
+    pub output_tokens: u64,
+    /// Last end - first start of successful requests, seconds.
+    pub span_s: Option<f64>,
+    /// Aggregate output throughput: output_tokens / span_s.
+    pub output_tok_s: Option<f64>,
+    /// Mean of per-request N / E2E.
+    pub output_tok_s_per_request: Option<f64>,
+    pub request_rate: Option<f64>,
+    /// Requests meeting every latency SLO, per second of span.
+    pub goodput: Option<f64>,
+    /// ... and correct.
+    pub quality_goodput: Option<f64>,
+    /// Share of all requests meeting every latency SLO.
+    pub slo_attainment: f64,
+    /// Mean with CI, per quality metric present (QUALITY_METRICS names, then `extra.<name>`).
+    pub quality: BTreeMap<String, Estimate>,
+    pub primary_metric: Option<String>,
+    /// Means of the numeric policy internals present.
+    pub internals: BTreeMap<String, f64>,
+    pub pareto_optimal: bool,
+}
+
+impl GroupSummary {
+    pub fn primary_quality(&self) -> Option<f64> {
+        self.primary_metric.as_ref().and_then(|m| self.quality.get(m)).map(|e| e.value)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParetoSet {
+    pub run_id: String,
+    pub suite: String,
+    pub task: Option<String>,
+    /// Quality axis (maximised); latency axis is p95 E2E (minimised).
+    pub metric: Option<String>,
+    pub policies: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub run_ids: Vec<String>,
+    pub n_records: usize,
+    pub groups: Vec<GroupSummary>,
+    pub pareto: Vec<ParetoSet>,
+    pub config: AnalysisConfig,
+}
+
+/// Sum N / (last end - first start) over successful requests; also returns the span and request count.
+pub fn throughput_span(records: &[&Record]) -> (u64, usize, Option<f64>) {
+    let mut tokens = 0u64;
+    let mut count = 0usize;
+    let (mut first, mut last) = (f64::INFINITY, f64::NEG_INFINITY);
+    for r in records.iter().filter(|r| r.status == RecordStatus::Ok) {
+        let Some(e2e) = r.e2e_s else { continue };
+        tokens += r.output_tokens.unwrap_or(0) as u64;
+        count += 1;
+        first = first.min(r.start_offset_s);
+        last = last.max(r.start_offset_s + e2e);
+    }
+    let span = (count > 0 && last > first).then_some(last - first);
+    (tokens, count, span)
+}
+
+pub fn error_rate(records: &[&Record]) -> f64 {
+    if records.is_empty() {
+        return 0.0;
+    }
+    records.iter().filter(|r| r.status == RecordStatus::Error).count() as f64 / records.len() as f64
+}
+
+/// Whether a record's answer counts as correct for quality-aware goodput.
+pub fn is_correct(r: &Record, metric: Option<&str>, min: f64) -> bool {
+    metric.and_then(|m| r.metrics.get(m).or_else(|| r.extra_metrics.get(m))).is_some_and(|v| *v >= min)
+}
+
+/// (goodput, quality goodput, SLO attainment) of a group.
+pub fn goodput(records: &[&Record], slo: &Slo, correct_metric: Option<&str>) -> (Option<f64>, Option<f64>, f64) {
+    let (_, _, span) = throughput_span(records);
+    let good: Vec<&&Record> = records.iter().filter(|r| slo.met_by(r)).collect();
+    let correct = good.iter().filter(|r| is_correct(r, correct_metric, slo.correct_min)).count();
+    let attainment = if records.is_empty() { 0.0 } else { good.len() as f64 / records.len() as f64 };
+    let metric_present = correct_metric.is_some();
+    (
+        span.map(|s| good.len() as f64 / s),
+        span.filter(|_| metric_present).map(|s| correct as f64 / s),
+        attainment,
+    )
+}
+
+/// The suite's primary quality metric: the configured one if records carry it, else by priority, else any.
+pub fn primary_metric(records: &[&Record], configured: Option<&str>) -> Option<String> {
+    let present: BTreeSet<&str> = records.iter().flat_map(|r| r.metrics.keys().map(String::as_str)).collect();
+    if let Some(c) = configured {
+        if present.contains(c) || records.iter().any(|r| r.extra_metrics.contains_key(c)) {
+            return Some(c.to_string());
+        }
+    }
+    PRIMARY_METRIC_PRIORITY
+        .iter()
+        .find(|m| present.contains(**m))
+        .map(|m| m.to_string())
+        .or_else(|| QUALITY_METRICS.iter().find(|m| present.contains(**m)).map(|m| m.to_string()))
+}
+
+fn quality_estimates(records: &[&Record], label: &str, cfg: &BootstrapConfig) -> BTreeMap<String, Estimate> {
+    let mut by_metric: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in records {
+        for (k, v) in &r.metrics {
+            if !v.is_nan() {
+                by_metric.entry(k.clone()).or_default().push(*v);
+            }
+        }
+        for (k, v) in &r.extra_metrics {
+            if !v.is_nan() {
+                by_metric.entry(format!("extra.{k}")).or_default().push(*v);
+            }
+        }
+    }
+    by_metric
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let c = BootstrapConfig { seed: stats::derive_seed(cfg.seed, &format!("{label}/{k}")), ..*cfg };
+            stats::mean_ci(&v, &c).map(|e| (k, e))
+        })
+        .collect()
+}
+
+fn internals(records: &[&Record]) -> BTreeMap<String, f64> {
+    let mut sums: BTreeMap<&'static str, (f64, usize)> = BTreeMap::new();
+    for r in records {
+        for (k, v) in r.policy_stats.numeric_fields() {
+            let e = sums.entry(k).or_default();
+            e.0 += v;
+            e.1 += 1;
+        }
+    }
+    // Keep the registry's column order out of the map ordering concerns: names are the PolicyStats fields.
+    debug_assert!(sums.keys().all(|k| policy_stat_fields().any(|f| f == *k)));
+    sums.into_iter().map(|(k, (s, n))| (k.to_string(), s / n as f64)).collect()
+}
+
+type GroupKey<'a> = (&'a str, &'a str, &'a str, Option<&'a str>);
+
+/// Summarises one group of records (all with the same run, policy, suite, task).
+pub fn summarize_group(records: &[&Record], primary: Option<String>, cfg: &AnalysisConfig) -> GroupSummary {
+    let first = records.first().copied();
+    let get = |f: fn(&Record) -> &str| first.map(f).unwrap_or_default().to_string();
+    let ok: Vec<&Record> = records.iter().copied().filter(|r| r.status == RecordStatus::Ok).collect();
+    let n_error = records.len() - ok.len();
+    let mut errors_by_class = BTreeMap::new();
+    for r in records.iter().filter(|r| r.status == RecordStatus::Error) {
+        *errors_by_class.entry(r.error_class.clone().unwrap_or_else(|| "unknown".into())).or_insert(0) += 1;
+    }
+    let dist = |f: fn(&Record) -> Option<f64>| Dist::of(ok.iter().filter_map(|r| f(r)).collect());
+    let (tokens, count, span) = throughput_span(records);
+    let correct_metric = cfg.slo.correct_metric.clone().or_else(|| primary.clone());
+    let (goodput, quality_goodput, slo_attainment) = goodput(records, &cfg.slo, correct_metric.as_deref());
+    let label = format!("{}/{}/{}/{}", get(|r| &r.run_id), get(|r| &r.policy), get(|r| &r.suite), cfg.by_task);
+    GroupSummary {
+        run_id: get(|r| &r.run_id),
+        policy: get(|r| &r.policy),
+        algorithm: get(|r| &r.algorithm),
+        suite: get(|r| &r.suite),
+        task: if cfg.by_task { first.and_then(|r| r.task.clone()) } else { None },
+        n: records.len(),
+        n_ok: ok.len(),
+        n_error,
+        error_rate: error_rate(records),
+        errors_by_class,
+        ttft_s: dist(|r| r.ttft_s),
+        e2e_s: dist(|r| r.e2e_s),
+        tpot_s: dist(|r| r.tpot_s),
+        output_tokens: tokens,
+        span_s: span,
+        output_tok_s: span.map(|s| tokens as f64 / s),
+        output_tok_s_per_request: stats::mean(&ok.iter().filter_map(|r| r.throughput_tok_s).collect::<Vec<_>>()),
+        request_rate: span.map(|s| count as f64 / s),
+        goodput,
+        quality_goodput,
+        slo_attainment,
+        quality: quality_estimates(records, &label, &cfg.bootstrap),
+        primary_metric: primary,
+        internals: internals(records),
+        pareto_optimal: false,
+    }
+}
+
+/// The full summary of a set of records (one run or several).
+pub fn summarize(records: &[Record], cfg: &AnalysisConfig) -> Summary {
+    let mut groups: BTreeMap<GroupKey, Vec<&Record>> = BTreeMap::new();
+    let mut by_suite: HashMap<(&str, &str, Option<&str>), Vec<&Record>> = HashMap::new();
+    for r in records {
+        let task = if cfg.by_task { r.task.as_deref() } else { None };
+        groups.entry((&r.run_id, &r.suite, &r.policy, task)).or_default().push(r);
+        by_suite.entry((&r.run_id, &r.suite, task)).or_default().push(r);
+    }
+    let primaries: HashMap<(&str, &str, Option<&str>), Option<String>> =
+        by_suite.iter().map(|(k, rs)| (*k, primary_metric(rs, cfg.quality_metric.as_deref()))).collect();
+
+    let mut out: Vec<GroupSummary> = groups
+        .iter()
+        .map(|((run, suite, _, task), rs)| summarize_group(rs, primaries[&(*run, *suite, *task)].clone(), cfg))
+        .collect();
+
+    // Pareto fronts over (p95 E2E, primary quality) among the policies of one run x suite (x task).
+    let mut pareto = Vec::new();
+    let mut idx_by_suite: BTreeMap<(String, String, Option<String>), Vec<usize>> = BTreeMap::new();
+    for (i, g) in out.iter().enumerate() {
+        idx_by_suite.entry((g.run_id.clone(), g.suite.clone(), g.task.clone())).or_default().push(i);
+    }
+    for ((run_id, suite, task), idx) in idx_by_suite {
+        let pts: Vec<(f64, f64)> = idx
+            .iter()
+            .map(|&i| (out[i].e2e_s.p95.unwrap_or(f64::NAN), out[i].primary_quality().unwrap_or(f64::NAN)))
+            .collect();
+        let front = stats::pareto_front(&pts);
+        let mut policies = Vec::new();
+        for (k, &i) in idx.iter().enumerate() {
+            out[i].pareto_optimal = front[k];
+            if front[k] {
+                policies.push(out[i].policy.clone());
+            }
+        }
+        let metric = idx.first().and_then(|&i| out[i].primary_metric.clone());
+        pareto.push(ParetoSet { run_id, suite, task, metric, policies });
+    }
+
+    let run_ids: BTreeSet<&str> = records.iter().map(|r| r.run_id.as_str()).collect();
+    Summary {
+        run_ids: run_ids.into_iter().map(str::to_string).collect(),
+        n_records: records.len(),
+        groups: out,
+        pareto,
+        config: cfg.clone(),
+    }
+}

@@ -1,0 +1,144 @@
+//! Part files: one Parquet file per flush, `part-NNNNN.parquet`, committed atomically.
+//!
+//! A part is written under a hidden temporary name, synced, then hard-linked to its final name (which fails
+//! if that name exists, so two writers can never overwrite each other) and the temporary name removed. Readers
+//! only look at `part-*.parquet`, so they see whole parts or nothing. A compacted part lists in its footer
+//! metadata (`ttc.supersedes`) the parts it replaces; readers ignore those if a crash left them behind.
+
+use anyhow::{bail, Context, Result};
+use arrow_array::cast::AsArray;
+use arrow_array::Array;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use ttc_types::Record;
+
+use crate::columns;
+
+pub const SUPERSEDES_KEY: &str = "ttc.supersedes";
+pub const SCHEMA_VERSION_KEY: &str = "ttc.schema_version";
+/// Rows per Parquet row group: bounds the memory a reader needs per batch.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+pub fn part_name(index: u32) -> String {
+    format!("part-{index:05}.parquet")
+}
+
+/// The index of a committed part file name, None for anything else (temporaries, manifests, corrupt parts).
+pub fn part_index(file_name: &str) -> Option<u32> {
+    file_name.strip_prefix("part-")?.strip_suffix(".parquet")?.parse().ok()
+}
+
+/// Committed parts of a run directory, by index.
+pub fn list_parts(run_dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
+    let mut parts = Vec::new();
+    for entry in fs::read_dir(run_dir).with_context(|| format!("listing {}", run_dir.display()))? {
+        let entry = entry?;
+        if let Some(i) = entry.file_name().to_str().and_then(part_index) {
+            parts.push((i, entry.path()));
+        }
+    }
+    parts.sort();
+    Ok(parts)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing directory {}", dir.display()))
+}
+
+/// Writes `records` as a new part with the lowest free index >= `first_index`; returns (index, path).
+pub fn write_part(run_dir: &Path, first_index: u32, records: &[Record], supersedes: &[String]) -> Result<(u32, PathBuf)> {
+    let batch = columns::encode(records)?;
+    let tmp = run_dir.join(format!(".{}.tmp", part_name(first_index)));
+    let mut kv = vec![KeyValue::new(SCHEMA_VERSION_KEY.to_string(), ttc_types::SCHEMA_VERSION.to_string())];
+    if !supersedes.is_empty() {
+        kv.push(KeyValue::new(SUPERSEDES_KEY.to_string(), supersedes.join(",")));
+    }
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_key_value_metadata(Some(kv))
+        .build();
+    let file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+    writer.write(&batch).with_context(|| format!("writing {}", tmp.display()))?;
+    let file = writer.into_inner().with_context(|| format!("finishing {}", tmp.display()))?;
+    file.sync_all()?;
+    drop(file);
+
+    let mut index = first_index;
+    loop {
+        let dest = run_dir.join(part_name(index));
+        match fs::hard_link(&tmp, &dest) {
+            Ok(()) => {
+                fs::remove_file(&tmp)?;
+                sync_dir(run_dir)?;
+                return Ok((index, dest));
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => index += 1,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e).with_context(|| format!("committing {}", dest.display()));
+            }
+        }
+    }
+}
+
+fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<fs::File>> {
+    let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    ParquetRecordBatchReaderBuilder::try_new(file).with_context(|| format!("{}: not a readable Parquet file", path.display()))
+}
+
+fn supersedes_of(builder: &ParquetRecordBatchReaderBuilder<fs::File>) -> Vec<String> {
+    builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|k| k.key == SUPERSEDES_KEY))
+        .and_then(|k| k.value.as_ref())
+        .map(|v| v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The parts a (compacted) part replaces, from its footer only.
+pub fn read_supersedes(path: &Path) -> Result<Vec<String>> {
+    Ok(supersedes_of(&open(path)?))
+}
+
+/// Every record of one part. Any error (truncated, corrupt, wrong schema) names the file.
+pub fn read_part(path: &Path) -> Result<Vec<Record>> {
+    let reader = open(path)?.build()?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.with_context(|| format!("{}: corrupt data", path.display()))?;
+        out.extend(columns::decode(&batch, path)?);
+    }
+    Ok(out)
+}
+
+/// The (policy, suite, sample_id) keys of one part, reading only those three columns.
+pub fn read_keys(path: &Path) -> Result<Vec<(String, String, String)>> {
+    let builder = open(path)?;
+    let mask = ProjectionMask::columns(builder.parquet_schema(), ["policy", "suite", "sample_id"]);
+    let reader = builder.with_projection(mask).build()?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.with_context(|| format!("{}: corrupt data", path.display()))?;
+        let col = |name: &str| -> Result<_> {
+            match batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>()) {
+                Some(a) if a.null_count() == 0 => Ok(a.clone()),
+                _ => bail!("{}: column `{name}` missing, not text, or null", path.display()),
+            }
+        };
+        let (p, s, id) = (col("policy")?, col("suite")?, col("sample_id")?);
+        for i in 0..batch.num_rows() {
+            out.push((p.value(i).to_string(), s.value(i).to_string(), id.value(i).to_string()));
+        }
+    }
+    Ok(out)
+}
