@@ -1,1 +1,21 @@
-pub fn _x(){}
+//! ttcbench's embedded inference engine: our own Llama forward on candle 0.11 over GGUF weights, a tokenizer and
+//! chat template from the GGUF metadata, an engine-owned KV cache, and the decoding loops the TTC policies need.
+//! No async runtime and no HTTP here: callers stream events through a callback.
+
+pub mod chat;
+pub mod engine;
+pub mod error;
+pub mod gguf;
+pub mod kv;
+pub mod model;
+pub mod tokenizer;
+pub mod weights;
+
+pub use chat::ChatMessage;
+pub use engine::{Emitter, Engine, GenOutput, GenRequest};
+pub use error::{EngineError, Result};
+pub use gguf::{GgufFile, LlamaConfig};
+pub use kv::KvCache;
+pub use model::{argmax, LlamaModel, LogitsMode};
+pub use tokenizer::GgufTokenizer;
+pub use weights::WeightFormat;

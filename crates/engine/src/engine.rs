@@ -1,0 +1,232 @@
+//! The engine: model + tokenizer + chat template loaded from one GGUF file, and plain generation.
+
+use crate::chat::{ChatMessage, ChatTemplate};
+use crate::error::{EngineError, Result};
+use crate::gguf::GgufFile;
+use crate::model::{logits_rows, LlamaModel, LogitsMode};
+use crate::tokenizer::{GgufTokenizer, StreamDecoder};
+use crate::weights::WeightFormat;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use ttc_types::{FinishReason, GenEvent, Usage};
+
+pub struct Engine {
+    pub model: LlamaModel,
+    pub tokenizer: GgufTokenizer,
+    pub chat: ChatTemplate,
+    pub model_path: PathBuf,
+    /// `general.name` from the file, else the file stem.
+    pub model_name: String,
+}
+
+impl Engine {
+    pub fn load(path: &Path, format: WeightFormat) -> Result<Engine> {
+        let mut file = GgufFile::open(path)?;
+        // Check the architecture before anything else so a wrong model fails with the right message.
+        file.llama_config()?;
+        let tokenizer = GgufTokenizer::from_gguf(&file)?;
+        let token_text = |id: Option<u32>| {
+            id.map(|i| String::from_utf8_lossy(tokenizer.token_bytes(i)).into_owned()).unwrap_or_default()
+        };
+        let chat = ChatTemplate::new(
+            file.get_str("tokenizer.chat_template"),
+            token_text(tokenizer.bos_id),
+            token_text(tokenizer.eos_id),
+        )?;
+        let model_name = file
+            .get_str("general.name")
+            .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        let model = LlamaModel::load(&mut file, format)?;
+        Ok(Engine { model, tokenizer, chat, model_path: path.to_path_buf(), model_name })
+    }
+
+    /// Prompt token ids: the chat template applied to `messages`, or `raw` text used as-is.
+    pub fn prompt_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+        let text = self.chat.render(messages, true)?;
+        self.tokenizer.encode(&text)
+    }
+
+    pub fn context_length(&self) -> usize {
+        self.model.cfg.context_length
+    }
+
+    /// Reject a request that cannot fit before doing any work.
+    pub fn check_fits(&self, prompt_tokens: usize, max_tokens: usize) -> Result<()> {
+        if prompt_tokens == 0 {
+            return Err(EngineError::InvalidRequest("empty prompt".into()));
+        }
+        if prompt_tokens + max_tokens > self.context_length() {
+            return Err(EngineError::ContextOverflow { prompt_tokens, max_tokens, context: self.context_length() });
+        }
+        Ok(())
+    }
+}
+
+/// What to generate: token ids of the prompt plus stopping rules.
+#[derive(Debug, Clone)]
+pub struct GenRequest {
+    pub prompt: Vec<u32>,
+    pub max_tokens: usize,
+    pub stop: Vec<String>,
+}
+
+/// The outcome of one generation.
+#[derive(Debug, Clone)]
+pub struct GenOutput {
+    pub token_ids: Vec<u32>,
+    pub text: String,
+    pub finish_reason: FinishReason,
+    pub usage: Usage,
+    /// Seconds from start to the first token.
+    pub ttft_s: f64,
+    /// Seconds spent in the prompt forward.
+    pub prefill_s: f64,
+    /// Seconds from the first token to the last.
+    pub decode_s: f64,
+}
+
+impl GenOutput {
+    pub fn prefill_tok_s(&self) -> f64 {
+        self.usage.prompt_tokens as f64 / self.prefill_s.max(1e-9)
+    }
+    /// Decode speed over the tokens after the first (the first comes from the prefill).
+    pub fn decode_tok_s(&self) -> f64 {
+        let n = self.token_ids.len().saturating_sub(1);
+        if n == 0 || self.decode_s <= 0.0 {
+            0.0
+        } else {
+            n as f64 / self.decode_s
+        }
+    }
+}
+
+/// Tracks emitted text, stop strings and events for one generation; every decoding strategy emits through it so
+/// they all stop, stream and count the same way.
+pub struct Emitter<'a> {
+    tok: &'a GgufTokenizer,
+    decoder: StreamDecoder,
+    stop: &'a [String],
+    max_tokens: usize,
+    pub token_ids: Vec<u32>,
+    pub text: String,
+    pub started: Instant,
+    pub first_token_at: Option<Instant>,
+    pub last_token_at: Option<Instant>,
+    on_event: &'a mut dyn FnMut(GenEvent) -> bool,
+    pub finish: Option<FinishReason>,
+}
+
+impl<'a> Emitter<'a> {
+    pub fn new(
+        tok: &'a GgufTokenizer,
+        req: &'a GenRequest,
+        started: Instant,
+        on_event: &'a mut dyn FnMut(GenEvent) -> bool,
+    ) -> Self {
+        Emitter {
+            tok,
+            decoder: StreamDecoder::default(),
+            stop: &req.stop,
+            max_tokens: req.max_tokens,
+            token_ids: Vec::new(),
+            text: String::new(),
+            started,
+            first_token_at: None,
+            last_token_at: None,
+            on_event,
+            finish: None,
+        }
+    }
+
+    /// Emit one generated token. Returns false once generation must stop (`finish` then says why).
+    pub fn push(&mut self, id: u32) -> bool {
+        if self.finish.is_some() {
+            return false;
+        }
+        let now = Instant::now();
+        if self.tok.stop_ids.contains(&id) {
+            self.finish = Some(FinishReason::Stop);
+            return false;
+        }
+        self.first_token_at.get_or_insert(now);
+        self.last_token_at = Some(now);
+        self.token_ids.push(id);
+        let mut piece = self.decoder.push(self.tok, id);
+        let mut hit_stop = false;
+        if !self.stop.is_empty() && !piece.is_empty() {
+            let before = self.text.len();
+            self.text.push_str(&piece);
+            // Search only where a stop string could newly end.
+            let window_start = before.saturating_sub(self.stop.iter().map(|s| s.len()).max().unwrap_or(0));
+            let window_start = (0..=window_start).rev().find(|&i| self.text.is_char_boundary(i)).unwrap_or(0);
+            if let Some(pos) = self.stop.iter().filter_map(|s| self.text[window_start..].find(s.as_str())).min() {
+                let cut = window_start + pos;
+                piece = if cut >= before { self.text[before..cut].to_string() } else { String::new() };
+                self.text.truncate(cut.max(before).min(self.text.len()));
+                if cut < before {
+                    self.text.truncate(cut);
+                }
+                hit_stop = true;
+            }
+        } else {
+            self.text.push_str(&piece);
+        }
+        let keep_going = (self.on_event)(GenEvent::Content { at: now, text: piece, token_ids: vec![id] });
+        if hit_stop {
+            self.finish = Some(FinishReason::StopString);
+        } else if !keep_going {
+            self.finish = Some(FinishReason::Cancelled);
+        } else if self.token_ids.len() >= self.max_tokens {
+            self.finish = Some(FinishReason::Length);
+        }
+        self.finish.is_none()
+    }
+
+    pub fn done(&self) -> bool {
+        self.finish.is_some()
+    }
+
+    /// Close the stream: flush held-back bytes and send the finish event.
+    pub fn finish(mut self, prompt_tokens: usize, prefill_s: f64) -> GenOutput {
+        let reason = self.finish.unwrap_or(FinishReason::Length);
+        if reason != FinishReason::StopString {
+            let tail = self.decoder.finish();
+            if !tail.is_empty() {
+                self.text.push_str(&tail);
+            }
+        }
+        let usage = Usage { prompt_tokens: prompt_tokens as u32, completion_tokens: self.token_ids.len() as u32 };
+        let now = Instant::now();
+        (self.on_event)(GenEvent::Finished { at: now, reason, usage: Some(usage) });
+        let ttft_s = self.first_token_at.map(|t| (t - self.started).as_secs_f64()).unwrap_or(0.0);
+        let decode_s = match (self.first_token_at, self.last_token_at) {
+            (Some(a), Some(b)) => (b - a).as_secs_f64(),
+            _ => 0.0,
+        };
+        GenOutput { token_ids: self.token_ids, text: self.text, finish_reason: reason, usage, ttft_s, prefill_s, decode_s }
+    }
+}
+
+impl Engine {
+    /// Plain autoregressive generation: prefill, then one forward per token. `choose` picks the next token from a
+    /// logits row (greedy or a sampler); `on_event` receives the stream and returns false to cancel.
+    pub fn generate_plain(
+        &self,
+        req: &GenRequest,
+        choose: &mut dyn FnMut(&[f32]) -> u32,
+        on_event: &mut dyn FnMut(GenEvent) -> bool,
+    ) -> Result<GenOutput> {
+        self.check_fits(req.prompt.len(), req.max_tokens)?;
+        let started = Instant::now();
+        let mut cache = self.model.new_cache()?;
+        let mut em = Emitter::new(&self.tokenizer, req, started, on_event);
+        let logits = self.model.forward(&req.prompt, &mut cache, LogitsMode::Last)?;
+        let prefill_s = started.elapsed().as_secs_f64();
+        let mut next = choose(&logits_rows(&logits)?[0]);
+        while req.max_tokens > 0 && em.push(next) {
+            let logits = self.model.forward(&[next], &mut cache, LogitsMode::Last)?;
+            next = choose(&logits_rows(&logits)?[0]);
+        }
+        Ok(em.finish(req.prompt.len(), prefill_s))
+    }
+}

@@ -1,0 +1,36 @@
+//! Engine errors. Each variant names the problem and, where the user can fix it, how.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("model file not found: {path}\n  fix: run `ttc model pull` to fetch the default model, or pass --model PATH (env TTC_MODEL) to a llama-architecture GGUF file")]
+    ModelNotFound { path: PathBuf },
+    #[error("{path} is not a GGUF file ({reason})\n  fix: pass --model PATH to a GGUF model file, or run `ttc model pull` for the default model")]
+    NotGguf { path: PathBuf, reason: String },
+    #[error("{path} is truncated or corrupt: {reason}\n  fix: delete it and run `ttc model pull` again (or re-download the file)")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("unsupported model architecture `{arch}` in {path}: only `llama` GGUF models are supported")]
+    UnsupportedArch { path: PathBuf, arch: String },
+    #[error("GGUF metadata: {0}")]
+    Metadata(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("chat template: {0}")]
+    ChatTemplate(String),
+    #[error("prompt is {prompt_tokens} tokens; with max_tokens {max_tokens} that exceeds the model's context of {context} tokens\n  fix: shorten the prompt or lower --max-tokens")]
+    ContextOverflow { prompt_tokens: usize, max_tokens: usize, context: usize },
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("tensor computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+impl EngineError {
+    /// True for errors the caller made (bad arguments, too long a prompt), false for runtime failures.
+    pub fn is_usage_error(&self) -> bool {
+        matches!(self, EngineError::ContextOverflow { .. } | EngineError::InvalidRequest(_))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;

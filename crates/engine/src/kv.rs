@@ -1,0 +1,125 @@
+//! The KV cache the engine owns: per layer, preallocated K and V buffers of shape (1, n_kv, capacity, head_dim),
+//! holding post-RoPE keys. Appending writes in place (`slice_set`); truncation (speculative rollback) only moves the
+//! length; eviction (KV shrinking) rewrites the kept rows. Positions are tracked apart from the length, because an
+//! evicting policy keeps a token's original position while the cache gets shorter.
+
+use crate::error::Result;
+use candle_core::{DType, Device, Tensor};
+
+pub struct LayerKv {
+    k: Tensor,
+    v: Tensor,
+    len: usize,
+}
+
+impl LayerKv {
+    fn new(n_kv: usize, head_dim: usize, cap: usize) -> Result<LayerKv> {
+        let k = Tensor::zeros((1, n_kv, cap, head_dim), DType::F32, &Device::Cpu)?;
+        Ok(LayerKv { v: k.zeros_like()?, k, len: 0 })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn capacity(&self) -> usize {
+        self.k.dim(2).unwrap_or(0)
+    }
+
+    /// Append (1, n_kv, t, d) keys and values; returns views of the whole cache.
+    pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let t = k.dim(2)?;
+        if self.len + t > self.capacity() {
+            let new_cap = (self.len + t).next_power_of_two().max(2 * self.capacity());
+            let (_, n_kv, _, d) = self.k.dims4()?;
+            let nk = Tensor::zeros((1, n_kv, new_cap, d), DType::F32, &Device::Cpu)?;
+            let nv = nk.zeros_like()?;
+            if self.len > 0 {
+                nk.slice_set(&self.k.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                nv.slice_set(&self.v.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+            }
+            self.k = nk;
+            self.v = nv;
+        }
+        self.k.slice_set(k, 2, self.len)?;
+        self.v.slice_set(v, 2, self.len)?;
+        self.len += t;
+        self.views()
+    }
+
+    /// Views (1, n_kv, len, d) of the cached keys and values.
+    pub fn views(&self) -> Result<(Tensor, Tensor)> {
+        Ok((self.k.narrow(2, 0, self.len)?, self.v.narrow(2, 0, self.len)?))
+    }
+
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Keep only the entries at `keep` (ascending cache indices), per KV head: `keep[h]` lists head h's rows.
+    /// All heads must keep the same number of rows.
+    pub fn retain_per_head(&mut self, keep: &[Vec<u32>]) -> Result<()> {
+        let (_, n_kv, _, d) = self.k.dims4()?;
+        let n = keep.first().map(|k| k.len()).unwrap_or(0);
+        let mut ks = Vec::with_capacity(n_kv);
+        let mut vs = Vec::with_capacity(n_kv);
+        for (h, idx) in keep.iter().enumerate().take(n_kv) {
+            debug_assert_eq!(idx.len(), n);
+            let idx = Tensor::new(idx.as_slice(), &Device::Cpu)?;
+            ks.push(self.k.narrow(1, h, 1)?.narrow(2, 0, self.len)?.index_select(&idx, 2)?);
+            vs.push(self.v.narrow(1, h, 1)?.narrow(2, 0, self.len)?.index_select(&idx, 2)?);
+        }
+        let k = Tensor::cat(&ks, 1)?.contiguous()?;
+        let v = Tensor::cat(&vs, 1)?.contiguous()?;
+        debug_assert_eq!(k.dims4()?, (1, n_kv, n, d));
+        self.k.slice_set(&k, 2, 0)?;
+        self.v.slice_set(&v, 2, 0)?;
+        self.len = n;
+        Ok(())
+    }
+
+    /// Bytes of K and V currently held (f32).
+    pub fn bytes(&self) -> usize {
+        let (_, n_kv, _, d) = self.k.dims4().unwrap_or((1, 0, 0, 0));
+        2 * n_kv * d * self.len * 4
+    }
+}
+
+/// One sequence's cache over all layers, plus the next token position.
+pub struct KvCache {
+    pub layers: Vec<LayerKv>,
+    /// Position (RoPE index) the next token will get. Equals the number of tokens seen so far.
+    pub next_pos: usize,
+}
+
+impl KvCache {
+    pub fn new(n_layer: usize, n_kv: usize, head_dim: usize) -> Result<KvCache> {
+        Self::with_capacity(n_layer, n_kv, head_dim, 256)
+    }
+
+    pub fn with_capacity(n_layer: usize, n_kv: usize, head_dim: usize, cap: usize) -> Result<KvCache> {
+        let layers = (0..n_layer).map(|_| LayerKv::new(n_kv, head_dim, cap.max(1))).collect::<Result<_>>()?;
+        Ok(KvCache { layers, next_pos: 0 })
+    }
+
+    /// Roll back to the first `n_tokens` tokens (speculative decoding after a rejection). Only valid for caches
+    /// that have not evicted anything, where length equals position.
+    pub fn truncate(&mut self, n_tokens: usize) {
+        for l in &mut self.layers {
+            l.truncate(n_tokens);
+        }
+        self.next_pos = self.next_pos.min(n_tokens);
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.layers.iter().map(|l| l.bytes()).sum()
+    }
+
+    pub fn reset(&mut self) {
+        self.truncate(0);
+    }
+}

@@ -1,0 +1,288 @@
+//! Our own Llama forward (candle-transformers' `quantized_llama` keeps its KV cache private and returns only
+//! last-position logits; the policies need both).
+//!
+//! Activations are 2-D, (rows, hidden), so the weight matmuls of several sequences can be stacked into one
+//! (selective batching, Orca); attention runs per sequence against that sequence's own cache.
+//! Layout facts for llama GGUF (engine.md §7.2): interleaved RoPE (`rope_i`, llama.cpp permutes the HF q/k
+//! weights), GQA with kv head j serving query heads j*r..j*r+r-1, tied LM head when `output.weight` is absent.
+
+use crate::error::{EngineError, Result};
+use crate::gguf::{GgufFile, LlamaConfig};
+use crate::kv::{KvCache, LayerKv};
+use crate::weights::{Linear, WeightFormat};
+use candle_core::quantized::QTensor;
+use candle_core::{DType, Device, Tensor};
+
+pub struct Block {
+    attn_norm: Tensor,
+    /// q, k and v projections fused along the output dim (q pre-scaled by 1/sqrt(head_dim)).
+    qkv: Linear,
+    o: Linear,
+    ffn_norm: Tensor,
+    /// gate and up projections fused.
+    gate_up: Linear,
+    down: Linear,
+}
+
+pub struct LlamaModel {
+    pub cfg: LlamaConfig,
+    pub format: WeightFormat,
+    embed: Tensor,
+    pub blocks: Vec<Block>,
+    norm: Tensor,
+    lm_head: Linear,
+    cos: Tensor,
+    sin: Tensor,
+}
+
+/// Which positions of a forward need logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogitsMode {
+    /// Only the last position (plain decoding).
+    Last,
+    /// Every position (speculative verification).
+    All,
+    /// None (prefill of a prefix whose logits are not needed).
+    None,
+}
+
+/// One sequence's share of a batched forward.
+pub struct SeqInput<'a> {
+    pub tokens: &'a [u32],
+    pub cache: &'a mut KvCache,
+    pub logits: LogitsMode,
+}
+
+impl LlamaModel {
+    pub fn load(file: &mut GgufFile, format: WeightFormat) -> Result<LlamaModel> {
+        let cfg = file.llama_config()?;
+        let dev = Device::Cpu;
+        let path = file.path.clone();
+        let mut tensor = |name: &str| -> Result<QTensor> {
+            if !file.content.tensor_infos.contains_key(name) {
+                return Err(EngineError::Metadata(format!("tensor `{name}` missing from {}", path.display())));
+            }
+            file.content
+                .tensor(&mut file.reader, name, &dev)
+                .map_err(|e| EngineError::Corrupt { path: path.clone(), reason: format!("tensor `{name}`: {e}") })
+        };
+        let tok_embd = tensor("token_embd.weight")?;
+        let embed = tok_embd.dequantize(&dev)?;
+        let norm = tensor("output_norm.weight")?.dequantize(&dev)?;
+        let lm_head_q = match tensor("output.weight") {
+            Ok(t) => t,
+            Err(_) => tensor("token_embd.weight")?,
+        };
+        let lm_head = Linear::from_parts(vec![lm_head_q], format)?;
+        let q_scale = 1.0 / (cfg.head_dim as f64).sqrt();
+        let mut blocks = Vec::with_capacity(cfg.n_layer);
+        for i in 0..cfg.n_layer {
+            let p = |s: &str| format!("blk.{i}.{s}.weight");
+            // Folding the attention scale into W_q saves one op per layer; RoPE is linear, so it commutes.
+            let qkv_parts = vec![tensor(&p("attn_q"))?, tensor(&p("attn_k"))?, tensor(&p("attn_v"))?];
+            blocks.push(Block {
+                attn_norm: tensor(&p("attn_norm"))?.dequantize(&dev)?,
+                qkv: Linear::from_parts_scaled(qkv_parts, &[q_scale, 1.0, 1.0], format)?,
+                o: Linear::from_parts(vec![tensor(&p("attn_output"))?], format)?,
+                ffn_norm: tensor(&p("ffn_norm"))?.dequantize(&dev)?,
+                gate_up: Linear::from_parts(vec![tensor(&p("ffn_gate"))?, tensor(&p("ffn_up"))?], format)?,
+                down: Linear::from_parts(vec![tensor(&p("ffn_down"))?], format)?,
+            });
+        }
+        let (cos, sin) = rope_tables(&cfg)?;
+        Ok(LlamaModel { cfg, format, embed, blocks, norm, lm_head, cos, sin })
+    }
+
+    pub fn new_cache(&self) -> Result<KvCache> {
+        KvCache::new(self.cfg.n_layer, self.cfg.n_head_kv, self.cfg.head_dim)
+    }
+
+    /// Hidden states (rows, hidden) of `tokens`.
+    pub fn embed(&self, tokens: &[u32]) -> Result<Tensor> {
+        let ids = Tensor::new(tokens, &Device::Cpu)?;
+        Ok(self.embed.index_select(&ids, 0)?)
+    }
+
+    /// Full forward of one sequence; returns logits (rows, vocab) per `mode` (zero rows for `None`).
+    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache, mode: LogitsMode) -> Result<Tensor> {
+        let mut out = self.forward_batch(&mut [SeqInput { tokens, cache, logits: mode }])?;
+        Ok(out.pop().expect("one sequence"))
+    }
+
+    /// Forward several sequences in one pass: weight matmuls see all their tokens stacked. Returns logits per
+    /// sequence, shaped by each one's `LogitsMode`.
+    pub fn forward_batch(&self, seqs: &mut [SeqInput<'_>]) -> Result<Vec<Tensor>> {
+        let all: Vec<u32> = seqs.iter().flat_map(|s| s.tokens.iter().copied()).collect();
+        if all.is_empty() {
+            return Err(EngineError::InvalidRequest("forward with no tokens".into()));
+        }
+        let lens: Vec<usize> = seqs.iter().map(|s| s.tokens.len()).collect();
+        let positions: Vec<usize> = seqs.iter().map(|s| s.cache.next_pos).collect();
+        for (s, &p) in seqs.iter().zip(&positions) {
+            if p + s.tokens.len() > self.cfg.context_length {
+                return Err(EngineError::ContextOverflow {
+                    prompt_tokens: p + s.tokens.len(),
+                    max_tokens: 0,
+                    context: self.cfg.context_length,
+                });
+            }
+        }
+        let mut h = self.embed(&all)?;
+        for l in 0..self.cfg.n_layer {
+            let mut caches: Vec<&mut LayerKv> = seqs.iter_mut().map(|s| &mut s.cache.layers[l]).collect();
+            h = self.block_forward(l, &h, &lens, &positions, &mut caches)?;
+        }
+        for (s, n) in seqs.iter_mut().zip(&lens) {
+            s.cache.next_pos += n;
+        }
+        let mut out = Vec::with_capacity(seqs.len());
+        let mut offset = 0;
+        for (s, &n) in seqs.iter().zip(&lens) {
+            let rows = match s.logits {
+                LogitsMode::Last => Some(h.narrow(0, offset + n - 1, 1)?),
+                LogitsMode::All => Some(h.narrow(0, offset, n)?),
+                LogitsMode::None => None,
+            };
+            out.push(match rows {
+                Some(r) => self.logits(&r)?,
+                None => Tensor::zeros((0, self.cfg.vocab_size), DType::F32, &Device::Cpu)?,
+            });
+            offset += n;
+        }
+        Ok(out)
+    }
+
+    /// Final norm + LM head over hidden rows.
+    pub fn logits(&self, h: &Tensor) -> Result<Tensor> {
+        let x = candle_nn::ops::rms_norm(&h.contiguous()?, &self.norm, self.cfg.rms_eps as f32)?;
+        self.lm_head.forward(&x)
+    }
+
+    /// One transformer block over stacked rows. `lens[i]` rows belong to sequence i, whose first new token has
+    /// position `positions[i]`; its K/V are appended to `caches[i]`.
+    pub fn block_forward(
+        &self,
+        l: usize,
+        h: &Tensor,
+        lens: &[usize],
+        positions: &[usize],
+        caches: &mut [&mut LayerKv],
+    ) -> Result<Tensor> {
+        let b = &self.blocks[l];
+        let cfg = &self.cfg;
+        let (q_dim, kv_dim) = (cfg.n_head * cfg.head_dim, cfg.n_head_kv * cfg.head_dim);
+        let x = candle_nn::ops::rms_norm(h, &b.attn_norm, cfg.rms_eps as f32)?;
+        let qkv = b.qkv.forward(&x)?;
+        let mut attn_out = Vec::with_capacity(lens.len());
+        let mut offset = 0;
+        for (i, &n) in lens.iter().enumerate() {
+            let rows = if lens.len() == 1 { qkv.clone() } else { qkv.narrow(0, offset, n)? };
+            let q = rows.narrow(1, 0, q_dim)?;
+            let k = rows.narrow(1, q_dim, kv_dim)?;
+            let v = rows.narrow(1, q_dim + kv_dim, kv_dim)?;
+            attn_out.push(self.attention(&q, &k, &v, positions[i], caches[i])?);
+            offset += n;
+        }
+        let attn = if attn_out.len() == 1 { attn_out.pop().expect("one") } else { Tensor::cat(&attn_out, 0)? };
+        let h = (h + b.o.forward(&attn)?)?;
+        let x = candle_nn::ops::rms_norm(&h, &b.ffn_norm, cfg.rms_eps as f32)?;
+        let gu = b.gate_up.forward(&x)?;
+        let gate = gu.narrow(1, 0, cfg.n_ff)?;
+        let up = gu.narrow(1, cfg.n_ff, cfg.n_ff)?;
+        let act = (candle_nn::ops::silu(&gate)? * up)?;
+        Ok((h + b.down.forward(&act)?)?)
+    }
+
+    /// Only the K/V projections of block `l` for hidden rows `h` (CALM state propagation: a token that exited
+    /// early still leaves K/V in the skipped layers, computed from its exit hidden state).
+    pub fn propagate_kv(&self, l: usize, h: &Tensor, position: usize, cache: &mut LayerKv) -> Result<()> {
+        let b = &self.blocks[l];
+        let cfg = &self.cfg;
+        let (q_dim, kv_dim) = (cfg.n_head * cfg.head_dim, cfg.n_head_kv * cfg.head_dim);
+        let x = candle_nn::ops::rms_norm(h, &b.attn_norm, cfg.rms_eps as f32)?;
+        let qkv = b.qkv.forward(&x)?;
+        let t = h.dim(0)?;
+        let k = self.heads(&qkv.narrow(1, q_dim, kv_dim)?, cfg.n_head_kv)?;
+        let k = self.rope(&k, position, t)?;
+        let v = self.heads(&qkv.narrow(1, q_dim + kv_dim, kv_dim)?, cfg.n_head_kv)?;
+        cache.append(&k, &v)?;
+        Ok(())
+    }
+
+    /// (t, heads*d) -> (1, heads, t, d), contiguous.
+    fn heads(&self, x: &Tensor, heads: usize) -> Result<Tensor> {
+        let t = x.dim(0)?;
+        Ok(x.reshape((t, heads, self.cfg.head_dim))?.transpose(0, 1)?.contiguous()?.unsqueeze(0)?)
+    }
+
+    fn rope(&self, x: &Tensor, pos: usize, t: usize) -> Result<Tensor> {
+        let cos = self.cos.narrow(0, pos, t)?;
+        let sin = self.sin.narrow(0, pos, t)?;
+        Ok(candle_nn::rotary_emb::rope_i(x, &cos, &sin)?)
+    }
+
+    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, pos: usize, cache: &mut LayerKv) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let t = q.dim(0)?;
+        let n_rep = cfg.n_head / cfg.n_head_kv;
+        let q = self.rope(&self.heads(q, cfg.n_head)?, pos, t)?;
+        let k = self.rope(&self.heads(k, cfg.n_head_kv)?, pos, t)?;
+        let v = self.heads(v, cfg.n_head_kv)?;
+        let past = cache.len();
+        let (k_all, v_all) = cache.append(&k, &v)?;
+        let total = past + t;
+        // Group the query heads by the KV head they share: (1, n_head, t, d) -> (1, n_kv, n_rep*t, d). No copies of
+        // K/V as repeat_kv would make.
+        let q = q.reshape((1, cfg.n_head_kv, n_rep * t, cfg.head_dim))?;
+        let mut att = q.matmul(&k_all.t()?)?; // scale already folded into W_q
+        if t > 1 {
+            let mask = causal_mask(t, past)?;
+            att = att
+                .reshape((cfg.n_head_kv, n_rep, t, total))?
+                .broadcast_add(&mask)?
+                .reshape((1, cfg.n_head_kv, n_rep * t, total))?;
+        }
+        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let y = att.matmul(&v_all.contiguous()?)?; // (1, n_kv, n_rep*t, d)
+        let y = y.reshape((cfg.n_head, t, cfg.head_dim))?.transpose(0, 1)?.reshape((t, cfg.n_head * cfg.head_dim))?;
+        Ok(y)
+    }
+}
+
+/// Additive mask (t, past + t): new token i sees every cached entry and new tokens 0..=i.
+fn causal_mask(t: usize, past: usize) -> Result<Tensor> {
+    let total = past + t;
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Ok(Tensor::from_vec(mask, (t, total), &Device::Cpu)?)
+}
+
+/// cos/sin tables (context, head_dim/2) with θ_i = base^(-2i/d), for the model's full context.
+fn rope_tables(cfg: &LlamaConfig) -> Result<(Tensor, Tensor)> {
+    let half = cfg.head_dim / 2;
+    let inv_freq: Vec<f32> =
+        (0..half).map(|i| 1.0 / cfg.rope_freq_base.powf(2.0 * i as f32 / cfg.head_dim as f32)).collect();
+    let inv = Tensor::from_vec(inv_freq, (1, half), &Device::Cpu)?;
+    let pos = Tensor::arange(0u32, cfg.context_length as u32, &Device::Cpu)?
+        .to_dtype(DType::F32)?
+        .reshape((cfg.context_length, 1))?;
+    let freqs = pos.broadcast_mul(&inv)?;
+    Ok((freqs.cos()?, freqs.sin()?))
+}
+
+/// Index of the maximum of a logits row (ties -> lowest index).
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0usize;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Rows of a (rows, vocab) logits tensor as vectors.
+pub fn logits_rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
+    Ok(t.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+}
