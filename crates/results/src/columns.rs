@@ -136,7 +136,8 @@ fn extra_metrics_json(r: &Record) -> String {
 pub fn encode(rs: &[Record]) -> Result<RecordBatch> {
     let mut c = Cols(Vec::with_capacity(96));
     c.u32("schema_version", rs, |r| r.schema_version);
-    c.str("run_id", rs, |r| &r.run_id);
+    // run_id is not stored in the file: it is the Hive partition (`run_id=<id>/`), as pandas/pyarrow expect
+    // (a column that is both in the file and in the path fails to merge in `pandas.read_parquet`).
     c.str("run_started_at", rs, |r| &r.run_started_at);
     c.str("config_hash", rs, |r| &r.config_hash);
     c.str("project_version", rs, |r| &r.project_version);
@@ -282,8 +283,9 @@ fn parse_extra_metrics(json: &str, file: &Path, i: usize) -> Result<BTreeMap<Str
     Ok(raw.into_iter().map(|(k, v)| (k, v.unwrap_or(f64::NAN))).collect())
 }
 
-/// One Arrow batch (read from `file`) -> records.
-pub fn decode(batch: &RecordBatch, file: &Path) -> Result<Vec<Record>> {
+/// One Arrow batch (read from `file`) -> records. `run_id` comes from the partition folder unless the file
+/// has its own `run_id` column.
+pub fn decode(batch: &RecordBatch, file: &Path, run_id: &str) -> Result<Vec<Record>> {
     let b = BatchReader { batch, file };
     let mut out = Vec::with_capacity(batch.num_rows());
     for i in 0..batch.num_rows() {
@@ -299,7 +301,7 @@ pub fn decode(batch: &RecordBatch, file: &Path) -> Result<Vec<Record>> {
         };
         out.push(Record {
             schema_version: b.prim::<UInt32Type>("schema_version", i)?,
-            run_id: b.str("run_id", i)?,
+            run_id: b.opt_str("run_id", i)?.unwrap_or_else(|| run_id.to_string()),
             run_started_at: b.str("run_started_at", i)?,
             config_hash: b.str("config_hash", i)?,
             project_version: b.str("project_version", i)?,
@@ -362,7 +364,8 @@ mod tests {
         }
         assert!(matches!(s.field_with_name("ps_exit_layer_histogram").unwrap().data_type(), DataType::List(_)));
         assert!(matches!(s.field_with_name("token_times_s").unwrap().data_type(), DataType::List(_)));
-        assert!(!s.field_with_name("run_id").unwrap().is_nullable());
+        assert!(!s.field_with_name("policy").unwrap().is_nullable());
+        assert!(s.field_with_name("run_id").is_err(), "run_id is the partition, not a column");
     }
 
     #[test]
@@ -372,7 +375,7 @@ mod tests {
         let mut cols = batch.columns().to_vec();
         cols[idx] = Arc::new(StringArray::from(vec!["weird"]));
         batch = RecordBatch::try_new(batch.schema(), cols).unwrap();
-        let err = decode(&batch, Path::new("x/part-00000.parquet")).unwrap_err().to_string();
+        let err = decode(&batch, Path::new("x/part-00000.parquet"), "r").unwrap_err().to_string();
         assert!(err.contains("x/part-00000.parquet") && err.contains("row 0") && err.contains("`status`"), "{err}");
     }
 
@@ -381,7 +384,7 @@ mod tests {
         let mut r = crate::testutil::record("p", "s", "1");
         r.metrics.insert("my_custom".into(), 0.25);
         r.extra_metrics.insert("nan_one".into(), f64::NAN);
-        let back = decode(&encode(&[r]).unwrap(), Path::new("t")).unwrap();
+        let back = decode(&encode(&[r]).unwrap(), Path::new("t"), "run-1").unwrap();
         assert_eq!(back[0].extra_metrics["my_custom"], 0.25);
         assert!(back[0].extra_metrics["nan_one"].is_nan());
         assert!(!back[0].metrics.contains_key("my_custom"));

@@ -110,13 +110,24 @@ pub fn read_supersedes(path: &Path) -> Result<Vec<String>> {
     Ok(supersedes_of(&open(path)?))
 }
 
+/// The run id of a part: its folder is `run_id=<id>`.
+fn partition_run_id(path: &Path) -> Result<String> {
+    path.parent()
+        .and_then(|d| d.file_name())
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("run_id="))
+        .map(str::to_string)
+        .with_context(|| format!("{}: not inside a run_id=<id> folder", path.display()))
+}
+
 /// Every record of one part. Any error (truncated, corrupt, wrong schema) names the file.
 pub fn read_part(path: &Path) -> Result<Vec<Record>> {
+    let run_id = partition_run_id(path)?;
     let reader = open(path)?.build()?;
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.with_context(|| format!("{}: corrupt data", path.display()))?;
-        out.extend(columns::decode(&batch, path)?);
+        out.extend(columns::decode(&batch, path, &run_id)?);
     }
     Ok(out)
 }
