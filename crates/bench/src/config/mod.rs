@@ -40,8 +40,13 @@ pub fn parse_yaml<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, Con
         if let Some(i) = msg.find(" at line ") {
             msg.truncate(i);
         }
-        if let Some(rest) = msg.strip_prefix(&format!("{path}: ")) {
-            msg = rest.to_string();
+        // serde_yaml prefixes the path it knows (the key or one of its parents).
+        let prefixes = (0..=path.len()).rev().filter(|&i| i == path.len() || matches!(path.as_bytes()[i], b'.' | b'['));
+        for i in prefixes {
+            if let Some(rest) = msg.strip_prefix(&format!("{}: ", &path[..i])) {
+                msg = rest.to_string();
+                break;
+            }
         }
         let key = if path == "." || path.is_empty() { String::new() } else { format!(" {path}:") };
         cfg_err(format!("{}{loc}:{key} {msg}", file.display()))

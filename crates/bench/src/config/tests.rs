@@ -1,0 +1,197 @@
+use super::*;
+use std::path::Path;
+
+fn parse(text: &str) -> Result<RunFile, ConfigError> {
+    parse_yaml::<RunFile>(text, Path::new("run.yaml"))
+}
+
+fn resolve(text: &str) -> Result<RunConfig, ConfigError> {
+    RunConfig::resolve(parse(text)?, None, Path::new(""), &[])
+}
+
+fn err(text: &str) -> String {
+    match parse(text) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn empty_file_gives_documented_defaults() {
+    let f = parse("{}").unwrap();
+    assert_eq!(f, RunFile::default());
+    let c = resolve("{}").unwrap();
+    assert_eq!(c.load.concurrency.0, 50);
+    assert_eq!(c.load.rate.0, 100.0);
+    assert_eq!(c.load.arrival, Arrival::Closed);
+    assert_eq!(c.load.max_retries, 3);
+    assert_eq!(c.load.timeout_s.0, 120.0);
+    assert_eq!((c.load.backoff.base_s.0, c.load.backoff.cap_s.0), (0.5, 30.0));
+    assert_eq!(c.generation.max_tokens.0, 256);
+    assert_eq!(c.generation.temperature.0, 0.0);
+    assert_eq!(c.backend.kind, BackendKind::Embedded);
+    assert_eq!(c.policies, vec![PolicySpec::baseline()]);
+    assert_eq!(c.suites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["crmarena", "worfbench"]);
+    assert_eq!(c.results, Path::new("results"));
+}
+
+#[test]
+fn errors_name_file_line_and_key() {
+    let text = "seed: 1\nload:\n  concurrency: 0\n";
+    assert_eq!(err(text), "run.yaml:3:3: load.concurrency: invalid value 0: expected an integer >= 1");
+    let e = err("load:\n  rate: -5\n");
+    assert_eq!(e, "run.yaml:2:3: load.rate: invalid value -5: expected a number > 0");
+    let e = err("load:\n  concurrncy: 3\n");
+    assert!(e.starts_with("run.yaml:2:3: load.concurrncy: unknown field `concurrncy`, expected one of"), "{e}");
+    let e = err("suites:\n  - name: a\n    samples: many\n");
+    assert!(e.starts_with("run.yaml:3:14: suites[0].samples: invalid type: string \"many\""), "{e}");
+    let e = err("load:\n  arrival: bursty\n");
+    assert!(e.starts_with("run.yaml:2:12: load.arrival: unknown variant `bursty`"), "{e}");
+    let e = err("generation:\n  top_p: 1.5\n");
+    assert_eq!(e, "run.yaml:2:3: generation.top_p: invalid value 1.5: expected a number in (0, 1]");
+    let e = err("policies:\n  - name: a\n    algoritm: x\n");
+    assert!(e.starts_with("run.yaml:3:5: policies[0].algoritm: unknown field `algoritm`"), "{e}");
+    assert_eq!(err("seed: [1\n"), "run.yaml:1:7: seed: invalid type: sequence, expected u64");
+}
+
+#[test]
+fn policies_inline_list_map_and_file() {
+    let c = resolve(
+        "policies:\n  - name: a\n    algorithm: speculative_decoding\n    params: {lookahead_tokens: 4}\n  - name: b\n",
+    )
+    .unwrap();
+    assert_eq!(c.policies.len(), 2);
+    assert_eq!(c.policies[0].params_json(), r#"{"lookahead_tokens":4}"#);
+    assert_eq!(c.policies[1].algorithm, "baseline");
+    let m = resolve("policies:\n  fast:\n    algorithm: early_exit\n    params: {exit_layer: 28}\n").unwrap();
+    assert_eq!((m.policies[0].name.as_str(), m.policies[0].algorithm.as_str()), ("fast", "early_exit"));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pol.yaml"),
+        "policies:\n  - name: x\n    remote:\n      model: m:x\n      temperature: 0.7\n      extra_body: {top_k: 5}\n  - name: y\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("run.yaml"), "policies: pol.yaml\nselect_policies: [y]\n").unwrap();
+    let args = RunArgs { config: Some(dir.path().join("run.yaml")), ..Default::default() };
+    let c = RunConfig::from_args(&args).unwrap();
+    assert_eq!(c.policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["y"]);
+    let args = RunArgs { config: Some(dir.path().join("run.yaml")), policies: vec!["x".into()], ..Default::default() };
+    let c = RunConfig::from_args(&args).unwrap();
+    let remote = c.policies[0].remote.clone().unwrap();
+    assert_eq!((remote.model.as_deref(), remote.temperature), (Some("m:x"), Some(0.7)));
+    assert_eq!(remote.extra_body["top_k"], serde_json::json!(5));
+
+    // A bad policies file is reported with its own name and line.
+    std::fs::write(dir.path().join("pol.yaml"), "policies:\n  - name: x\n    params: 3\n").unwrap();
+    let e = RunConfig::from_args(&args).unwrap_err().to_string();
+    assert!(e.contains("pol.yaml:3:13: policies[0].params: invalid type"), "{e}");
+    std::fs::write(dir.path().join("pol.yaml"), "polices: []\n").unwrap();
+    let e = RunConfig::from_args(&args).unwrap_err().to_string();
+    assert!(e.contains("unknown field `polices`"), "{e}");
+    std::fs::write(dir.path().join("pol.yaml"), "- name: x\n- name: z\n").unwrap();
+    assert_eq!(RunConfig::from_args(&args).unwrap().policies[0].name, "x");
+}
+
+#[test]
+fn selection_and_duplicates() {
+    let e = resolve("policies: [{name: a}, {name: a}]").unwrap_err().to_string();
+    assert!(e.contains("used twice"), "{e}");
+    let e = resolve("policies: [{name: a}]\nselect_policies: [b]").unwrap_err().to_string();
+    assert!(e.contains("no policy named `b` (defined: a)"), "{e}");
+    let e = resolve("suites: [{name: s}, {name: s}]").unwrap_err().to_string();
+    assert!(e.contains("listed twice"), "{e}");
+    let e = resolve("suites: []").unwrap_err().to_string();
+    assert!(e.contains("no suite"), "{e}");
+}
+
+#[test]
+fn backend_presets_and_requirements() {
+    let c = resolve("backend: {kind: groq, model: llama-3.1-8b-instant}").unwrap();
+    assert_eq!(c.backend.base_url.as_deref(), Some("https://api.groq.com/openai/v1"));
+    assert_eq!(c.backend.api_key_env.as_deref(), Some("GROQ_API_KEY"));
+    let c = resolve("backend: {kind: openai, model: gpt-4o-mini}").unwrap();
+    assert_eq!(c.backend.base_url.as_deref(), Some("https://api.openai.com/v1"));
+    assert_eq!(c.backend.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+    let c = resolve("backend: {kind: openai, base_url: 'http://127.0.0.1:8080/v1', api_key_env: MY_KEY, model: m}").unwrap();
+    assert_eq!(c.backend.base_url.as_deref(), Some("http://127.0.0.1:8080/v1"));
+    assert_eq!(c.backend.api_key_env.as_deref(), Some("MY_KEY"));
+    let e = resolve("backend: {kind: openai}").unwrap_err().to_string();
+    assert!(e.contains("backend.model"), "{e}");
+    // Every policy names its remote model: no backend.model needed.
+    resolve("backend: {kind: openai}\npolicies: [{name: a, remote: {model: m}}]").unwrap();
+    let e = resolve("backend: {kind: openai, base_url: 'ftp://x', model: m}").unwrap_err().to_string();
+    assert!(e.contains("backend.base_url"), "{e}");
+    let c = resolve("backend: {kind: embedded, base_url: 'http://x'}").unwrap();
+    assert_eq!((c.backend.base_url, c.backend.api_key_env), (None, None));
+}
+
+#[test]
+fn flags_override_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.yaml");
+    std::fs::write(
+        &path,
+        "seed: 1\nsuites:\n  - {name: crmarena, samples: 5, tasks: [knowledge_qa]}\n  - {name: worfbench, samples: 5}\n\
+         backend: {kind: groq, model: a}\nload: {concurrency: 4}\n",
+    )
+    .unwrap();
+    let args = RunArgs {
+        config: Some(path),
+        backend: Some(BackendKind::Openai),
+        base_url: Some("http://127.0.0.1:9/v1".into()),
+        model: Some("b".into()),
+        suites: vec!["crmarena".into(), "mine".into()],
+        samples: Some(3),
+        concurrency: Some(8),
+        rate: Some(f64::INFINITY),
+        arrival: Some(Arrival::Poisson),
+        max_tokens: Some(32),
+        results: Some("out".into()),
+        seed: Some(9),
+        ..Default::default()
+    };
+    let c = RunConfig::from_args(&args).unwrap();
+    assert_eq!(c.backend.kind, BackendKind::Openai);
+    assert_eq!(c.backend.base_url.as_deref(), Some("http://127.0.0.1:9/v1"));
+    assert_eq!(c.backend.api_key_env.as_deref(), Some("OPENAI_API_KEY"), "groq's key must not follow a kind change");
+    assert_eq!(c.backend.model.as_deref(), Some("b"));
+    assert_eq!(c.suites.len(), 2);
+    assert_eq!(c.suites[0].tasks, vec!["knowledge_qa"], "a selected suite keeps its file settings");
+    assert_eq!((c.suites[1].name.as_str(), c.suites[1].samples), ("mine", Some(3)));
+    assert!(c.suites.iter().all(|s| s.samples == Some(3)));
+    assert_eq!((c.load.concurrency.0, c.load.arrival), (8, Arrival::Poisson));
+    assert!(c.load.rate.0.is_infinite());
+    assert_eq!((c.generation.max_tokens.0, c.seed), (32, 9));
+    assert_eq!(c.results, Path::new("out"));
+
+    let bad = RunArgs { concurrency: Some(0), ..Default::default() };
+    assert_eq!(RunConfig::from_args(&bad).unwrap_err().to_string(), "--concurrency: invalid value 0: expected an integer >= 1");
+    let bad = RunArgs { rate: Some(0.0), ..Default::default() };
+    assert!(RunConfig::from_args(&bad).unwrap_err().to_string().starts_with("--rate:"));
+    let missing = RunArgs { config: Some("/nonexistent/run.yaml".into()), ..Default::default() };
+    assert!(RunConfig::from_args(&missing).unwrap_err().to_string().starts_with("/nonexistent/run.yaml: cannot read"));
+}
+
+#[test]
+fn hash_is_stable_and_sensitive() {
+    let a = resolve("seed: 1").unwrap();
+    assert_eq!(a.hash(), resolve("seed: 1").unwrap().hash());
+    assert_ne!(a.hash(), resolve("seed: 2").unwrap().hash());
+    assert_eq!(a.hash().len(), 16);
+}
+
+#[test]
+fn shipped_run_yaml_parses_and_matches_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/run.yaml");
+    let f: RunFile = load_yaml(&path).unwrap();
+    let d = RunFile::default();
+    // The shipped file documents the defaults; only the policies source differs (it points at the
+    // project's policies file).
+    assert_eq!(f.load, d.load);
+    assert_eq!(f.generation, d.generation);
+    assert_eq!(f.backend, d.backend);
+    assert_eq!(f.suites, d.suites);
+    assert_eq!((f.seed, &f.results), (d.seed, &d.results));
+}
+
