@@ -1,0 +1,137 @@
+//! `ttc score`: score predictions made elsewhere. Each input line is a JSON object with `prediction` and
+//! `reference` (a string or a list of strings; for WorfBench both are workflow texts) and optionally `id`,
+//! `task` and `reward_metric`. Prints one JSON line of metrics per input line, then a summary.
+
+use crate::aggregate::{aggregate, Aggregate};
+use crate::metrics::SuiteKind;
+use crate::{score_reply, scorer_for, EmbedderKind, EvalError};
+use anyhow::Context;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScoreArgs {
+    /// JSONL file: one {"prediction", "reference", "id"?, "task"?, "reward_metric"?} object per line.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Scoring rules: crmarena, crmarena_pro, worfbench or generic.
+    #[arg(long, default_value = "generic")]
+    pub suite: String,
+    /// Comma-separated metrics to compute (default: every metric that applies to the suite).
+    #[arg(long, value_delimiter = ',')]
+    pub metrics: Vec<String>,
+    /// Sentence embedder for semantic_similarity and WorfBench node matching: minilm, mpnet (WorfBench's
+    /// official one) or hash (deterministic, no model).
+    #[arg(long, default_value = "minilm")]
+    pub embedder: EmbedderKind,
+    /// Never download model files; fail if the embedder is not cached.
+    #[arg(long)]
+    pub offline: bool,
+    /// Porter stemming in ROUGE (rouge-score's use_stemmer).
+    #[arg(long)]
+    pub rouge_stemmer: bool,
+    /// Seed of the bootstrap confidence intervals.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the summary as one JSON line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: ScoreArgs) -> anyhow::Result<i32> {
+    let kind = match args.suite.as_str() {
+        "crmarena" | "crmarena_pro" | "worfbench" | "generic" => SuiteKind::of_suite(&args.suite),
+        other => anyhow::bail!("--suite {other}: expected crmarena, crmarena_pro, worfbench or generic"),
+    };
+    let mut ctx = scorer_for(kind.as_str(), &args.metrics, args.embedder, !args.offline)?;
+    ctx.rouge_stemmer = args.rouge_stemmer;
+    let file = std::fs::File::open(&args.input)
+        .map_err(|e| anyhow::anyhow!("--input {}: {e}", args.input.display()))?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut rows = Vec::new();
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line_no = n + 1;
+        let line = line.with_context(|| format!("{}:{line_no}: cannot read", args.input.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let input = parse_line(&args.input, line_no, &line)?;
+        let metrics = score_reply(kind, input.task.as_deref(), input.reward_metric.as_deref(), &input.prediction, &input.references, &ctx)
+            .map_err(|e| anyhow::anyhow!("{}:{line_no}: {e}", args.input.display()))?;
+        writeln!(out, "{}", json!({"line": line_no, "id": input.id, "metrics": metrics}))?;
+        rows.push(metrics);
+    }
+    let summary = aggregate(&rows, args.seed);
+    if args.json {
+        writeln!(out, "{}", json!({"summary": summary, "records": rows.len(), "suite": kind.as_str(), "embedder": ctx.embedder_name()}))?;
+    } else {
+        write!(out, "{}", summary_table(&summary, rows.len(), ctx.embedder_name()))?;
+    }
+    Ok(0)
+}
+
+struct Line {
+    id: Value,
+    prediction: String,
+    references: Vec<String>,
+    task: Option<String>,
+    reward_metric: Option<String>,
+}
+
+fn parse_line(path: &std::path::Path, line_no: usize, line: &str) -> Result<Line, EvalError> {
+    let err = |m: String| EvalError::Malformed { path: path.to_path_buf(), line: line_no, message: m };
+    let v: Value = serde_json::from_str(line).map_err(|e| err(format!("invalid JSON: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| err("expected a JSON object".into()))?;
+    let opt = |k: &str| -> Result<Option<String>, EvalError> {
+        match obj.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(err(format!("field `{k}`: expected a string"))),
+        }
+    };
+    let prediction = opt("prediction")?.ok_or_else(|| err("field `prediction`: missing".into()))?;
+    let references = match obj.get("reference") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Null) => vec!["None".to_string()],
+        Some(Value::Array(a)) if !a.is_empty() => a
+            .iter()
+            .map(|x| match x {
+                Value::String(s) => Ok(s.clone()),
+                Value::Null => Ok("None".to_string()),
+                _ => Err(err("field `reference`: list items must be strings".into())),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(err("field `reference`: expected a string or a non-empty list of strings".into())),
+        None => return Err(err("field `reference`: missing".into())),
+    };
+    Ok(Line { id: obj.get("id").cloned().unwrap_or(Value::Null), prediction, references, task: opt("task")?, reward_metric: opt("reward_metric")? })
+}
+
+fn summary_table(summary: &[Aggregate], records: usize, embedder: Option<&str>) -> String {
+    let mut s = format!("\n{records} records{}\n", embedder.map(|e| format!(", embedder {e}")).unwrap_or_default());
+    s.push_str(&format!("{:<26} {:>6} {:>9}   {:<21}\n", "metric", "n", "mean", "95% CI (bootstrap)"));
+    for a in summary {
+        s.push_str(&format!("{:<26} {:>6} {:>9.4}   [{:.4}, {:.4}]\n", a.metric, a.n, a.mean, a.ci_low, a.ci_high));
+    }
+    s
+}
+
+/// For tests: the per-line metric maps of a file, as `run` computes them.
+pub fn score_file(args: &ScoreArgs) -> anyhow::Result<Vec<BTreeMap<String, f64>>> {
+    let kind = SuiteKind::of_suite(&args.suite);
+    let mut ctx = scorer_for(kind.as_str(), &args.metrics, args.embedder, !args.offline)?;
+    ctx.rouge_stemmer = args.rouge_stemmer;
+    let text = std::fs::read_to_string(&args.input).with_context(|| format!("--input {}", args.input.display()))?;
+    let mut rows = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let input = parse_line(&args.input, n + 1, line)?;
+        rows.push(score_reply(kind, input.task.as_deref(), input.reward_metric.as_deref(), &input.prediction, &input.references, &ctx)?);
+    }
+    Ok(rows)
+}

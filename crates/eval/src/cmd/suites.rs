@@ -1,0 +1,47 @@
+//! `ttc suites`: list the suites, their tasks and item counts (and, with --metrics, the metric registry).
+
+use crate::metrics::REGISTRY;
+use crate::suite::{list_suites, DataSource};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SuitesArgs {
+    /// Real data directory (crmarena/, crmarena-pro/, worfbench/gold_traj/); without it the bundled samples.
+    #[arg(long, env = "TTC_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Also list the quality metrics (name, unit, direction, suites).
+    #[arg(long)]
+    pub metrics: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: SuitesArgs) -> anyhow::Result<i32> {
+    let source = DataSource { data_dir: args.data_dir.clone() };
+    let suites = list_suites(&source)?;
+    if args.json {
+        let mut v = serde_json::json!({ "suites": suites });
+        if args.metrics {
+            v["metrics"] = serde_json::to_value(REGISTRY)?;
+        }
+        println!("{v}");
+        return Ok(0);
+    }
+    for s in &suites {
+        println!("{} ({} items, from {})", s.suite, s.items, s.source);
+        for (task, n) in &s.tasks {
+            println!("  {task:<34} {n:>5}");
+        }
+    }
+    println!("jsonl (your own file: --suite jsonl --suite-file FILE)");
+    if args.metrics {
+        println!("\n{:<26} {:<9} {:<17} {:<34} description", "metric", "unit", "direction", "suites");
+        for m in REGISTRY {
+            let suites: Vec<&str> = m.suites.iter().map(|k| k.as_str()).collect();
+            let dir = serde_json::to_value(m.direction)?.as_str().unwrap_or_default().to_string();
+            println!("{:<26} {:<9} {:<17} {:<34} {}", m.name, m.unit, dir, suites.join(","), m.description);
+        }
+    }
+    Ok(0)
+}

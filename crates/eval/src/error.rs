@@ -1,0 +1,37 @@
+//! Errors a user can cause with data or flags. Messages name the file, line and field, or the flag.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{path}: file not found ({hint})")]
+    MissingFile { path: PathBuf, hint: String },
+
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+
+    /// A dataset line or item that does not have the expected shape.
+    #[error("{path}:{line}: {message}")]
+    Malformed { path: PathBuf, line: usize, message: String },
+
+    #[error("unknown suite `{0}`; known suites: crmarena, crmarena_pro, worfbench, jsonl (with --suite-file)")]
+    UnknownSuite(String),
+
+    #[error("suite {suite} has no task {task:?}; its tasks are: {known}")]
+    UnknownTask { suite: String, task: String, known: String },
+
+    #[error("unknown metric `{0}`; run `ttc suites --metrics` to list them")]
+    UnknownMetric(String),
+
+    #[error("gold workflow: {0}")]
+    GoldWorkflow(String),
+
+    #[error("embedding failed: {0}")]
+    Embed(#[from] ttc_embed::EmbedError),
+}
+
+impl EvalError {
+    pub(crate) fn malformed(path: &std::path::Path, line: usize, message: impl Into<String>) -> EvalError {
+        EvalError::Malformed { path: path.to_path_buf(), line, message: message.into() }
+    }
+}

@@ -1,0 +1,137 @@
+//! The metric registry: every quality metric declares its name (as in `ttc_types::QUALITY_METRICS`), unit,
+//! direction, the suites it applies to and how it aggregates (after AIPerf's metric registry).
+
+pub mod bleu;
+pub mod coverage;
+pub mod lexical;
+pub mod rouge;
+
+use serde::Serialize;
+
+/// Which family of suites a metric applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuiteKind {
+    /// CRMArena (original, `tasks_natural.json`).
+    Crmarena,
+    /// CRMArena-Pro (answers are lists).
+    CrmarenaPro,
+    /// WorfBench workflow generation.
+    Worfbench,
+    /// Any other suite with text references (JSONL).
+    Generic,
+}
+
+impl SuiteKind {
+    /// The scoring family of a suite name as it appears in records (`crmarena`, `crmarena_pro`,
+    /// `worfbench`; anything else is generic).
+    pub fn of_suite(name: &str) -> SuiteKind {
+        match name {
+            "crmarena" => SuiteKind::Crmarena,
+            "crmarena_pro" | "crmarena-pro" => SuiteKind::CrmarenaPro,
+            "worfbench" => SuiteKind::Worfbench,
+            _ => SuiteKind::Generic,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuiteKind::Crmarena => "crmarena",
+            SuiteKind::CrmarenaPro => "crmarena_pro",
+            SuiteKind::Worfbench => "worfbench",
+            SuiteKind::Generic => "generic",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    HigherIsBetter,
+    LowerIsBetter,
+    /// Best at 1.0 (a ratio).
+    CloserToOne,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// Mean over records, with a seeded 95% percentile-bootstrap interval.
+    Mean,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MetricSpec {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub direction: Direction,
+    pub suites: &'static [SuiteKind],
+    pub aggregation: Aggregation,
+    pub needs_embedder: bool,
+    pub description: &'static str,
+}
+
+use SuiteKind::{Crmarena as C, CrmarenaPro as P, Generic as G, Worfbench as W};
+
+const TEXT: &[SuiteKind] = &[C, P, G];
+const CRM: &[SuiteKind] = &[C, P];
+
+macro_rules! spec {
+    ($name:literal, $unit:literal, $dir:ident, $suites:expr, $emb:literal, $desc:literal) => {
+        MetricSpec {
+            name: $name,
+            unit: $unit,
+            direction: Direction::$dir,
+            suites: $suites,
+            aggregation: Aggregation::Mean,
+            needs_embedder: $emb,
+            description: $desc,
+        }
+    };
+}
+
+/// Every quality metric, in the order of `ttc_types::QUALITY_METRICS`.
+pub static REGISTRY: &[MetricSpec] = &[
+    spec!("exact_match", "fraction", HigherIsBetter, TEXT, false, "stripped answer == gold, case-sensitive (CRMArena; a null gold is `None`)"),
+    spec!("exact_match_normalized", "fraction", HigherIsBetter, TEXT, false, "normalize_answer(answer) == normalize_answer(gold)"),
+    spec!("precision", "fraction", HigherIsBetter, TEXT, false, "token precision on normalised text (SQuAD-style)"),
+    spec!("recall", "fraction", HigherIsBetter, TEXT, false, "token recall on normalised text"),
+    spec!("f1", "fraction", HigherIsBetter, TEXT, false, "token F1 on normalised text (CRMArena fuzzy_match f1)"),
+    spec!("rouge1", "fraction", HigherIsBetter, TEXT, false, "ROUGE-1 F (rouge-score 0.1.2)"),
+    spec!("rouge2", "fraction", HigherIsBetter, TEXT, false, "ROUGE-2 F (rouge-score 0.1.2)"),
+    spec!("rouge_l", "fraction", HigherIsBetter, TEXT, false, "ROUGE-L F (rouge-score 0.1.2)"),
+    spec!("rouge_lsum", "fraction", HigherIsBetter, TEXT, false, "ROUGE-Lsum F, newline-split summaries (rouge-score 0.1.2)"),
+    spec!("bleu", "fraction", HigherIsBetter, TEXT, false, "sacrebleu sentence BLEU (13a, exp smoothing) / 100"),
+    spec!("semantic_similarity", "cosine", HigherIsBetter, TEXT, true, "cosine of sentence embeddings (all-MiniLM-L6-v2 by default)"),
+    spec!("length_ratio", "ratio", CloserToOne, TEXT, false, "answer whitespace tokens / reference whitespace tokens"),
+    spec!("customer_service_coverage", "fraction", HigherIsBetter, CRM, false, "share of the customer-service lexicon present"),
+    spec!("sales_coverage", "fraction", HigherIsBetter, CRM, false, "share of the sales lexicon present"),
+    spec!("support_coverage", "fraction", HigherIsBetter, CRM, false, "share of the support lexicon present"),
+    spec!("retention_coverage", "fraction", HigherIsBetter, CRM, false, "share of the retention lexicon present"),
+    spec!("overall_keyword_coverage", "fraction", HigherIsBetter, CRM, false, "share of the union of all lexicons present"),
+    spec!("f1_chain", "fraction", HigherIsBetter, &[W], true, "WorfBench node-chain F1 (official evaluator, quirks included)"),
+    spec!("f1_graph", "fraction", HigherIsBetter, &[W], true, "WorfBench graph F1 (official evaluator, quirks included)"),
+];
+
+/// The spec of a metric by name.
+pub fn metric(name: &str) -> Option<&'static MetricSpec> {
+    REGISTRY.iter().find(|m| m.name == name)
+}
+
+/// Metrics that apply to a suite family, in registry order.
+pub fn metrics_for(kind: SuiteKind) -> impl Iterator<Item = &'static MetricSpec> {
+    REGISTRY.iter().filter(move |m| m.suites.contains(&kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_names_are_exactly_the_store_columns() {
+        let names: Vec<&str> = REGISTRY.iter().map(|m| m.name).collect();
+        assert_eq!(names, ttc_types::QUALITY_METRICS);
+        assert!(metric("rouge_l").is_some() && metric("rougeL").is_none());
+        assert_eq!(metrics_for(SuiteKind::Worfbench).count(), 2);
+        assert_eq!(SuiteKind::of_suite("my-jsonl"), SuiteKind::Generic);
+    }
+}
