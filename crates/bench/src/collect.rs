@@ -40,7 +40,7 @@ impl Collector {
                     self.progress.on_record(&rec, &summary);
                     self.sink.push(rec)?;
                 }
-                self.sink.flush()?;
+                self.sink.finish()?;
                 self.progress.finish(&summary);
                 Ok(Collected { summary, sink: self.sink })
             })

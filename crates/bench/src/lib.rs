@@ -10,6 +10,7 @@ pub mod config;
 pub mod plan;
 pub mod progress;
 pub mod record;
+pub mod run;
 pub mod runner;
 pub mod scoring;
 pub mod sink;
@@ -18,3 +19,4 @@ pub mod tokens;
 
 pub use backend::{Backend, BackendError, BackendInfo, ChatMessage, GenRequest, Generation};
 pub use config::{RunArgs, RunConfig};
+pub use run::{run, run_with, Hooks};

@@ -7,6 +7,10 @@ use ttc_types::Record;
 pub trait RecordSink: Send {
     fn push(&mut self, record: Record) -> anyhow::Result<()>;
     fn flush(&mut self) -> anyhow::Result<()>;
+    /// The run is over: make everything durable and mark the run complete.
+    fn finish(&mut self) -> anyhow::Result<()> {
+        self.flush()
+    }
 }
 
 /// Keeps records in memory behind a shared handle (tests, benchmarks, dry runs).

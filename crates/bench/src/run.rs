@@ -1,0 +1,278 @@
+//! `ttc run`: configuration -> suites -> plan -> backend -> runner -> store, with progress and a summary.
+//!
+//! The CLI calls [`run`] (or [`run_with`] to plug in what lives in other crates: the suite loader, the
+//! scorer, a tokenizer, the embedded backend). Exit codes: 0 done, 2 usage/config/data error, 130
+//! interrupted (resume with `--resume RUN_ID`); runtime failures are `Err` (exit 1).
+
+use crate::backend::openai::{OpenAiBackend, OpenAiSettings};
+use crate::backend::Backend;
+use crate::collect::Collector;
+use crate::config::{secs, BackendKind, LogFormat, RunArgs, RunConfig};
+use crate::plan::{build_plan, draw_samples, Plan, SuiteLoader};
+use crate::progress::{Progress, ProgressMode};
+use crate::record::{host_info, RunContext};
+use crate::runner::{make_jobs, Runner, RunnerSettings};
+use crate::scoring::Scorer;
+use crate::sink::RecordSink;
+use crate::tokens::TokenCounter;
+use anyhow::Context;
+use rand::Rng;
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use ttc_results::{ResultsStore, RunMeta, RunWriter, WriterOptions};
+use ttc_types::Record;
+
+/// Builds the embedded backend from the resolved configuration (implemented by the engine side).
+pub type EmbeddedFactory = dyn Fn(&RunConfig) -> anyhow::Result<Arc<dyn Backend>> + Send + Sync;
+
+/// What `ttc run` needs from crates this one does not depend on.
+#[derive(Default, Clone)]
+pub struct Hooks {
+    pub suites: Option<Arc<dyn SuiteLoader>>,
+    pub scorer: Option<Arc<dyn Scorer>>,
+    pub token_counter: Option<Arc<dyn TokenCounter>>,
+    pub embedded: Option<Arc<EmbeddedFactory>>,
+}
+
+/// `ttc run` with no hooks: OpenAI-compatible backends only. Blocks on its own tokio runtime.
+pub fn run(args: RunArgs) -> anyhow::Result<i32> {
+    run_with(args, Hooks::default())
+}
+
+/// A user-fixable problem: print it, exit 2.
+fn usage(e: impl std::fmt::Display) -> anyhow::Result<i32> {
+    eprintln!("error: {e}");
+    Ok(2)
+}
+
+pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<i32> {
+    init_logging(&args);
+    let cfg = match RunConfig::from_args(&args) {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
+    let Some(loader) = hooks.suites.clone() else {
+        return usage("no suite loader is linked into this build (the eval crate provides it)");
+    };
+    let mut suites = Vec::new();
+    for s in &cfg.suites {
+        let items = match loader.load(s, cfg.data_dir.as_deref()) {
+            Ok(v) => v,
+            Err(e) => return usage(format!("suite `{}`: {e:#}", s.name)),
+        };
+        if items.is_empty() {
+            return usage(format!("suite `{}` has no items (check `tasks` and the data path)", s.name));
+        }
+        suites.push(draw_samples(items, s.samples, s.seed.unwrap_or(cfg.seed)));
+    }
+    let store = ResultsStore::create(&cfg.results)?;
+    let stored = match &args.resume {
+        Some(id) => match store.existing_keys(id) {
+            Ok(k) => k,
+            Err(e) => return usage(format!("--resume {id}: {e:#}")),
+        },
+        None => BTreeSet::new(),
+    };
+    let plan = match build_plan(&cfg.policies, suites, cfg.seed, &stored) {
+        Ok(p) => p,
+        Err(e) => return usage(format!("{e:#}")),
+    };
+    if args.dry_run {
+        print_header(&cfg, &plan);
+        plan.print(&mut std::io::stdout().lock())?;
+        return Ok(0);
+    }
+    let backend = match build_backend(&cfg, &hooks) {
+        Ok(b) => b,
+        Err(e) => return usage(format!("{e:#}")),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(execute(args, cfg, hooks, backend, store, plan))
+}
+
+fn init_logging(args: &RunArgs) {
+    use tracing_subscriber::EnvFilter;
+    let default = if args.quiet { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Ignore "already set": the CLI may have installed a subscriber.
+    let _ = match args.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.without_time().with_target(false).try_init(),
+    };
+}
+
+fn print_header(cfg: &RunConfig, plan: &Plan) {
+    let b = &cfg.backend;
+    println!(
+        "backend: {} {} model={}",
+        b.kind.label(),
+        b.base_url.as_deref().unwrap_or(""),
+        b.model.as_deref().unwrap_or("(default)")
+    );
+    let l = &cfg.load;
+    println!(
+        "load: {:?} concurrency={} rate={}/s warmup={} timeout={}s retries={}",
+        l.arrival, l.concurrency.0, l.rate.0, l.warmup, l.timeout_s.0, l.max_retries
+    );
+    println!("seed: {}  config hash: {}  planned: {}\n", cfg.seed, cfg.hash(), plan.entries.len());
+}
+
+/// The HTTP backend, or the embedded one through its hook. The API key is read here, once.
+pub fn build_backend(cfg: &RunConfig, hooks: &Hooks) -> anyhow::Result<Arc<dyn Backend>> {
+    let b = &cfg.backend;
+    if b.kind == BackendKind::Embedded {
+        let Some(make) = &hooks.embedded else {
+            anyhow::bail!("the embedded backend is not linked into this build; use --backend openai --base-url URL");
+        };
+        return make(cfg);
+    }
+    let base_url = b.base_url.clone().context("backend.base_url is not set")?;
+    let api_key = match b.api_key_env.as_deref() {
+        Some(var) => match std::env::var(var) {
+            Ok(k) if !k.trim().is_empty() => Some(k.trim().to_string()),
+            _ => {
+                // A public API without a key can only fail; a local server usually needs none.
+                if b.kind.preset().is_some_and(|(url, _)| url == base_url) {
+                    anyhow::bail!("{} needs an API key: set the environment variable {var}", b.kind.label());
+                }
+                tracing::info!("{var} is not set; sending requests without an API key");
+                None
+            }
+        },
+        None => None,
+    };
+    let model = b.model.clone().unwrap_or_else(|| "(per policy)".into());
+    let backend = OpenAiBackend::new(OpenAiSettings {
+        kind: b.kind.label().into(),
+        base_url,
+        api_key,
+        model,
+        connect_timeout: secs(b.connect_timeout_s),
+        pool_size: cfg.load.concurrency.0.min(1024) as usize,
+    })?;
+    Ok(Arc::new(backend))
+}
+
+/// Adapts the results store's run writer to the runner's sink.
+struct StoreSink(Option<RunWriter>);
+
+impl RecordSink for StoreSink {
+    fn push(&mut self, record: Record) -> anyhow::Result<()> {
+        let w = self.0.as_mut().context("run writer already finished")?;
+        ttc_results::RecordSink::push(w, record)
+    }
+    fn flush(&mut self) -> anyhow::Result<()> {
+        match self.0.as_mut() {
+            Some(w) => ttc_results::RecordSink::flush(w),
+            None => Ok(()),
+        }
+    }
+    fn finish(&mut self) -> anyhow::Result<()> {
+        match self.0.take() {
+            Some(w) => w.finish().map(|_| ()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A new run id: UTC time plus 4 random hex digits, e.g. `20250102T030405Z-1a2b`.
+pub fn new_run_id() -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    format!("{compact}-{:04x}", rand::rng().random::<u16>())
+}
+
+async fn execute(
+    args: RunArgs,
+    cfg: RunConfig,
+    hooks: Hooks,
+    backend: Arc<dyn Backend>,
+    store: ResultsStore,
+    plan: Plan,
+) -> anyhow::Result<i32> {
+    let info = backend.info();
+    let config_hash = cfg.hash();
+    let planned = plan.entries.len();
+    let writer = match &args.resume {
+        Some(id) => store.resume_run(id, WriterOptions::default())?,
+        None => {
+            let meta = RunMeta {
+                run_id: new_run_id(),
+                started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+                config_hash: config_hash.clone(),
+                planned: Some(planned as u64),
+                project_version: env!("CARGO_PKG_VERSION").into(),
+                extra: serde_json::json!({
+                    "backend": info.kind, "base_url": info.base_url, "model": info.model, "weights": info.weights,
+                    "policies": cfg.policies.iter().map(|p| &p.name).collect::<Vec<_>>(),
+                    "suites": cfg.suites.iter().map(|s| &s.name).collect::<Vec<_>>(),
+                    "load": cfg.load, "generation": cfg.generation, "kpis": cfg.kpis,
+                }),
+            };
+            store.start_run(meta, WriterOptions::default())?
+        }
+    };
+    let meta = writer.manifest().meta.clone();
+    if meta.config_hash != config_hash {
+        tracing::warn!(stored = %meta.config_hash, now = %config_hash, "the configuration differs from the run being resumed");
+    }
+    let run_id = meta.run_id.clone();
+    let ctx = RunContext {
+        run_id: run_id.clone(),
+        run_started_at: meta.started_at.clone(),
+        config_hash,
+        project_version: env!("CARGO_PKG_VERSION").into(),
+        host: host_info(),
+        backend: info.clone(),
+    };
+    eprintln!(
+        "run {run_id}: {planned} requests ({} policies, {} suites) on {} {}{}",
+        cfg.policies.len(),
+        cfg.suites.len(),
+        info.kind,
+        info.base_url.as_deref().unwrap_or(&info.model),
+        if plan.skipped > 0 { format!(", {} already stored", plan.skipped) } else { String::new() }
+    );
+    let mode = match (args.quiet, args.log_format) {
+        (true, _) => ProgressMode::Hidden,
+        (false, LogFormat::Json) => ProgressMode::Log,
+        (false, LogFormat::Text) => ProgressMode::Bar,
+    };
+    let default_model = cfg.backend.model.clone().unwrap_or_else(|| info.model.clone());
+    let jobs = make_jobs(&plan.entries, &cfg.generation, &default_model);
+    let runner = Arc::new(Runner::new(backend, RunnerSettings::from_config(&cfg), ctx, hooks.token_counter.clone()));
+
+    let stop = runner.stop_flag();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: finishing the requests in flight (Ctrl-C again to abort)");
+            stop.store(true, Ordering::Relaxed);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+
+    runner.warmup(&jobs).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let collector = Collector {
+        scorer: hooks.scorer.clone(),
+        sink: Box::new(StoreSink(Some(writer))),
+        progress: Progress::new(mode, planned as u64),
+    }
+    .spawn(rx)?;
+    let timing = runner.run(jobs.into(), tx).await;
+    let collected = tokio::task::spawn_blocking(move || collector.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the collector thread panicked"))??;
+    let s = &collected.summary;
+    println!("{}", s.render(timing.wall.as_secs_f64()).trim_end());
+    println!("run id: {run_id}  results: {}", store.run_dir(&run_id).display());
+    if runner.stop_flag().load(Ordering::Relaxed) {
+        eprintln!("run interrupted after {} of {planned} requests; continue with --resume {run_id}", s.total);
+        return Ok(130);
+    }
+    Ok(0)
+}
