@@ -2,6 +2,7 @@
 //! chat template from the GGUF metadata, an engine-owned KV cache, and the decoding loops the TTC policies need.
 //! No async runtime and no HTTP here: callers stream events through a callback.
 
+pub mod bench;
 pub mod chat;
 pub mod engine;
 pub mod error;

@@ -233,21 +233,41 @@ impl LlamaModel {
         let total = past + t;
         // Group the query heads by the KV head they share: (1, n_head, t, d) -> (1, n_kv, n_rep*t, d). No copies of
         // K/V as repeat_kv would make.
-        let q = q.reshape((1, cfg.n_head_kv, n_rep * t, cfg.head_dim))?;
-        let mut att = q.matmul(&k_all.t()?)?; // scale already folded into W_q
-        if t > 1 {
+        let y = if t <= ROW_EXACT_MAX_ROWS {
+            // Few rows (decode, speculative verification, early-exit steps): attend row by row with exactly the
+            // shapes a one-token step uses, so a k-token forward reproduces k one-token steps bit for bit. A single
+            // batched GEMM may accumulate in another order, and Q8_0's activation rounding amplifies that into
+            // different logits (measured: up to 0.35 after 30 layers), which would break greedy identity.
+            let q = q.reshape((cfg.n_head_kv, n_rep, t, cfg.head_dim))?;
+            let mut rows = Vec::with_capacity(t);
+            for i in 0..t {
+                let qi = q.narrow(2, i, 1)?.reshape((1, cfg.n_head_kv, n_rep, cfg.head_dim))?;
+                let n = past + i + 1;
+                let att = qi.matmul(&k_all.narrow(2, 0, n)?.t()?)?; // scale already folded into W_q
+                let att = candle_nn::ops::softmax_last_dim(&att)?;
+                rows.push(att.matmul(&v_all.narrow(2, 0, n)?.contiguous()?)?); // (1, n_kv, n_rep, d)
+            }
+            let y = if t == 1 { rows.pop().expect("one row") } else { Tensor::stack(&rows, 3)? };
+            // (1, n_kv, n_rep, [t,] d) -> (n_head, t, d)
+            y.reshape((cfg.n_head, t, cfg.head_dim))?
+        } else {
+            let q = q.reshape((1, cfg.n_head_kv, n_rep * t, cfg.head_dim))?;
+            let att = q.matmul(&k_all.t()?)?;
             let mask = causal_mask(t, past)?;
-            att = att
+            let att = att
                 .reshape((cfg.n_head_kv, n_rep, t, total))?
                 .broadcast_add(&mask)?
                 .reshape((1, cfg.n_head_kv, n_rep * t, total))?;
-        }
-        let att = candle_nn::ops::softmax_last_dim(&att)?;
-        let y = att.matmul(&v_all.contiguous()?)?; // (1, n_kv, n_rep*t, d)
-        let y = y.reshape((cfg.n_head, t, cfg.head_dim))?.transpose(0, 1)?.reshape((t, cfg.n_head * cfg.head_dim))?;
+            let att = candle_nn::ops::softmax_last_dim(&att)?;
+            att.matmul(&v_all.contiguous()?)?.reshape((cfg.n_head, t, cfg.head_dim))?
+        };
+        let y = y.transpose(0, 1)?.reshape((t, cfg.n_head * cfg.head_dim))?;
         Ok(y)
     }
 }
+
+/// Forwards of at most this many rows per sequence attend row by row (see `attention`).
+pub const ROW_EXACT_MAX_ROWS: usize = 8;
 
 /// Additive mask (t, past + t): new token i sees every cached entry and new tokens 0..=i.
 fn causal_mask(t: usize, past: usize) -> Result<Tensor> {

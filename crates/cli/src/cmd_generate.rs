@@ -1,0 +1,166 @@
+//! `ttc tokenize` and `ttc generate`.
+
+use crate::exit::usage;
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+use ttc_engine::{ChatMessage, Engine, GenRequest, WeightFormat};
+use ttc_sampling::{Pruning, Sampler, SamplerConfig};
+use ttc_types::GenEvent;
+
+#[derive(Args)]
+pub struct ModelArgs {
+    /// A llama-architecture GGUF file; default: SmolLM2-135M-Instruct from the cache (`ttc model pull`).
+    #[arg(long, env = "TTC_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Weight format at load: auto (Q8_0 for decode, f32 for multi-token forwards), q8_0, f32, or native.
+    #[arg(long, default_value = "auto", value_parser = parse_weights)]
+    pub weights: WeightFormat,
+}
+
+fn parse_weights(s: &str) -> Result<WeightFormat, String> {
+    s.parse()
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> anyhow::Result<Engine> {
+        let path = crate::model_path::resolve(self.model.clone(), false)?;
+        Ok(Engine::load(&path, self.weights)?)
+    }
+}
+
+#[derive(Args)]
+pub struct TokenizeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The text to tokenize (special tokens such as <|im_start|> become single ids).
+    pub text: String,
+}
+
+pub fn tokenize(args: TokenizeArgs) -> anyhow::Result<i32> {
+    let engine = args.model.load()?;
+    let ids = engine.tokenizer.encode(&args.text)?;
+    println!("{}", serde_json::to_string(&ids)?);
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The user message (or, with --raw, the whole prompt text).
+    #[arg(long)]
+    pub prompt: String,
+    /// A system message; without it the model's chat template supplies its default.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Use the prompt as-is, without the chat template.
+    #[arg(long)]
+    pub raw: bool,
+    /// Maximum number of tokens to generate.
+    #[arg(long, default_value_t = 128)]
+    pub max_tokens: usize,
+    /// Sampling temperature; 0 is greedy decoding.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Nucleus sampling mass (1.0 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Keep only the k most likely tokens (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Seed of the sampler's random numbers.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop when this string appears (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Print one JSON object with the text, token ids and timings instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn sampler_config(a: &GenerateArgs) -> anyhow::Result<SamplerConfig> {
+    let cfg = SamplerConfig {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        pruning: if a.top_p < 1.0 { Pruning::TopP } else { Pruning::None },
+        seed: a.seed,
+        ..SamplerConfig::default()
+    };
+    cfg.validated().map_err(|e| usage(format!("{e}")))
+}
+
+pub fn generate(args: GenerateArgs) -> anyhow::Result<i32> {
+    let cfg = sampler_config(&args)?;
+    if args.max_tokens == 0 {
+        return Err(usage("--max-tokens must be at least 1"));
+    }
+    let engine = args.model.load()?;
+    let prompt = if args.raw {
+        engine.tokenizer.encode(&args.prompt)?
+    } else {
+        let mut msgs = Vec::new();
+        if let Some(s) = &args.system {
+            msgs.push(ChatMessage::new("system", s.clone()));
+        }
+        msgs.push(ChatMessage::new("user", args.prompt.clone()));
+        engine.prompt_tokens(&msgs)?
+    };
+    let req = GenRequest { prompt, max_tokens: args.max_tokens, stop: args.stop.clone() };
+    let mut sampler = Sampler::new(cfg).map_err(|e| usage(e.to_string()))?;
+    let mut sample_err = None;
+    let mut choose = |logits: &[f32]| match sampler.sample(logits) {
+        Ok(t) => t,
+        Err(e) => {
+            sample_err.get_or_insert(e);
+            0
+        }
+    };
+    let stream = !args.json;
+    let mut stdout = std::io::stdout();
+    let mut on_event = |ev: GenEvent| {
+        if stream {
+            if let GenEvent::Content { text, .. } = &ev {
+                let _ = stdout.write_all(text.as_bytes());
+                let _ = stdout.flush();
+            }
+        }
+        true
+    };
+    let started = Instant::now();
+    let out = engine.generate_plain(&req, &mut choose, &mut on_event)?;
+    if let Some(e) = sample_err {
+        anyhow::bail!("sampling failed: {e}");
+    }
+    if args.json {
+        let obj = serde_json::json!({
+            "text": out.text,
+            "token_ids": out.token_ids,
+            "prompt_tokens": out.usage.prompt_tokens,
+            "output_tokens": out.usage.completion_tokens,
+            "ttft_s": out.ttft_s,
+            "prefill_tok_s": out.prefill_tok_s(),
+            "decode_tok_s": out.decode_tok_s(),
+            "e2e_s": started.elapsed().as_secs_f64(),
+            "finish_reason": out.finish_reason,
+            "weights": engine.model.format.label(),
+            "model": engine.model_name,
+        });
+        println!("{}", serde_json::to_string_pretty(&obj)?);
+    } else {
+        println!();
+        eprintln!(
+            "[{} prompt + {} output tokens | TTFT {:.0} ms | prefill {:.0} tok/s | decode {:.1} tok/s | finish: {:?}]",
+            out.usage.prompt_tokens,
+            out.usage.completion_tokens,
+            out.ttft_s * 1000.0,
+            out.prefill_tok_s(),
+            out.decode_tok_s(),
+            out.finish_reason
+        );
+    }
+    Ok(0)
+}
