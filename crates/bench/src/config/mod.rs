@@ -9,7 +9,8 @@ pub mod file;
 pub mod policy;
 
 pub use args::{LogFormat, RunArgs};
-pub use file::{Arrival, BackendConfig, BackendKind, GenerationConfig, LoadConfig, RunFile, SuiteConfig};
+pub use file::{Arrival, BackendConfig, BackendKind, GenerationConfig, LoadConfig, RunFile, ScoringConfig, SuiteConfig};
+pub use file::EmbedderChoice;
 pub use policy::{PolicyFile, PolicyList, PolicySource, PolicySpec, RemoteParams};
 
 use serde::de::DeserializeOwned;
@@ -84,6 +85,7 @@ pub struct RunConfig {
     pub backend: ResolvedBackend,
     pub load: LoadConfig,
     pub generation: GenerationConfig,
+    pub scoring: ScoringConfig,
     pub kpis: Option<serde_yaml::Value>,
 }
 
@@ -211,6 +213,7 @@ impl RunConfig {
             backend,
             load: file.load,
             generation: file.generation,
+            scoring: file.scoring,
             kpis,
         })
     }
