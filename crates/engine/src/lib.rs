@@ -9,6 +9,7 @@ pub mod error;
 pub mod gguf;
 pub mod kv;
 pub mod model;
+pub mod policy;
 pub mod tokenizer;
 pub mod weights;
 
@@ -20,3 +21,4 @@ pub use kv::KvCache;
 pub use model::{argmax, LlamaModel, LogitsMode};
 pub use tokenizer::GgufTokenizer;
 pub use weights::WeightFormat;
+pub use policy::{load_policies, parse_policies, Algorithm, Policy, PolicyError};
