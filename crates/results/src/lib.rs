@@ -3,17 +3,28 @@
 //! - [`store`]: crash-safe, incremental Parquet store (`results/run_id=<id>/part-NNNNN.parquet` + `_run.json`),
 //!   [`RecordSink`] / [`RunWriter`] for the runner, readers that skip corrupt parts, `--resume` keys, compaction.
 //! - [`columns`]: the one mapping between [`ttc_types::Record`] and Arrow columns (the schema).
+//! - [`analysis`]: per policy x suite aggregates (percentiles, throughput, goodput, quality CIs, Pareto);
+//!   [`stats`] holds the statistics, [`metrics`] the metric registry (names, directions).
+//! - [`kpi`]: KPI gates; [`compare`]: paired A/B comparison; [`report`] + [`svg`]: the report; [`render`]:
+//!   tables, CSV, JSON.
+//! - [`cmd`]: `ttc summary | report | check | compare | compact` as clap `Args` + `run` functions.
 //!
 //! The column layout is documented in `docs/results-schema.md`.
 
 pub mod analysis;
+pub mod cmd;
 pub mod columns;
+pub mod compare;
+pub mod kpi;
 pub mod manifest;
 pub mod metrics;
+pub mod render;
+pub mod report;
 mod parts;
 pub mod sink;
 pub mod stats;
 pub mod store;
+pub mod svg;
 #[doc(hidden)]
 pub mod testutil;
 pub mod writer;
@@ -22,3 +33,16 @@ pub use manifest::{RunManifest, RunMeta, RunStatus};
 pub use sink::RecordSink;
 pub use store::{CompactReport, LoadedRun, ResultsStore, RunInfo, RunSelection};
 pub use writer::{RunWriter, WriterOptions};
+
+pub use cmd::check::{check_report_only, CheckArgs};
+pub use cmd::compact::CompactArgs;
+pub use cmd::compare::CompareArgs;
+pub use cmd::report::{write_markdown_report, ReportArgs};
+pub use cmd::summary::SummaryArgs;
+
+/// End-of-run helper: prints the summary table of `records` to stdout and returns the summary.
+pub fn print_summary(records: &[ttc_types::Record], cfg: &analysis::AnalysisConfig) -> anyhow::Result<analysis::Summary> {
+    let summary = analysis::summarize(records, cfg);
+    cmd::stdout_write(&render::summary_table(&summary))?;
+    Ok(summary)
+}

@@ -1,0 +1,109 @@
+//! `ttc compare --a X --b Y`: paired comparison of two policies (in one run, or RUN/POLICY across runs)
+//! or of two whole runs, on the samples both have.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use std::collections::BTreeSet;
+use ttc_types::Record;
+
+use super::{BootstrapArgs, ResultsDir, TableOrJson};
+use crate::compare;
+use crate::render;
+use crate::store::ResultsStore;
+
+/// Compare B against A on their common samples: paired bootstrap CIs of quality differences, McNemar's test
+/// for exact match, p50/p95 latency and throughput differences with CIs, and a verdict per metric.
+/// A and B are policy names (of --run, default the last run), run ids, or RUN/POLICY.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub dir: ResultsDir,
+    /// Side A (the reference): POLICY, RUN_ID, or RUN_ID/POLICY.
+    #[arg(long)]
+    pub a: String,
+    /// Side B (the candidate): POLICY, RUN_ID, or RUN_ID/POLICY.
+    #[arg(long)]
+    pub b: String,
+    /// Run that plain policy names refer to (default: the last run).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: TableOrJson,
+    #[command(flatten)]
+    pub bootstrap: BootstrapArgs,
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Kind {
+    Policy,
+    Run,
+}
+
+struct Side {
+    label: String,
+    kind: Kind,
+    records: Vec<Record>,
+}
+
+fn policies(records: &[Record]) -> String {
+    records.iter().map(|r| r.policy.as_str()).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(", ")
+}
+
+fn resolve(store: &ResultsStore, spec: &str, run: Option<&str>) -> Result<Side> {
+    let policy_of = |run_id: &str, policy: &str| -> Result<Side> {
+        let loaded = store.load_run(run_id)?;
+        super::warn(std::slice::from_ref(&loaded));
+        let records: Vec<Record> = loaded.records.iter().filter(|r| r.policy == policy).cloned().collect();
+        if records.is_empty() {
+            bail!("policy `{policy}` not found in run `{run_id}` (policies: {})", policies(&loaded.records));
+        }
+        Ok(Side { label: format!("{run_id}/{policy}"), kind: Kind::Policy, records })
+    };
+    if let Some((run_id, policy)) = spec.split_once('/') {
+        return policy_of(run_id, policy);
+    }
+    let run_id = match run {
+        Some(r) => r.to_string(),
+        None => store.last_run_id()?,
+    };
+    let loaded = store.load_run(&run_id)?;
+    if loaded.records.iter().any(|r| r.policy == spec) {
+        return policy_of(&run_id, spec);
+    }
+    if store.run_dir(spec).is_dir() && crate::store::validate_run_id(spec).is_ok() {
+        let other = store.load_run(spec)?;
+        super::warn(std::slice::from_ref(&other));
+        return Ok(Side { label: spec.to_string(), kind: Kind::Run, records: other.records });
+    }
+    bail!(
+        "`{spec}` is neither a policy of run `{run_id}` (policies: {}) nor a run id in `{}`",
+        policies(&loaded.records),
+        store.dir().display()
+    )
+}
+
+pub fn execute(args: &CompareArgs) -> Result<(i32, String)> {
+    let store = args.dir.open()?;
+    let a = resolve(&store, &args.a, args.run.as_deref())?;
+    let b = resolve(&store, &args.b, args.run.as_deref())?;
+    if a.kind != b.kind {
+        bail!("cannot compare a policy with a whole run (`{}` vs `{}`): give two policies or two runs", a.label, b.label);
+    }
+    let cmp = compare::compare(&a.label, &a.records, &b.label, &b.records, a.kind == Kind::Run, &args.bootstrap.config());
+    if cmp.n_common == 0 {
+        bail!("`{}` and `{}` have no samples in common (nothing to pair)", a.label, b.label);
+    }
+    let text = match args.format {
+        TableOrJson::Table => render::comparison_table(&cmp),
+        TableOrJson::Json => serde_json::to_string_pretty(&cmp)? + "\n",
+    };
+    Ok((0, text))
+}
+
+pub fn run(args: CompareArgs) -> Result<i32> {
+    Ok(super::exit_code(execute(&args).and_then(|(code, text)| {
+        super::stdout_write(&text)?;
+        Ok(code)
+    })))
+}

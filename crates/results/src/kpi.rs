@@ -1,0 +1,449 @@
+//! KPI gates for CI (`ttc check`): thresholds per policy, and regression limits against a baseline run.
+//!
+//! The file format is documented in `docs/ci.md` and `configs/kpis.yaml`. Validation happens while the
+//! YAML is deserialised, so every error carries the file, the key path and the line and column.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+use ttc_types::Record;
+
+use crate::analysis::{self, Slo};
+use crate::metrics::{Direction, GroupMetric, MetricRef, RecordField, Stat};
+
+/// Comparison a KPI value must satisfy against its threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = ">=")]
+    Ge,
+}
+
+impl Op {
+    pub fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Op::Lt => value < threshold,
+            Op::Le => value <= threshold,
+            Op::Gt => value > threshold,
+            Op::Ge => value >= threshold,
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+        })
+    }
+}
+
+/// A metric name checked when the YAML is read (so the error points at the `metric:` line).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct MetricName(pub String);
+
+impl TryFrom<String> for MetricName {
+    type Error = anyhow::Error;
+    fn try_from(s: String) -> Result<Self> {
+        if GroupMetric::parse(&s).is_none() {
+            RecordField::parse(&s).map_err(|e| anyhow::anyhow!("key `metric`: {e}"))?;
+        }
+        Ok(MetricName(s))
+    }
+}
+
+/// A statistic name checked when the YAML is read.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct StatName(pub String);
+
+impl TryFrom<String> for StatName {
+    type Error = anyhow::Error;
+    fn try_from(s: String) -> Result<Self> {
+        Stat::parse(&s).map_err(|e| anyhow::anyhow!("key `stat`: {e}"))?;
+        Ok(StatName(s))
+    }
+}
+
+fn parse_metric_ref(metric: &MetricName, stat: &Option<StatName>) -> Result<MetricRef> {
+    MetricRef::parse(&metric.0, stat.as_ref().map(|s| s.0.as_str())).map_err(|e| anyhow::anyhow!("key `stat`: {e}"))
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawKpi")]
+pub struct Kpi {
+    pub name: String,
+    pub metric: MetricRef,
+    pub op: Op,
+    pub value: f64,
+    /// Only these suites' records (default: all).
+    pub suites: Option<Vec<String>>,
+    /// Only these policies (default: all).
+    pub policies: Option<Vec<String>>,
+    /// Evaluate per policy x suite instead of per policy.
+    pub by_suite: bool,
+    /// A policy without data for the metric fails instead of being skipped.
+    pub fail_if_missing: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKpi {
+    name: Option<String>,
+    metric: MetricName,
+    stat: Option<StatName>,
+    op: Op,
+    value: f64,
+    suites: Option<Vec<String>>,
+    policies: Option<Vec<String>>,
+    #[serde(default)]
+    by_suite: bool,
+    #[serde(default)]
+    fail_if_missing: bool,
+}
+
+impl TryFrom<RawKpi> for Kpi {
+    type Error = anyhow::Error;
+    fn try_from(r: RawKpi) -> Result<Self> {
+        let metric = parse_metric_ref(&r.metric, &r.stat)?;
+        Ok(Kpi {
+            name: r.name.unwrap_or_else(|| format!("{} {} {}", metric.label(), r.op, r.value)),
+            metric,
+            op: r.op,
+            value: r.value,
+            suites: r.suites,
+            policies: r.policies,
+            by_suite: r.by_suite,
+            fail_if_missing: r.fail_if_missing,
+        })
+    }
+}
+
+/// The metric may not get worse than the baseline run's by more than `max_worsening_pct` percent
+/// ("worse" follows the metric's direction: higher latency, lower throughput or quality).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawRegression")]
+pub struct Regression {
+    pub name: String,
+    pub metric: MetricRef,
+    pub max_worsening_pct: f64,
+    pub suites: Option<Vec<String>>,
+    pub policies: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegression {
+    name: Option<String>,
+    metric: MetricName,
+    stat: Option<StatName>,
+    max_worsening_pct: f64,
+    suites: Option<Vec<String>>,
+    policies: Option<Vec<String>>,
+}
+
+impl TryFrom<RawRegression> for Regression {
+    type Error = anyhow::Error;
+    fn try_from(r: RawRegression) -> Result<Self> {
+        let metric = parse_metric_ref(&r.metric, &r.stat)?;
+        if r.max_worsening_pct.is_nan() || r.max_worsening_pct < 0.0 {
+            anyhow::bail!("key `max_worsening_pct`: must be a number >= 0, got {}", r.max_worsening_pct);
+        }
+        Ok(Regression {
+            name: r.name.unwrap_or_else(|| format!("{} worsens <= {}%", metric.label(), r.max_worsening_pct)),
+            metric,
+            max_worsening_pct: r.max_worsening_pct,
+            suites: r.suites,
+            policies: r.policies,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KpiFile {
+    /// SLOs used by goodput KPIs.
+    #[serde(default)]
+    pub slo: Slo,
+    #[serde(default)]
+    pub kpis: Vec<Kpi>,
+    #[serde(default)]
+    pub regressions: Vec<Regression>,
+}
+
+/// The original specification's gates: p95 latency < 2.0 s, output throughput > 300 tok/s, ROUGE-L > 0.1,
+/// error rate < 1%.
+pub const DEFAULT_KPIS_YAML: &str = r#"
+kpis:
+  - { name: "p95 latency", metric: e2e_s, stat: p95, op: "<", value: 2.0 }
+  - { name: "output throughput", metric: output_tok_s, op: ">", value: 300 }
+  - { name: "ROUGE-L", metric: rouge_l, stat: mean, op: ">", value: 0.1 }
+  - { name: "error rate", metric: error_rate, op: "<", value: 0.01 }
+regressions:
+  - { name: "p95 TTFT regression", metric: ttft_s, stat: p95, max_worsening_pct: 10 }
+"#;
+
+impl KpiFile {
+    /// Parses KPI YAML; `origin` (a file name) prefixes every error, which names key path, line and column.
+    pub fn parse(text: &str, origin: &str) -> Result<KpiFile> {
+        let file: KpiFile = serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", locate(text, &e)))?;
+        if file.kpis.is_empty() && file.regressions.is_empty() {
+            anyhow::bail!("{origin}: defines no `kpis` and no `regressions`");
+        }
+        Ok(file)
+    }
+
+    pub fn load(path: &Path) -> Result<KpiFile> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading KPI file {}", path.display()))?;
+        KpiFile::parse(&text, &path.display().to_string())
+    }
+
+    pub fn defaults() -> KpiFile {
+        KpiFile::parse(DEFAULT_KPIS_YAML, "built-in defaults").expect("built-in KPI defaults are valid")
+    }
+}
+
+/// serde_yaml places errors raised while checking a value at the start of the enclosing list item; move
+/// the reported line to the line of the offending key when the message names one (`key `stat`: ...`).
+fn locate(text: &str, e: &serde_yaml::Error) -> String {
+    let msg = e.to_string();
+    let (Some(loc), Some(key)) = (e.location(), msg.split("key `").nth(1).and_then(|r| r.split('`').next())) else {
+        return msg;
+    };
+    let found = text.lines().enumerate().skip(loc.line().saturating_sub(1)).find(|(_, l)| {
+        let l = l.trim_start().trim_start_matches("- ").trim_start();
+        l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':'))
+    });
+    match (found, msg.rfind(" at line ")) {
+        (Some((i, _)), Some(cut)) => format!("{} at line {}", &msg[..cut], i + 1),
+        _ => msg,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    /// No data for this metric (e.g. a quality metric the suite does not score).
+    Skip,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KpiResult {
+    pub kpi: String,
+    pub policy: String,
+    pub suite: Option<String>,
+    pub metric: String,
+    pub value: Option<f64>,
+    /// `< 2.0`, or `worsening <= 10%` for regressions.
+    pub requirement: String,
+    pub baseline: Option<f64>,
+    pub outcome: Outcome,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckReport {
+    pub run_id: String,
+    pub baseline_run: Option<String>,
+    pub results: Vec<KpiResult>,
+}
+
+impl CheckReport {
+    pub fn count(&self, o: Outcome) -> usize {
+        self.results.iter().filter(|r| r.outcome == o).count()
+    }
+    pub fn passed(&self) -> bool {
+        self.count(Outcome::Fail) == 0
+    }
+    /// 0 when every KPI passed (skips allowed), 1 when any failed.
+    pub fn exit_code(&self) -> i32 {
+        if self.passed() {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// The value of `metric` over a set of records.
+pub fn metric_value(records: &[&Record], metric: &MetricRef, slo: &Slo) -> Option<f64> {
+    if records.is_empty() {
+        return None;
+    }
+    match metric {
+        MetricRef::Field(field, stat) => {
+            let values: Vec<f64> = records.iter().filter_map(|r| field.value(r)).collect();
+            stat.apply(&values)
+        }
+        MetricRef::Group(g) => {
+            let (tokens, count, span) = analysis::throughput_span(records);
+            let correct = slo.correct_metric.clone().or_else(|| analysis::primary_metric(records, None));
+            let (goodput, quality_goodput, attainment) = analysis::goodput(records, slo, correct.as_deref());
+            match g {
+                GroupMetric::ErrorRate => Some(analysis::error_rate(records)),
+                GroupMetric::OutputTokS => span.map(|s| tokens as f64 / s),
+                GroupMetric::RequestRate => span.map(|s| count as f64 / s),
+                GroupMetric::Goodput => goodput,
+                GroupMetric::QualityGoodput => quality_goodput,
+                GroupMetric::SloAttainment => Some(attainment),
+                GroupMetric::Count => Some(records.len() as f64),
+            }
+        }
+    }
+}
+
+fn selected<'a>(records: &'a [Record], policy: &str, suite: Option<&str>, suites: &Option<Vec<String>>) -> Vec<&'a Record> {
+    records
+        .iter()
+        .filter(|r| r.policy == policy)
+        .filter(|r| suite.is_none_or(|s| r.suite == s))
+        .filter(|r| suites.as_ref().is_none_or(|ss| ss.contains(&r.suite)))
+        .collect()
+}
+
+fn scopes(records: &[Record], policies: &Option<Vec<String>>, by_suite: bool) -> Vec<(String, Option<String>)> {
+    let mut out: BTreeSet<(String, Option<String>)> = BTreeSet::new();
+    for r in records {
+        if policies.as_ref().is_none_or(|ps| ps.contains(&r.policy)) {
+            out.insert((r.policy.clone(), by_suite.then(|| r.suite.clone())));
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Relative worsening in percent (positive = worse), following the metric's direction.
+pub fn worsening_pct(current: f64, baseline: f64, direction: Direction) -> f64 {
+    let delta = match direction {
+        Direction::LowerIsBetter => current - baseline,
+        Direction::HigherIsBetter => baseline - current,
+    };
+    if delta == 0.0 {
+        0.0
+    } else if baseline == 0.0 {
+        f64::INFINITY.copysign(delta)
+    } else {
+        delta / baseline.abs() * 100.0
+    }
+}
+
+/// Evaluates every KPI per policy (or policy x suite) on `records`, and regression limits against
+/// `baseline` records when given.
+pub fn evaluate(
+    file: &KpiFile,
+    run_id: &str,
+    records: &[Record],
+    baseline: Option<(&str, &[Record])>,
+) -> CheckReport {
+    let mut results = Vec::new();
+    for kpi in &file.kpis {
+        for (policy, suite) in scopes(records, &kpi.policies, kpi.by_suite) {
+            let recs = selected(records, &policy, suite.as_deref(), &kpi.suites);
+            let value = metric_value(&recs, &kpi.metric, &file.slo);
+            let (outcome, note) = match value {
+                Some(v) if kpi.op.holds(v, kpi.value) => (Outcome::Pass, None),
+                Some(_) => (Outcome::Fail, None),
+                None if kpi.fail_if_missing => (Outcome::Fail, Some("no data".to_string())),
+                None => (Outcome::Skip, Some("no data".to_string())),
+            };
+            results.push(KpiResult {
+                kpi: kpi.name.clone(),
+                policy,
+                suite,
+                metric: kpi.metric.label(),
+                value,
+                requirement: format!("{} {}", kpi.op, kpi.value),
+                baseline: None,
+                outcome,
+                note,
+            });
+        }
+    }
+    if let Some((base_id, base_records)) = baseline {
+        for reg in &file.regressions {
+            for (policy, _) in scopes(records, &reg.policies, false) {
+                let cur = metric_value(&selected(records, &policy, None, &reg.suites), &reg.metric, &file.slo);
+                let base = metric_value(&selected(base_records, &policy, None, &reg.suites), &reg.metric, &file.slo);
+                let (outcome, note) = match (cur, base) {
+                    (Some(c), Some(b)) => {
+                        let w = worsening_pct(c, b, reg.metric.direction());
+                        let o = if w <= reg.max_worsening_pct { Outcome::Pass } else { Outcome::Fail };
+                        (o, Some(format!("{w:+.1}% worse than {base_id}")))
+                    }
+                    (_, None) => (Outcome::Skip, Some(format!("no data in baseline {base_id}"))),
+                    (None, _) => (Outcome::Skip, Some("no data".into())),
+                };
+                results.push(KpiResult {
+                    kpi: reg.name.clone(),
+                    policy,
+                    suite: None,
+                    metric: reg.metric.label(),
+                    value: cur,
+                    requirement: format!("worsening <= {}%", reg.max_worsening_pct),
+                    baseline: base,
+                    outcome,
+                    note,
+                });
+            }
+        }
+    }
+    CheckReport { run_id: run_id.to_string(), baseline_run: baseline.map(|(b, _)| b.to_string()), results }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_origin_key_and_line() {
+        let cases = [
+            ("kpis:\n  - metric: e2e_s\n    stat: p95\n    op: \"<\"\n    value: 2.0\n  - metric: rouge_x\n    op: \">\"\n    value: 1\n", &["kpis.yaml", "kpis[1]", "key `metric`", "line 6", "unknown metric `rouge_x`"][..]),
+            ("kpis:\n  - metric: e2e_s\n    stat: p101\n    op: \"<\"\n    value: 2\n", &["kpis[0]", "key `stat`", "line 3", "unknown statistic `p101`"][..]),
+            ("kpis:\n  - metric: e2e_s\n    op: \"=<\"\n    value: 2\n", &["kpis[0].op", "line 3", "unknown variant `=<`"][..]),
+            ("kpis:\n  - metric: e2e_s\n    op: \"<\"\n", &["kpis[0]", "missing field `value`", "line 2"][..]),
+            ("kpis:\n  - metric: e2e_s\n    op: \"<\"\n    value: 1\n    treshold: 2\n", &["kpis[0]", "unknown field `treshold`", "line 5"][..]),
+            ("kpis:\n  - metric: error_rate\n    stat: p95\n    op: \"<\"\n    value: 1\n", &["kpis", "key `stat`", "takes no statistic", "line 3"][..]),
+            ("kpis: [\n", &["kpis.yaml", "line"][..]),
+            ("regressions:\n  - metric: ttft_s\n    max_worsening_pct: -5\n", &["regressions", "key `max_worsening_pct`", ">= 0", "line 3"][..]),
+            ("slo:\n  e2e_s: 2\n", &["defines no `kpis`"][..]),
+        ];
+        for (text, needles) in cases {
+            let err = KpiFile::parse(text, "kpis.yaml").unwrap_err().to_string();
+            for n in needles {
+                assert!(err.contains(n), "missing `{n}` in: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_specification() {
+        let f = KpiFile::defaults();
+        assert_eq!(f.kpis.len(), 4);
+        assert_eq!(f.kpis[0].metric, MetricRef::Field(RecordField::E2eS, Stat::Percentile(95.0)));
+        assert_eq!((f.kpis[0].op, f.kpis[0].value), (Op::Lt, 2.0));
+        assert_eq!(f.kpis[1].metric, MetricRef::Group(GroupMetric::OutputTokS));
+        assert_eq!(f.kpis[3].metric, MetricRef::Group(GroupMetric::ErrorRate));
+        assert_eq!(f.regressions[0].max_worsening_pct, 10.0);
+    }
+
+    #[test]
+    fn worsening_follows_direction() {
+        assert_eq!(worsening_pct(1.1, 1.0, Direction::LowerIsBetter).round(), 10.0);
+        assert_eq!(worsening_pct(90.0, 100.0, Direction::HigherIsBetter), 10.0);
+        assert_eq!(worsening_pct(110.0, 100.0, Direction::HigherIsBetter), -10.0);
+        assert_eq!(worsening_pct(0.0, 0.0, Direction::LowerIsBetter), 0.0);
+        assert_eq!(worsening_pct(1.0, 0.0, Direction::LowerIsBetter), f64::INFINITY);
+    }
+}

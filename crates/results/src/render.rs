@@ -1,0 +1,324 @@
+//! Text renderings of summaries, KPI checks and comparisons: terminal tables (comfy-table), CSV and JSON.
+
+use anyhow::Result;
+use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
+use std::collections::BTreeSet;
+
+use crate::analysis::{GroupSummary, Summary};
+use crate::compare::{Comparison, MetricDiff};
+use crate::kpi::{CheckReport, Outcome};
+use crate::stats::Estimate;
+
+/// Seconds as milliseconds with one decimal, `-` when absent.
+pub fn ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |s| format!("{:.1}", s * 1000.0))
+}
+
+/// A number with `digits` decimals, `-` when absent.
+pub fn num(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |x| format!("{x:.digits$}"))
+}
+
+pub fn pct(v: f64) -> String {
+    format!("{:.1}%", v * 100.0)
+}
+
+/// `0.512 [0.480, 0.544]`
+pub fn estimate(e: &Estimate, digits: usize) -> String {
+    format!("{:.d$} [{:.d$}, {:.d$}]", e.value, e.lo, e.hi, d = digits)
+}
+
+fn table(header: Vec<String>, right_from: usize) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled).set_header(header);
+    let n = t.column_count();
+    for i in right_from..n {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    t
+}
+
+fn set_right(t: &mut Table, from: usize) {
+    for i in from..t.column_count() {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+fn group_label_cells(g: &GroupSummary, multi_run: bool, by_task: bool) -> Vec<String> {
+    let mut cells = Vec::new();
+    if multi_run {
+        cells.push(g.run_id.clone());
+    }
+    cells.push(g.policy.clone());
+    cells.push(g.suite.clone());
+    if by_task {
+        cells.push(g.task.clone().unwrap_or_else(|| "-".into()));
+    }
+    cells
+}
+
+fn label_header(multi_run: bool, by_task: bool) -> Vec<String> {
+    let mut h = Vec::new();
+    if multi_run {
+        h.push("run".to_string());
+    }
+    h.push("policy".into());
+    h.push("suite".into());
+    if by_task {
+        h.push("task".into());
+    }
+    h
+}
+
+/// The terminal summary: a main table per policy x suite, a quality table with CIs, internals, Pareto sets.
+pub fn summary_table(s: &Summary) -> String {
+    let multi_run = s.run_ids.len() > 1;
+    let by_task = s.config.by_task;
+    let labels = label_header(multi_run, by_task);
+    let nl = labels.len();
+
+    let mut h = labels.clone();
+    h.extend(
+        [
+            "n", "err", "TTFT p50 ms", "TTFT p95 ms", "E2E p50 ms", "E2E p95 ms", "E2E p99 ms", "TPOT ms", "TPOT p50 ms",
+            "tok/s agg", "tok/s req", "goodput r/s", "quality (95% CI)", "pareto",
+        ]
+        .map(String::from),
+    );
+    let mut t = table(h, nl);
+    for g in &s.groups {
+        let mut row = group_label_cells(g, multi_run, by_task);
+        let quality = match g.primary_metric.as_ref().and_then(|m| g.quality.get(m).map(|e| (m, e))) {
+            Some((m, e)) => format!("{m} {}", estimate(e, 3)),
+            None => "-".into(),
+        };
+        row.extend([
+            g.n.to_string(),
+            pct(g.error_rate),
+            ms(g.ttft_s.p50),
+            ms(g.ttft_s.p95),
+            ms(g.e2e_s.p50),
+            ms(g.e2e_s.p95),
+            ms(g.e2e_s.p99),
+            ms(g.tpot_s.mean),
+            ms(g.tpot_s.p50),
+            num(g.output_tok_s, 1),
+            num(g.output_tok_s_per_request, 1),
+            num(g.goodput, 2),
+            quality,
+            if g.pareto_optimal { "*".into() } else { String::new() },
+        ]);
+        t.add_row(row);
+    }
+    let mut out = format!("{t}\n");
+
+    let metrics: BTreeSet<&String> = s.groups.iter().flat_map(|g| g.quality.keys()).collect();
+    if !metrics.is_empty() {
+        let mut h = labels.clone();
+        h.extend(metrics.iter().map(|m| m.to_string()));
+        let mut q = table(h, nl);
+        for g in &s.groups {
+            let mut row = group_label_cells(g, multi_run, by_task);
+            row.extend(metrics.iter().map(|m| g.quality.get(*m).map_or("-".into(), |e| estimate(e, 3))));
+            q.add_row(row);
+        }
+        out.push_str(&format!("\nQuality: mean [95% CI]\n{q}\n"));
+    }
+
+    let internals: BTreeSet<&String> = s.groups.iter().flat_map(|g| g.internals.keys()).collect();
+    if !internals.is_empty() {
+        let mut h = labels.clone();
+        h.extend(internals.iter().map(|m| m.to_string()));
+        let mut p = table(h, nl);
+        for g in s.groups.iter().filter(|g| !g.internals.is_empty()) {
+            let mut row = group_label_cells(g, multi_run, by_task);
+            row.extend(internals.iter().map(|m| num(g.internals.get(*m).copied(), 3)));
+            p.add_row(row);
+        }
+        out.push_str(&format!("\nPolicy internals (means)\n{p}\n"));
+    }
+
+    for p in &s.pareto {
+        let scope = match (&p.task, multi_run) {
+            (Some(t), true) => format!("{} / {} / {}", p.run_id, p.suite, t),
+            (Some(t), false) => format!("{} / {}", p.suite, t),
+            (None, true) => format!("{} / {}", p.run_id, p.suite),
+            (None, false) => p.suite.clone(),
+        };
+        let axis = p.metric.as_deref().unwrap_or("no quality metric");
+        out.push_str(&format!("Pareto-optimal on {scope} (p95 E2E vs {axis}): {}\n", p.policies.join(", ")));
+    }
+    out.push_str(&format!(
+        "Goodput SLO: {}. {} records in {} run(s).\n",
+        s.config.slo.describe(),
+        s.n_records,
+        s.run_ids.len()
+    ));
+    out
+}
+
+/// One CSV row per group; quality metrics as `<metric>_mean/_lo/_hi/_n`, internals as `ps_<field>`.
+pub fn summary_csv(s: &Summary) -> Result<String> {
+    let metrics: BTreeSet<&String> = s.groups.iter().flat_map(|g| g.quality.keys()).collect();
+    let internals: BTreeSet<&String> = s.groups.iter().flat_map(|g| g.internals.keys()).collect();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = [
+        "run_id", "policy", "algorithm", "suite", "task", "n", "n_ok", "n_error", "error_rate", "ttft_mean_s",
+        "ttft_p50_s", "ttft_p95_s", "ttft_p99_s", "e2e_mean_s", "e2e_p50_s", "e2e_p95_s", "e2e_p99_s", "tpot_mean_s",
+        "tpot_p50_s", "output_tokens", "span_s", "output_tok_s", "output_tok_s_per_request", "request_rate", "goodput",
+        "quality_goodput", "slo_attainment", "pareto_optimal", "primary_metric",
+    ]
+    .map(String::from)
+    .to_vec();
+    for m in &metrics {
+        for suffix in ["mean", "lo", "hi", "n"] {
+            header.push(format!("{m}_{suffix}"));
+        }
+    }
+    header.extend(internals.iter().map(|f| format!("ps_{f}")));
+    w.write_record(&header)?;
+    let opt = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
+    for g in &s.groups {
+        let mut row = vec![
+            g.run_id.clone(),
+            g.policy.clone(),
+            g.algorithm.clone(),
+            g.suite.clone(),
+            g.task.clone().unwrap_or_default(),
+            g.n.to_string(),
+            g.n_ok.to_string(),
+            g.n_error.to_string(),
+            g.error_rate.to_string(),
+        ];
+        for d in [&g.ttft_s, &g.e2e_s] {
+            row.extend([opt(d.mean), opt(d.p50), opt(d.p95), opt(d.p99)]);
+        }
+        row.extend([
+            opt(g.tpot_s.mean),
+            opt(g.tpot_s.p50),
+            g.output_tokens.to_string(),
+            opt(g.span_s),
+            opt(g.output_tok_s),
+            opt(g.output_tok_s_per_request),
+            opt(g.request_rate),
+            opt(g.goodput),
+            opt(g.quality_goodput),
+            g.slo_attainment.to_string(),
+            g.pareto_optimal.to_string(),
+            g.primary_metric.clone().unwrap_or_default(),
+        ]);
+        for m in &metrics {
+            match g.quality.get(*m) {
+                Some(e) => row.extend([e.value.to_string(), e.lo.to_string(), e.hi.to_string(), e.n.to_string()]),
+                None => row.extend(std::iter::repeat_n(String::new(), 4)),
+            }
+        }
+        row.extend(internals.iter().map(|f| opt(g.internals.get(*f).copied())));
+        w.write_record(&row)?;
+    }
+    Ok(String::from_utf8(w.into_inner()?)?)
+}
+
+pub fn outcome_label(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "PASS",
+        Outcome::Fail => "FAIL",
+        Outcome::Skip => "SKIP",
+    }
+}
+
+pub fn check_table(r: &CheckReport) -> String {
+    let mut t = table(
+        ["KPI", "policy", "suite", "metric", "value", "requirement", "baseline", "result", "note"].map(String::from).to_vec(),
+        9,
+    );
+    for x in &r.results {
+        t.add_row(vec![
+            x.kpi.clone(),
+            x.policy.clone(),
+            x.suite.clone().unwrap_or_else(|| "all".into()),
+            x.metric.clone(),
+            num(x.value, 4),
+            x.requirement.clone(),
+            num(x.baseline, 4),
+            outcome_label(x.outcome).into(),
+            x.note.clone().unwrap_or_default(),
+        ]);
+    }
+    set_right(&mut t, 4);
+    let base = r.baseline_run.as_ref().map_or(String::new(), |b| format!(" against baseline {b}"));
+    format!(
+        "KPI check of run {}{base}\n{t}\n{} passed, {} failed, {} skipped: {}\n",
+        r.run_id,
+        r.count(Outcome::Pass),
+        r.count(Outcome::Fail),
+        r.count(Outcome::Skip),
+        if r.passed() { "PASS" } else { "FAIL" }
+    )
+}
+
+fn diff_row(d: &MetricDiff, digits: usize) -> Vec<String> {
+    vec![
+        d.metric.clone(),
+        d.n_pairs.to_string(),
+        format!("{:.d$}", d.a, d = digits),
+        format!("{:.d$}", d.b, d = digits),
+        format!("{:+.d$} [{:+.d$}, {:+.d$}]", d.diff.value, d.diff.lo, d.diff.hi, d = digits),
+        d.relative_pct.map_or("-".into(), |p| format!("{p:+.1}%")),
+        d.verdict.label().into(),
+    ]
+}
+
+pub fn comparison_table(c: &Comparison) -> String {
+    let conf = c.confidence * 100.0;
+    let mut out = format!(
+        "A = {}  ({} records)\nB = {}  ({} records)\nPaired on {} common samples; differences are B - A with {conf:.0}% \
+         paired-bootstrap CIs ({} resamples, seed {}).\n",
+        c.a, c.n_a, c.b, c.n_b, c.n_common, c.resamples, c.seed
+    );
+    let header = ["metric", "pairs", "A", "B", "B - A [CI]", "rel", "verdict for B"].map(String::from).to_vec();
+    if !c.quality.is_empty() {
+        let mut t = table(header.clone(), 1);
+        for d in &c.quality {
+            t.add_row(diff_row(d, 4));
+        }
+        out.push_str(&format!("\nQuality\n{t}\n"));
+    }
+    if !c.exact_match.is_empty() {
+        let mut t = table(
+            ["metric", "pairs", "A acc", "B acc", "A only", "B only", "test", "p-value", "verdict for B"]
+                .map(String::from)
+                .to_vec(),
+            1,
+        );
+        for e in &c.exact_match {
+            t.add_row(vec![
+                e.metric.clone(),
+                e.n_pairs.to_string(),
+                format!("{:.3}", e.a_accuracy),
+                format!("{:.3}", e.b_accuracy),
+                e.mcnemar.a_only.to_string(),
+                e.mcnemar.b_only.to_string(),
+                match e.mcnemar.method {
+                    crate::stats::McNemarMethod::ExactBinomial => "McNemar exact binomial".into(),
+                    crate::stats::McNemarMethod::ChiSquareCorrected => "McNemar chi2 (cc)".into(),
+                },
+                format!("{:.4}", e.mcnemar.p_value),
+                e.verdict.label().into(),
+            ]);
+        }
+        out.push_str(&format!("\nExact match (McNemar)\n{t}\n"));
+    }
+    if !c.performance.is_empty() {
+        let mut t = table(header, 1);
+        for d in &c.performance {
+            t.add_row(diff_row(d, 4));
+        }
+        out.push_str(&format!("\nLatency (s) and throughput (tok/s), successful pairs\n{t}\n"));
+    }
+    out
+}
