@@ -17,6 +17,7 @@ pub mod config;
 pub mod rank;
 pub mod reference;
 pub mod sampler;
+mod simd;
 pub mod stats;
 pub mod verify;
 

@@ -1,7 +1,7 @@
 //! The filters written the textbook way, with a full sort of the vocabulary. Slow (O(V log V)); it
 //! exists to prove the fast sampler keeps exactly the same sets (tests) and as the full-sort baseline of
-//! the micro-benchmark. Weights are computed in f32 exactly as the sampler does, so the two differ only
-//! in how the kept set is found.
+//! the micro-benchmark. Weights use the sampler's own exp, so the two differ only in how the kept set is
+//! found (the exp itself is tested against f64 in `simd`).
 
 use crate::config::{Pruning, SamplerConfig};
 use crate::sampler::{greedy, SampleError};
@@ -31,7 +31,7 @@ pub fn kept_set(cfg: &SamplerConfig, logits: &[f32]) -> Result<(Vec<u32>, Option
                 return if l == f32::INFINITY { 1.0 } else { 0.0 };
             }
             if l >= kth {
-                ((l - lmax) * inv_t).max(-200.0).exp()
+                crate::simd::exp_nonpositive((l - lmax) * inv_t)
             } else {
                 0.0
             }

@@ -1,14 +1,15 @@
 //! The sampler the engine calls once per generated token.
 //!
-//! One pass over the V logits computes the tempered weights w = exp((l - max l) / T) (so the top token
-//! has w = 1), their sum S and the entropy H = ln S - sum(w d) / S, where d = (l - max l) / T. While
-//! it runs it collects the ids whose weight reaches a mode-specific lower bound on the final cut-off; that
-//! short list (ascending ids) is a provable superset of the kept set, so the filters never touch the
-//! whole vocabulary again and nothing is sorted over V. Buffers are reused across calls.
+//! One vectorised pass over the V logits computes the tempered weights w = exp((l - max l) / T) (so the
+//! top token has w = 1), their sum S and the entropy H = ln S - sum(w d) / S, where d = (l - max l) / T.
+//! Threshold filters (min-p, eta) are then one compare pass; the nucleus (top-p, entropy) is a radix
+//! step on the weights' bits plus a selection inside one histogram bucket. Nothing sorts V. Buffers are
+//! reused across calls, so a call allocates nothing.
 
 use crate::candidates::{draw, Candidates};
 use crate::config::{Pruning, SamplerConfig};
-use crate::rank::{at_or_before, nth_boundary, nucleus_boundary, Item};
+use crate::rank::{at_or_before, kth_largest, nth_boundary, nucleus_radix, Item};
+use crate::simd::{argmax, exp_nonpositive, max_value};
 use crate::stats::SamplerStats;
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
@@ -27,8 +28,7 @@ pub enum SampleError {
     NoFiniteLogit(usize),
 }
 
-/// Below this, exp underflows f32 anyway; clamping keeps w * d finite (0 * -inf would be NaN) and maps
-/// NaN logits to weight 0.
+/// Below this exp is 0 anyway; clamping keeps w * d finite (0 * -inf would be NaN).
 const MIN_SCALED_LOGIT: f32 = -200.0;
 
 /// What one processing pass decided, besides the buffers.
@@ -46,12 +46,15 @@ pub struct Sampler {
     rng: SamplerRng,
     /// Per-token weights of the last call; 0 = excluded (top-k cut, underflow, NaN).
     w: Vec<f32>,
-    /// Ascending ids of the superset collected during the pass.
+    /// Ascending ids of a superset of the nucleus.
     pre: Vec<u32>,
+    /// Sum of `w` over each block of `BLOCK` tokens, so a draw over the whole vocabulary skips blocks.
+    block_sums: Vec<f64>,
     items: Vec<Item>,
     /// Ascending kept ids (when not `all`).
     kept: Vec<u32>,
     scratch: Vec<f32>,
+    hist: Vec<f64>,
     stats: SamplerStats,
 }
 
@@ -64,10 +67,12 @@ impl Sampler {
             rng: SamplerRng::seed_from_u64(cfg.seed),
             cfg,
             w: Vec::new(),
+            block_sums: Vec::new(),
             pre: Vec::new(),
             items: Vec::new(),
             kept: Vec::new(),
             scratch: Vec::new(),
+            hist: Vec::new(),
             stats: SamplerStats::default(),
         })
     }
@@ -102,7 +107,7 @@ impl Sampler {
         let p = self.process(logits)?;
         let u: f64 = self.rng.random();
         let id = if p.all {
-            draw(self.w.iter().enumerate().map(|(i, &w)| (i as u32, w)), p.kept_total, u)
+            draw_blocked(&self.w, &self.block_sums, p.kept_total, u)
         } else {
             draw(self.kept.iter().map(|&i| (i, self.w[i as usize])), p.kept_total, u)
         };
@@ -147,48 +152,33 @@ impl Sampler {
         if v == 0 {
             return Err(SampleError::EmptyLogits);
         }
-        let lmax = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max); // f32::max skips NaN
+        let lmax = max_value(logits);
         if lmax == f32::NEG_INFINITY {
             return Err(SampleError::NoFiniteLogit(v));
         }
         let top_k_floor = self.top_k_floor(logits);
-        let collect_floor = self.collect_floor(v);
-        let (s, a) = self.weigh(logits, lmax, top_k_floor, collect_floor);
-        let entropy = (s.ln() - a / s).max(0.0);
+        let pass = self.weigh(logits, lmax, top_k_floor);
+        let s = pass.sum;
+        let entropy = (s.ln() - pass.sum_wd / s).max(0.0);
 
         let cfg = &self.cfg;
-        let min_keep = cfg.min_tokens_to_keep;
-        match cfg.pruning {
-            Pruning::None => Ok(self.keep_all(s, entropy)),
+        let min_keep = cfg.min_tokens_to_keep.min(pass.positive);
+        let p = match cfg.pruning {
+            Pruning::None => return Ok(Processed { all: true, kept_total: s, kept_len: pass.positive, entropy }),
             Pruning::TopP | Pruning::Entropy => {
                 let mass = match cfg.pruning {
                     Pruning::Entropy => cfg.top_p as f64 * (entropy / cfg.entropy_threshold as f64).min(1.0),
                     _ => cfg.top_p as f64,
                 };
                 if mass >= 1.0 {
-                    return Ok(self.keep_all(s, entropy));
+                    return Ok(Processed { all: true, kept_total: s, kept_len: pass.positive, entropy });
                 }
-                // Tokens below (1 - mass) S / V cannot all together carry (1 - mass) S, so the tokens at
-                // or above it hold >= mass S and contain the nucleus.
-                let floor = (1.0 - mass) * s / v as f64;
-                let w = &self.w;
-                self.pre.retain(|&i| w[i as usize] as f64 >= floor);
-                let pre_mass: f64 = self.pre.iter().map(|&i| w[i as usize] as f64).sum();
-                if pre_mass < mass * s || self.pre.len() < min_keep {
-                    self.collect_positive(); // rounding or min_keep: widen to every token
-                }
-                self.fill_items();
-                let (k, boundary) = nucleus_boundary(&mut self.items, mass * s);
-                let n_keep = min_keep.min(self.items.len());
-                let boundary = if k < n_keep {
-                    Some(nth_boundary(&mut self.items, n_keep))
-                } else {
-                    boundary
-                };
-                Ok(self.keep_up_to(boundary, entropy))
+                let boundary =
+                    nucleus_radix(&self.w, mass * s, &mut self.hist, &mut self.pre, &mut self.items);
+                self.keep_up_to_within_pre(boundary, entropy)
             }
             Pruning::MinP | Pruning::Eta => {
-                // Keep w >= floor, i.e. p >= min_p * p_max (w_max = 1), or p >= eta_h (w = p S).
+                // Keep w >= floor, i.e. p >= min_p * p_max (w_max = 1), or p >= eta_H (w = p S).
                 let floor = match cfg.pruning {
                     Pruning::MinP => cfg.min_p as f64,
                     _ => {
@@ -197,24 +187,22 @@ impl Sampler {
                     }
                 };
                 if floor <= 0.0 {
-                    return Ok(self.keep_all(s, entropy));
+                    return Ok(Processed { all: true, kept_total: s, kept_len: pass.positive, entropy });
                 }
-                let w = &self.w;
-                self.pre.retain(|&i| w[i as usize] as f64 >= floor);
-                if self.pre.len() >= min_keep {
-                    std::mem::swap(&mut self.pre, &mut self.kept);
-                    let kept_total = self.kept.iter().map(|&i| self.w[i as usize] as f64).sum();
-                    return Ok(Processed { all: false, kept_total, kept_len: self.kept.len(), entropy });
-                }
-                // Fewer than min_tokens_to_keep pass: keep the top min_tokens_to_keep instead (the
-                // threshold set is itself a top prefix, so this is their union, as in HF).
-                self.collect_positive();
-                self.fill_items();
-                let n = min_keep.min(self.items.len());
-                let boundary = nth_boundary(&mut self.items, n);
-                Ok(self.keep_up_to(Some(boundary), entropy))
+                compact(&self.w, &mut self.kept, |x, _| x as f64 >= floor);
+                self.kept_processed(entropy)
             }
+        };
+        if p.kept_len >= min_keep {
+            return Ok(p);
         }
+        // Fewer than min_tokens_to_keep survive: keep the top min_tokens_to_keep instead. Every filter's
+        // kept set is a top prefix, so this is the union of the two, as in HF.
+        self.items.clear();
+        let positive = self.w.iter().enumerate().filter(|(_, &x)| x > 0.0);
+        self.items.extend(positive.map(|(i, &x)| Item { w: x, id: i as u32 }));
+        let boundary = nth_boundary(&mut self.items, min_keep);
+        Ok(self.keep_up_to(Some(boundary), entropy))
     }
 
     /// The logit value of the k-th best token (k = max(top_k, min_tokens_to_keep)); tokens below it are
@@ -228,99 +216,146 @@ impl Sampler {
         if k >= logits.len() {
             return f32::NEG_INFINITY;
         }
-        self.scratch.clear();
-        self.scratch.extend(logits.iter().map(|&l| if l.is_nan() { f32::NEG_INFINITY } else { l }));
-        let (_, kth, _) = self.scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-        *kth
+        kth_largest(logits, k, &mut self.scratch)
     }
 
-    /// A lower bound, known before the pass, on the weight any kept token has: every token the filter
-    /// keeps has w >= this (the extra ones are dropped after the pass). None = collect nothing.
-    fn collect_floor(&self, v: usize) -> Option<f32> {
-        let cfg = &self.cfg;
-        let v = v as f64;
-        let floor = match cfg.pruning {
-            Pruning::None => return None,
-            Pruning::TopP if cfg.top_p >= 1.0 => return None,
-            Pruning::MinP if cfg.min_p <= 0.0 => return None,
-            // Final floor is (1 - mass) S / V with mass <= top_p and S >= 1.
-            Pruning::TopP | Pruning::Entropy => (1.0 - cfg.top_p as f64) / v,
-            Pruning::MinP => cfg.min_p as f64,
-            // Final floor is eta_H S with eta_H >= min(eps, sqrt(eps)/V) (H <= ln V) and S >= 1; halved
-            // as a margin for the rounding of H.
-            Pruning::Eta => {
-                let eps = cfg.eta as f64;
-                0.5 * eps.min(eps.sqrt() / v)
-            }
-        };
-        Some(floor as f32)
-    }
-
-    /// The pass over V: fills `w`, collects `pre`, returns (S, sum of w d).
-    fn weigh(&mut self, logits: &[f32], lmax: f32, top_k_floor: f32, collect: Option<f32>) -> (f64, f64) {
+    /// The passes over V: w = exp((l - max) / T) (0 below the top-k floor), S = sum w, sum w d, and the
+    /// count of w > 0.
+    fn weigh(&mut self, logits: &[f32], lmax: f32, top_k_floor: f32) -> WeighPass {
         let v = logits.len();
         self.w.clear();
         self.w.resize(v, 0.0);
-        self.pre.clear();
-        let (mut s, mut a) = (0.0f64, 0.0f64);
         if lmax == f32::INFINITY {
             // Infinite logits dominate: uniform over them (the limit of the softmax).
-            for (i, (w, &l)) in self.w.iter_mut().zip(logits).enumerate() {
+            let mut n = 0;
+            for (w, &l) in self.w.iter_mut().zip(logits) {
                 if l == f32::INFINITY {
                     *w = 1.0;
-                    s += 1.0;
-                    self.pre.push(i as u32);
+                    n += 1;
                 }
             }
-            return (s, 0.0);
+            self.block_sums.clear();
+            self.block_sums.extend(self.w.chunks(BLOCK).map(|b| b.iter().map(|&x| x as f64).sum::<f64>()));
+            return WeighPass { sum: n as f64, sum_wd: 0.0, positive: n };
         }
         let inv_t = 1.0 / self.cfg.temperature;
-        let floor = collect.unwrap_or(f32::INFINITY).max(f32::MIN_POSITIVE);
-        for (i, (w, &l)) in self.w.iter_mut().zip(logits).enumerate() {
-            let d = ((l - lmax) * inv_t).max(MIN_SCALED_LOGIT);
-            let e = if l >= top_k_floor { d.exp() } else { 0.0 };
-            *w = e;
-            s += e as f64;
-            a += (e * d) as f64;
-            if e >= floor {
-                self.pre.push(i as u32);
+        // `>` is false for NaN, so NaN logits get the floor and weight 0.
+        let scaled = |l: f32| {
+            let d = (l - lmax) * inv_t;
+            if d > MIN_SCALED_LOGIT {
+                d
+            } else {
+                MIN_SCALED_LOGIT
             }
+        };
+        // Two simple loops vectorise where one fused loop does not: first the weights...
+        for (w, &l) in self.w.iter_mut().zip(logits) {
+            let e = exp_nonpositive(scaled(l));
+            *w = if l >= top_k_floor { e } else { 0.0 };
         }
-        (s, a)
-    }
-
-    fn keep_all(&mut self, s: f64, entropy: f64) -> Processed {
-        let kept_len = self.w.iter().filter(|&&w| w > 0.0).count();
-        Processed { all: true, kept_total: s, kept_len, entropy }
-    }
-
-    /// `pre` = every id with w > 0.
-    fn collect_positive(&mut self) {
-        self.pre.clear();
-        self.pre.extend(self.w.iter().enumerate().filter(|(_, &w)| w > 0.0).map(|(i, _)| i as u32));
-    }
-
-    fn fill_items(&mut self) {
-        self.items.clear();
-        self.items.extend(self.pre.iter().map(|&id| Item { w: self.w[id as usize], id }));
-    }
-
-    /// `kept` = the ids of `pre` that rank at or before `boundary` (none when there is no boundary, which
-    /// happens only for an empty nucleus with min_tokens_to_keep satisfied, impossible as it is >= 1).
-    fn keep_up_to(&mut self, boundary: Option<Item>, entropy: f64) -> Processed {
-        self.kept.clear();
-        let mut kept_total = 0.0f64;
-        if let Some(b) = boundary {
-            for &i in &self.pre {
-                let w = self.w[i as usize];
-                if at_or_before(w, i, &b) {
-                    self.kept.push(i);
-                    kept_total += w as f64;
+        // ...then the sums, per block of BLOCK tokens: S in f64 lanes (it normalises every draw); sum w d,
+        // only for the entropy, in f32 lanes flushed to f64 every block.
+        let (mut a, mut n) = ([0.0f32; 16], [0u32; 16]);
+        let (mut s_total, mut a_total) = (0.0f64, 0.0f64);
+        self.block_sums.clear();
+        for (wb, lb) in self.w.chunks(BLOCK).zip(logits.chunks(BLOCK)) {
+            let mut s = [0.0f64; 16];
+            let (wc, lc) = (wb.chunks_exact(16), lb.chunks_exact(16));
+            let (wr, lr) = (wc.remainder(), lc.remainder());
+            for (wc, lc) in wc.zip(lc) {
+                for j in 0..16 {
+                    let e = wc[j];
+                    s[j] += e as f64;
+                    a[j] += e * scaled(lc[j]);
+                    n[j] += (e > 0.0) as u32;
                 }
             }
+            for (j, (&e, &l)) in wr.iter().zip(lr).enumerate() {
+                s[j] += e as f64;
+                a[j] += e * scaled(l);
+                n[j] += (e > 0.0) as u32;
+            }
+            let block: f64 = s.iter().sum();
+            self.block_sums.push(block);
+            s_total += block;
+            a_total += a.iter().map(|&x| x as f64).sum::<f64>();
+            a = [0.0; 16];
         }
+        WeighPass { sum: s_total, sum_wd: a_total, positive: n.iter().sum::<u32>() as usize }
+    }
+
+    /// `kept` = the positive-weight ids (ascending) that rank at or before `boundary`; none without one.
+    fn keep_up_to(&mut self, boundary: Option<Item>, entropy: f64) -> Processed {
+        match boundary {
+            Some(b) => compact(&self.w, &mut self.kept, |x, i| x > 0.0 && at_or_before(x, i, &b)),
+            None => self.kept.clear(),
+        }
+        self.kept_processed(entropy)
+    }
+
+    /// Like [`Sampler::keep_up_to`], scanning only the ids in `pre` (a superset, ascending).
+    fn keep_up_to_within_pre(&mut self, boundary: Option<Item>, entropy: f64) -> Processed {
+        self.kept.clear();
+        if let Some(b) = boundary {
+            let w = &self.w;
+            self.kept.extend(self.pre.iter().copied().filter(|&i| {
+                let x = w[i as usize];
+                x > 0.0 && at_or_before(x, i, &b)
+            }));
+        }
+        self.kept_processed(entropy)
+    }
+
+    fn kept_processed(&self, entropy: f64) -> Processed {
+        // Summed in ascending id order, the order of the draw.
+        let kept_total = self.kept.iter().map(|&i| self.w[i as usize] as f64).sum();
         Processed { all: false, kept_total, kept_len: self.kept.len(), entropy }
     }
+}
+
+/// Tokens per block of the weight sums.
+const BLOCK: usize = 1024;
+
+/// `out` = the ids i (ascending) with `keep(w[i], i)`. Branch-free: every id is written and the length
+/// advances only when kept, so an unpredictable filter costs no mispredictions.
+fn compact(w: &[f32], out: &mut Vec<u32>, keep: impl Fn(f32, u32) -> bool) {
+    out.clear();
+    out.resize(w.len() + 1, 0);
+    let mut n = 0usize;
+    for (i, &x) in w.iter().enumerate() {
+        out[n] = i as u32;
+        n += keep(x, i as u32) as usize;
+    }
+    out.truncate(n);
+}
+
+/// [`draw`] over the whole vocabulary: skips to the block where the cumulative weight crosses
+/// `u * total`, then scans that block in id order.
+fn draw_blocked(w: &[f32], block_sums: &[f64], total: f64, u: f64) -> u32 {
+    let target = u * total;
+    let mut acc = 0.0f64;
+    for (b, &bs) in block_sums.iter().enumerate() {
+        if acc + bs > target {
+            let start = b * BLOCK;
+            for (i, &x) in w[start..].iter().take(BLOCK).enumerate() {
+                acc += x as f64;
+                if x > 0.0 && acc > target {
+                    return (start + i) as u32;
+                }
+            }
+            // Rounding between the block sum and the scan: go on with the next blocks.
+        } else {
+            acc += bs;
+        }
+    }
+    // Rounding at the very end: the last token with positive weight.
+    w.iter().rposition(|&x| x > 0.0).unwrap_or(0) as u32
+}
+
+struct WeighPass {
+    sum: f64,
+    sum_wd: f64,
+    positive: usize,
 }
 
 /// Argmax over the logits, ties to the lowest id, NaN ignored. +inf wins (first one).
@@ -328,12 +363,8 @@ pub fn greedy(logits: &[f32]) -> Result<u32, SampleError> {
     if logits.is_empty() {
         return Err(SampleError::EmptyLogits);
     }
-    let mut best: Option<(usize, f32)> = None;
-    for (i, &l) in logits.iter().enumerate() {
-        // Strict `>` keeps the first of equal maxima; NaN compares false and is skipped.
-        if l > best.map_or(f32::NEG_INFINITY, |(_, b)| b) {
-            best = Some((i, l));
-        }
+    match argmax(logits) {
+        Some((id, _)) => Ok(id as u32),
+        None => Err(SampleError::NoFiniteLogit(logits.len())),
     }
-    best.map(|(i, _)| i as u32).ok_or(SampleError::NoFiniteLogit(logits.len()))
 }
