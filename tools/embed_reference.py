@@ -18,10 +18,11 @@ def load_safetensors(path):
         data = f.read()
     out = {}
     for k, v in header.items():
-        if k == "__metadata__" or v["dtype"] != "F32":
+        if k == "__metadata__" or v["dtype"] not in ("F32", "F16"):
             continue
         a, b = v["data_offsets"]
-        out[k] = np.frombuffer(data[a:b], dtype=np.float32).reshape(v["shape"]).astype(np.float64)
+        dt = np.float32 if v["dtype"] == "F32" else np.float16
+        out[k] = np.frombuffer(data[a:b], dtype=dt).reshape(v["shape"]).astype(np.float64)
     return out
 
 

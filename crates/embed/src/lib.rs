@@ -63,7 +63,7 @@ impl EmbedderKind {
     pub fn load(self, download: bool) -> Result<Box<dyn SentenceEmbedder>, EmbedError> {
         let fetch = |asset| if download { ttc_assets::ensure(asset) } else { ttc_assets::locate(asset) };
         Ok(match self {
-            EmbedderKind::Hash => Box::new(HashEmbedder::default()),
+            EmbedderKind::Hash => Box::new(HashEmbedder),
             EmbedderKind::Minilm => {
                 let weights = fetch(ttc_assets::minilm_l6_v2())?;
                 Box::new(MiniLm::load(dir_of(&weights)?)?)
