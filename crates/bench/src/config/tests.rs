@@ -195,3 +195,38 @@ fn shipped_run_yaml_parses_and_matches_the_defaults() {
     assert_eq!((f.seed, &f.results), (d.seed, &d.results));
 }
 
+
+#[test]
+fn shipped_run_yaml_resolves_with_the_shipped_policies() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/run.yaml");
+    let c = RunConfig::from_args(&RunArgs { config: Some(path), ..Default::default() }).unwrap();
+    assert!(c.policies.len() >= 2, "{:?}", c.policies);
+    assert_eq!(c.policies[0].name, "baseline");
+    let spec = c.policies.iter().find(|p| p.name == "speculative_decoding").unwrap();
+    assert_eq!(spec.params["lookahead_tokens"], serde_json::json!(4));
+    assert!(matches!(c.kpis, Some(serde_yaml::Value::String(ref p)) if p.ends_with("configs/kpis.yaml")));
+}
+
+#[test]
+fn flags_parse_from_a_command_line() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+    let cli = Cli::try_parse_from([
+        "ttc", "--config", "c.yaml", "--backend", "groq", "--policies", "a,b", "--suites", "crmarena",
+        "--samples", "5", "--concurrency", "8", "--rate", "inf", "--arrival", "poisson", "--results", "out",
+        "--seed", "3", "--dry-run", "--resume", "r1", "--quiet", "--log-format", "json", "--max-tokens", "64",
+    ])
+    .unwrap();
+    let a = cli.run;
+    assert_eq!(a.policies, vec!["a", "b"]);
+    assert_eq!((a.backend, a.arrival), (Some(BackendKind::Groq), Some(Arrival::Poisson)));
+    assert!(a.rate.unwrap().is_infinite());
+    assert_eq!((a.samples, a.concurrency, a.seed, a.max_tokens), (Some(5), Some(8), Some(3), Some(64)));
+    assert!(a.dry_run && a.quiet);
+    assert_eq!((a.resume.as_deref(), a.log_format), (Some("r1"), LogFormat::Json));
+    assert!(Cli::try_parse_from(["ttc", "--arrival", "bursty"]).is_err());
+}
