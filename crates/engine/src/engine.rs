@@ -230,3 +230,51 @@ impl Engine {
         Ok(em.finish(req.prompt.len(), prefill_s))
     }
 }
+
+impl Engine {
+    /// Generate one request under `policy`. `sampling` is the run's default sampler (None = greedy); pruning
+    /// policies bring their own. Returns the output and the policy's internals.
+    pub fn generate_policy(
+        &self,
+        req: &GenRequest,
+        policy: &crate::policy::Policy,
+        sampling: Option<ttc_sampling::SamplerConfig>,
+        on_event: &mut dyn FnMut(GenEvent) -> bool,
+    ) -> Result<(GenOutput, ttc_types::PolicyStats)> {
+        use crate::policy::Algorithm;
+        let seed = sampling.as_ref().map(|s| s.seed).unwrap_or(0);
+        let mut chooser = crate::chooser::Chooser::new(policy.algorithm.sampler_config(seed).or(sampling))?;
+        match &policy.algorithm {
+            Algorithm::SpeculativeNgram(p) => crate::speculative::generate_ngram(self, req, p, &mut chooser, on_event),
+            Algorithm::SpeculativeSelf(p) => {
+                crate::speculative::generate_self_speculative(self, req, p, &mut chooser, on_event)
+            }
+            Algorithm::EarlyExitFixed(p) => crate::early_exit::generate_fixed_exit(self, req, p, &mut chooser, on_event),
+            Algorithm::EarlyExitConfidence(p) => {
+                crate::early_exit::generate_confidence_exit(self, req, p, &mut chooser, on_event)
+            }
+            Algorithm::KvShrink(_) => Err(EngineError::InvalidRequest(
+                "kv_shrink policies are not available in this build".into(),
+            )),
+            // Baseline, token pruning (its sampler is in `chooser`) and batching (a scheduler concern; a lone
+            // request decodes plainly) all run the plain loop.
+            Algorithm::Baseline | Algorithm::TokenPruning(_) | Algorithm::Batching(_) => {
+                let mut err = None;
+                let mut choose = |l: &[f32]| match chooser.choose(l) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        err.get_or_insert(e);
+                        0
+                    }
+                };
+                let out = self.generate_plain(req, &mut choose, on_event)?;
+                if let Some(e) = err {
+                    return Err(e);
+                }
+                let mut stats = ttc_types::PolicyStats::default();
+                chooser.fill_stats(&mut stats);
+                Ok((out, stats))
+            }
+        }
+    }
+}

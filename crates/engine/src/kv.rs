@@ -2,6 +2,9 @@
 //! holding post-RoPE keys. Appending writes in place (`slice_set`); truncation (speculative rollback) only moves the
 //! length; eviction (KV shrinking) rewrites the kept rows. Positions are tracked apart from the length, because an
 //! evicting policy keeps a token's original position while the cache gets shorter.
+//!
+//! A cache can also accumulate attention scores per KV head (H2O's heavy-hitter statistic, see kv_shrink.rs). That
+//! is off by default, so the plain decoding path does no extra work.
 
 use crate::error::Result;
 use candle_core::{DType, Device, Tensor};
@@ -10,12 +13,15 @@ pub struct LayerKv {
     k: Tensor,
     v: Tensor,
     len: usize,
+    /// Accumulated attention probability per KV head and cached entry (`scores[h][j]`), summed over every query
+    /// so far and over the query heads of the GQA group; `None` unless the cache tracks scores.
+    scores: Option<Vec<Vec<f32>>>,
 }
 
 impl LayerKv {
     fn new(n_kv: usize, head_dim: usize, cap: usize) -> Result<LayerKv> {
         let k = Tensor::zeros((1, n_kv, cap, head_dim), DType::F32, &Device::Cpu)?;
-        Ok(LayerKv { v: k.zeros_like()?, k, len: 0 })
+        Ok(LayerKv { v: k.zeros_like()?, k, len: 0, scores: None })
     }
 
     pub fn len(&self) -> usize {
@@ -48,6 +54,11 @@ impl LayerKv {
         self.k.slice_set(k, 2, self.len)?;
         self.v.slice_set(v, 2, self.len)?;
         self.len += t;
+        if let Some(scores) = &mut self.scores {
+            for s in scores {
+                s.resize(self.len, 0.0);
+            }
+        }
         self.views()
     }
 
@@ -58,6 +69,41 @@ impl LayerKv {
 
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
+        if let Some(scores) = &mut self.scores {
+            for s in scores {
+                s.truncate(self.len);
+            }
+        }
+    }
+
+    /// Start accumulating attention scores (entries already cached start at 0).
+    pub fn track_scores(&mut self) {
+        if self.scores.is_none() {
+            let n_kv = self.k.dim(1).unwrap_or(0);
+            self.scores = Some(vec![vec![0.0; self.len]; n_kv]);
+        }
+    }
+
+    pub fn tracks_scores(&self) -> bool {
+        self.scores.is_some()
+    }
+
+    /// Accumulated scores per KV head (`[h][j]` for cache entry j), if tracked.
+    pub fn scores(&self) -> Option<&[Vec<f32>]> {
+        self.scores.as_deref()
+    }
+
+    /// Add attention probabilities `att` of shape (1, n_kv, rows, n), n <= len, to the scores of entries 0..n:
+    /// summed over the rows (every query row of every query head in the KV head's group).
+    pub fn add_scores(&mut self, att: &Tensor) -> Result<()> {
+        let Some(scores) = &mut self.scores else { return Ok(()) };
+        let col_sums = att.sum(2)?.squeeze(0)?.to_vec2::<f32>()?;
+        for (s, add) in scores.iter_mut().zip(col_sums) {
+            for (acc, a) in s.iter_mut().zip(add) {
+                *acc += a;
+            }
+        }
+        Ok(())
     }
 
     /// Keep only the entries at `keep` (ascending cache indices), per KV head: `keep[h]` lists head h's rows.
@@ -79,6 +125,11 @@ impl LayerKv {
         self.k.slice_set(&k, 2, 0)?;
         self.v.slice_set(&v, 2, 0)?;
         self.len = n;
+        if let Some(scores) = &mut self.scores {
+            for (s, idx) in scores.iter_mut().zip(keep) {
+                *s = idx.iter().map(|&j| s.get(j as usize).copied().unwrap_or(0.0)).collect();
+            }
+        }
         Ok(())
     }
 
@@ -117,6 +168,13 @@ impl KvCache {
 
     pub fn bytes(&self) -> usize {
         self.layers.iter().map(|l| l.bytes()).sum()
+    }
+
+    /// Accumulate attention scores per KV head in every layer from now on (H2O); off by default.
+    pub fn track_attention_scores(&mut self) {
+        for l in &mut self.layers {
+            l.track_scores();
+        }
     }
 
     pub fn reset(&mut self) {

@@ -4,12 +4,17 @@
 
 pub mod bench;
 pub mod chat;
+pub mod chooser;
+pub mod early_exit;
 pub mod engine;
 pub mod error;
 pub mod gguf;
 pub mod kv;
+pub mod kv_shrink;
 pub mod model;
 pub mod policy;
+pub mod scheduler;
+pub mod speculative;
 pub mod tokenizer;
 pub mod weights;
 
@@ -22,3 +27,5 @@ pub use model::{argmax, LlamaModel, LogitsMode};
 pub use tokenizer::GgufTokenizer;
 pub use weights::WeightFormat;
 pub use policy::{load_policies, parse_policies, Algorithm, Policy, PolicyError};
+pub use kv_shrink::{generate_kv_shrink, KvShrinker, ShrinkPlan};
+pub use scheduler::{BatchMode, Completion, RequestHandle, Scheduler, SchedulerConfig, StreamItem};

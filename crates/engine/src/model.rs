@@ -245,6 +245,9 @@ impl LlamaModel {
                 let n = past + i + 1;
                 let att = qi.matmul(&k_all.narrow(2, 0, n)?.t()?)?; // scale already folded into W_q
                 let att = candle_nn::ops::softmax_last_dim(&att)?;
+                if cache.tracks_scores() {
+                    cache.add_scores(&att)?; // H2O statistic; (1, n_kv, n_rep, n)
+                }
                 rows.push(att.matmul(&v_all.narrow(2, 0, n)?.contiguous()?)?); // (1, n_kv, n_rep, d)
             }
             let y = if t == 1 { rows.pop().expect("one row") } else { Tensor::stack(&rows, 3)? };
@@ -259,6 +262,9 @@ impl LlamaModel {
                 .broadcast_add(&mask)?
                 .reshape((1, cfg.n_head_kv, n_rep * t, total))?;
             let att = candle_nn::ops::softmax_last_dim(&att)?;
+            if cache.tracks_scores() {
+                cache.add_scores(&att)?; // masked entries are exactly 0 after the softmax
+            }
             att.matmul(&v_all.contiguous()?)?.reshape((cfg.n_head, t, cfg.head_dim))?
         };
         let y = y.transpose(0, 1)?.reshape((t, cfg.n_head * cfg.head_dim))?;

@@ -89,7 +89,7 @@ pub enum Algorithm {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NgramParams {
-    /// Draft tokens proposed per verification step (1..=16).
+    /// Draft tokens proposed per verification step (1..=7: verification stays on the row-exact path).
     #[serde(default = "d4")]
     pub lookahead_tokens: usize,
     /// Longest n-gram matched against earlier text (1..=8).
@@ -100,7 +100,7 @@ pub struct NgramParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SelfSpecParams {
-    /// Most draft tokens per verification step (1..=16).
+    /// Most draft tokens per verification step (1..=7).
     #[serde(default = "d4")]
     pub lookahead_tokens: usize,
     /// Layers the draft runs (1..n_layer-1).
@@ -261,11 +261,11 @@ impl Algorithm {
         match self {
             Algorithm::Baseline => Ok(()),
             Algorithm::SpeculativeNgram(p) => {
-                range("lookahead_tokens", (1..=16).contains(&p.lookahead_tokens), "in 1..=16")?;
+                range("lookahead_tokens", (1..=7).contains(&p.lookahead_tokens), "in 1..=7 (see docs/policies.md)")?;
                 range("max_ngram", (1..=8).contains(&p.max_ngram), "in 1..=8")
             }
             Algorithm::SpeculativeSelf(p) => {
-                range("lookahead_tokens", (1..=16).contains(&p.lookahead_tokens), "in 1..=16")?;
+                range("lookahead_tokens", (1..=7).contains(&p.lookahead_tokens), "in 1..=7 (see docs/policies.md)")?;
                 range("draft_layers", p.draft_layers >= 1, ">= 1 (and below the model's layer count)")?;
                 range("verification_threshold", (0.0..=1.0).contains(&p.verification_threshold), "in [0, 1]")
             }

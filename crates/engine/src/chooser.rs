@@ -1,0 +1,58 @@
+//! How the next token is picked from logits: greedy argmax or a seeded sampler (with its pruning filter), and
+//! how a speculative draft is verified under the same rule, so every decoding strategy stays lossless.
+
+use crate::error::{EngineError, Result};
+use crate::model::argmax;
+use ttc_sampling::{verify_greedy, verify_stochastic, DraftDist, Sampler, SamplerConfig, Verification};
+use ttc_types::PolicyStats;
+
+pub enum Chooser {
+    Greedy,
+    Sample(Box<Sampler>),
+}
+
+impl Chooser {
+    pub fn new(cfg: Option<SamplerConfig>) -> Result<Chooser> {
+        match cfg {
+            None => Ok(Chooser::Greedy),
+            Some(c) if c.is_greedy() => Ok(Chooser::Greedy),
+            Some(c) => Ok(Chooser::Sample(Box::new(
+                Sampler::new(c).map_err(|e| EngineError::InvalidRequest(e.to_string()))?,
+            ))),
+        }
+    }
+
+    pub fn choose(&mut self, logits: &[f32]) -> Result<u32> {
+        match self {
+            Chooser::Greedy => Ok(argmax(logits)),
+            Chooser::Sample(s) => s.sample(logits).map_err(|e| EngineError::InvalidRequest(e.to_string())),
+        }
+    }
+
+    /// Verify a deterministic draft (one-hot q) against target logits rows (`draft.len() + 1` rows).
+    pub fn verify(&mut self, draft: &[u32], rows: &[Vec<f32>]) -> Result<Verification> {
+        let err = |e: ttc_sampling::VerifyError| EngineError::InvalidRequest(e.to_string());
+        match self {
+            Chooser::Greedy => {
+                let am: Vec<u32> = rows.iter().map(|r| argmax(r)).collect();
+                verify_greedy(draft, &am).map_err(err)
+            }
+            Chooser::Sample(s) => {
+                let p = rows
+                    .iter()
+                    .map(|r| s.distribution(r))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
+                let q = vec![DraftDist::OneHot; draft.len()];
+                verify_stochastic(draft, &q, &p, s.rng_mut()).map_err(err)
+            }
+        }
+    }
+
+    /// Copy the sampler's pruning internals into the request's stats.
+    pub fn fill_stats(&self, stats: &mut PolicyStats) {
+        if let Chooser::Sample(s) = self {
+            s.stats().fill_policy_stats(stats);
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Speculative decoding: a cheap drafter proposes tokens, one target forward verifies them all.
+//!
+//! Drafters:
+//! - prompt lookup / n-gram (Saxena 2023; HF `PromptLookupCandidateGenerator`): find the most recent earlier
+//!   occurrence of the last n tokens (n = max_ngram..1) in prompt + output and propose what followed it;
+//! - self-speculative early-exit draft (LayerSkip, Elhoushi et al. 2024; Draft & Verify, Zhang et al. 2024): the
+//!   first E layers + final norm + LM head draft greedily; drafting stops early when the draft's top-1
+//!   probability is below `verification_threshold` (adaptive draft exiting). Verification then runs only layers
+//!   E..L over the drafted positions, reusing the K/V of layers 0..E and the exit hidden states computed while
+//!   drafting (LayerSkip's shared cache).
+//! Verification is lossless: greedy keeps the longest prefix equal to the target's argmax plus the
+//! correction/bonus token; sampling uses the Leviathan/Chen rule with a one-hot q (both drafters are
+//! deterministic). After a rejection every layer's KV is truncated to the accepted length.
+//! Draft length is capped so a verification forward has at most `ROW_EXACT_MAX_ROWS` rows: those attend row by
+//! row and reproduce one-token steps bit for bit, which is what makes greedy output identical to the baseline.
+
+use crate::chooser::Chooser;
+use crate::engine::{Emitter, GenOutput, GenRequest};
+use crate::error::Result;
+use crate::kv::KvCache;
+use crate::model::{logits_rows, LogitsMode, ROW_EXACT_MAX_ROWS};
+use crate::policy::{NgramParams, SelfSpecParams};
+use crate::Engine;
+use candle_core::Tensor;
+use std::time::Instant;
+use ttc_types::{GenEvent, PolicyStats};
+
+/// Most draft tokens one verification may carry (the verified row plus drafts fit the row-exact path).
+pub const MAX_DRAFT: usize = ROW_EXACT_MAX_ROWS - 1;
+
+/// Prompt-lookup draft: continuation of the latest earlier match of the longest suffix n-gram.
+pub fn ngram_draft(tokens: &[u32], max_ngram: usize, lookahead: usize) -> Vec<u32> {
+    let len = tokens.len();
+    for n in (1..=max_ngram.min(len.saturating_sub(1))).rev() {
+        let pattern = &tokens[len - n..];
+        // Latest earlier occurrence first: recent context predicts best (HF searches from the end too).
+        for start in (0..len - n).rev() {
+            if &tokens[start..start + n] == pattern {
+                let from = start + n;
+                let to = (from + lookahead).min(len);
+                if from < to {
+                    return tokens[from..to].to_vec();
+                }
+            }
+        }
+    }
+    Vec::new()
+}
+
+#[derive(Default)]
+struct SpecCounters {
+    drafted: u64,
+    accepted: u64,
+    steps: u64,
+    emitted_in_steps: u64,
+}
+
+impl SpecCounters {
+    fn fill(&self, stats: &mut PolicyStats) {
+        stats.drafted_tokens = Some(self.drafted);
+        stats.accepted_tokens = Some(self.accepted);
+        stats.acceptance_rate = (self.drafted > 0).then(|| self.accepted as f64 / self.drafted as f64);
+        stats.verification_steps = Some(self.steps);
+        stats.mean_accepted_per_step = (self.steps > 0).then(|| self.emitted_in_steps as f64 / self.steps as f64);
+    }
+}
+
+/// Emit the verified tokens; returns false once generation stops.
+fn emit_all(em: &mut Emitter<'_>, tokens: &[u32]) -> bool {
+    tokens.iter().all(|&t| em.push(t))
+}
+
+pub fn generate_ngram(
+    engine: &Engine,
+    req: &GenRequest,
+    params: &NgramParams,
+    chooser: &mut Chooser,
+    on_event: &mut dyn FnMut(GenEvent) -> bool,
+) -> Result<(GenOutput, PolicyStats)> {
+    engine.check_fits(req.prompt.len(), req.max_tokens)?;
+    let model = &engine.model;
+    let started = Instant::now();
+    let mut cache = model.new_cache()?;
+    let mut em = Emitter::new(&engine.tokenizer, req, started, on_event);
+    let mut c = SpecCounters::default();
+    let logits = model.forward(&req.prompt, &mut cache, LogitsMode::Last)?;
+    let prefill_s = started.elapsed().as_secs_f64();
+    let mut next = chooser.choose(&logits_rows(&logits)?[0])?;
+    let mut context = req.prompt.clone();
+    let lookahead = params.lookahead_tokens.min(MAX_DRAFT);
+    while req.max_tokens > 0 && em.push(next) {
+        context.push(next);
+        let remaining = req.max_tokens - em.token_ids.len();
+        let mut draft = ngram_draft(&context, params.max_ngram, lookahead.min(remaining.saturating_sub(1)));
+        if let Some(stop) = draft.iter().position(|t| engine.tokenizer.stop_ids.contains(t)) {
+            draft.truncate(stop + 1); // a drafted EOS may be accepted, nothing after it
+        }
+        if draft.is_empty() {
+            let logits = model.forward(&[next], &mut cache, LogitsMode::Last)?;
+            next = chooser.choose(&logits_rows(&logits)?[0])?;
+            continue;
+        }
+        let base = cache.next_pos;
+        let mut input = Vec::with_capacity(draft.len() + 1);
+        input.push(next);
+        input.extend_from_slice(&draft);
+        let rows = logits_rows(&model.forward(&input, &mut cache, LogitsMode::All)?)?;
+        let v = chooser.verify(&draft, &rows)?;
+        c.steps += 1;
+        c.drafted += draft.len() as u64;
+        c.accepted += v.accepted as u64;
+        c.emitted_in_steps += v.accepted as u64 + 1;
+        cache.truncate(base + 1 + v.accepted);
+        if !emit_all(&mut em, &draft[..v.accepted]) {
+            break;
+        }
+        context.extend_from_slice(&draft[..v.accepted]);
+        next = v.next_token;
+    }
+    let mut stats = PolicyStats::default();
+    c.fill(&mut stats);
+    chooser.fill_stats(&mut stats);
+    Ok((em.finish(req.prompt.len(), prefill_s), stats))
+}
+
+/// Run layers `from..to` over hidden rows `h` of one sequence whose first row has position `pos`.
+pub(crate) fn run_layers(engine: &Engine, mut h: Tensor, from: usize, to: usize, cache: &mut KvCache, pos: usize) -> Result<Tensor> {
+    let t = h.dim(0)?;
+    for l in from..to {
+        h = engine.model.block_forward(l, &h, &[t], &[pos], &mut [&mut cache.layers[l]])?;
+    }
+    Ok(h)
+}
+
+pub fn generate_self_speculative(
+    engine: &Engine,
+    req: &GenRequest,
+    params: &SelfSpecParams,
+    chooser: &mut Chooser,
+    on_event: &mut dyn FnMut(GenEvent) -> bool,
+) -> Result<(GenOutput, PolicyStats)> {
+    engine.check_fits(req.prompt.len(), req.max_tokens)?;
+    let model = &engine.model;
+    let n_layer = model.cfg.n_layer;
+    let e = params.draft_layers.clamp(1, n_layer - 1);
+    let started = Instant::now();
+    let mut cache = model.new_cache()?;
+    let mut em = Emitter::new(&engine.tokenizer, req, started, on_event);
+    let mut c = SpecCounters::default();
+    let logits = model.forward(&req.prompt, &mut cache, LogitsMode::Last)?;
+    let prefill_s = started.elapsed().as_secs_f64();
+    let mut next = chooser.choose(&logits_rows(&logits)?[0])?;
+    let lookahead = params.lookahead_tokens.min(MAX_DRAFT);
+    while req.max_tokens > 0 && em.push(next) {
+        let base = cache.next_pos;
+        let remaining = req.max_tokens - em.token_ids.len();
+        let max_draft = lookahead.min(remaining.saturating_sub(1));
+        // Draft: feed `next`, then each drafted token, through layers 0..e; keep the exit hidden states.
+        let mut exits: Vec<Tensor> = Vec::with_capacity(max_draft + 1);
+        let mut draft: Vec<u32> = Vec::with_capacity(max_draft);
+        let mut tok = next;
+        loop {
+            let pos = base + exits.len();
+            let h = run_layers(engine, model.embed(&[tok])?, 0, e, &mut cache, pos)?;
+            exits.push(h.clone());
+            let drafted_eos = !draft.is_empty() && engine.tokenizer.stop_ids.contains(&tok);
+            if draft.len() == max_draft || drafted_eos {
+                break;
+            }
+            let row = logits_rows(&model.logits(&h)?)?.remove(0);
+            let (d, p_top) = top1_prob(&row);
+            if p_top < params.verification_threshold {
+                break; // adaptive draft exiting: the draft is unsure, verify what we have
+            }
+            draft.push(d);
+            tok = d;
+        }
+        // Invariant: one exit state per verified input [next, draft...], and layers 0..e hold exactly their K/V.
+        debug_assert_eq!(exits.len(), draft.len() + 1);
+        // Verify: layers e..L over [next, draft...], starting from the exit states.
+        let h = if exits.len() == 1 { exits.pop().expect("one") } else { Tensor::cat(&exits, 0)? };
+        let h = run_layers(engine, h, e, n_layer, &mut cache, base)?;
+        cache.next_pos = base + draft.len() + 1;
+        let rows = logits_rows(&model.logits(&h)?)?;
+        if draft.is_empty() {
+            next = chooser.choose(&rows[0])?;
+            continue;
+        }
+        let v = chooser.verify(&draft, &rows)?;
+        c.steps += 1;
+        c.drafted += draft.len() as u64;
+        c.accepted += v.accepted as u64;
+        c.emitted_in_steps += v.accepted as u64 + 1;
+        cache.truncate(base + 1 + v.accepted);
+        if !emit_all(&mut em, &draft[..v.accepted]) {
+            break;
+        }
+        next = v.next_token;
+    }
+    let mut stats = PolicyStats::default();
+    c.fill(&mut stats);
+    chooser.fill_stats(&mut stats);
+    Ok((em.finish(req.prompt.len(), prefill_s), stats))
+}
+
+/// Argmax and its softmax probability.
+fn top1_prob(row: &[f32]) -> (u32, f32) {
+    let best = crate::model::argmax(row);
+    let m = row[best as usize];
+    let z: f32 = row.iter().map(|&x| (x - m).exp()).sum();
+    (best, 1.0 / z)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ngram_draft_prefers_the_longest_latest_match() {
+        // ... 5 6 7 8 ... 5 6 7 9 ... | suffix "6 7" matched most recently before "7 9"
+        let toks = [1, 5, 6, 7, 8, 2, 5, 6, 7, 9, 3, 6, 7];
+        assert_eq!(ngram_draft(&toks, 3, 2), vec![9, 3]);
+        // Only a 1-gram matches.
+        assert_eq!(ngram_draft(&[4, 1, 2, 3, 4], 3, 3), vec![1, 2, 3]);
+        assert_eq!(ngram_draft(&[1, 2, 3], 3, 4), Vec::<u32>::new());
+        // Lookahead is capped by the text available after the match.
+        assert_eq!(ngram_draft(&[7, 8, 7], 2, 5), vec![8, 7]);
+    }
+}
