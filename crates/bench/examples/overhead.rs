@@ -10,7 +10,7 @@
 //! Not a timed test: numbers depend on the machine. Results go to docs/runner.md.
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
@@ -64,6 +64,8 @@ struct ServerState {
     /// Server send time of each request's first content chunk, by prompt.
     first_sent: Mutex<HashMap<String, Instant>>,
     content: Vec<Bytes>,
+    /// Client addresses seen: how many connections the client opened (pooling check).
+    peers: Mutex<std::collections::HashSet<std::net::SocketAddr>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -75,7 +77,12 @@ struct Msg {
     content: String,
 }
 
-async fn handle(State(st): State<Arc<ServerState>>, body: Bytes) -> Response {
+async fn handle(
+    State(st): State<Arc<ServerState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: Bytes,
+) -> Response {
+    st.peers.lock().unwrap().insert(peer);
     let key = serde_json::from_slice::<Req>(&body).ok().and_then(|r| r.messages.into_iter().next()).map(|m| m.content).unwrap_or_default();
     let n = st.chunks;
     let frames = n + 4;
@@ -111,7 +118,7 @@ fn start_server(chunks: usize, threads: usize) -> (String, Arc<ServerState>) {
     let content = (0..16)
         .map(|i| Bytes::from(format!("data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\" tok{i}\"}},\"finish_reason\":null}}]}}\n\n")))
         .collect();
-    let state = Arc::new(ServerState { chunks, first_sent: Mutex::new(HashMap::new()), content });
+    let state = Arc::new(ServerState { chunks, first_sent: Mutex::new(HashMap::new()), content, peers: Mutex::default() });
     let (tx, rx) = std::sync::mpsc::channel();
     let st = state.clone();
     std::thread::spawn(move || {
@@ -120,7 +127,7 @@ fn start_server(chunks: usize, threads: usize) -> (String, Arc<ServerState>) {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
             let app = Router::new().route("/v1/chat/completions", post(handle)).with_state(st);
-            axum::serve(listener, app).await.unwrap();
+            axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
         });
     });
     let addr = rx.recv().unwrap();
@@ -132,6 +139,7 @@ struct Outcome {
     errors: usize,
     chunks: usize,
     wall: Duration,
+    connections: usize,
     /// Client first-chunk receive time minus server first-chunk send time, seconds, sorted.
     ttft_skew: Vec<f64>,
 }
@@ -207,6 +215,7 @@ fn scenario(a: &Args, n: usize, chunks: usize, arrival: Arrival, rate: f64, conc
             errors: records.iter().filter(|r| r.status != RecordStatus::Ok).count(),
             chunks: records.iter().map(|r| r.token_times_s.len()).sum(),
             wall: timing.wall,
+            connections: server.peers.lock().unwrap().len(),
             ttft_skew: skew,
         }
     })
@@ -216,7 +225,7 @@ fn report(name: &str, o: &Outcome) {
     let w = o.wall.as_secs_f64();
     let p = |q| percentile_sorted(&o.ttft_skew, q).map_or(f64::NAN, |x| x * 1000.0);
     println!(
-        "{name:<10} {:>7} req ({} errors) in {w:>6.2} s: {:>8.0} req/s, {:>9.0} chunks/s, client TTFT - server send: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        "{name:<10} {:>7} req ({} errors) in {w:>6.2} s: {:>8.0} req/s, {:>9.0} chunks/s, client TTFT - server send: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms, {} connections",
         o.requests,
         o.errors,
         o.requests as f64 / w,
@@ -224,6 +233,7 @@ fn report(name: &str, o: &Outcome) {
         p(50.0),
         p(99.0),
         p(100.0),
+        o.connections,
     );
 }
 

@@ -259,8 +259,8 @@ async fn execute(
         (false, LogFormat::Json) => ProgressMode::Log,
         (false, LogFormat::Text) => ProgressMode::Bar,
     };
-    let default_model = cfg.backend.model.clone().unwrap_or_else(|| info.model.clone());
-    let jobs = make_jobs(&plan.entries, &cfg.generation, &default_model);
+    // The backend's own model name (for HTTP: `backend.model`; for the engine: its model, not a file path).
+    let jobs = make_jobs(&plan.entries, &cfg.generation, &info.model);
     let runner = Arc::new(Runner::new(backend, RunnerSettings::from_config(&cfg), ctx, hooks.token_counter.clone()));
 
     let stop = runner.stop_flag();

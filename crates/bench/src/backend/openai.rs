@@ -366,8 +366,20 @@ impl Stream for SseGenStream {
             if let Some(item) = this.pending.pop_front() {
                 return Poll::Ready(Some(item));
             }
-            if this.ended || this.decoder.done {
+            if this.ended {
                 return Poll::Ready(None);
+            }
+            if this.decoder.done {
+                // Generation over: read the body to its end (normally just the terminating chunk) so the
+                // connection can go back to the pool; the runner bounds how long it waits for this.
+                match this.body.as_mut().poll_next(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Some(Ok(_))) => continue,
+                    Poll::Ready(_) => {
+                        this.ended = true;
+                        return Poll::Ready(None);
+                    }
+                }
             }
             match this.body.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
