@@ -85,3 +85,71 @@ impl Summary {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(status: RecordStatus, attempts: u32, start: f64, e2e: Option<f64>, tokens: u32, class: Option<&str>) -> Record {
+        Record {
+            schema_version: 1,
+            run_id: "r".into(),
+            run_started_at: String::new(),
+            config_hash: String::new(),
+            project_version: String::new(),
+            host: String::new(),
+            backend: "b".into(),
+            base_url: None,
+            model: "m".into(),
+            weights: None,
+            policy: "p".into(),
+            algorithm: "a".into(),
+            params_json: "{}".into(),
+            suite: "s".into(),
+            task: None,
+            sample_id: format!("{start}"),
+            status,
+            error_class: class.map(str::to_string),
+            error_message: None,
+            attempts,
+            backoff_s: 0.5 * (attempts - 1) as f64,
+            prompt_tokens: None,
+            output_tokens: Some(tokens),
+            token_count_source: None,
+            start_offset_s: start,
+            ttft_s: e2e.map(|e| e / 2.0),
+            e2e_s: e2e,
+            tpot_s: None,
+            itl_mean_s: None,
+            itl_p50_s: None,
+            itl_p99_s: None,
+            token_times_s: vec![],
+            throughput_tok_s: None,
+            finish_reason: None,
+            prediction: String::new(),
+            reference: None,
+            metrics: Default::default(),
+            extra_metrics: Default::default(),
+            policy_stats: Default::default(),
+        }
+    }
+
+    #[test]
+    fn totals_retries_and_aggregate_throughput() {
+        let mut s = Summary::default();
+        s.add(&rec(RecordStatus::Ok, 1, 0.0, Some(2.0), 100, None));
+        s.add(&rec(RecordStatus::Ok, 3, 1.0, Some(3.0), 300, None));
+        s.add(&rec(RecordStatus::Error, 4, 0.5, None, 7, Some("http_5xx")));
+        assert_eq!((s.total, s.ok, s.errors, s.retried), (3, 2, 1, 2));
+        assert_eq!(s.retries(), 5);
+        assert_eq!(s.backoff_s, 2.5);
+        assert_eq!(s.by_class["http_5xx"], 1);
+        // Failed requests' tokens do not count; span = last end (1 + 3) - first start (0).
+        assert_eq!(s.output_tokens, 400);
+        assert_eq!(s.output_tok_s(), Some(100.0));
+        let text = s.render(4.0);
+        assert!(text.contains("2 ok, 1 failed, 3 total"), "{text}");
+        assert!(text.contains("errors: http_5xx=1"), "{text}");
+        assert!(text.contains("ttft p50 1250.0 ms"), "{text}");
+    }
+}
