@@ -112,3 +112,22 @@ fn score_command_scores_each_line_and_reports_bad_lines() {
     let err = ttc_eval::cmd::run_score(args).unwrap_err().to_string();
     assert!(err.contains("preds.jsonl:1:") && err.contains("reference workflow"), "{err}");
 }
+
+/// With the real default embedder (when cached; the ttc-embed tests fetch it): paraphrases score higher than
+/// unrelated answers, and gold workflows match themselves.
+#[test]
+fn minilm_scoring_when_cached() {
+    let Ok(e) = EmbedderKind::Minilm.load(false) else {
+        eprintln!("skipped: MiniLM not cached");
+        return;
+    };
+    let ctx = ScorerCtx::new(Some(Arc::from(e)));
+    let items = load_suite(&SuiteSpec::new("crmarena"), &DataSource::default()).unwrap();
+    let kqa = &items[0];
+    let close = score_record("crmarena", "<submit>Clean them with a wet cloth and let them dry naturally, away from heat.</submit>", kqa, &ctx).unwrap();
+    let far = score_record("crmarena", "<submit>The invoice was paid in March.</submit>", kqa, &ctx).unwrap();
+    assert!(close["semantic_similarity"] > far["semantic_similarity"] + 0.3, "{close:?} {far:?}");
+    let worf = load_suite(&SuiteSpec::new("worfbench"), &DataSource::default()).unwrap();
+    let m = score_record("worfbench", worf[4].reference.as_deref().unwrap(), &worf[4], &ctx).unwrap();
+    assert_eq!((m["f1_chain"], m["f1_graph"]), (1.0, 1.0));
+}

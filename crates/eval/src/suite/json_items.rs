@@ -6,8 +6,11 @@ use crate::EvalError;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+/// An array element: the 1-based line it starts on and its fields.
+pub(crate) type LineItem = (usize, Map<String, Value>);
+
 /// Each element of the top-level array with the 1-based line it starts on.
-pub(crate) fn array_items(src: &Source) -> Result<Vec<(usize, Map<String, Value>)>, EvalError> {
+pub(crate) fn array_items(src: &Source) -> Result<Vec<LineItem>, EvalError> {
     let raws: Vec<&RawValue> = serde_json::from_str(&src.text).map_err(|e| {
         EvalError::malformed(&src.path, e.line(), format!("not a JSON array of objects: {e}"))
     })?;
