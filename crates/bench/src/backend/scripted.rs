@@ -41,6 +41,7 @@ type Responder = dyn Fn(&GenRequest, u32) -> Reply + Send + Sync;
 
 pub struct ScriptedBackend {
     info: BackendInfo,
+    max_concurrency: Option<usize>,
     responder: Box<Responder>,
     attempts: Mutex<HashMap<String, u32>>,
 }
@@ -56,9 +57,16 @@ impl ScriptedBackend {
                 weights: None,
                 usage_is_engine: false,
             },
+            max_concurrency: None,
             responder: Box::new(responder),
             attempts: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Declares a concurrency limit (like an engine with that many slots).
+    pub fn with_max_concurrency(mut self, n: usize) -> ScriptedBackend {
+        self.max_concurrency = Some(n);
+        self
     }
 
     pub fn with_info(mut self, info: BackendInfo) -> ScriptedBackend {
@@ -86,6 +94,10 @@ fn prompt_key(req: &GenRequest) -> String {
 impl Backend for ScriptedBackend {
     fn info(&self) -> BackendInfo {
         self.info.clone()
+    }
+
+    fn max_concurrency(&self) -> Option<usize> {
+        self.max_concurrency
     }
 
     async fn generate(&self, request: &GenRequest) -> Result<Generation, BackendError> {

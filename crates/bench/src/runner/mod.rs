@@ -108,12 +108,17 @@ pub struct Runner {
 }
 
 impl Runner {
+    /// The concurrency is capped to the backend's own limit, if it declares one.
     pub fn new(
         backend: Arc<dyn Backend>,
-        settings: RunnerSettings,
+        mut settings: RunnerSettings,
         ctx: RunContext,
         counter: Option<Arc<dyn TokenCounter>>,
     ) -> Runner {
+        if let Some(cap) = backend.max_concurrency().filter(|&c| c > 0 && c < settings.concurrency) {
+            tracing::info!(configured = settings.concurrency, backend = cap, "concurrency capped to what the backend serves at once");
+            settings.concurrency = cap;
+        }
         let limiter = (!settings.rate.is_infinite()).then(|| TokenBucket::new(settings.rate, settings.burst));
         Runner { backend, settings, ctx: Arc::new(ctx), counter, limiter, stop: Arc::new(AtomicBool::new(false)) }
     }

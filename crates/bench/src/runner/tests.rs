@@ -111,6 +111,15 @@ async fn closed_loop_runs_each_job_once_within_the_cap() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn backend_concurrency_limit_caps_the_runner() {
+    let backend = Arc::new(ScriptedBackend::new(|_, _| answer()).with_max_concurrency(1));
+    let recs = run_with(backend, settings(), jobs(3)).await;
+    let mut starts: Vec<u64> = recs.iter().map(|r| ms(r.start_offset_s)).collect();
+    starts.sort();
+    assert_eq!(starts, vec![0, 100, 200], "one at a time although concurrency is 4");
+}
+
+#[tokio::test(start_paused = true)]
 async fn retries_follow_the_rules() {
     // Sample 0: 429 with Retry-After 0.7 s, then ok. 1: 500, 503, ok. 2: 400 (fails fast). 3: always 503.
     // 4: cut stream, then ok. 5: stall past the timeout, then ok. 6: Retry-After longer than the cap.
