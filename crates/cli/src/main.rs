@@ -3,6 +3,8 @@
 mod cmd_bench;
 mod cmd_generate;
 mod cmd_model;
+mod cmd_policies;
+mod cmd_run;
 mod exit;
 mod model_path;
 
@@ -25,6 +27,24 @@ enum Command {
     Tokenize(cmd_generate::TokenizeArgs),
     /// Generate text with the embedded engine, streaming it to stdout.
     Generate(cmd_generate::GenerateArgs),
+    /// Run a benchmark: suites x policies through a backend, stored in Parquet, summarised at the end.
+    Run(ttc_bench::RunArgs),
+    /// List the policies of a policies file with their parameters.
+    Policies(cmd_policies::PoliciesArgs),
+    /// List the evaluation suites, their tasks and item counts.
+    Suites(ttc_eval::cmd::SuitesArgs),
+    /// Score predictions made elsewhere (JSONL with `prediction` and `reference`).
+    Score(ttc_eval::cmd::ScoreArgs),
+    /// Summary table per policy x suite for a stored run.
+    Summary(ttc_results::SummaryArgs),
+    /// Generate a Markdown or HTML report for a stored run.
+    Report(ttc_results::ReportArgs),
+    /// Check KPIs for a stored run (exit 1 if any fails): the CI gate.
+    Check(ttc_results::CheckArgs),
+    /// Paired comparison of two policies (or runs) on the samples both have.
+    Compare(ttc_results::CompareArgs),
+    /// Merge a run's Parquet part files into one.
+    Compact(ttc_results::CompactArgs),
     /// Micro-benchmarks.
     #[command(subcommand)]
     Bench(cmd_bench::BenchCommand),
@@ -37,6 +57,15 @@ fn main() -> ExitCode {
         Command::Tokenize(a) => cmd_generate::tokenize(a),
         Command::Generate(a) => cmd_generate::generate(a),
         Command::Bench(c) => cmd_bench::run(c),
+        Command::Run(a) => cmd_run::run(a),
+        Command::Policies(a) => cmd_policies::run(a),
+        Command::Suites(a) => ttc_eval::cmd::run_suites(a),
+        Command::Score(a) => ttc_eval::cmd::run_score(a),
+        Command::Summary(a) => ttc_results::cmd::summary::run(a),
+        Command::Report(a) => ttc_results::cmd::report::run(a),
+        Command::Check(a) => ttc_results::cmd::check::run(a),
+        Command::Compare(a) => ttc_results::cmd::compare::run(a),
+        Command::Compact(a) => ttc_results::cmd::compact::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -143,7 +143,7 @@ pub fn generate_confidence_exit(
     while req.max_tokens > 0 && em.push(next) {
         step += 1;
         let pos = cache.next_pos;
-        let lambda = threshold_at(params.exit_threshold, params.position_temp, step, req.max_tokens);
+        let lambda = threshold_at(params.exit_threshold as f32, params.position_temp as f32, step, req.max_tokens);
         let mut h = model.embed(&[next])?;
         let mut done = 0usize;
         let mut row: Option<Vec<f32>> = None;
@@ -151,7 +151,7 @@ pub fn generate_confidence_exit(
             h = run_layers(engine, h, done, c, &mut cache, pos)?;
             done = c;
             let r = logits_rows(&model.logits(&h)?)?.remove(0);
-            if confidence(&r, &params.measure, params.confidence_boost) >= lambda {
+            if confidence(&r, &params.measure, params.confidence_boost as f32) >= lambda {
                 // State propagation: skipped layers get K/V computed from the exit state.
                 for l in c..n_layer {
                     model.propagate_kv(l, &h, pos, &mut cache.layers[l])?;

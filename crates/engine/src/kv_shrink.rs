@@ -16,8 +16,8 @@
 //! Budget schedule over decode steps t (t = number of single-token forwards after the prefill, T = `decay_steps`,
 //! or the request's `max_tokens` when 0), with `full(t)` = entries an unshrunk cache would hold (prompt + t):
 //! `w(t)` = ½(1 − cos(π·min(t,T)/T)) (cosine), min(t,T)/T (linear) or 1 (none);
-//! `budget(t) = min(full(t), max(⌈full(t)·(1 − shrink_ratio·w(t))⌉, floor))` with floor = `recent_window`
-//! (heavy hitters) or `sink_tokens + recent_window` (sinks). After every forward the cache is cut to the budget
+//! `budget(t) = min(full(t), max(⌈full(t)·(1 − shrink_ratio·w(t))⌉, floor))` with floor =
+//! `recent_window` (heavy hitters) or `sink_tokens + recent_window` (sinks). After every forward the cache is cut to the budget
 //! whenever it holds more, so `shrink_ratio: 0` never evicts and decodes exactly like the baseline.
 
 use crate::engine::{Emitter, Engine, GenOutput, GenRequest};
@@ -79,7 +79,8 @@ impl ShrinkPlan {
         let decay_steps = if params.decay_steps > 0 { params.decay_steps } else { max_tokens.max(1) };
         Ok(ShrinkPlan {
             method,
-            shrink_ratio: params.shrink_ratio as f64,
+            // The ratio as written in the policy (0.7, not 0.699999988 from the f32).
+            shrink_ratio: params.shrink_ratio.to_string().parse().unwrap_or(params.shrink_ratio as f64),
             schedule,
             decay_steps,
             recent_window: params.recent_window,
@@ -108,8 +109,10 @@ impl ShrinkPlan {
     /// Most entries the cache may hold after `step` decode steps when an unshrunk cache would hold `full`.
     pub fn budget(&self, full: usize, step: usize) -> usize {
         let keep = 1.0 - self.shrink_ratio * self.strength(step);
-        // ceil: never evict more than the ratio says. Exactly `full` when the ratio is 0 (keep == 1.0).
-        let target = (full as f64 * keep).ceil() as usize;
+        // ceil: never evict more than the ratio says (exactly `full` when the ratio is 0). A product within 1e-6 of an
+        // integer is that integer, so 100 entries at ratio 0.7 give 30, not 31 (0.3 is not exact in binary).
+        let x = full as f64 * keep;
+        let target = if (x - x.round()).abs() < 1e-6 { x.round() } else { x.ceil() } as usize;
         target.max(self.floor()).min(full)
     }
 }

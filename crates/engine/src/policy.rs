@@ -27,6 +27,10 @@ struct RawPolicy {
     description: Option<String>,
     #[serde(default)]
     params: serde_yaml::Value,
+    /// Settings for HTTP backends (read by the runner, not the engine).
+    #[serde(default)]
+    #[allow(dead_code)]
+    remote: Option<serde_yaml::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -108,7 +112,7 @@ pub struct SelfSpecParams {
     pub draft_layers: usize,
     /// Stop drafting when the draft's top-1 probability falls below this (0 = never stop early).
     #[serde(default)]
-    pub verification_threshold: f32,
+    pub verification_threshold: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,10 +126,10 @@ pub struct FixedExitParams {
 #[serde(deny_unknown_fields)]
 pub struct ConfidenceExitParams {
     /// Exit once the confidence reaches this (0..=1; above 1 never exits).
-    pub exit_threshold: f32,
+    pub exit_threshold: f64,
     /// Multiplier on the softmax-max confidence before the comparison (>= 0).
     #[serde(default = "one")]
-    pub confidence_boost: f32,
+    pub confidence_boost: f64,
     /// First layer count at which an exit is tested.
     #[serde(default = "d24")]
     pub min_layer: usize,
@@ -137,7 +141,7 @@ pub struct ConfidenceExitParams {
     pub measure: String,
     /// CALM's decay of the threshold over the output (τ of λ_t = 0.9λ + 0.1λ·e^(−τ·t/N)); 0 = constant.
     #[serde(default)]
-    pub position_temp: f32,
+    pub position_temp: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,15 +150,15 @@ pub struct PruningParams {
     /// `top_p`, `entropy`, `min_p` or `eta`.
     pub mode: String,
     #[serde(default = "default_temperature")]
-    pub temperature: f32,
+    pub temperature: f64,
     #[serde(default = "onef")]
-    pub top_p: f32,
+    pub top_p: f64,
     #[serde(default)]
-    pub entropy_threshold: f32,
+    pub entropy_threshold: f64,
     #[serde(default)]
-    pub min_p: f32,
+    pub min_p: f64,
     #[serde(default)]
-    pub eta: f32,
+    pub eta: f64,
     #[serde(default)]
     pub top_k: usize,
     #[serde(default = "one_usize")]
@@ -168,7 +172,7 @@ pub struct KvShrinkParams {
     /// `heavy_hitters` (H2O) or `sinks` (StreamingLLM).
     pub method: String,
     /// Fraction of cached entries evicted at full strength (0 = none, < 1).
-    pub shrink_ratio: f32,
+    pub shrink_ratio: f64,
     /// How the budget moves from the full cache to the target over decoding: `cosine`, `linear` or `none`.
     #[serde(default = "cosine")]
     pub decay_schedule: String,
@@ -200,10 +204,10 @@ fn d4() -> usize { 4 }
 fn d8() -> usize { 8 }
 fn d24() -> usize { 24 }
 fn d32() -> usize { 32 }
-fn one() -> f32 { 1.0 }
-fn onef() -> f32 { 1.0 }
+fn one() -> f64 { 1.0 }
+fn onef() -> f64 { 1.0 }
 fn one_usize() -> usize { 1 }
-fn default_temperature() -> f32 { 1.0 }
+fn default_temperature() -> f64 { 1.0 }
 fn softmax_max() -> String { "softmax_max".into() }
 fn cosine() -> String { "cosine".into() }
 
@@ -241,12 +245,12 @@ impl Algorithm {
     pub fn sampler_config(&self, seed: u64) -> Option<SamplerConfig> {
         match self {
             Algorithm::TokenPruning(p) => Some(SamplerConfig {
-                temperature: p.temperature,
+                temperature: p.temperature as f32,
                 top_k: p.top_k,
-                top_p: p.top_p,
-                min_p: p.min_p,
-                eta: p.eta,
-                entropy_threshold: p.entropy_threshold,
+                top_p: p.top_p as f32,
+                min_p: p.min_p as f32,
+                eta: p.eta as f32,
+                entropy_threshold: p.entropy_threshold as f32,
                 pruning: pruning_mode(&p.mode).unwrap_or(Pruning::None),
                 min_tokens_to_keep: p.min_tokens_to_keep,
                 seed,
@@ -369,6 +373,19 @@ pub fn parse_policies(text: &str, file: &str) -> std::result::Result<Vec<Policy>
         out.push(Policy { name: rp.name, description: rp.description, algorithm });
     }
     Ok(out)
+}
+
+/// Build and validate one policy from its parts (the runner's policy list carries params as JSON).
+pub fn policy_from_parts(
+    name: &str,
+    algorithm: &str,
+    description: Option<String>,
+    params: serde_json::Value,
+) -> std::result::Result<Policy, String> {
+    let yaml = serde_yaml::to_value(&params).map_err(|e| format!("params: {e}"))?;
+    let algorithm = parse_algorithm(algorithm, yaml).map_err(|m| format!("policy `{name}`: {m}"))?;
+    algorithm.validate().map_err(|m| format!("policy `{name}`: {m}"))?;
+    Ok(Policy { name: name.to_string(), description, algorithm })
 }
 
 /// Read and parse a policies file.

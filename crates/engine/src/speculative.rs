@@ -169,7 +169,7 @@ pub fn generate_self_speculative(
             }
             let row = logits_rows(&model.logits(&h)?)?.remove(0);
             let (d, p_top) = top1_prob(&row);
-            if p_top < params.verification_threshold {
+            if (p_top as f64) < params.verification_threshold {
                 break; // adaptive draft exiting: the draft is unsure, verify what we have
             }
             draft.push(d);
