@@ -75,13 +75,18 @@ macro_rules! ps_fields {
                 })),
             );
         }
-        fn decode_policy_stats(b: &BatchReader, i: usize) -> Result<PolicyStats> {
-            let ps = PolicyStats {
-                $( $u: b.opt_prim::<UInt64Type>(concat!("ps_", stringify!($u)), i)?, )*
-                $( $f: b.opt_prim::<Float64Type>(concat!("ps_", stringify!($f)), i)?, )*
-                exit_layer_histogram: b.opt_list::<UInt32Type>("ps_exit_layer_histogram", i)?,
-            };
-            Ok(ps)
+        /// Resolves the policy-stats columns of a batch once; the closure decodes one row.
+        fn policy_stats_decoder<'a>(b: &BatchReader<'a>) -> Result<impl Fn(usize) -> Result<PolicyStats> + 'a> {
+            $( let $u = b.prim::<UInt64Type>(concat!("ps_", stringify!($u)), false)?; )*
+            $( let $f = b.prim::<Float64Type>(concat!("ps_", stringify!($f)), false)?; )*
+            let hist = b.list::<UInt32Type>("ps_exit_layer_histogram")?;
+            Ok(move |i| {
+                Ok(PolicyStats {
+                    $( $u: $u.opt(i), )*
+                    $( $f: $f.opt(i), )*
+                    exit_layer_histogram: hist.get(i),
+                })
+            })
         }
         /// Compile-time guard: lists every field, so a new PolicyStats field breaks the build here.
         #[allow(dead_code)]
@@ -191,69 +196,96 @@ pub fn encode(rs: &[Record]) -> Result<RecordBatch> {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).context("building the Arrow batch")
 }
 
-/// Typed, name-based access to one batch, with errors that name the file, column and row.
+/// Resolves columns of one batch by name once (type-checked), with errors that name the file and column.
 struct BatchReader<'a> {
     batch: &'a RecordBatch,
     file: &'a Path,
 }
 
-impl<'a> BatchReader<'a> {
-    fn column(&self, name: &str) -> Option<&'a ArrayRef> {
-        self.batch.column_by_name(name)
+/// A text column; `arr` is None when an optional column is absent (older schema).
+struct StrCol<'a> {
+    name: &'static str,
+    arr: Option<&'a StringArray>,
+    file: &'a Path,
+}
+
+impl StrCol<'_> {
+    fn opt(&self, i: usize) -> Option<String> {
+        self.arr.filter(|a| !a.is_null(i)).map(|a| a.value(i).to_string())
     }
-    fn required(&self, name: &str) -> Result<&'a ArrayRef> {
-        self.column(name).ok_or_else(|| anyhow!("{}: missing required column `{name}`", self.file.display()))
+    fn req(&self, i: usize) -> Result<String> {
+        self.opt(i).ok_or_else(|| null_error(self.file, self.name, i))
+    }
+}
+
+struct PrimCol<'a, T: ArrowPrimitiveType> {
+    name: &'static str,
+    arr: Option<&'a PrimitiveArray<T>>,
+    file: &'a Path,
+}
+
+impl<T: ArrowPrimitiveType> PrimCol<'_, T> {
+    fn opt(&self, i: usize) -> Option<T::Native> {
+        self.arr.filter(|a| !a.is_null(i)).map(|a| a.value(i))
+    }
+    fn req(&self, i: usize) -> Result<T::Native> {
+        self.opt(i).ok_or_else(|| null_error(self.file, self.name, i))
+    }
+}
+
+/// A list column of non-null primitives, read through its offsets (no per-row array slices).
+struct ListCol<'a, T: ArrowPrimitiveType> {
+    list: Option<(&'a ListArray, &'a [T::Native])>,
+}
+
+impl<T: ArrowPrimitiveType> ListCol<'_, T> {
+    fn get(&self, i: usize) -> Option<Vec<T::Native>> {
+        let (list, values) = self.list?;
+        if list.is_null(i) {
+            return None;
+        }
+        let offsets = list.value_offsets();
+        Some(values[offsets[i] as usize..offsets[i + 1] as usize].to_vec())
+    }
+}
+
+fn null_error(file: &Path, name: &str, i: usize) -> anyhow::Error {
+    anyhow!("{}: row {i}: column `{name}` is null but required", file.display())
+}
+
+impl<'a> BatchReader<'a> {
+    fn column(&self, name: &str, required: bool) -> Result<Option<&'a ArrayRef>> {
+        match self.batch.column_by_name(name) {
+            None if required => bail!("{}: missing required column `{name}`", self.file.display()),
+            c => Ok(c),
+        }
     }
     fn type_error(&self, name: &str, want: &str, got: &DataType) -> anyhow::Error {
         anyhow!("{}: column `{name}` has type {got}, expected {want}", self.file.display())
     }
-    fn null_error(&self, name: &str, i: usize) -> anyhow::Error {
-        anyhow!("{}: row {i}: column `{name}` is null but required", self.file.display())
+    fn str(&self, name: &'static str, required: bool) -> Result<StrCol<'a>> {
+        let arr = match self.column(name, required)? {
+            Some(c) => Some(c.as_string_opt::<i32>().ok_or_else(|| self.type_error(name, "Utf8", c.data_type()))?),
+            None => None,
+        };
+        Ok(StrCol { name, arr, file: self.file })
     }
-    fn strings(&self, a: &'a ArrayRef, name: &str) -> Result<&'a StringArray> {
-        a.as_string_opt::<i32>().ok_or_else(|| self.type_error(name, "Utf8", a.data_type()))
+    fn prim<T: ArrowPrimitiveType>(&self, name: &'static str, required: bool) -> Result<PrimCol<'a, T>> {
+        let arr = match self.column(name, required)? {
+            Some(c) => Some(c.as_primitive_opt::<T>().ok_or_else(|| self.type_error(name, &T::DATA_TYPE.to_string(), c.data_type()))?),
+            None => None,
+        };
+        Ok(PrimCol { name, arr, file: self.file })
     }
-    fn prims<T: ArrowPrimitiveType>(&self, a: &'a ArrayRef, name: &str) -> Result<&'a PrimitiveArray<T>> {
-        a.as_primitive_opt::<T>().ok_or_else(|| self.type_error(name, &T::DATA_TYPE.to_string(), a.data_type()))
-    }
-    fn str(&self, name: &str, i: usize) -> Result<String> {
-        let a = self.strings(self.required(name)?, name)?;
-        if a.is_null(i) {
-            return Err(self.null_error(name, i));
-        }
-        Ok(a.value(i).to_string())
-    }
-    fn opt_str(&self, name: &str, i: usize) -> Result<Option<String>> {
-        let Some(col) = self.column(name) else { return Ok(None) };
-        let a = self.strings(col, name)?;
-        Ok((!a.is_null(i)).then(|| a.value(i).to_string()))
-    }
-    fn prim<T: ArrowPrimitiveType>(&self, name: &str, i: usize) -> Result<T::Native> {
-        let a = self.prims::<T>(self.required(name)?, name)?;
-        if a.is_null(i) {
-            return Err(self.null_error(name, i));
-        }
-        Ok(a.value(i))
-    }
-    fn opt_prim<T: ArrowPrimitiveType>(&self, name: &str, i: usize) -> Result<Option<T::Native>> {
-        let Some(col) = self.column(name) else { return Ok(None) };
-        let a = self.prims::<T>(col, name)?;
-        Ok((!a.is_null(i)).then(|| a.value(i)))
-    }
-    fn opt_list<T: ArrowPrimitiveType>(&self, name: &str, i: usize) -> Result<Option<Vec<T::Native>>> {
-        let Some(col) = self.column(name) else { return Ok(None) };
-        let list = col.as_list_opt::<i32>().ok_or_else(|| self.type_error(name, "List", col.data_type()))?;
-        if list.is_null(i) {
-            return Ok(None);
-        }
-        let values = list.value(i);
-        let values = values
-            .as_primitive_opt::<T>()
-            .ok_or_else(|| self.type_error(name, &format!("List<{}>", T::DATA_TYPE), col.data_type()))?;
+    fn list<T: ArrowPrimitiveType>(&self, name: &'static str) -> Result<ListCol<'a, T>> {
+        let Some(col) = self.column(name, false)? else { return Ok(ListCol { list: None }) };
+        let want = || format!("List<{}>", T::DATA_TYPE);
+        let list = col.as_list_opt::<i32>().ok_or_else(|| self.type_error(name, &want(), col.data_type()))?;
+        let values = list.values().as_primitive_opt::<T>().ok_or_else(|| self.type_error(name, &want(), col.data_type()))?;
         if values.null_count() > 0 {
-            bail!("{}: row {i}: column `{name}` holds a null list item", self.file.display());
+            bail!("{}: column `{name}` holds null list items", self.file.display());
         }
-        Ok(Some(values.values().to_vec()))
+        Ok(ListCol { list: Some((list, values.values())) })
     }
 }
 
@@ -287,61 +319,109 @@ fn parse_extra_metrics(json: &str, file: &Path, i: usize) -> Result<BTreeMap<Str
 /// has its own `run_id` column.
 pub fn decode(batch: &RecordBatch, file: &Path, run_id: &str) -> Result<Vec<Record>> {
     let b = BatchReader { batch, file };
+    let schema_version = b.prim::<UInt32Type>("schema_version", true)?;
+    let run_id_col = b.str("run_id", false)?;
+    let run_started_at = b.str("run_started_at", true)?;
+    let config_hash = b.str("config_hash", true)?;
+    let project_version = b.str("project_version", true)?;
+    let host = b.str("host", true)?;
+    let backend = b.str("backend", true)?;
+    let base_url = b.str("base_url", false)?;
+    let model = b.str("model", true)?;
+    let weights = b.str("weights", false)?;
+    let policy = b.str("policy", true)?;
+    let algorithm = b.str("algorithm", true)?;
+    let params_json = b.str("params_json", true)?;
+    let suite = b.str("suite", true)?;
+    let task = b.str("task", false)?;
+    let sample_id = b.str("sample_id", true)?;
+    let status = b.str("status", true)?;
+    let error_class = b.str("error_class", false)?;
+    let error_message = b.str("error_message", false)?;
+    let attempts = b.prim::<UInt32Type>("attempts", true)?;
+    let backoff_s = b.prim::<Float64Type>("backoff_s", true)?;
+    let prompt_tokens = b.prim::<UInt32Type>("prompt_tokens", false)?;
+    let output_tokens = b.prim::<UInt32Type>("output_tokens", false)?;
+    let token_count_source = b.str("token_count_source", false)?;
+    let start_offset_s = b.prim::<Float64Type>("start_offset_s", true)?;
+    let ttft_s = b.prim::<Float64Type>("ttft_s", false)?;
+    let e2e_s = b.prim::<Float64Type>("e2e_s", false)?;
+    let tpot_s = b.prim::<Float64Type>("tpot_s", false)?;
+    let itl_mean_s = b.prim::<Float64Type>("itl_mean_s", false)?;
+    let itl_p50_s = b.prim::<Float64Type>("itl_p50_s", false)?;
+    let itl_p99_s = b.prim::<Float64Type>("itl_p99_s", false)?;
+    let token_times_s = b.list::<Float64Type>("token_times_s")?;
+    let throughput_tok_s = b.prim::<Float64Type>("throughput_tok_s", false)?;
+    let finish_reason = b.str("finish_reason", false)?;
+    let prediction = b.str("prediction", true)?;
+    let reference = b.str("reference", false)?;
+    let extra_metrics_json = b.str("extra_metrics_json", false)?;
+    let mut metric_cols = Vec::with_capacity(QUALITY_METRICS.len());
+    for name in QUALITY_METRICS {
+        let col = format!("{METRIC_PREFIX}{name}");
+        let arr = match batch.column_by_name(&col) {
+            Some(c) => Some(c.as_primitive_opt::<Float64Type>().ok_or_else(|| b.type_error(&col, "Float64", c.data_type()))?),
+            None => None,
+        };
+        metric_cols.push((*name, arr));
+    }
+    let policy_stats = policy_stats_decoder(&b)?;
+
     let mut out = Vec::with_capacity(batch.num_rows());
     for i in 0..batch.num_rows() {
         let mut metrics = BTreeMap::new();
-        for name in QUALITY_METRICS {
-            if let Some(v) = b.opt_prim::<Float64Type>(&format!("{METRIC_PREFIX}{name}"), i)? {
-                metrics.insert(name.to_string(), v);
+        for (name, arr) in &metric_cols {
+            if let Some(a) = arr.filter(|a| !a.is_null(i)) {
+                metrics.insert(name.to_string(), a.value(i));
             }
         }
-        let extra_metrics = match b.opt_str("extra_metrics_json", i)? {
+        let extra_metrics = match extra_metrics_json.opt(i) {
             Some(s) => parse_extra_metrics(&s, file, i)?,
             None => BTreeMap::new(),
         };
         out.push(Record {
-            schema_version: b.prim::<UInt32Type>("schema_version", i)?,
-            run_id: b.opt_str("run_id", i)?.unwrap_or_else(|| run_id.to_string()),
-            run_started_at: b.str("run_started_at", i)?,
-            config_hash: b.str("config_hash", i)?,
-            project_version: b.str("project_version", i)?,
-            host: b.str("host", i)?,
-            backend: b.str("backend", i)?,
-            base_url: b.opt_str("base_url", i)?,
-            model: b.str("model", i)?,
-            weights: b.opt_str("weights", i)?,
-            policy: b.str("policy", i)?,
-            algorithm: b.str("algorithm", i)?,
-            params_json: b.str("params_json", i)?,
-            suite: b.str("suite", i)?,
-            task: b.opt_str("task", i)?,
-            sample_id: b.str("sample_id", i)?,
-            status: parse_status(&b.str("status", i)?, file, i)?,
-            error_class: b.opt_str("error_class", i)?,
-            error_message: b.opt_str("error_message", i)?,
-            attempts: b.prim::<UInt32Type>("attempts", i)?,
-            backoff_s: b.prim::<Float64Type>("backoff_s", i)?,
-            prompt_tokens: b.opt_prim::<UInt32Type>("prompt_tokens", i)?,
-            output_tokens: b.opt_prim::<UInt32Type>("output_tokens", i)?,
-            token_count_source: match b.opt_str("token_count_source", i)? {
+            schema_version: schema_version.req(i)?,
+            run_id: run_id_col.opt(i).unwrap_or_else(|| run_id.to_string()),
+            run_started_at: run_started_at.req(i)?,
+            config_hash: config_hash.req(i)?,
+            project_version: project_version.req(i)?,
+            host: host.req(i)?,
+            backend: backend.req(i)?,
+            base_url: base_url.opt(i),
+            model: model.req(i)?,
+            weights: weights.opt(i),
+            policy: policy.req(i)?,
+            algorithm: algorithm.req(i)?,
+            params_json: params_json.req(i)?,
+            suite: suite.req(i)?,
+            task: task.opt(i),
+            sample_id: sample_id.req(i)?,
+            status: parse_status(&status.req(i)?, file, i)?,
+            error_class: error_class.opt(i),
+            error_message: error_message.opt(i),
+            attempts: attempts.req(i)?,
+            backoff_s: backoff_s.req(i)?,
+            prompt_tokens: prompt_tokens.opt(i),
+            output_tokens: output_tokens.opt(i),
+            token_count_source: match token_count_source.opt(i) {
                 Some(s) => Some(parse_token_source(&s, file, i)?),
                 None => None,
             },
-            start_offset_s: b.prim::<Float64Type>("start_offset_s", i)?,
-            ttft_s: b.opt_prim::<Float64Type>("ttft_s", i)?,
-            e2e_s: b.opt_prim::<Float64Type>("e2e_s", i)?,
-            tpot_s: b.opt_prim::<Float64Type>("tpot_s", i)?,
-            itl_mean_s: b.opt_prim::<Float64Type>("itl_mean_s", i)?,
-            itl_p50_s: b.opt_prim::<Float64Type>("itl_p50_s", i)?,
-            itl_p99_s: b.opt_prim::<Float64Type>("itl_p99_s", i)?,
-            token_times_s: b.opt_list::<Float64Type>("token_times_s", i)?.unwrap_or_default(),
-            throughput_tok_s: b.opt_prim::<Float64Type>("throughput_tok_s", i)?,
-            finish_reason: b.opt_str("finish_reason", i)?,
-            prediction: b.str("prediction", i)?,
-            reference: b.opt_str("reference", i)?,
+            start_offset_s: start_offset_s.req(i)?,
+            ttft_s: ttft_s.opt(i),
+            e2e_s: e2e_s.opt(i),
+            tpot_s: tpot_s.opt(i),
+            itl_mean_s: itl_mean_s.opt(i),
+            itl_p50_s: itl_p50_s.opt(i),
+            itl_p99_s: itl_p99_s.opt(i),
+            token_times_s: token_times_s.get(i).unwrap_or_default(),
+            throughput_tok_s: throughput_tok_s.opt(i),
+            finish_reason: finish_reason.opt(i),
+            prediction: prediction.req(i)?,
+            reference: reference.opt(i),
             metrics,
             extra_metrics,
-            policy_stats: decode_policy_stats(&b, i)?,
+            policy_stats: policy_stats(i)?,
         });
     }
     Ok(out)

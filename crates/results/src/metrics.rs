@@ -106,12 +106,9 @@ impl RecordField {
             RecordField::ThroughputTokS => Direction::HigherIsBetter,
             RecordField::Quality(m) if LOWER_IS_BETTER_QUALITY.contains(&m.as_str()) => Direction::LowerIsBetter,
             RecordField::Quality(_) | RecordField::Extra(_) => Direction::HigherIsBetter,
-            RecordField::PolicyStat(f) => match *f {
-                "acceptance_rate" | "mean_accepted_per_step" | "layers_skipped_share" | "accepted_tokens" => {
-                    Direction::HigherIsBetter
-                }
-                _ => Direction::LowerIsBetter,
-            },
+            RecordField::PolicyStat(
+                "acceptance_rate" | "mean_accepted_per_step" | "layers_skipped_share" | "accepted_tokens",
+            ) => Direction::HigherIsBetter,
             _ => Direction::LowerIsBetter,
         }
     }

@@ -418,7 +418,7 @@ fn tradeoffs(c: &Ctx, b: &mut Vec<Block>) {
             "p95 end-to-end latency (s)",
             &format!("mean {metric}"),
             &points,
-            &[suite.clone()],
+            std::slice::from_ref(suite),
         )));
     }
     // Throughput and TTFT per policy over all suites of the run.

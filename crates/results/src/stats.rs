@@ -3,9 +3,10 @@
 //! - Percentiles: linear interpolation (numpy's default, R type 7) via [`ttc_types::timing::percentile_sorted`].
 //! - Confidence intervals: percentile bootstrap (Efron & Tibshirani, "An Introduction to the Bootstrap", 1993,
 //!   ch. 13), seeded (ChaCha8) so a report is reproducible. Equivalent to
-//!   `scipy.stats.bootstrap(..., method="percentile")`. When n x resamples exceeds [`BOOTSTRAP_WORK_LIMIT`]
-//!   the normal approximation mean +- z*sd/sqrt(n) is used instead (at that n the two agree closely and the
-//!   bootstrap would dominate the run time); the interval says which method made it.
+//!   `scipy.stats.bootstrap(..., method="percentile")`. For a mean over more than [`BOOTSTRAP_MAX_N`]
+//!   values the normal approximation mean +- z*sd/sqrt(n) is used instead (at that n the two agree closely
+//!   and the bootstrap would dominate the run time); paired bootstraps over many pairs use fewer resamples
+//!   (at least [`MIN_RESAMPLES`]) to stay within [`PAIRED_WORK_LIMIT`]. Every interval says how it was made.
 //! - McNemar's test for paired binary outcomes (McNemar 1947): exact two-sided binomial test on the discordant
 //!   pairs when b + c < 25 (statsmodels `mcnemar(exact=True)`), else chi-square with continuity correction
 //!   (statsmodels `mcnemar(exact=False, correction=True)`).
@@ -16,8 +17,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use ttc_types::timing::percentile_sorted;
 
-/// Above this many resampled values the bootstrap switches to the normal approximation.
-pub const BOOTSTRAP_WORK_LIMIT: usize = 20_000_000;
+/// Means over more values than this get a normal-approximation CI instead of a bootstrap one.
+pub const BOOTSTRAP_MAX_N: usize = 5_000;
+/// Upper bound on n x resamples for one paired bootstrap; above it the resample count is reduced.
+pub const PAIRED_WORK_LIMIT: usize = 50_000_000;
+/// Fewest resamples a reduced paired bootstrap uses.
+pub const MIN_RESAMPLES: usize = 200;
 /// Discordant-pair count below which McNemar uses the exact binomial test.
 pub const MCNEMAR_EXACT_BELOW: u64 = 25;
 
@@ -85,6 +90,8 @@ pub struct Estimate {
     pub hi: f64,
     pub n: usize,
     pub method: CiMethod,
+    /// Bootstrap resamples actually used (0 for the normal and degenerate methods).
+    pub resamples: usize,
 }
 
 impl Estimate {
@@ -98,7 +105,7 @@ impl Estimate {
 /// erfc), enough for CI multipliers.
 pub fn normal_quantile(p: f64) -> f64 {
     let p = p.clamp(1e-300, 1.0 - 1e-16);
-    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
+    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239];
     const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
     const C: [f64; 6] = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
     const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
@@ -149,18 +156,24 @@ pub fn mean_ci(values: &[f64], cfg: &BootstrapConfig) -> Option<Estimate> {
     let n = values.len();
     let m = mean(values)?;
     if n < 2 {
-        return Some(Estimate { value: m, lo: m, hi: m, n, method: CiMethod::Degenerate });
+        return Some(Estimate { value: m, lo: m, hi: m, n, method: CiMethod::Degenerate, resamples: 0 });
     }
-    if n.saturating_mul(cfg.resamples) > BOOTSTRAP_WORK_LIMIT || cfg.resamples == 0 {
-        let half = normal_quantile(0.5 + cfg.confidence / 2.0) * std_dev(values)? / (n as f64).sqrt();
-        return Some(Estimate { value: m, lo: m - half, hi: m + half, n, method: CiMethod::Normal });
+    if n > BOOTSTRAP_MAX_N || cfg.resamples == 0 {
+        return mean_ci_normal(values, cfg.confidence);
     }
     let mut r = rng(cfg.seed);
     let stats: Vec<f64> = (0..cfg.resamples)
         .map(|_| (0..n).map(|_| values[r.random_range(0..n)]).sum::<f64>() / n as f64)
         .collect();
     let (lo, hi) = percentile_interval(stats, cfg.confidence);
-    Some(Estimate { value: m, lo, hi, n, method: CiMethod::Bootstrap })
+    Some(Estimate { value: m, lo, hi, n, method: CiMethod::Bootstrap, resamples: cfg.resamples })
+}
+
+/// Mean +- z * sd / sqrt(n) (sd with ddof = 1).
+pub fn mean_ci_normal(values: &[f64], confidence: f64) -> Option<Estimate> {
+    let (n, m) = (values.len(), mean(values)?);
+    let half = normal_quantile(0.5 + confidence / 2.0) * std_dev(values)? / (n as f64).sqrt();
+    Some(Estimate { value: m, lo: m - half, hi: m + half, n, method: CiMethod::Normal, resamples: 0 })
 }
 
 /// Paired bootstrap of `stat(b) - stat(a)` over pairs (a_i, b_i): each resample draws pair indices with
@@ -178,12 +191,13 @@ pub fn paired_bootstrap_diff(
     }
     let point = stat(&mut b[..n].to_vec())? - stat(&mut a[..n].to_vec())?;
     if n < 2 {
-        return Some(Estimate { value: point, lo: point, hi: point, n, method: CiMethod::Degenerate });
+        return Some(Estimate { value: point, lo: point, hi: point, n, method: CiMethod::Degenerate, resamples: 0 });
     }
+    let resamples = cfg.resamples.min((PAIRED_WORK_LIMIT / n).max(MIN_RESAMPLES));
     let mut r = rng(cfg.seed);
     let (mut sa, mut sb) = (vec![0.0; n], vec![0.0; n]);
-    let mut stats = Vec::with_capacity(cfg.resamples);
-    for _ in 0..cfg.resamples {
+    let mut stats = Vec::with_capacity(resamples);
+    for _ in 0..resamples {
         for k in 0..n {
             let i = r.random_range(0..n);
             sa[k] = a[i];
@@ -194,7 +208,7 @@ pub fn paired_bootstrap_diff(
         }
     }
     let (lo, hi) = percentile_interval(stats, cfg.confidence);
-    Some(Estimate { value: point, lo, hi, n, method: CiMethod::Bootstrap })
+    Some(Estimate { value: point, lo, hi, n, method: CiMethod::Bootstrap, resamples })
 }
 
 /// Mean of a slice, for use as a bootstrap statistic.
@@ -313,8 +327,9 @@ mod tests {
         let v: Vec<f64> = (0..200).map(|i| (i % 7) as f64).collect();
         let cfg = BootstrapConfig::default();
         assert_eq!(mean_ci(&v, &cfg), mean_ci(&v, &cfg));
-        let big = BootstrapConfig { resamples: BOOTSTRAP_WORK_LIMIT, ..cfg };
-        assert_eq!(mean_ci(&v, &big).unwrap().method, CiMethod::Normal);
+        let many: Vec<f64> = (0..=BOOTSTRAP_MAX_N).map(|i| (i % 7) as f64).collect();
+        assert_eq!(mean_ci(&many, &cfg).unwrap().method, CiMethod::Normal);
+        assert_eq!(mean_ci(&v, &cfg).unwrap().resamples, cfg.resamples);
         assert_eq!(mean_ci(&[3.0], &cfg).unwrap().method, CiMethod::Degenerate);
     }
 }
