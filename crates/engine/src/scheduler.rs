@@ -341,13 +341,12 @@ impl Core {
             }
             self.drop_cancelled();
             self.admit();
-            self.publish();
             if !self.active.is_empty() {
                 self.step();
             }
         }
         // Shutdown (or every sender gone with nothing left): cancel what remains.
-        for a in std::mem::take(&mut self.active) {
+        for a in self.take_active(|_| true) {
             a.close(true);
         }
         while let Some(s) = self.waiting.pop_front() {
@@ -380,17 +379,23 @@ impl Core {
         let (cancelled, waiting): (Vec<_>, Vec<_>) =
             self.waiting.drain(..).partition(|s| s.cancel.load(Ordering::Acquire));
         self.waiting = waiting.into();
+        self.publish();
         for s in cancelled {
             finish_unstarted(s, FinishReason::Cancelled);
         }
-        let mut i = 0;
-        while i < self.active.len() {
-            if self.active[i].cancel.load(Ordering::Acquire) {
-                self.active.remove(i).close(true);
-            } else {
-                i += 1;
-            }
+        let cancelled = self.take_active(|a| a.cancel.load(Ordering::Acquire));
+        for a in cancelled {
+            a.close(true);
         }
+    }
+
+    /// Remove the active sequences matching `leave` (keeping the others' order) and publish the new load before
+    /// their streams close, so a caller that sees `Done` also sees the freed slot.
+    fn take_active(&mut self, leave: impl Fn(&Active) -> bool) -> Vec<Active> {
+        let (gone, stay): (Vec<_>, Vec<_>) = std::mem::take(&mut self.active).into_iter().partition(|a| leave(a));
+        self.active = stay;
+        self.publish();
+        gone
     }
 
     fn admit(&mut self) {
@@ -398,12 +403,17 @@ impl Core {
         if self.config.mode == BatchMode::Static && !self.active.is_empty() {
             return;
         }
+        let mut failed = Vec::new();
         while self.active.len() < slots {
             let Some(sub) = self.waiting.pop_front() else { break };
             match self.start(sub) {
                 Ok(a) => self.active.push(a),
-                Err((sub, e)) => finish_with_error(sub, e),
+                Err(f) => failed.push(f),
             }
+        }
+        self.publish();
+        for (sub, e) in failed {
+            finish_with_error(sub, e);
         }
     }
 
@@ -473,7 +483,7 @@ impl Core {
             Ok(r) => r,
             Err(e) => {
                 let msg = e.to_string();
-                for a in std::mem::take(&mut self.active) {
+                for a in self.take_active(|_| true) {
                     let _ = a.to_worker.send(ToWorker::Fail(msg.clone()));
                     let mut a = a;
                     if let Some(w) = a.worker.take() {
@@ -504,13 +514,8 @@ impl Core {
                 Ok(FromWorker::Done) | Err(_) => a.finished = true,
             }
         }
-        let mut i = 0;
-        while i < self.active.len() {
-            if self.active[i].finished {
-                self.active.remove(i).close(false);
-            } else {
-                i += 1;
-            }
+        for a in self.take_active(|a| a.finished) {
+            a.close(false);
         }
     }
 }
