@@ -9,6 +9,27 @@ use ttc_engine::{Engine, WeightFormat};
 pub enum BenchCommand {
     /// Prefill (64 and 512 tokens) and decode (128 tokens) speed, single stream, for each weight format.
     Engine(EngineBenchArgs),
+    /// Decode speed of each decoding policy as a ratio to baseline greedy in the same process, with acceptance
+    /// rates, exit layers and token agreement, on input-grounded and open-ended prompts.
+    Policies(PolicyBenchArgs),
+}
+
+#[derive(Args)]
+pub struct PolicyBenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Policies file.
+    #[arg(long, default_value = "configs/policies.yaml")]
+    pub config: std::path::PathBuf,
+    /// Policies to measure (comma-separated); default: the speculative and early-exit ones.
+    #[arg(long, value_delimiter = ',')]
+    pub policies: Vec<String>,
+    /// Tokens generated per prompt.
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -29,7 +50,41 @@ pub struct EngineBenchArgs {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
     match cmd {
         BenchCommand::Engine(a) => engine(a),
+        BenchCommand::Policies(a) => policies(a),
     }
+}
+
+fn policies(a: PolicyBenchArgs) -> anyhow::Result<i32> {
+    use ttc_engine::bench::{policy_bench, GROUNDED_PROMPTS, OPEN_PROMPTS};
+    let all = ttc_engine::load_policies(&a.config).map_err(|e| crate::exit::usage(e.to_string()))?;
+    let chosen: Vec<_> = all
+        .into_iter()
+        .filter(|p| {
+            if a.policies.is_empty() {
+                matches!(p.family(), "speculative_decoding" | "early_exit")
+            } else {
+                a.policies.contains(&p.name)
+            }
+        })
+        .collect();
+    let engine = a.model.load()?;
+    let mut rows = policy_bench(&engine, &chosen, "grounded", GROUNDED_PROMPTS, a.max_tokens)?;
+    rows.extend(policy_bench(&engine, &chosen, "open", OPEN_PROMPTS, a.max_tokens)?);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    let opt = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
+    println!("weights: {}", engine.model.format);
+    println!("{:<30} {:<9} {:>9} {:>8} {:>10} {:>8} {:>8} {:>9}", "policy", "prompts", "tok/s", "speedup", "agreement", "accept", "tau", "exit");
+    for r in &rows {
+        println!(
+            "{:<30} {:<9} {:>9.1} {:>7.2}x {:>10.2} {:>8} {:>8} {:>9}",
+            r.policy, r.prompt_set, r.decode_tok_s, r.speedup_vs_baseline, r.token_agreement,
+            opt(r.acceptance_rate), opt(r.mean_accepted_per_step), opt(r.mean_exit_layer)
+        );
+    }
+    Ok(0)
 }
 
 fn engine(a: EngineBenchArgs) -> anyhow::Result<i32> {

@@ -79,6 +79,12 @@ pub struct GenerateArgs {
     /// Print one JSON object with the text, token ids and timings instead of streaming text.
     #[arg(long)]
     pub json: bool,
+    /// Decode under this policy (a name from the policies file); default: plain decoding.
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// Policies file for --policy.
+    #[arg(long, default_value = "configs/policies.yaml")]
+    pub config: PathBuf,
 }
 
 pub fn sampler_config(a: &GenerateArgs) -> anyhow::Result<SamplerConfig> {
@@ -110,7 +116,17 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<i32> {
         engine.prompt_tokens(&msgs)?
     };
     let req = GenRequest { prompt, max_tokens: args.max_tokens, stop: args.stop.clone() };
-    let mut sampler = Sampler::new(cfg).map_err(|e| usage(e.to_string()))?;
+    let policy = match &args.policy {
+        None => None,
+        Some(name) => {
+            let all = ttc_engine::load_policies(&args.config).map_err(|e| usage(e.to_string()))?;
+            let names: Vec<_> = all.iter().map(|p| p.name.clone()).collect();
+            Some(all.into_iter().find(|p| &p.name == name).ok_or_else(|| {
+                usage(format!("unknown policy `{name}` in {} (known: {})", args.config.display(), names.join(", ")))
+            })?)
+        }
+    };
+    let mut sampler = Sampler::new(cfg.clone()).map_err(|e| usage(e.to_string()))?;
     let mut sample_err = None;
     let mut choose = |logits: &[f32]| match sampler.sample(logits) {
         Ok(t) => t,
@@ -131,12 +147,19 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<i32> {
         true
     };
     let started = Instant::now();
-    let out = engine.generate_plain(&req, &mut choose, &mut on_event)?;
+    let (out, stats) = match &policy {
+        Some(p) => {
+            let sampling = (!cfg.is_greedy()).then_some(cfg.clone());
+            let (o, s) = engine.generate_policy(&req, p, sampling, &mut on_event)?;
+            (o, Some(s))
+        }
+        None => (engine.generate_plain(&req, &mut choose, &mut on_event)?, None),
+    };
     if let Some(e) = sample_err {
         anyhow::bail!("sampling failed: {e}");
     }
     if args.json {
-        let obj = serde_json::json!({
+        let mut obj = serde_json::json!({
             "text": out.text,
             "token_ids": out.token_ids,
             "prompt_tokens": out.usage.prompt_tokens,
@@ -149,11 +172,16 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<i32> {
             "weights": engine.model.format.label(),
             "model": engine.model_name,
         });
+        if let (Some(p), Some(s)) = (&policy, &stats) {
+            obj["policy"] = serde_json::json!(p.name);
+            obj["policy_stats"] = serde_json::to_value(s)?;
+        }
         println!("{}", serde_json::to_string_pretty(&obj)?);
     } else {
         println!();
         eprintln!(
-            "[{} prompt + {} output tokens | TTFT {:.0} ms | prefill {:.0} tok/s | decode {:.1} tok/s | finish: {:?}]",
+            "[{}{} prompt + {} output tokens | TTFT {:.0} ms | prefill {:.0} tok/s | decode {:.1} tok/s | finish: {:?}]",
+            policy.as_ref().map(|p| format!("{}: ", p.name)).unwrap_or_default(),
             out.usage.prompt_tokens,
             out.usage.completion_tokens,
             out.ttft_s * 1000.0,

@@ -90,3 +90,101 @@ pub fn run(engine: &Engine, load_s: f64, runs: usize) -> Result<EngineBench> {
         runs: runs.max(1),
     })
 }
+
+/// Prompts whose answers copy from the input (what prompt lookup and self-speculation can exploit).
+pub const GROUNDED_PROMPTS: &[&str] = &[
+    "Copy the following customer address exactly, then repeat it once more: 1200 Market Street, Suite 400, San Francisco, CA 94103.",
+    "Rewrite this sentence with correct spelling: 'The custmer recieved a damagd package and requsted a replacment for order ORD-7781.'",
+    "Cases this week: 500Wt00000XyZ1 (Billing), 500Wt00000XyZ2 (Shipping), 500Wt00000XyZ3 (Billing), 500Wt00000XyZ4 (Billing). List every case ID with its category, one per line.",
+    "Task: book a flight from Paris to Berlin and reserve a hotel near the conference. Actions: search_flights, book_flight, search_hotels, book_hotel. Write the workflow as Node: and Edge: lists using the action names.",
+    "Task: list all files in /var/log larger than 10MB and compress them. Actions: find_large_files, gzip_file, report_done. Produce a Node: list then an Edge: list using these actions.",
+    "Order ORD-7781 contains SKU-220 (Wireless Mouse, qty 2), SKU-118 (USB-C Hub, qty 1) and SKU-305 (Laptop Stand, qty 1). List each SKU with its product name and quantity.",
+];
+
+/// Open-ended prompts (little to copy).
+pub const OPEN_PROMPTS: &[&str] = &[
+    "Write a short story about a lighthouse keeper.",
+    "Give three tips for writing clear emails.",
+    "Explain why the sky is blue.",
+];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyBenchRow {
+    pub policy: String,
+    pub prompt_set: String,
+    pub decode_tok_s: f64,
+    pub speedup_vs_baseline: f64,
+    /// Share of generated tokens equal to baseline greedy at the same position (up to the shorter length).
+    pub token_agreement: f64,
+    pub acceptance_rate: Option<f64>,
+    pub mean_accepted_per_step: Option<f64>,
+    pub mean_exit_layer: Option<f64>,
+    pub output_tokens: usize,
+}
+
+/// Decode speed and agreement of each policy against baseline greedy, on one prompt set, same process and
+/// same weights. Decode time = e2e minus the prefill (TTFT), over tokens after the first.
+pub fn policy_bench(
+    engine: &Engine,
+    policies: &[crate::Policy],
+    set_name: &str,
+    prompts: &[&str],
+    max_tokens: usize,
+) -> Result<Vec<PolicyBenchRow>> {
+    let prompt_ids: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| engine.prompt_tokens(&[crate::ChatMessage::new("user", *p)]))
+        .collect::<Result<_>>()?;
+    let run = |policy: &crate::Policy| -> Result<(Vec<Vec<u32>>, f64, ttc_types::PolicyStats, usize)> {
+        let mut outs = Vec::new();
+        let (mut toks, mut secs) = (0usize, 0f64);
+        let mut agg = ttc_types::PolicyStats::default();
+        let (mut drafted, mut accepted, mut steps, mut emitted, mut exit_sum, mut exit_n) = (0u64, 0u64, 0u64, 0f64, 0f64, 0f64);
+        for p in &prompt_ids {
+            let req = crate::GenRequest { prompt: p.clone(), max_tokens, stop: vec![] };
+            let (out, s) = engine.generate_policy(&req, policy, None, &mut |_| true)?;
+            toks += out.token_ids.len().saturating_sub(1);
+            secs += out.decode_s;
+            if let (Some(d), Some(a), Some(st)) = (s.drafted_tokens, s.accepted_tokens, s.verification_steps) {
+                drafted += d;
+                accepted += a;
+                steps += st;
+                emitted += s.mean_accepted_per_step.unwrap_or(0.0) * st as f64;
+            }
+            if let Some(m) = s.mean_exit_layer {
+                exit_sum += m * out.token_ids.len() as f64;
+                exit_n += out.token_ids.len() as f64;
+            }
+            outs.push(out.token_ids);
+        }
+        if steps > 0 {
+            agg.acceptance_rate = (drafted > 0).then(|| accepted as f64 / drafted as f64);
+            agg.mean_accepted_per_step = Some(emitted / steps as f64);
+        }
+        agg.mean_exit_layer = (exit_n > 0.0).then(|| exit_sum / exit_n);
+        Ok((outs, toks as f64 / secs.max(1e-9), agg, toks))
+    };
+    let (base_out, base_speed, _, _) = run(&crate::Policy::baseline())?;
+    let mut rows = Vec::new();
+    for policy in policies {
+        let (outs, speed, s, toks) = run(policy)?;
+        let (mut same, mut total) = (0usize, 0usize);
+        for (a, b) in outs.iter().zip(&base_out) {
+            let n = a.len().min(b.len());
+            same += a[..n].iter().zip(&b[..n]).filter(|(x, y)| x == y).count();
+            total += n;
+        }
+        rows.push(PolicyBenchRow {
+            policy: policy.name.clone(),
+            prompt_set: set_name.to_string(),
+            decode_tok_s: speed,
+            speedup_vs_baseline: speed / base_speed,
+            token_agreement: if total > 0 { same as f64 / total as f64 } else { 0.0 },
+            acceptance_rate: s.acceptance_rate,
+            mean_accepted_per_step: s.mean_accepted_per_step,
+            mean_exit_layer: s.mean_exit_layer,
+            output_tokens: toks,
+        });
+    }
+    Ok(rows)
+}
