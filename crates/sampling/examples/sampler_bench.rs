@@ -123,9 +123,10 @@ fn main() {
     print!("| mode |");
     for (name, l) in &shapes {
         let mut s = Sampler::new(base.clone()).unwrap();
-        s.sample(l).unwrap();
+        let d = s.distribution(l).unwrap();
         let h = s.stats().summary().mean_entropy.unwrap_or(0.0);
-        print!(" {name} (H = {h:.2} nats) |");
+        let top = d.probs().iter().copied().fold(0.0f32, f32::max);
+        print!(" {name} (H = {h:.2} nats, p1 = {top:.3}) |");
     }
     println!("\n|---|{}", "---|".repeat(shapes.len()));
     for (label, cfg) in &modes {

@@ -62,10 +62,10 @@ pub fn nucleus_boundary(items: &mut [Item], target: f64) -> (usize, Option<Item>
     }
     items[lo..hi].sort_unstable_by(rank_cmp);
     let mut acc = 0.0f64;
-    for k in lo..hi {
-        acc += items[k].w as f64;
+    for (k, it) in items.iter().enumerate().take(hi).skip(lo) {
+        acc += it.w as f64;
         if acc >= need {
-            return (k + 1, Some(items[k]));
+            return (k + 1, Some(*it));
         }
     }
     // Rounding: the whole set is still short of the target; keep everything.

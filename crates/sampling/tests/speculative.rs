@@ -2,10 +2,11 @@
 //! whatever the draft q (Leviathan et al. 2023, Thm. 3.5). Checked empirically on small synthetic
 //! distributions, for a sampled draft and for a deterministic (one-hot) draft, position by position.
 //!
-//! Tolerance: every cell's frequency must lie within 5 standard errors, |f - p| <= 5 sqrt(p(1-p)/n)
-//! + 1/n. For a correct rule one cell exceeds 5 sigma with probability ~5.7e-7; union-bounded over the
-//! <= 60 cells checked per test, a false failure has probability < 1e-4 for any seed, and the seeds are
-//! fixed, so the tests are deterministic. A negative control shows the check catches a wrong rule.
+//! Tolerance: every cell's frequency f must lie within 5 standard errors of p, that is
+//! |f - p| <= 5 sqrt(p(1-p)/n) + 1/n. For a correct rule one cell exceeds 5 sigma with probability
+//! ~5.7e-7; union-bounded over the at most 60 cells checked per test, a false failure has probability
+//! < 1e-4 for any seed, and the seeds are fixed, so the tests are deterministic. A negative control
+//! shows the check catches a wrong rule.
 
 use rand::{Rng, SeedableRng};
 use ttc_sampling::{verify_stochastic, Candidates, DraftDist, Pruning, Sampler, SamplerConfig, Verification};
