@@ -1,10 +1,10 @@
 //! The sampler the engine calls once per generated token.
 //!
-//! One vectorised pass over the V logits computes the tempered weights w = exp((l - max l) / T) (so the
+//! Two vectorised loops over the V logits compute the tempered weights w = exp((l - max l) / T) (so the
 //! top token has w = 1), their sum S and the entropy H = ln S - sum(w d) / S, where d = (l - max l) / T.
 //! Threshold filters (min-p, eta) are then one compare pass; the nucleus (top-p, entropy) is a radix
 //! step on the weights' bits plus a selection inside one histogram bucket. Nothing sorts V. Buffers are
-//! reused across calls, so a call allocates nothing.
+//! reused across calls, so `sample` allocates nothing after the first call.
 
 use crate::candidates::{draw, Candidates};
 use crate::config::{Pruning, SamplerConfig};
@@ -35,7 +35,7 @@ const MIN_SCALED_LOGIT: f32 = -200.0;
 struct Processed {
     /// Whether every token with w > 0 is kept (no pruning happened); else `kept` holds the ids.
     all: bool,
-    /// Sum of the kept weights, accumulated in ascending id order (the order of the draw).
+    /// Sum of the kept weights (S itself when `all`).
     kept_total: f64,
     kept_len: usize,
     entropy: f64,
