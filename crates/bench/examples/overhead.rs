@@ -83,7 +83,11 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     st.peers.lock().unwrap().insert(peer);
-    let key = serde_json::from_slice::<Req>(&body).ok().and_then(|r| r.messages.into_iter().next()).map(|m| m.content).unwrap_or_default();
+    let key = serde_json::from_slice::<Req>(&body)
+        .ok()
+        .and_then(|r| r.messages.into_iter().next())
+        .map(|m| m.content)
+        .unwrap_or_default();
     let n = st.chunks;
     let frames = n + 4;
     let stream = futures_util::stream::unfold(0usize, move |i| {
@@ -118,7 +122,8 @@ fn start_server(chunks: usize, threads: usize) -> (String, Arc<ServerState>) {
     let content = (0..16)
         .map(|i| Bytes::from(format!("data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\" tok{i}\"}},\"finish_reason\":null}}]}}\n\n")))
         .collect();
-    let state = Arc::new(ServerState { chunks, first_sent: Mutex::new(HashMap::new()), content, peers: Mutex::default() });
+    let state =
+        Arc::new(ServerState { chunks, first_sent: Mutex::new(HashMap::new()), content, peers: Mutex::default() });
     let (tx, rx) = std::sync::mpsc::channel();
     let st = state.clone();
     std::thread::spawn(move || {
@@ -192,7 +197,8 @@ fn scenario(a: &Args, n: usize, chunks: usize, arrival: Arrival, rate: f64, conc
         runner.warmup(&jobs).await;
         let sink = MemorySink::default();
         let (tx, rx) = tokio::sync::mpsc::channel(4096);
-        let collector = Collector { scorer: None, sink: Box::new(sink.clone()), progress: Progress::hidden() }.spawn(rx).unwrap();
+        let collector =
+            Collector { scorer: None, sink: Box::new(sink.clone()), progress: Progress::hidden() }.spawn(rx).unwrap();
         let timing = runner.run(jobs.into(), tx).await;
         tokio::task::spawn_blocking(move || collector.join().unwrap().unwrap()).await.unwrap();
         let records = sink.records();
@@ -239,7 +245,10 @@ fn report(name: &str, o: &Outcome) {
 
 fn main() {
     let a = Args::parse();
-    println!("runner overhead, {} client / {} server tokio threads, concurrency {}", a.client_threads, a.server_threads, a.concurrency);
+    println!(
+        "runner overhead, {} client / {} server tokio threads, concurrency {}",
+        a.client_threads, a.server_threads, a.concurrency
+    );
     let short = scenario(&a, a.requests, 4, Arrival::Closed, f64::INFINITY, a.concurrency);
     report("short", &short);
     let long = scenario(&a, a.long_requests, a.chunks, Arrival::Closed, f64::INFINITY, a.concurrency);

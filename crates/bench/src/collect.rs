@@ -28,21 +28,19 @@ impl Collector {
         mut self,
         mut rx: mpsc::Receiver<Record>,
     ) -> std::io::Result<std::thread::JoinHandle<anyhow::Result<Collected>>> {
-        std::thread::Builder::new()
-            .name("ttc-collector".into())
-            .spawn(move || {
-                let mut summary = Summary::default();
-                while let Some(mut rec) = rx.blocking_recv() {
-                    if let Some(s) = &self.scorer {
-                        scoring::apply(s.as_ref(), &mut rec);
-                    }
-                    summary.add(&rec);
-                    self.progress.on_record(&rec, &summary);
-                    self.sink.push(rec)?;
+        std::thread::Builder::new().name("ttc-collector".into()).spawn(move || {
+            let mut summary = Summary::default();
+            while let Some(mut rec) = rx.blocking_recv() {
+                if let Some(s) = &self.scorer {
+                    scoring::apply(s.as_ref(), &mut rec);
                 }
-                self.sink.finish()?;
-                self.progress.finish(&summary);
-                Ok(Collected { summary, sink: self.sink })
-            })
+                summary.add(&rec);
+                self.progress.on_record(&rec, &summary);
+                self.sink.push(rec)?;
+            }
+            self.sink.finish()?;
+            self.progress.finish(&summary);
+            Ok(Collected { summary, sink: self.sink })
+        })
     }
 }

@@ -32,7 +32,9 @@ impl EvalAdapter {
             })?)),
             None => None,
         };
-        let scorer = ScorerCtx::new(embedder).with_metrics(&scoring.metrics).map_err(|e| anyhow::anyhow!("scoring.metrics: {e}"))?;
+        let scorer = ScorerCtx::new(embedder)
+            .with_metrics(&scoring.metrics)
+            .map_err(|e| anyhow::anyhow!("scoring.metrics: {e}"))?;
         Ok(EvalAdapter { items: Mutex::new(HashMap::new()), scorer })
     }
 }

@@ -40,7 +40,11 @@ impl Progress {
 
     fn rate(&self, s: &Summary) -> f64 {
         let t = self.started.elapsed().as_secs_f64();
-        if t > 0.0 { s.output_tokens as f64 / t } else { 0.0 }
+        if t > 0.0 {
+            s.output_tokens as f64 / t
+        } else {
+            0.0
+        }
     }
 
     pub fn on_record(&mut self, _r: &Record, s: &Summary) {
@@ -48,12 +52,23 @@ impl Progress {
             ProgressMode::Bar => {
                 if let Some(b) = &self.bar {
                     b.set_position(s.total as u64);
-                    b.set_message(format!("errors {} | retries {} | {:.0} out tok/s", s.errors, s.retries(), self.rate(s)));
+                    b.set_message(format!(
+                        "errors {} | retries {} | {:.0} out tok/s",
+                        s.errors,
+                        s.retries(),
+                        self.rate(s)
+                    ));
                 }
             }
             ProgressMode::Log if self.last_log.elapsed() >= Duration::from_secs(5) => {
                 self.last_log = Instant::now();
-                tracing::info!(done = s.total, total = self.total, errors = s.errors, output_tok_s = self.rate(s), "progress");
+                tracing::info!(
+                    done = s.total,
+                    total = self.total,
+                    errors = s.errors,
+                    output_tok_s = self.rate(s),
+                    "progress"
+                );
             }
             _ => {}
         }

@@ -11,7 +11,7 @@ use crate::plan::PlanEntry;
 use crate::tokens::TokenCounter;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use ttc_types::{GenEvent, PolicyStats, Record, RecordStatus, TokenCountSource, Timings, SCHEMA_VERSION};
+use ttc_types::{GenEvent, PolicyStats, Record, RecordStatus, Timings, TokenCountSource, SCHEMA_VERSION};
 
 /// Run-wide identity copied into every record.
 #[derive(Debug, Clone)]
@@ -254,7 +254,13 @@ mod tests {
     fn failed_request_keeps_class_message_and_partial_output() {
         let t0 = Instant::now();
         let err = BackendError::StreamCut("eof".into());
-        let r = build_record(&ctx(false), &entry(), "m", outcome(t0, vec![content(t0, 50, "par", vec![])], Some(err)), None);
+        let r = build_record(
+            &ctx(false),
+            &entry(),
+            "m",
+            outcome(t0, vec![content(t0, 50, "par", vec![])], Some(err)),
+            None,
+        );
         assert_eq!(r.status, RecordStatus::Error);
         assert_eq!(r.error_class.as_deref(), Some("stream_cut"));
         assert!(r.error_message.as_deref().unwrap().contains("eof"));

@@ -71,17 +71,40 @@ impl Summary {
             v.sort_by(|a, b| a.total_cmp(b));
             percentile_sorted(&v, q).map_or("-".to_string(), |x| format!("{:.1} ms", x * 1000.0))
         };
-        let _ = writeln!(s, "requests: {} ok, {} failed, {} total in {:.2} s ({:.1} req/s)", self.ok, self.errors,
-            self.total, wall_s, if wall_s > 0.0 { self.total as f64 / wall_s } else { 0.0 });
+        let _ = writeln!(
+            s,
+            "requests: {} ok, {} failed, {} total in {:.2} s ({:.1} req/s)",
+            self.ok,
+            self.errors,
+            self.total,
+            wall_s,
+            if wall_s > 0.0 { self.total as f64 / wall_s } else { 0.0 }
+        );
         if !self.by_class.is_empty() {
             let classes: Vec<String> = self.by_class.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let _ = writeln!(s, "errors: {}", classes.join(", "));
         }
-        let _ = writeln!(s, "retries: {} ({} requests retried), {:.2} s in backoff", self.retries(), self.retried, self.backoff_s);
-        let _ = writeln!(s, "output: {} tokens, {}", self.output_tokens,
-            self.output_tok_s().map_or("-".into(), |t| format!("{t:.1} tok/s aggregate")));
-        let _ = writeln!(s, "ttft p50 {} p99 {} | e2e p50 {} p99 {}", pct(&self.ttft_s, 50.0), pct(&self.ttft_s, 99.0),
-            pct(&self.e2e_s, 50.0), pct(&self.e2e_s, 99.0));
+        let _ = writeln!(
+            s,
+            "retries: {} ({} requests retried), {:.2} s in backoff",
+            self.retries(),
+            self.retried,
+            self.backoff_s
+        );
+        let _ = writeln!(
+            s,
+            "output: {} tokens, {}",
+            self.output_tokens,
+            self.output_tok_s().map_or("-".into(), |t| format!("{t:.1} tok/s aggregate"))
+        );
+        let _ = writeln!(
+            s,
+            "ttft p50 {} p99 {} | e2e p50 {} p99 {}",
+            pct(&self.ttft_s, 50.0),
+            pct(&self.ttft_s, 99.0),
+            pct(&self.e2e_s, 50.0),
+            pct(&self.e2e_s, 99.0)
+        );
         s
     }
 }
@@ -90,7 +113,14 @@ impl Summary {
 mod tests {
     use super::*;
 
-    fn rec(status: RecordStatus, attempts: u32, start: f64, e2e: Option<f64>, tokens: u32, class: Option<&str>) -> Record {
+    fn rec(
+        status: RecordStatus,
+        attempts: u32,
+        start: f64,
+        e2e: Option<f64>,
+        tokens: u32,
+        class: Option<&str>,
+    ) -> Record {
         Record {
             schema_version: 1,
             run_id: "r".into(),

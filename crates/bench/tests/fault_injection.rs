@@ -117,7 +117,8 @@ async fn run(server: &FaultServer, n: usize, api_key: Option<&str>) -> Vec<Recor
     let runner = Arc::new(Runner::new(Arc::new(backend), settings, ctx, None));
     let sink = MemorySink::default();
     let (tx, rx) = tokio::sync::mpsc::channel(256);
-    let collector = Collector { scorer: None, sink: Box::new(sink.clone()), progress: Progress::hidden() }.spawn(rx).unwrap();
+    let collector =
+        Collector { scorer: None, sink: Box::new(sink.clone()), progress: Progress::hidden() }.spawn(rx).unwrap();
     runner.run(jobs.into(), tx).await;
     let collected = tokio::task::spawn_blocking(move || collector.join().unwrap()).await.unwrap().unwrap();
     assert_eq!(collected.summary.total, n);
@@ -130,7 +131,13 @@ async fn two_hundred_requests_with_thirty_percent_faults_are_all_accounted_for()
     let (faults, slow) = scripts(n, 11);
     let injected = faults.len();
     assert!((45..=75).contains(&injected), "about 30% faulted: {injected}");
-    let server = FaultServer::start(ServerState { scripts: faults.clone(), slow: slow.clone(), words: WORDS, ..Default::default() }).await;
+    let server = FaultServer::start(ServerState {
+        scripts: faults.clone(),
+        slow: slow.clone(),
+        words: WORDS,
+        ..Default::default()
+    })
+    .await;
     let started = std::time::Instant::now();
     let records = run(&server, n, None).await;
     let took = started.elapsed();
@@ -223,7 +230,8 @@ async fn api_key_is_sent_but_never_stored() {
 async fn connection_refused_is_a_retried_connect_error() {
     // Bind then drop a listener: the port is (almost certainly) closed.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let server = FaultServer { base_url: format!("http://127.0.0.1:{port}/v1"), state: Arc::new(ServerState::default()) };
+    let server =
+        FaultServer { base_url: format!("http://127.0.0.1:{port}/v1"), state: Arc::new(ServerState::default()) };
     let records = run(&server, 2, None).await;
     for r in &records {
         assert_eq!((r.attempts as usize, r.error_class.as_deref()), (MAX_RETRIES + 1, Some("connect")));

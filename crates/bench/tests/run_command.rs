@@ -14,7 +14,8 @@ fn write_suite(dir: &std::path::Path) {
     let lines: Vec<String> = (0..5)
         .map(|i| {
             let reference = if i % 2 == 0 { "w0 w1 w2" } else { "something else" };
-            serde_json::json!({"id": format!("q{i}"), "prompt": format!("question {i}"), "reference": reference}).to_string()
+            serde_json::json!({"id": format!("q{i}"), "prompt": format!("question {i}"), "reference": reference})
+                .to_string()
         })
         .collect();
     std::fs::write(dir.join("mine.jsonl"), lines.join("\n")).unwrap();
@@ -48,7 +49,8 @@ fn run_store_resume_and_dry_run() {
     write_suite(dir.path());
 
     // Dry run: prints the plan, stores nothing.
-    let code = ttc_bench::run_with(RunArgs { dry_run: true, ..args(dir.path(), &server.base_url) }, Hooks::default()).unwrap();
+    let code =
+        ttc_bench::run_with(RunArgs { dry_run: true, ..args(dir.path(), &server.base_url) }, Hooks::default()).unwrap();
     assert_eq!(code, 0);
     assert_eq!(server.total_attempts(), 0);
 

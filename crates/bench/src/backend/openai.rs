@@ -128,13 +128,7 @@ impl Backend for OpenAiBackend {
     async fn generate(&self, request: &GenRequest) -> Result<Generation, BackendError> {
         let body = serde_json::to_vec(&request_body(request))
             .map_err(|e| BackendError::InvalidRequest(format!("cannot encode the request: {e}")))?;
-        let response = self
-            .client
-            .post(&self.url)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| send_error(&self.url, e))?;
+        let response = self.client.post(&self.url).body(body).send().await.map_err(|e| send_error(&self.url, e))?;
         let status = response.status();
         if !status.is_success() {
             let retry_after = retry_after(response.headers(), SystemTime::now());
@@ -312,8 +306,7 @@ impl ChunkDecoder {
         }
         if let Some(u) = chunk.usage.or(chunk.x_groq.and_then(|x| x.usage)) {
             if let Some(completion) = u.completion_tokens {
-                self.usage =
-                    Some(Usage { prompt_tokens: u.prompt_tokens.unwrap_or(0), completion_tokens: completion });
+                self.usage = Some(Usage { prompt_tokens: u.prompt_tokens.unwrap_or(0), completion_tokens: completion });
             }
         }
     }
@@ -452,11 +445,7 @@ mod tests {
         let out = decode(OPENAI_STREAM);
         assert_eq!(
             texts(&out),
-            vec![
-                "C:Hel",
-                "C:lo",
-                "F:Length:Some(Usage { prompt_tokens: 9, completion_tokens: 2 })"
-            ]
+            vec!["C:Hel", "C:lo", "F:Length:Some(Usage { prompt_tokens: 9, completion_tokens: 2 })"]
         );
     }
 
@@ -484,10 +473,7 @@ mod tests {
             "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"x_groq\":{\"id\":\"r\",\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":1}}}\n\n",
             "data: [DONE]\n\n",
         );
-        assert_eq!(
-            texts(&decode(raw)),
-            vec!["C:ok", "F:Stop:Some(Usage { prompt_tokens: 4, completion_tokens: 1 })"]
-        );
+        assert_eq!(texts(&decode(raw)), vec!["C:ok", "F:Stop:Some(Usage { prompt_tokens: 4, completion_tokens: 1 })"]);
     }
 
     #[test]
@@ -500,7 +486,8 @@ mod tests {
     fn cut_before_finish_is_stream_cut_but_finish_without_done_is_complete() {
         let cut = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n";
         assert_eq!(texts(&decode(cut)), vec!["C:a", "E:stream_cut"]);
-        let no_done = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":\"stop\"}]}\n\n";
+        let no_done =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":\"stop\"}]}\n\n";
         assert_eq!(texts(&decode(no_done)), vec!["C:a", "F:Stop:None"]);
         assert_eq!(texts(&decode("")), vec!["E:stream_cut"]);
     }

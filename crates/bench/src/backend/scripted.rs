@@ -13,9 +13,15 @@ use ttc_types::{FinishReason, GenEvent, Usage};
 #[derive(Debug, Clone)]
 pub enum Step {
     Delay(Duration),
-    Content { text: String, token_ids: Vec<u32> },
+    Content {
+        text: String,
+        token_ids: Vec<u32>,
+    },
     Reasoning(String),
-    Finish { reason: FinishReason, usage: Option<Usage> },
+    Finish {
+        reason: FinishReason,
+        usage: Option<Usage>,
+    },
     /// An error item mid-stream.
     Error(BackendError),
 }
@@ -118,9 +124,15 @@ impl Backend for ScriptedBackend {
                         tokio::time::sleep(d).await;
                         continue;
                     }
-                    Step::Content { text, token_ids } => Ok(GenEvent::Content { at: tokio::time::Instant::now().into_std(), text, token_ids }),
-                    Step::Reasoning(text) => Ok(GenEvent::Reasoning { at: tokio::time::Instant::now().into_std(), text }),
-                    Step::Finish { reason, usage } => Ok(GenEvent::Finished { at: tokio::time::Instant::now().into_std(), reason, usage }),
+                    Step::Content { text, token_ids } => {
+                        Ok(GenEvent::Content { at: tokio::time::Instant::now().into_std(), text, token_ids })
+                    }
+                    Step::Reasoning(text) => {
+                        Ok(GenEvent::Reasoning { at: tokio::time::Instant::now().into_std(), text })
+                    }
+                    Step::Finish { reason, usage } => {
+                        Ok(GenEvent::Finished { at: tokio::time::Instant::now().into_std(), reason, usage })
+                    }
                     Step::Error(e) => Err(e),
                 };
                 return Some((item, steps));

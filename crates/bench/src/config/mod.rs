@@ -9,8 +9,10 @@ pub mod file;
 pub mod policy;
 
 pub use args::{LogFormat, RunArgs};
-pub use file::{Arrival, BackendConfig, BackendKind, GenerationConfig, LoadConfig, RunFile, ScoringConfig, SuiteConfig};
 pub use file::EmbedderChoice;
+pub use file::{
+    Arrival, BackendConfig, BackendKind, GenerationConfig, LoadConfig, RunFile, ScoringConfig, SuiteConfig,
+};
 pub use policy::{PolicyFile, PolicyList, PolicySource, PolicySpec, RemoteParams};
 
 use serde::de::DeserializeOwned;

@@ -99,7 +99,13 @@ fn list_from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<PolicyList, A::Er
     let mut out = Vec::new();
     while let Some(name) = map.next_key::<String>()? {
         let b: PolicyBody = map.next_value()?;
-        out.push(PolicySpec { name, algorithm: b.algorithm, description: b.description, params: b.params, remote: b.remote });
+        out.push(PolicySpec {
+            name,
+            algorithm: b.algorithm,
+            description: b.description,
+            params: b.params,
+            remote: b.remote,
+        });
     }
     Ok(PolicyList(out))
 }

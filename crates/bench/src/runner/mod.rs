@@ -116,7 +116,11 @@ impl Runner {
         counter: Option<Arc<dyn TokenCounter>>,
     ) -> Runner {
         if let Some(cap) = backend.max_concurrency().filter(|&c| c > 0 && c < settings.concurrency) {
-            tracing::info!(configured = settings.concurrency, backend = cap, "concurrency capped to what the backend serves at once");
+            tracing::info!(
+                configured = settings.concurrency,
+                backend = cap,
+                "concurrency capped to what the backend serves at once"
+            );
             settings.concurrency = cap;
         }
         let limiter = (!settings.rate.is_infinite()).then(|| TokenBucket::new(settings.rate, settings.burst));
@@ -153,7 +157,13 @@ impl Runner {
         RunTiming { started: start.into_std(), wall: start.elapsed() }
     }
 
-    async fn closed_loop(self: &Arc<Self>, jobs: Arc<[Job]>, out: mpsc::Sender<Record>, start: Instant, workers: usize) {
+    async fn closed_loop(
+        self: &Arc<Self>,
+        jobs: Arc<[Job]>,
+        out: mpsc::Sender<Record>,
+        start: Instant,
+        workers: usize,
+    ) {
         let next = Arc::new(AtomicUsize::new(0));
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..workers.min(jobs.len()).max(1) {
@@ -175,7 +185,13 @@ impl Runner {
         while set.join_next().await.is_some() {}
     }
 
-    async fn open_loop(self: &Arc<Self>, jobs: Arc<[Job]>, offsets: Vec<Duration>, out: mpsc::Sender<Record>, start: Instant) {
+    async fn open_loop(
+        self: &Arc<Self>,
+        jobs: Arc<[Job]>,
+        offsets: Vec<Duration>,
+        out: mpsc::Sender<Record>,
+        start: Instant,
+    ) {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency));
         let mut set = tokio::task::JoinSet::new();
         for (i, off) in offsets.into_iter().enumerate() {
@@ -211,7 +227,9 @@ impl Runner {
             let mut events = Vec::new();
             let mut stats = None;
             let result =
-                match tokio::time::timeout(s.timeout, attempt(&*self.backend, &job.request, &mut events, &mut stats)).await {
+                match tokio::time::timeout(s.timeout, attempt(&*self.backend, &job.request, &mut events, &mut stats))
+                    .await
+                {
                     Ok(r) => r,
                     Err(_) => Err(BackendError::Timeout(s.timeout)),
                 };
@@ -268,7 +286,8 @@ async fn attempt(
             }
             // Read the (normally empty) rest of the body so an HTTP connection goes back to the pool; a
             // server that keeps it open after finishing is not waited for long.
-            let _ = tokio::time::timeout(Duration::from_millis(50), async { while stream.next().await.is_some() {} }).await;
+            let _ =
+                tokio::time::timeout(Duration::from_millis(50), async { while stream.next().await.is_some() {} }).await;
             return Ok(());
         }
     }

@@ -34,7 +34,11 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     fn backoff() -> Backoff {
-        Backoff { base: Duration::from_millis(100), cap: Duration::from_millis(1000), max_retry_after: Duration::from_secs(5) }
+        Backoff {
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(1000),
+            max_retry_after: Duration::from_secs(5),
+        }
     }
 
     #[test]

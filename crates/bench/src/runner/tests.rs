@@ -37,7 +37,13 @@ fn ctx() -> RunContext {
         config_hash: "h".into(),
         project_version: "0".into(),
         host: "host".into(),
-        backend: BackendInfo { kind: "scripted".into(), base_url: None, model: "m".into(), weights: None, usage_is_engine: false },
+        backend: BackendInfo {
+            kind: "scripted".into(),
+            base_url: None,
+            model: "m".into(),
+            weights: None,
+            usage_is_engine: false,
+        },
     }
 }
 
@@ -248,7 +254,18 @@ fn jobs_take_policy_overrides() {
         ..Default::default()
     });
     let item = WorkItem { suite: "s".into(), task: None, sample_id: "0".into(), messages: vec![], reference: None };
-    let plan = build_plan(&[p, PolicySpec::baseline()].map(|mut x| { if x.remote.is_none() { x.name = "b".into() } x }), vec![vec![item]], 0, &BTreeSet::new()).unwrap();
+    let plan = build_plan(
+        &[p, PolicySpec::baseline()].map(|mut x| {
+            if x.remote.is_none() {
+                x.name = "b".into()
+            }
+            x
+        }),
+        vec![vec![item]],
+        0,
+        &BTreeSet::new(),
+    )
+    .unwrap();
     let jobs = make_jobs(&plan.entries, &GenerationConfig::default(), "default-model");
     let by = |name: &str| jobs.iter().find(|j| j.entry.policy.name == name).unwrap().request.clone();
     let fast = by("baseline");

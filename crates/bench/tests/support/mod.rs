@@ -131,14 +131,12 @@ fn sse(frames: Vec<Frame>) -> Response {
         }
         Some((item, it))
     });
-    Response::builder()
-        .header("content-type", "text/event-stream")
-        .body(Body::from_stream(stream))
-        .unwrap()
+    Response::builder().header("content-type", "text/event-stream").body(Body::from_stream(stream)).unwrap()
 }
 
 fn error(status: u16, msg: &str, headers: &[(&str, String)]) -> Response {
-    let mut b = Response::builder().status(StatusCode::from_u16(status).unwrap()).header("content-type", "application/json");
+    let mut b =
+        Response::builder().status(StatusCode::from_u16(status).unwrap()).header("content-type", "application/json");
     for (k, v) in headers {
         b = b.header(*k, v);
     }
@@ -185,7 +183,11 @@ async fn handle(State(st): State<Arc<ServerState>>, headers: HeaderMap, body: By
             let gap = st.slow.get(&sample).copied().unwrap_or(z);
             let frames = answer_frames(st.words, 7);
             let n = frames.len();
-            sse(frames.into_iter().enumerate().map(|(i, f)| (if i > 0 && i < n - 3 { gap } else { z }, Ok(f))).collect())
+            sse(frames
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| (if i > 0 && i < n - 3 { gap } else { z }, Ok(f)))
+                .collect())
         }
     }
 }
