@@ -1,7 +1,7 @@
 //! Store and analysis throughput: writes N synthetic records (default 1,000,000) through `RunWriter`,
 //! reads them back, and computes the full summary. Run in release mode:
 //!
-//!     cargo run --release -p ttc-results --example bench_store -- [N] [FLUSH_EVERY]
+//!     cargo run --release -p ttc-results --example bench_store -- [N] [FLUSH_EVERY] [nosync]
 //!
 //! Figures are recorded in docs/results-schema.md.
 
@@ -14,12 +14,19 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1_000_000);
     let flush_every: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(50_000);
+    let fsync = args.next().as_deref() != Some("nosync");
     let tmp = tempfile::tempdir()?;
     let store = ResultsStore::create(tmp.path())?;
 
     let t = Instant::now();
     let records: Vec<_> = synthetic("bench", n, 7).collect();
     let generate = t.elapsed();
+
+    let t = Instant::now();
+    for chunk in records.chunks(flush_every) {
+        ttc_results::columns::encode(chunk)?;
+    }
+    let encode = t.elapsed();
 
     let meta = RunMeta {
         run_id: "bench".into(),
@@ -30,7 +37,7 @@ fn main() -> anyhow::Result<()> {
         extra: serde_json::Value::Null,
     };
     let t = Instant::now();
-    let mut w = store.start_run(meta, WriterOptions { flush_records: flush_every, flush_interval: Duration::from_secs(3600) })?;
+    let mut w = store.start_run(meta, WriterOptions { flush_records: flush_every, flush_interval: Duration::from_secs(3600), fsync })?;
     for r in records {
         w.push(r)?;
     }
@@ -49,9 +56,9 @@ fn main() -> anyhow::Result<()> {
     let analyse = t.elapsed();
 
     println!("{table}");
-    println!("records: {n}, flush every {flush_every} -> {} parts, {:.1} MiB on disk", n.div_ceil(flush_every), bytes as f64 / 1048576.0);
+    println!("records: {n}, flush every {flush_every} (fsync {fsync}) -> {} parts, {:.1} MiB on disk", n.div_ceil(flush_every), bytes as f64 / 1048576.0);
     println!("generate (not part of the budget): {:.2} s", generate.as_secs_f64());
-    println!("write through RunWriter:           {:.2} s", write.as_secs_f64());
+    println!("write through RunWriter:           {:.2} s (of which Arrow encoding {:.2} s)", write.as_secs_f64(), encode.as_secs_f64());
     println!("read back (load_run):              {:.2} s", read.as_secs_f64());
     println!("full summary (analysis + table):   {:.2} s ({} groups)", analyse.as_secs_f64(), summary.groups.len());
     Ok(())

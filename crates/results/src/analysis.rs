@@ -10,7 +10,7 @@
 //! - quality means carry a seeded 95% bootstrap CI.
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use ttc_types::{Record, RecordStatus, QUALITY_METRICS};
 
 use crate::columns::policy_stat_fields;
@@ -226,7 +226,12 @@ pub fn goodput(records: &[&Record], slo: &Slo, correct_metric: Option<&str>) -> 
 
 /// The suite's primary quality metric: the configured one if records carry it, else by priority, else any.
 pub fn primary_metric(records: &[&Record], configured: Option<&str>) -> Option<String> {
-    let present: BTreeSet<&str> = records.iter().flat_map(|r| r.metrics.keys().map(String::as_str)).collect();
+    let mut present: HashSet<&str> = HashSet::new();
+    for k in records.iter().flat_map(|r| r.metrics.keys()) {
+        if !present.contains(k.as_str()) {
+            present.insert(k);
+        }
+    }
     if let Some(c) = configured {
         if present.contains(c) || records.iter().any(|r| r.extra_metrics.contains_key(c)) {
             return Some(c.to_string());
@@ -240,21 +245,20 @@ pub fn primary_metric(records: &[&Record], configured: Option<&str>) -> Option<S
 }
 
 fn quality_estimates(records: &[&Record], label: &str, cfg: &BootstrapConfig) -> BTreeMap<String, Estimate> {
-    let mut by_metric: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut by_metric: HashMap<&str, Vec<f64>> = HashMap::new();
+    let mut by_extra: HashMap<&str, Vec<f64>> = HashMap::new();
     for r in records {
-        for (k, v) in &r.metrics {
-            if !v.is_nan() {
-                by_metric.entry(k.clone()).or_default().push(*v);
-            }
+        for (k, v) in r.metrics.iter().filter(|(_, v)| !v.is_nan()) {
+            by_metric.entry(k).or_default().push(*v);
         }
-        for (k, v) in &r.extra_metrics {
-            if !v.is_nan() {
-                by_metric.entry(format!("extra.{k}")).or_default().push(*v);
-            }
+        for (k, v) in r.extra_metrics.iter().filter(|(_, v)| !v.is_nan()) {
+            by_extra.entry(k).or_default().push(*v);
         }
     }
-    by_metric
-        .into_iter()
+    let named = by_metric.into_iter().map(|(k, v)| (k.to_string(), v));
+    let extra = by_extra.into_iter().map(|(k, v)| (format!("extra.{k}"), v));
+    named
+        .chain(extra)
         .filter_map(|(k, v)| {
             let c = BootstrapConfig { seed: stats::derive_seed(cfg.seed, &format!("{label}/{k}")), ..*cfg };
             stats::mean_ci(&v, &c).map(|e| (k, e))
@@ -324,7 +328,7 @@ pub fn summarize_group(records: &[&Record], primary: Option<String>, cfg: &Analy
 
 /// The full summary of a set of records (one run or several).
 pub fn summarize(records: &[Record], cfg: &AnalysisConfig) -> Summary {
-    let mut groups: BTreeMap<GroupKey, Vec<&Record>> = BTreeMap::new();
+    let mut groups: HashMap<GroupKey, Vec<&Record>> = HashMap::new();
     let mut by_suite: HashMap<(&str, &str, Option<&str>), Vec<&Record>> = HashMap::new();
     for r in records {
         let task = if cfg.by_task { r.task.as_deref() } else { None };
@@ -334,6 +338,8 @@ pub fn summarize(records: &[Record], cfg: &AnalysisConfig) -> Summary {
     let primaries: HashMap<(&str, &str, Option<&str>), Option<String>> =
         by_suite.iter().map(|(k, rs)| (*k, primary_metric(rs, cfg.quality_metric.as_deref()))).collect();
 
+    let mut groups: Vec<(GroupKey, Vec<&Record>)> = groups.into_iter().collect();
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut out: Vec<GroupSummary> = groups
         .iter()
         .map(|((run, suite, _, task), rs)| summarize_group(rs, primaries[&(*run, *suite, *task)].clone(), cfg))

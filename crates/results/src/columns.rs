@@ -13,7 +13,8 @@ use arrow_array::{
     Array, ArrayRef, Float64Array, ListArray, PrimitiveArray, RecordBatch, StringArray, UInt32Array, UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use std::collections::BTreeMap;
+use arrow_buffer::{NullBuffer, OffsetBuffer};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use ttc_types::{PolicyStats, Record, RecordStatus, TokenCountSource, QUALITY_METRICS};
@@ -64,16 +65,12 @@ macro_rules! ps_fields {
     (u64: [$($u:ident),*], f64: [$($f:ident),*]) => {
         const PS_U64: &[&str] = &[$(stringify!($u)),*];
         const PS_F64: &[&str] = &[$(stringify!($f)),*];
-        fn encode_policy_stats(c: &mut Cols, rs: &[Record]) {
+        fn encode_policy_stats(c: &mut Cols, rs: &[Record]) -> Result<()> {
             $( c.opt_u64(concat!("ps_", stringify!($u)), rs, |r| r.policy_stats.$u); )*
             $( c.opt_f64(concat!("ps_", stringify!($f)), rs, |r| r.policy_stats.$f); )*
-            c.add(
-                "ps_exit_layer_histogram",
-                true,
-                ListArray::from_iter_primitive::<UInt32Type, _, _>(rs.iter().map(|r| {
-                    r.policy_stats.exit_layer_histogram.as_ref().map(|h| h.iter().map(|&x| Some(x)))
-                })),
-            );
+            let hist = list_column::<UInt32Type>(rs.iter().map(|r| r.policy_stats.exit_layer_histogram.clone()), rs.len())?;
+            c.add("ps_exit_layer_histogram", true, hist);
+            Ok(())
         }
         /// Resolves the policy-stats columns of a batch once; the closure decodes one row.
         fn policy_stats_decoder<'a>(b: &BatchReader<'a>) -> Result<impl Fn(usize) -> Result<PolicyStats> + 'a> {
@@ -123,18 +120,76 @@ fn token_source_label(s: TokenCountSource) -> &'static str {
     }
 }
 
-/// JSON cannot hold NaN/inf: they are written as null and read back as NaN.
-fn extra_metrics_json(r: &Record) -> String {
-    let mut m = serde_json::Map::new();
+fn push_json_entry(out: &mut String, first: &mut bool, k: &str, v: f64) {
+    out.push_str(if *first { "" } else { "," });
+    *first = false;
+    out.push_str(&serde_json::Value::from(k).to_string());
+    out.push(':');
+    // JSON cannot hold NaN/inf: written as null, read back as NaN.
+    match serde_json::Number::from_f64(v) {
+        Some(n) => out.push_str(&n.to_string()),
+        None => out.push_str("null"),
+    }
+}
+
+/// `extra_metrics` as a JSON object, plus any `metrics` entry whose name has no column (kept, not lost).
+fn extra_metrics_json(r: &Record, unknown_metric: impl Fn(&str) -> bool) -> String {
+    if r.extra_metrics.is_empty() && !r.metrics.keys().any(|k| unknown_metric(k)) {
+        return "{}".to_string();
+    }
+    let mut out = String::from("{");
+    let mut first = true;
     for (k, v) in &r.extra_metrics {
-        m.insert(k.clone(), serde_json::Number::from_f64(*v).map_or(serde_json::Value::Null, Into::into));
+        push_json_entry(&mut out, &mut first, k, *v);
     }
-    // Metric names outside QUALITY_METRICS have no column: keep them here rather than lose them.
-    for (k, v) in r.metrics.iter().filter(|(k, _)| !QUALITY_METRICS.contains(&k.as_str())) {
-        m.entry(k.clone())
-            .or_insert_with(|| serde_json::Number::from_f64(*v).map_or(serde_json::Value::Null, Into::into));
+    for (k, v) in r.metrics.iter().filter(|(k, _)| unknown_metric(k) && !r.extra_metrics.contains_key(*k)) {
+        push_json_entry(&mut out, &mut first, k, *v);
     }
-    serde_json::Value::Object(m).to_string()
+    out.push('}');
+    out
+}
+
+/// `metric_<name>` columns filled in one pass over each record's metrics map.
+fn metric_columns(rs: &[Record]) -> Vec<Float64Array> {
+    let index: HashMap<&str, usize> = QUALITY_METRICS.iter().enumerate().map(|(i, m)| (*m, i)).collect();
+    let mut cols: Vec<Vec<Option<f64>>> = vec![vec![None; rs.len()]; QUALITY_METRICS.len()];
+    for (row, r) in rs.iter().enumerate() {
+        for (k, v) in &r.metrics {
+            if let Some(&c) = index.get(k.as_str()) {
+                cols[c][row] = Some(*v);
+            }
+        }
+    }
+    cols.into_iter().map(Float64Array::from).collect()
+}
+
+/// A list column from per-row slices, built from one flat value buffer and offsets.
+fn list_column<T: ArrowPrimitiveType>(rows: impl Iterator<Item = Option<Vec<T::Native>>> + Clone, len: usize) -> Result<ListArray>
+where
+    PrimitiveArray<T>: From<Vec<T::Native>>,
+{
+    let mut values = Vec::new();
+    let mut lengths = Vec::with_capacity(len);
+    let mut valid = Vec::with_capacity(len);
+    for row in rows {
+        lengths.push(row.as_ref().map_or(0, Vec::len));
+        valid.push(row.is_some());
+        values.extend(row.unwrap_or_default());
+    }
+    let nulls = valid.iter().any(|v| !v).then(|| NullBuffer::from(valid));
+    let field = Arc::new(Field::new_list_field(T::DATA_TYPE, true));
+    Ok(ListArray::try_new(field, OffsetBuffer::from_lengths(lengths), Arc::new(PrimitiveArray::<T>::from(values)), nulls)?)
+}
+
+fn token_times_column(rs: &[Record]) -> Result<ListArray> {
+    let total: usize = rs.iter().map(|r| r.token_times_s.len()).sum();
+    let mut values = Vec::with_capacity(total);
+    for r in rs {
+        values.extend_from_slice(&r.token_times_s);
+    }
+    let field = Arc::new(Field::new_list_field(DataType::Float64, true));
+    let offsets = OffsetBuffer::from_lengths(rs.iter().map(|r| r.token_times_s.len()));
+    Ok(ListArray::try_new(field, offsets, Arc::new(Float64Array::from(values)), None)?)
 }
 
 /// Records -> one Arrow batch in the store's schema.
@@ -172,23 +227,18 @@ pub fn encode(rs: &[Record]) -> Result<RecordBatch> {
     c.opt_f64("itl_mean_s", rs, |r| r.itl_mean_s);
     c.opt_f64("itl_p50_s", rs, |r| r.itl_p50_s);
     c.opt_f64("itl_p99_s", rs, |r| r.itl_p99_s);
-    c.add(
-        "token_times_s",
-        false,
-        ListArray::from_iter_primitive::<Float64Type, _, _>(
-            rs.iter().map(|r| Some(r.token_times_s.iter().map(|&t| Some(t)))),
-        ),
-    );
+    c.add("token_times_s", false, token_times_column(rs)?);
     c.opt_f64("throughput_tok_s", rs, |r| r.throughput_tok_s);
     c.opt_str("finish_reason", rs, |r| r.finish_reason.as_deref());
     c.str("prediction", rs, |r| &r.prediction);
     c.opt_str("reference", rs, |r| r.reference.as_deref());
-    for name in QUALITY_METRICS {
-        c.opt_f64(&format!("{METRIC_PREFIX}{name}"), rs, |r| r.metrics.get(*name).copied());
+    for (name, col) in QUALITY_METRICS.iter().zip(metric_columns(rs)) {
+        c.add(format!("{METRIC_PREFIX}{name}"), true, col);
     }
-    let extra: Vec<String> = rs.iter().map(extra_metrics_json).collect();
+    let known: HashSet<&str> = QUALITY_METRICS.iter().copied().collect();
+    let extra: Vec<String> = rs.iter().map(|r| extra_metrics_json(r, |k| !known.contains(k))).collect();
     c.add("extra_metrics_json", false, StringArray::from_iter_values(extra));
-    encode_policy_stats(&mut c, rs);
+    encode_policy_stats(&mut c, rs)?;
 
     let fields: Vec<Field> =
         c.0.iter().map(|(n, nullable, a)| Field::new(n.as_str(), a.data_type().clone(), *nullable)).collect();

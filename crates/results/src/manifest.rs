@@ -56,13 +56,17 @@ impl RunManifest {
         serde_json::from_str(&text).with_context(|| format!("{}: not a valid run manifest", path.display()))
     }
 
-    /// Written to a temporary name, synced, then renamed: readers see the old or the new manifest, never half.
-    pub fn write_atomic(&self, path: &Path) -> Result<()> {
+    /// Written to a temporary name, then renamed: readers see the old or the new manifest, never half.
+    /// `sync` also makes it durable against power loss (an fsync): used at start and finish, not for the
+    /// progress updates after each flush, which the part files make redundant.
+    pub fn write_atomic(&self, path: &Path, sync: bool) -> Result<()> {
         let tmp = path.with_file_name(format!(".{MANIFEST_FILE}.tmp"));
         let text = serde_json::to_string_pretty(self)?;
         let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(text.as_bytes())?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
         Ok(())
     }

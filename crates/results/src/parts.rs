@@ -12,7 +12,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -52,23 +53,29 @@ fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 /// Writes `records` as a new part with the lowest free index >= `first_index`; returns (index, path).
-pub fn write_part(run_dir: &Path, first_index: u32, records: &[Record], supersedes: &[String]) -> Result<(u32, PathBuf)> {
+/// `fsync` makes the part durable against power loss before it becomes visible (a process crash, kill -9
+/// included, never needs it: the page cache survives the process).
+pub fn write_part(
+    run_dir: &Path,
+    first_index: u32,
+    records: &[Record],
+    supersedes: &[String],
+    fsync: bool,
+) -> Result<(u32, PathBuf)> {
     let batch = columns::encode(records)?;
     let tmp = run_dir.join(format!(".{}.tmp", part_name(first_index)));
     let mut kv = vec![KeyValue::new(SCHEMA_VERSION_KEY.to_string(), ttc_types::SCHEMA_VERSION.to_string())];
     if !supersedes.is_empty() {
         kv.push(KeyValue::new(SUPERSEDES_KEY.to_string(), supersedes.join(",")));
     }
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_key_value_metadata(Some(kv))
-        .build();
+    let props = writer_properties(kv);
     let file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
     writer.write(&batch).with_context(|| format!("writing {}", tmp.display()))?;
     let file = writer.into_inner().with_context(|| format!("finishing {}", tmp.display()))?;
-    file.sync_all()?;
+    if fsync {
+        file.sync_all()?;
+    }
     drop(file);
 
     let mut index = first_index;
@@ -77,7 +84,9 @@ pub fn write_part(run_dir: &Path, first_index: u32, records: &[Record], supersed
         match fs::hard_link(&tmp, &dest) {
             Ok(()) => {
                 fs::remove_file(&tmp)?;
-                sync_dir(run_dir)?;
+                if fsync {
+                    sync_dir(run_dir)?;
+                }
                 return Ok((index, dest));
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => index += 1,
@@ -87,6 +96,32 @@ pub fn write_part(run_dir: &Path, first_index: u32, records: &[Record], supersed
             }
         }
     }
+}
+
+/// Columns with few distinct values, worth dictionary encoding. Everything else (floats, predictions, sample
+/// ids) is plain-encoded: trying a dictionary on unique values costs a hash per value for nothing.
+const DICTIONARY_COLUMNS: &[&str] = &[
+    "run_started_at", "config_hash", "project_version", "host", "backend", "base_url", "model", "weights", "policy",
+    "algorithm", "params_json", "suite", "task", "status", "error_class", "token_count_source", "finish_reason",
+    "reference",
+];
+/// Long free text: min/max statistics are useless for filtering and cost a comparison per value.
+const NO_STATISTICS_COLUMNS: &[&str] = &["prediction", "reference", "error_message", "extra_metrics_json", "params_json"];
+
+fn writer_properties(kv: Vec<KeyValue>) -> WriterProperties {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_key_value_metadata(Some(kv))
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(EnabledStatistics::Chunk);
+    for c in DICTIONARY_COLUMNS {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(*c), true);
+    }
+    for c in NO_STATISTICS_COLUMNS {
+        b = b.set_column_statistics_enabled(ColumnPath::from(*c), EnabledStatistics::None);
+    }
+    b.build()
 }
 
 fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<fs::File>> {

@@ -328,7 +328,7 @@ impl ResultsStore {
             let names: Vec<String> =
                 merged.iter().filter_map(|p| p.file_name()?.to_str().map(str::to_string)).collect();
             let next = all.last().map_or(0, |(i, _)| i + 1);
-            let (_, out) = parts::write_part(&run_dir, next, &records, &names)?;
+            let (_, out) = parts::write_part(&run_dir, next, &records, &names, true)?;
             for p in &merged {
                 fs::remove_file(p).with_context(|| format!("removing merged part {}", p.display()))?;
             }

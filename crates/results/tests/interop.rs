@@ -53,7 +53,7 @@ fn pyarrow_pandas_and_duckdb_read_the_dataset() {
             project_version: "0.1.0".into(),
             extra: serde_json::Value::Null,
         };
-        let opts = WriterOptions { flush_records: 17, flush_interval: Duration::from_secs(60) };
+        let opts = WriterOptions { flush_records: 17, flush_interval: Duration::from_secs(60), fsync: false };
         let mut w = store.start_run(meta, opts).unwrap();
         for r in varied(run_id, 60) {
             expected.push(r.clone());

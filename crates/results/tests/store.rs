@@ -19,7 +19,7 @@ fn meta(run_id: &str, started_at: &str) -> RunMeta {
 }
 
 fn write_run(store: &ResultsStore, run_id: &str, records: &[Record], flush_records: usize) {
-    let opts = WriterOptions { flush_records, flush_interval: Duration::from_secs(3600) };
+    let opts = WriterOptions { flush_records, flush_interval: Duration::from_secs(3600), fsync: true };
     let mut w = store.start_run(meta(run_id, "2025-01-01T00:00:00Z"), opts).unwrap();
     for r in records {
         w.push(r.clone()).unwrap();
@@ -50,7 +50,7 @@ fn round_trip_preserves_every_field_and_order() {
 fn flushes_by_count_into_atomic_parts_with_no_leftovers() {
     let tmp = tempfile::tempdir().unwrap();
     let store = ResultsStore::create(tmp.path()).unwrap();
-    let opts = WriterOptions { flush_records: 64, flush_interval: Duration::from_secs(3600) };
+    let opts = WriterOptions { flush_records: 64, flush_interval: Duration::from_secs(3600), fsync: true };
     let mut w = store.start_run(meta("r1", "2025-01-01T00:00:00Z"), opts).unwrap();
     let records = varied("r1", 150);
     for r in &records[..63] {
@@ -75,7 +75,7 @@ fn flushes_by_count_into_atomic_parts_with_no_leftovers() {
 fn flushes_by_time() {
     let tmp = tempfile::tempdir().unwrap();
     let store = ResultsStore::create(tmp.path()).unwrap();
-    let opts = WriterOptions { flush_records: 1000, flush_interval: Duration::from_millis(0) };
+    let opts = WriterOptions { flush_records: 1000, flush_interval: Duration::from_millis(0), fsync: false };
     let mut w = store.start_run(meta("r1", "2025-01-01T00:00:00Z"), opts).unwrap();
     for r in varied("r1", 3) {
         w.push(r).unwrap();
