@@ -1,0 +1,96 @@
+//! OpenAI-style JSON errors: `{"error": {"message", "type", "param", "code"}}` with the HTTP status the
+//! OpenAI API uses for the same failure (400 bad request, 401 bad key, 404 unknown model, 500 server), so
+//! clients (the `openai` Python package, our runner) raise their usual exception types.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use ttc_bench::backend::BackendError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// OpenAI's `type`: `invalid_request_error`, `authentication_error`, `server_error`.
+    pub kind: &'static str,
+    /// OpenAI's `code`: `model_not_found`, `context_length_exceeded`, `invalid_api_key`, ...
+    pub code: Option<&'static str>,
+    /// The request field at fault, when one is.
+    pub param: Option<String>,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>, param: Option<&str>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            kind: "invalid_request_error",
+            code: None,
+            param: param.map(str::to_string),
+        }
+    }
+
+    pub fn with_code(mut self, code: &'static str) -> ApiError {
+        self.code = Some(code);
+        self
+    }
+
+    pub fn unknown_model(model: &str, known: &[String]) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: format!("The model `{model}` does not exist. Models served here: {}", known.join(", ")),
+            kind: "invalid_request_error",
+            code: Some("model_not_found"),
+            param: Some("model".into()),
+        }
+    }
+
+    pub fn unauthorized(message: &str) -> ApiError {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.into(),
+            kind: "invalid_request_error",
+            code: Some("invalid_api_key"),
+            param: None,
+        }
+    }
+
+    pub fn not_found(path: &str) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: format!("no route {path}; this server has POST /v1/chat/completions, GET /v1/models, GET /health"),
+            kind: "invalid_request_error",
+            code: Some("unknown_url"),
+            param: None,
+        }
+    }
+
+    pub fn server(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+            kind: "server_error",
+            code: None,
+            param: None,
+        }
+    }
+
+    /// A failed generation: requests the engine refuses are the client's fault (400), the rest ours (500).
+    pub fn from_backend(e: &BackendError) -> ApiError {
+        match e {
+            BackendError::InvalidRequest(m) => ApiError::bad_request(m.clone(), None),
+            other => ApiError::server(other.to_string()),
+        }
+    }
+
+    /// The JSON body (also sent as an SSE `data:` event when a stream fails after its headers).
+    pub fn body(&self) -> serde_json::Value {
+        json!({ "error": { "message": self.message, "type": self.kind, "param": self.param, "code": self.code } })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body())).into_response()
+    }
+}

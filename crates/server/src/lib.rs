@@ -1,0 +1,173 @@
+//! `ttc serve`: an OpenAI-compatible HTTP server over the embedded engine.
+//!
+//! - `POST /v1/chat/completions`: streaming (SSE) and not, `usage`, `stream_options.include_usage`, `stop`;
+//! - `GET /v1/models`: `<model>` (baseline) and `<model>:<policy>` for every policy of the policies file;
+//!   the model name of a request picks the policy the engine runs;
+//! - `GET /health`.
+//!
+//! All requests go through one engine, queued by [`ttc_embedded::EmbeddedBackend`]'s worker thread. The
+//! response formats follow the OpenAI API reference (https://platform.openai.com/docs/api-reference/chat)
+//! and are checked against the official `openai` Python client in the tests.
+
+pub mod error;
+pub mod generation;
+pub mod models;
+pub mod request;
+pub mod server;
+pub mod stop;
+
+pub use server::{router, ServerOptions};
+
+use anyhow::Context;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use ttc_engine::{Engine, Policy, WeightFormat};
+
+/// The id of the base model in `/v1/models`.
+pub const DEFAULT_MODEL_ID: &str = "smollm2-135m";
+const DEFAULT_POLICIES: &str = "configs/policies.yaml";
+
+/// Serve the embedded engine over an OpenAI-compatible API.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// A llama-architecture GGUF file; default: SmolLM2-135M-Instruct from the cache (`ttc model pull`).
+    #[arg(long, env = "TTC_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Weight format at load: auto (Q8_0 for decode, f32 for multi-token forwards), q8_0, f32, or native.
+    #[arg(long, default_value = "auto")]
+    pub weights: String,
+    /// Policies file: each policy is served as the model `<model-id>:<policy>`.
+    #[arg(long, default_value = DEFAULT_POLICIES)]
+    pub policies: PathBuf,
+    /// Address to listen on. 0.0.0.0 exposes the server to the network (use --api-key then).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Require `Authorization: Bearer <KEY>` on /v1 routes.
+    #[arg(long, env = "TTC_SERVE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// The base model id clients send (`<id>` = baseline, `<id>:<policy>` = a policy).
+    #[arg(long, default_value = DEFAULT_MODEL_ID)]
+    pub model_id: String,
+    /// `max_tokens` for requests that do not set it (cut to what the context leaves).
+    #[arg(long, default_value_t = 256)]
+    pub default_max_tokens: u64,
+}
+
+/// The model path: `--model`, else the cached default model (never downloads here).
+pub fn model_path(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p);
+    }
+    ttc_assets::locate(ttc_assets::smollm2_gguf()).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\n  the default model (SmolLM2-135M-Instruct, GGUF Q4_1) is not in the cache yet.\n  fix: run `ttc model pull`, or pass --model PATH (env TTC_MODEL) to a llama GGUF"
+        )
+    })
+}
+
+/// The policies to serve. The default file may be absent (serving the baseline only); a named one may not.
+pub fn load_policies(path: &std::path::Path) -> anyhow::Result<Vec<Policy>> {
+    if path == std::path::Path::new(DEFAULT_POLICIES) && !path.exists() {
+        eprintln!("warning: {DEFAULT_POLICIES} not found here; serving the baseline only (pass --policies FILE)");
+        return Ok(Vec::new());
+    }
+    ttc_engine::load_policies(path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// A server running on the current tokio runtime.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    /// `http://ADDR/v1`, what OpenAI clients take as their base URL.
+    pub base_url: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Binds `addr` and serves `app` in a task.
+    pub async fn start(app: axum::Router, addr: &str) -> anyhow::Result<RunningServer> {
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Ok(RunningServer { addr, base_url: format!("http://{addr}/v1"), shutdown: Some(tx), task })
+    }
+
+    /// Stops accepting connections and waits for open ones to finish.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await??;
+        Ok(())
+    }
+}
+
+/// Loads the engine and policies and serves until Ctrl-C. Blocks on its own tokio runtime.
+pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
+    let weights: WeightFormat = match args.weights.parse() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: --weights: {e}");
+            return Ok(2);
+        }
+    };
+    let policies = match load_policies(&args.policies) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(2);
+        }
+    };
+    let path = match model_path(args.model.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(2);
+        }
+    };
+    if matches!(args.host.as_str(), "0.0.0.0" | "::" | "[::]") {
+        eprintln!(
+            "warning: listening on {} exposes the engine to every network this machine is on{}",
+            args.host,
+            if args.api_key.is_none() { " without an API key (set --api-key)" } else { "" }
+        );
+    }
+    eprintln!("loading {} ({weights} weights)...", path.display());
+    let engine = Arc::new(Engine::load(&path, weights).with_context(|| format!("loading {}", path.display()))?);
+    let opts = ServerOptions {
+        model_id: args.model_id.clone(),
+        api_key: args.api_key.clone(),
+        default_max_tokens: args.default_max_tokens,
+    };
+    let app = router(engine, &policies, opts)?;
+    let host = if args.host.contains(':') && !args.host.starts_with('[') { format!("[{}]", args.host) } else { args.host.clone() };
+    let addr = format!("{host}:{}", args.port);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        eprintln!("serving {} policies + baseline at http://{local}/v1 (models: GET /v1/models; Ctrl-C stops)", policies.len());
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+                eprintln!("shutting down: finishing open requests");
+            })
+            .await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(0)
+}

@@ -1,0 +1,264 @@
+//! The chat completion request: parsed from JSON with the offending field named, then checked against the
+//! engine (known model, prompt and `max_tokens` within the context, measured with the engine's own chat
+//! template and tokenizer) before anything is queued. Fields OpenAI defines that do not apply here
+//! (`user`, `logit_bias`, ...) are ignored, as OpenAI-compatible servers do.
+
+use crate::error::ApiError;
+use crate::models::Catalog;
+use serde::Deserialize;
+use ttc_bench::backend::{ChatMessage, GenRequest};
+use ttc_engine::Engine;
+
+/// OpenAI's limit on stop sequences.
+const MAX_STOPS: usize = 4;
+
+#[derive(Debug, Deserialize)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<InMessage>,
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    /// The newer name of `max_tokens`.
+    #[serde(default)]
+    pub max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    #[serde(default)]
+    pub seed: Option<i64>,
+    #[serde(default)]
+    pub stop: Option<StopField>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    pub n: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum StopField {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InMessage {
+    pub role: String,
+    #[serde(default)]
+    pub content: Option<Content>,
+}
+
+/// A message's content: a string, or an array of parts of which only `text` parts are supported.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Part {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+/// A request ready for the engine.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub request: GenRequest,
+    pub stops: Vec<String>,
+    pub stream: bool,
+    pub include_usage: bool,
+    pub prompt_tokens: u32,
+}
+
+/// Parses the body; a syntax or type error names the field path and the line/column.
+pub fn parse(body: &[u8]) -> Result<ChatRequest, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = if inner.is_syntax() || inner.is_eof() {
+            format!("the request body is not valid JSON: {inner}")
+        } else if path == "." {
+            format!("invalid request body: {inner}")
+        } else {
+            format!("invalid field `{path}`: {inner}")
+        };
+        let param = (path != ".").then_some(path);
+        ApiError::bad_request(msg, param.as_deref())
+    })
+}
+
+/// Checks a parsed request and measures its prompt. `default_max_tokens` applies when the client sets none
+/// (cut to what the context leaves, as vLLM does).
+pub fn prepare(req: ChatRequest, catalog: &Catalog, engine: &Engine, default_max_tokens: u64) -> Result<Prepared, ApiError> {
+    let model = catalog.get(&req.model).ok_or_else(|| ApiError::unknown_model(&req.model, &catalog.ids()))?;
+    if let Some(n) = req.n.filter(|&n| n != 1) {
+        return Err(ApiError::bad_request(format!("n = {n}: this server generates one choice per request"), Some("n")));
+    }
+    let temperature = req.temperature.unwrap_or(1.0);
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(ApiError::bad_request(format!("temperature = {temperature}: must be between 0 and 2"), Some("temperature")));
+    }
+    if let Some(p) = req.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+        return Err(ApiError::bad_request(format!("top_p = {p}: must be in (0, 1]"), Some("top_p")));
+    }
+    let stops = match req.stop {
+        None => Vec::new(),
+        Some(StopField::One(s)) => vec![s],
+        Some(StopField::Many(v)) => v,
+    };
+    if stops.len() > MAX_STOPS {
+        return Err(ApiError::bad_request(format!("stop: at most {MAX_STOPS} sequences, got {}", stops.len()), Some("stop")));
+    }
+    let messages = messages(req.messages)?;
+    let engine_msgs: Vec<_> = messages.iter().map(|m| ttc_engine::ChatMessage::new(&m.role, m.content.clone())).collect();
+    let prompt = engine
+        .prompt_tokens(&engine_msgs)
+        .map_err(|e| ApiError::bad_request(format!("cannot build the prompt: {e}"), Some("messages")))?;
+    let context = engine.context_length() as u64;
+    let prompt_len = prompt.len() as u64;
+    if prompt_len >= context {
+        return Err(ApiError::bad_request(
+            format!("This model's maximum context length is {context} tokens; the messages are {prompt_len} tokens."),
+            Some("messages"),
+        )
+        .with_code("context_length_exceeded"));
+    }
+    let max_tokens = match req.max_completion_tokens.or(req.max_tokens) {
+        Some(0) => return Err(ApiError::bad_request("max_tokens must be at least 1", Some("max_tokens"))),
+        Some(m) if prompt_len + m > context => {
+            return Err(ApiError::bad_request(
+                format!(
+                    "This model's maximum context length is {context} tokens; you requested {} tokens \
+                     ({prompt_len} in the messages, {m} in the completion).",
+                    prompt_len + m
+                ),
+                Some("max_tokens"),
+            )
+            .with_code("context_length_exceeded"))
+        }
+        Some(m) => m,
+        None => default_max_tokens.min(context - prompt_len),
+    };
+    // No seed: a fresh one, so sampled requests differ as they do on other servers.
+    let seed = match req.seed {
+        Some(s) => s as u64,
+        None => rand::random(),
+    };
+    let request = GenRequest {
+        messages,
+        policy: model.policy.clone(),
+        model: model.id.clone(),
+        max_tokens: max_tokens as u32,
+        temperature,
+        top_p: req.top_p,
+        seed: Some(seed),
+        extra_body: Default::default(),
+    };
+    Ok(Prepared {
+        request,
+        stops,
+        stream: req.stream.unwrap_or(false),
+        include_usage: req.stream_options.and_then(|o| o.include_usage).unwrap_or(false),
+        prompt_tokens: prompt_len as u32,
+    })
+}
+
+fn messages(input: Vec<InMessage>) -> Result<Vec<ChatMessage>, ApiError> {
+    if input.is_empty() {
+        return Err(ApiError::bad_request("messages: at least one message is required", Some("messages")));
+    }
+    let mut out = Vec::with_capacity(input.len());
+    for (i, m) in input.into_iter().enumerate() {
+        let role = match m.role.as_str() {
+            "system" | "user" | "assistant" | "tool" => m.role,
+            "developer" => "system".to_string(), // OpenAI's newer name for system instructions
+            other => {
+                let field = format!("messages[{i}].role");
+                return Err(ApiError::bad_request(
+                    format!("{field}: unknown role `{other}` (expected system, developer, user, assistant or tool)"),
+                    Some(&field),
+                ));
+            }
+        };
+        let content = match m.content {
+            None => String::new(),
+            Some(Content::Text(t)) => t,
+            Some(Content::Parts(parts)) => {
+                let mut text = String::new();
+                for (j, p) in parts.into_iter().enumerate() {
+                    match (p.kind.as_str(), p.text) {
+                        ("text", Some(t)) => text.push_str(&t),
+                        (kind, _) => {
+                            let field = format!("messages[{i}].content[{j}]");
+                            return Err(ApiError::bad_request(
+                                format!("{field}: only parts of type `text` with a `text` field are supported, got `{kind}`"),
+                                Some(&field),
+                            ));
+                        }
+                    }
+                }
+                text
+            }
+        };
+        out.push(ChatMessage::new(role, content));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let e = parse(b"{\"model\": \"m\",\n \"messages\": [}").unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(e.message.contains("not valid JSON") && e.message.contains("line 2"), "{}", e.message);
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let e = parse(br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":"ten"}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("max_tokens"));
+        assert!(e.message.contains("invalid field `max_tokens`"), "{}", e.message);
+        let e = parse(br#"{"messages":[]}"#).unwrap_err();
+        assert!(e.message.contains("missing field `model`"), "{}", e.message);
+    }
+
+    #[test]
+    fn accepts_the_openai_shapes() {
+        let r = parse(
+            br#"{"model":"m","messages":[{"role":"developer","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
+                 {"role":"assistant","content":null},{"role":"user","content":"q"}],
+                 "stop":"x","stream":true,"stream_options":{"include_usage":true},"user":"ignored","temperature":null}"#,
+        )
+        .unwrap();
+        assert!(matches!(r.stop, Some(StopField::One(ref s)) if s == "x"));
+        assert_eq!(r.temperature, None);
+        let m = messages(r.messages).unwrap();
+        assert_eq!(m, vec![ChatMessage::new("system", "ab"), ChatMessage::new("assistant", ""), ChatMessage::new("user", "q")]);
+    }
+
+    #[test]
+    fn unsupported_messages_are_named() {
+        let r = parse(br#"{"model":"m","messages":[{"role":"user","content":"a"},{"role":"robot","content":"b"}]}"#).unwrap();
+        assert_eq!(messages(r.messages).unwrap_err().param.as_deref(), Some("messages[1].role"));
+        let r = parse(br#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]}"#).unwrap();
+        assert_eq!(messages(r.messages).unwrap_err().param.as_deref(), Some("messages[0].content[0]"));
+        assert!(messages(Vec::new()).is_err());
+    }
+}
