@@ -13,7 +13,49 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<i32> {
         args.config = Some(PathBuf::from(DEFAULT_RUN_FILE));
     }
     let hooks = Hooks { embedded: Some(Arc::new(embedded_backend)), ..Hooks::default() };
-    ttc_bench::run_with(args, hooks)
+    let code = ttc_bench::run_with(args.clone(), hooks)?;
+    if code != 0 || args.dry_run {
+        return Ok(code);
+    }
+    // The records are stored already: a failure here must not turn a finished run into an error.
+    if let Err(e) = after_run(&args) {
+        eprintln!("warning: the run finished and its results are stored, but the end-of-run summary failed: {e:#}");
+    }
+    Ok(code)
+}
+
+/// What a user wants at the end of a run: the summary table, a Markdown report, the KPI check (reporting, not
+/// failing) and where everything is.
+fn after_run(args: &RunArgs) -> anyhow::Result<()> {
+    use clap::Parser;
+    let cfg = RunConfig::from_args(args).map_err(|e| crate::exit::usage(e.to_string()))?;
+    let store = ttc_results::ResultsStore::open(&cfg.results)?;
+    let run_id = store.last_run_id()?;
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        summary: ttc_results::SummaryArgs,
+    }
+    let results = cfg.results.display().to_string();
+    let w = Wrap::try_parse_from(["summary", "--results", &results, "--run", &run_id])?;
+    let (_, table) = ttc_results::cmd::summary::execute(&w.summary)?;
+    println!("\n{table}");
+    let report = cfg.results.join(format!("report-{run_id}.md"));
+    ttc_results::write_markdown_report(&cfg.results, &run_id, &report)?;
+    // The run config already resolved a KPI file path relative to the run file.
+    let kpis = match &cfg.kpis {
+        Some(serde_yaml::Value::String(p)) => Some(PathBuf::from(p)),
+        _ => None,
+    };
+    let run = store.load_run(&run_id)?;
+    let (check, text) = ttc_results::check_report_only(&run, kpis.as_deref())?;
+    println!("KPI check (reporting only; `ttc check` fails CI on these):\n{text}");
+    let _ = check;
+    println!("results:   {}/run_id={run_id}/ (Parquet, one row per request)", cfg.results.display());
+    println!("report:    {}", report.display());
+    println!("next:      ttc summary --run {run_id} | ttc compare --a baseline --b <policy> --run {run_id}");
+    println!("           ttc check --run {run_id} (exit 1 on a failing KPI) | ttc dashboard --results {}", cfg.results.display());
+    Ok(())
 }
 
 /// Load the engine once for the run. The default model is fetched with pip if it is not cached yet.

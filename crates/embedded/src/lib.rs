@@ -131,6 +131,12 @@ impl Backend for EmbeddedBackend {
         }
     }
 
+    /// One engine thread decodes one request at a time; more in flight would only wait in its queue while
+    /// their timeouts run.
+    fn max_concurrency(&self) -> Option<usize> {
+        Some(1)
+    }
+
     async fn generate(&self, request: &GenRequest) -> Result<Generation, BackendError> {
         let policy = self.policy(&request.policy)?;
         let (tx, stream) = event_channel(256);
