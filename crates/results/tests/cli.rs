@@ -258,3 +258,13 @@ fn compact_command_merges_every_run() {
     let (_, text) = compact::execute(&parse(&["--results", &d(&tmp), "--run", "r2"])).unwrap();
     assert!(text.contains("r2: nothing to merge (72 records)"), "{text}");
 }
+
+#[test]
+fn shipped_kpi_file_is_valid_and_matches_the_specification() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/kpis.yaml");
+    let file = ttc_results::kpi::KpiFile::load(&path).unwrap();
+    let defaults = ttc_results::kpi::KpiFile::defaults();
+    assert_eq!(file.kpis, defaults.kpis, "configs/kpis.yaml keeps the specification's gates");
+    assert_eq!(file.slo, ttc_results::analysis::Slo::default());
+    assert_eq!(file.regressions.len(), 3);
+}
