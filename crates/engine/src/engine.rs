@@ -253,9 +253,22 @@ impl Engine {
             Algorithm::EarlyExitConfidence(p) => {
                 crate::early_exit::generate_confidence_exit(self, req, p, &mut chooser, on_event)
             }
-            Algorithm::KvShrink(_) => Err(EngineError::InvalidRequest(
-                "kv_shrink policies are not available in this build".into(),
-            )),
+            Algorithm::KvShrink(p) => {
+                let mut err = None;
+                let mut choose = |l: &[f32]| match chooser.choose(l) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        err.get_or_insert(e);
+                        0
+                    }
+                };
+                let (out, mut stats) = crate::kv_shrink::generate_kv_shrink(self, req, p, &mut choose, on_event)?;
+                if let Some(e) = err {
+                    return Err(e);
+                }
+                chooser.fill_stats(&mut stats);
+                Ok((out, stats))
+            }
             // Baseline, token pruning (its sampler is in `chooser`) and batching (a scheduler concern; a lone
             // request decodes plainly) all run the plain loop.
             Algorithm::Baseline | Algorithm::TokenPruning(_) | Algorithm::Batching(_) => {

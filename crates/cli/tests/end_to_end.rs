@@ -1,0 +1,67 @@
+//! The main job end to end through the real binary: `ttc run` with the project's default run file, reduced to
+//! one sample per suite and short outputs, on the embedded engine with the real model. Every planned
+//! (policy, suite, sample) must have a record, metrics must be in range, and the report and KPI check must be
+//! produced.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+fn ttc(args: &[&str], cwd: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ttc")).args(args).current_dir(cwd).output().expect("run ttc")
+}
+
+#[test]
+fn default_run_reduced_produces_every_record_report_and_kpi_check() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let results = tempfile::tempdir().unwrap();
+    let res = results.path().to_str().unwrap();
+    // The plan the run will execute.
+    let plan = ttc(&["run", "--dry-run", "--samples", "1", "--results", res], &repo);
+    assert!(plan.status.success(), "dry run failed: {}", String::from_utf8_lossy(&plan.stderr));
+    let out = ttc(&["run", "--samples", "1", "--max-tokens", "8", "--results", res, "--quiet"], &repo);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ttc run failed:\n{stdout}\n{stderr}");
+
+    let store = ttc_results::ResultsStore::open(results.path()).unwrap();
+    let run = store.load_last().unwrap();
+    let policies = ttc_engine::load_policies(&repo.join("configs/policies.yaml")).unwrap();
+    let keys: BTreeSet<_> = run.records.iter().map(|r| (r.policy.clone(), r.suite.clone(), r.sample_id.clone())).collect();
+    assert_eq!(keys.len(), run.records.len(), "a (policy, suite, sample) stored twice");
+    for p in &policies {
+        for suite in ["crmarena", "worfbench"] {
+            assert!(
+                run.records.iter().any(|r| r.policy == p.name && r.suite == suite),
+                "no record for {} x {suite}",
+                p.name
+            );
+        }
+    }
+    assert_eq!(run.records.len(), policies.len() * 2, "one sample per suite per policy");
+    for r in &run.records {
+        assert_eq!(r.status, ttc_types::RecordStatus::Ok, "{} {}: {:?}", r.policy, r.suite, r.error_message);
+        let out_tokens = r.output_tokens.unwrap();
+        assert!((1..=8).contains(&out_tokens), "{} produced {out_tokens} tokens", r.policy);
+        assert!(r.ttft_s.unwrap() > 0.0 && r.e2e_s.unwrap() >= r.ttft_s.unwrap());
+        for (name, v) in &r.metrics {
+            if name == "length_ratio" {
+                assert!(*v >= 0.0, "{name} = {v}");
+            } else {
+                assert!((0.0..=1.0 + 1e-9).contains(v), "{}: {name} = {v} out of [0, 1]", r.policy);
+            }
+        }
+        assert_eq!(r.weights.as_deref(), Some("auto"));
+    }
+    // Policy internals reach the records.
+    let spec = run.records.iter().find(|r| r.policy == "speculative_decoding").unwrap();
+    assert!(spec.policy_stats.verification_steps.is_some());
+    let ee = run.records.iter().find(|r| r.policy == "early_exit_28").unwrap();
+    assert_eq!(ee.policy_stats.mean_exit_layer, Some(28.0));
+
+    let report = results.path().join(format!("report-{}.md", run.run_id));
+    let text = std::fs::read_to_string(&report).expect("report written");
+    assert!(text.contains("speculative_decoding") && text.contains("baseline"));
+    assert!(stdout.contains("KPI check"), "{stdout}");
+    assert!(stdout.contains(&format!("run_id={}", run.run_id)));
+}
