@@ -1,0 +1,162 @@
+//! ttcbench's live web dashboard (`ttc dashboard`, and `ttc run --dashboard` during a run).
+//!
+//! An axum server over the results store: a JSON API ([`api`], documented in docs/dashboard.md) that
+//! aggregates on the server with `ttc-results`, server-sent events for the live view ([`events`]), and one
+//! page of hand-written JS + SVG embedded in the binary ([`assets`]; no CDN, works offline).
+//!
+//! - [`DashboardArgs`] + [`run`]: the `ttc dashboard` command (blocks on its own tokio runtime);
+//! - [`serve`]: serve on a bound listener from inside an existing runtime (what `ttc run --dashboard` calls),
+//!   optionally with a [`LiveFeed`] the runner publishes progress and records into.
+
+pub mod api;
+pub mod assets;
+pub mod cache;
+pub mod events;
+pub mod live;
+pub mod model;
+
+use anyhow::{Context, Result};
+use axum::routing::get;
+use axum::Router;
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use ttc_results::analysis::AnalysisConfig;
+
+pub use api::AppState;
+pub use live::{LiveEvent, LiveFeed, RunnerProgress};
+
+/// Serve the web dashboard over a results directory: runs, policy comparison with KPIs, latency-quality
+/// trade-offs, distributions, trends across runs, a live view of the running benchmark, request drill-down.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct DashboardArgs {
+    /// Results directory (one `run_id=<id>/` folder of Parquet parts per run). It may not exist yet: the
+    /// dashboard then shows an empty state and picks up runs as they appear.
+    #[arg(long, env = "TTC_RESULTS", default_value = "results")]
+    pub results: PathBuf,
+    /// Port to listen on (0: any free port).
+    #[arg(long, default_value_t = 8765)]
+    pub port: u16,
+    /// Address to bind. The default serves this machine only; 0.0.0.0 exposes the results to the network.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// KPI file for the pass/fail colours. Default: configs/kpis.yaml if present, else the built-in KPIs.
+    #[arg(long)]
+    pub kpis: Option<PathBuf>,
+}
+
+/// How often the live view re-reads the store.
+pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
+
+/// The shared state with default analysis settings and KPIs from `kpis` (or configs/kpis.yaml, or the
+/// built-in defaults, like `ttc check`).
+pub fn app_state(results_dir: &Path, kpis: Option<&Path>, live: Option<LiveFeed>) -> Result<AppState> {
+    let (file, source) = ttc_results::cmd::check::load_kpis(kpis)?;
+    Ok(AppState {
+        cache: Arc::new(cache::RunCache::new(results_dir.to_path_buf())),
+        analysis: Arc::new(AnalysisConfig::default()),
+        kpis: Arc::new(file),
+        kpi_source: source.into(),
+        live,
+        poll: DEFAULT_POLL,
+    })
+}
+
+/// Every route: the page, its assets and the API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(assets::index))
+        .route("/app.js", get(assets::app_js))
+        .route("/style.css", get(assets::style_css))
+        .route("/api/runs", get(api::runs))
+        .route("/api/summary", get(api::summary))
+        .route("/api/kpis", get(api::kpis))
+        .route("/api/records", get(api::records))
+        .route("/api/record", get(api::record))
+        .route("/api/tradeoffs", get(api::tradeoffs))
+        .route("/api/distributions", get(api::distributions))
+        .route("/api/trends", get(api::trends))
+        .route("/api/events", get(events::events))
+        .fallback(assets::not_found)
+        .with_state(state)
+}
+
+/// Serves the dashboard for `results_dir` on `listener` until the future is dropped. `live`: the runner's
+/// feed, when serving during a run (`ttc run --dashboard`). Must run inside a tokio runtime.
+pub async fn serve(listener: tokio::net::TcpListener, results_dir: PathBuf, live: Option<LiveFeed>) -> Result<()> {
+    serve_state(listener, app_state(&results_dir, None, live)?).await
+}
+
+/// [`serve`] with a prepared state (custom KPIs, analysis settings, poll interval).
+pub async fn serve_state(listener: tokio::net::TcpListener, state: AppState) -> Result<()> {
+    axum::serve(listener, router(state)).await.context("dashboard server failed")
+}
+
+/// Whether binding `host` makes the dashboard reachable from other machines.
+pub fn is_exposed(host: &str) -> bool {
+    let h = host.trim_matches(|c| c == '[' || c == ']');
+    h == "0.0.0.0" || h == "::" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| !ip.is_loopback()) || (h != "localhost" && h.parse::<std::net::IpAddr>().is_err())
+}
+
+/// `ttc dashboard`: binds, prints the URL, serves until Ctrl-C. Exit code 0.
+pub fn run(args: DashboardArgs) -> Result<i32> {
+    if is_exposed(&args.host) {
+        eprintln!(
+            "warning: --host {} makes the dashboard (and every stored prediction) reachable from the network; \
+             it has no authentication. Use --host 127.0.0.1 to keep it local.",
+            args.host
+        );
+    }
+    let state = app_state(&args.results, args.kpis.as_deref(), None)?;
+    if !args.results.is_dir() {
+        eprintln!("note: results directory `{}` does not exist yet; the dashboard will show runs once it does", args.results.display());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")?;
+    rt.block_on(async move {
+        let addr = format!("{}:{}", args.host, args.port);
+        let host = if args.host.contains(':') { format!("[{}]", args.host) } else { args.host.clone() };
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("binding {addr} (is another dashboard running? try --port)"))?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
+        eprintln!("dashboard: http://{host}:{port}/  (results: {}; Ctrl-C to stop)", args.results.display());
+        tokio::select! {
+            r = serve_state(listener, state) => r.map(|_| 0),
+            _ = tokio::signal::ctrl_c() => Ok(0),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: DashboardArgs,
+    }
+
+    #[test]
+    fn defaults_bind_locally() {
+        let cli = Cli::try_parse_from(["ttc"]).unwrap();
+        assert_eq!(cli.args.host, "127.0.0.1");
+        assert_eq!(cli.args.port, 8765);
+        assert!(!is_exposed(&cli.args.host));
+        let cli = Cli::try_parse_from(["ttc", "--results", "r2", "--port", "9000", "--host", "0.0.0.0"]).unwrap();
+        assert_eq!((cli.args.results.to_str(), cli.args.port), (Some("r2"), 9000));
+        assert!(Cli::try_parse_from(["ttc", "--port", "70000"]).is_err());
+    }
+
+    #[test]
+    fn exposure_is_detected() {
+        for h in ["0.0.0.0", "::", "[::]", "192.168.1.4", "myhost.example"] {
+            assert!(is_exposed(h), "{h}");
+        }
+        for h in ["127.0.0.1", "::1", "[::1]", "localhost", "127.0.0.2"] {
+            assert!(!is_exposed(h), "{h}");
+        }
+    }
+}

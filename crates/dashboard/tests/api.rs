@@ -1,0 +1,379 @@
+//! The JSON API against what ttc-results computes from the same store: summaries, KPIs, Pareto fronts,
+//! percentiles, paging, errors, empty and corrupt stores, and the live event stream.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::ServiceExt;
+use ttc_dashboard::{app_state, router, LiveEvent, LiveFeed};
+use ttc_results::analysis::{summarize, AnalysisConfig};
+use ttc_results::kpi::{evaluate, KpiFile};
+use ttc_results::{RecordSink, ResultsStore};
+use ttc_types::timing::percentile_sorted;
+use ttc_types::RecordStatus;
+
+async fn get(dir: &Path, uri: &str) -> (StatusCode, Value) {
+    let app = router(app_state(dir, None, None).unwrap());
+    let res = app.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {bytes:?}")))
+}
+
+/// Two runs: `old` (one suite, corrupt extra part) and `new` (600 synthetic records over 3 suites).
+fn fixture() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut old = common::records("old", 120, 3);
+    for r in &mut old {
+        r.suite = "crmarena".into();
+        r.sample_id = format!("{}-{}", r.sample_id, r.start_offset_s);
+    }
+    common::write_run(tmp.path(), common::meta("old", "2025-01-01T00:00:00Z", Some(120)), &old, 50);
+    std::fs::write(tmp.path().join("run_id=old/part-00099.parquet"), b"PAR1 this is not parquet").unwrap();
+    common::write_run(tmp.path(), common::meta("new", "2025-02-01T00:00:00Z", Some(600)), &common::records("new", 600, 1), 64);
+    tmp
+}
+
+fn to_value<T: serde::Serialize>(t: &T) -> Value {
+    serde_json::to_value(t).unwrap()
+}
+
+#[tokio::test]
+async fn runs_list_newest_first_with_counts_and_warnings() {
+    let tmp = fixture();
+    let (status, body) = get(tmp.path(), "/api/runs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["exists"], true);
+    let runs = body["runs"].as_array().unwrap();
+    assert_eq!(runs.iter().map(|r| r["run_id"].as_str().unwrap()).collect::<Vec<_>>(), ["new", "old"]);
+    let new = &runs[0];
+    assert_eq!(new["n_records"], 600);
+    assert_eq!(new["planned"], 600);
+    assert_eq!(new["status"], "finished");
+    assert_eq!(new["model"], "SmolLM2-135M");
+    assert_eq!(new["backend"], "embedded");
+    assert_eq!(new["suites"], serde_json::json!(["crmarena", "jsonl", "worfbench"]));
+    assert_eq!(new["policies"].as_array().unwrap().len(), 6);
+    // synthetic() marks every 997th record as an error: record 0 only.
+    assert_eq!(new["n_errors"], 1);
+    assert!(new["warnings"].as_array().unwrap().is_empty());
+    let warnings = runs[1]["warnings"].as_array().unwrap();
+    assert!(warnings.iter().any(|w| w.as_str().unwrap().contains("part-00099.parquet")), "{warnings:?}");
+    assert_eq!(runs[1]["n_records"], 120, "the readable parts still count");
+}
+
+#[tokio::test]
+async fn summary_equals_the_store_summary() {
+    let tmp = fixture();
+    let run = ResultsStore::open(tmp.path()).unwrap().load_run("new").unwrap();
+    let expected = summarize(&run.records, &AnalysisConfig::default());
+    let (status, body) = get(tmp.path(), "/api/summary").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["runs"], serde_json::json!(["new"]), "default: the latest run");
+    assert_eq!(body["n_records"], 600);
+    assert_eq!(body["groups"], to_value(&expected.groups));
+    assert_eq!(body["pareto"], to_value(&expected.pareto));
+    assert!(body["quality_metrics"].as_array().unwrap().contains(&Value::from("rouge_l")));
+
+    // Several runs: each run's groups, and the corrupt part reported.
+    let (_, both) = get(tmp.path(), "/api/summary?run=old,new").await;
+    let n_groups = both["groups"].as_array().unwrap().len();
+    assert_eq!(n_groups, expected.groups.len() + 6, "6 policies x 1 suite in `old`");
+    assert_eq!(both["n_records"], 720);
+    assert!(both["warnings"][0].as_str().unwrap().starts_with("old: skipped corrupt part"), "{}", both["warnings"]);
+}
+
+#[tokio::test]
+async fn kpis_equal_the_gate() {
+    let tmp = fixture();
+    let run = ResultsStore::open(tmp.path()).unwrap().load_run("new").unwrap();
+    let report = evaluate(&KpiFile::defaults(), "new", &run.records, None);
+    let (status, body) = get(tmp.path(), "/api/kpis?run=new").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), report.results.len());
+    for (got, want) in results.iter().zip(&report.results) {
+        let mut want = to_value(want);
+        want["run_id"] = "new".into();
+        assert_eq!(got, &want);
+    }
+    let count = |o: ttc_results::kpi::Outcome| report.count(o);
+    assert_eq!(body["failed"], count(ttc_results::kpi::Outcome::Fail));
+    assert_eq!(body["passed"], count(ttc_results::kpi::Outcome::Pass));
+}
+
+#[tokio::test]
+async fn tradeoff_front_matches_the_store_pareto_on_its_axes() {
+    let tmp = fixture();
+    let (_, summary) = get(tmp.path(), "/api/summary?run=new").await;
+    let (status, body) = get(tmp.path(), "/api/tradeoffs?run=new&latency=e2e_p95").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let points = body["points"].as_array().unwrap();
+    assert_eq!(points.len(), 18, "6 policies x 3 suites");
+    for p in points {
+        let g = summary["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["policy"] == p["policy"] && g["suite"] == p["suite"])
+            .unwrap();
+        // The store's front uses the same axes (p95 E2E, primary metric): the flags must agree.
+        assert_eq!(p["pareto"], g["pareto_optimal"], "{p}");
+        assert_eq!(p["latency_s"], g["e2e_s"]["p95"]);
+        assert_eq!(p["quality"], g["quality"]["rouge_l"]["value"]);
+        assert_eq!(p["metric"], "rouge_l");
+    }
+    assert!(points.iter().any(|p| p["pareto"] == true));
+
+    // Another axis: the front is recomputed (no point on it is dominated by one of its run x suite).
+    let (_, ttft) = get(tmp.path(), "/api/tradeoffs?run=new&latency=ttft_p50&metric=exact_match").await;
+    let pts = ttft["points"].as_array().unwrap();
+    for p in pts {
+        let dominated = pts.iter().any(|q| {
+            q["suite"] == p["suite"]
+                && q["latency_s"].as_f64() <= p["latency_s"].as_f64()
+                && q["quality"].as_f64() >= p["quality"].as_f64()
+                && (q["latency_s"] != p["latency_s"] || q["quality"] != p["quality"])
+        });
+        assert_eq!(p["pareto"].as_bool().unwrap(), !dominated, "{p}");
+        assert_eq!(p["metric"], "exact_match");
+    }
+}
+
+#[tokio::test]
+async fn distributions_are_numpy_percentiles_of_the_records() {
+    let tmp = fixture();
+    let run = ResultsStore::open(tmp.path()).unwrap().load_run("new").unwrap();
+    let (status, body) = get(tmp.path(), "/api/distributions?run=new&suite=worfbench").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let policies = body["policies"].as_array().unwrap();
+    assert_eq!(policies.len(), 6);
+    for d in policies {
+        let mut e2e: Vec<f64> = run
+            .records
+            .iter()
+            .filter(|r| r.policy == d["policy"].as_str().unwrap() && r.suite == "worfbench" && r.status == RecordStatus::Ok)
+            .filter_map(|r| r.e2e_s)
+            .collect();
+        e2e.sort_by(f64::total_cmp);
+        let pts = d["e2e_s"]["points"].as_array().unwrap();
+        assert_eq!(pts.len(), ttc_dashboard::model::CDF_POINTS);
+        assert_eq!(pts[0][0].as_f64(), e2e.first().copied());
+        assert_eq!(pts[50][0].as_f64(), e2e.last().copied());
+        assert_eq!(pts[25][0].as_f64(), percentile_sorted(&e2e, 50.0));
+        assert_eq!(pts[25][1].as_f64(), Some(0.5));
+        assert_eq!(d["e2e_s"]["n"], e2e.len());
+    }
+}
+
+#[tokio::test]
+async fn trends_follow_each_run_in_order() {
+    let tmp = fixture();
+    let (status, body) = get(tmp.path(), "/api/trends").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let points = body["points"].as_array().unwrap();
+    assert_eq!(points.len(), 12, "6 policies in each of 2 runs");
+    assert!(points[..6].iter().all(|p| p["run_id"] == "old"), "oldest run first");
+    // `old` has one suite, so its per-policy trend values equal the summary's group values.
+    let (_, summary) = get(tmp.path(), "/api/summary?run=old").await;
+    for p in &points[..6] {
+        let g = summary["groups"].as_array().unwrap().iter().find(|g| g["policy"] == p["policy"]).unwrap();
+        assert_eq!(p["values"]["p95 e2e_s"], g["e2e_s"]["p95"]);
+        assert_eq!(p["values"]["p50 ttft_s"], g["ttft_s"]["p50"]);
+        assert_eq!(p["values"]["output_tok_s"], g["output_tok_s"]);
+        assert_eq!(p["values"]["error_rate"], g["error_rate"]);
+        assert_eq!(p["values"]["quality"], g["quality"]["rouge_l"]["value"]);
+        assert_eq!(p["quality_metric"], "rouge_l");
+    }
+}
+
+#[tokio::test]
+async fn records_page_filter_and_drill_down() {
+    let tmp = fixture();
+    let run = ResultsStore::open(tmp.path()).unwrap().load_run("new").unwrap();
+    let (status, page) = get(tmp.path(), "/api/records?run=new&policy=spec_k4&suite=jsonl&offset=10&limit=5").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let expected: Vec<usize> =
+        (0..run.records.len()).filter(|&i| run.records[i].policy == "spec_k4" && run.records[i].suite == "jsonl").collect();
+    assert_eq!(page["total"], expected.len());
+    let ids: Vec<usize> = page["rows"].as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap() as usize).collect();
+    assert_eq!(ids, expected[10..15]);
+    let row = &page["rows"][0];
+    let rec = &run.records[ids[0]];
+    assert_eq!(row["sample_id"], rec.sample_id.as_str());
+    assert_eq!(row["e2e_s"].as_f64(), rec.e2e_s);
+    assert_eq!(row["quality"].as_f64(), rec.metrics.get("rouge_l").copied());
+
+    let (_, errors) = get(tmp.path(), "/api/records?run=new&status=error").await;
+    assert_eq!(errors["total"], 1);
+
+    let (status, detail) = get(tmp.path(), &format!("/api/record?run=new&id={}", ids[0])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(detail["record"], to_value(rec));
+    assert_eq!(detail["quality_metric"], "rouge_l");
+    let uri = format!("/api/record?run=new&policy=spec_k4&suite=jsonl&sample={}", rec.sample_id);
+    assert_eq!(get(tmp.path(), &uri).await.1["id"], ids[0]);
+}
+
+#[tokio::test]
+async fn bad_requests_name_the_problem() {
+    let tmp = fixture();
+    let cases = [
+        ("/api/summary?run=nope", StatusCode::NOT_FOUND, "run `nope` not found"),
+        ("/api/summary?run=../etc", StatusCode::BAD_REQUEST, "invalid run id"),
+        ("/api/tradeoffs?latency=e2e_p42", StatusCode::BAD_REQUEST, "unknown latency axis `e2e_p42`"),
+        ("/api/records?status=maybe", StatusCode::BAD_REQUEST, "unknown status `maybe`"),
+        ("/api/records?run=old,new", StatusCode::BAD_REQUEST, "exactly one run"),
+        ("/api/record?run=new&id=600", StatusCode::NOT_FOUND, "has 600 records; no record 600"),
+        ("/api/record?run=new", StatusCode::BAD_REQUEST, "give `id`"),
+        ("/api/nothing", StatusCode::NOT_FOUND, "no such page or API: /api/nothing"),
+    ];
+    for (uri, code, needle) in cases {
+        let (status, body) = get(tmp.path(), uri).await;
+        assert_eq!(status, code, "{uri}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(needle), "{uri}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn missing_and_empty_directories_explain_themselves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("absent");
+    let (status, body) = get(&missing, "/api/runs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["exists"], false);
+    assert!(body["hint"].as_str().unwrap().contains("does not exist yet"), "{body}");
+    let (status, body) = get(&missing, "/api/summary").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].as_str().unwrap().contains("does not exist"), "{body}");
+    assert_eq!(get(&missing, "/api/trends").await.1["points"], serde_json::json!([]));
+
+    let (_, body) = get(tmp.path(), "/api/runs").await;
+    assert_eq!(body["exists"], true);
+    assert!(body["hint"].as_str().unwrap().contains("No runs"), "{body}");
+    let (status, body) = get(tmp.path(), "/api/summary").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].as_str().unwrap().contains("no runs"), "{body}");
+}
+
+#[tokio::test]
+async fn page_and_assets_are_embedded() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (uri, ty, needle) in [
+        ("/", "text/html", "<script src=\"/app.js\">"),
+        ("/app.js", "text/javascript", "EventSource(\"/api/events\")"),
+        ("/style.css", "text/css", ".chart"),
+    ] {
+        let app = router(app_state(tmp.path(), None, None).unwrap());
+        let res = app.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with(ty));
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains(needle), "{uri}");
+        // The SVG namespace is an identifier, not a request.
+        let text = text.replace("http://www.w3.org/2000/svg", "");
+        assert!(!text.contains("https://") && !text.contains("http://"), "{uri} must not load anything remote");
+    }
+}
+
+/// Reads SSE frames from a raw HTTP connection until `pred` accepts one (event name, JSON data).
+async fn read_events_until(
+    stream: &mut tokio::net::TcpStream,
+    buf: &mut String,
+    mut pred: impl FnMut(&str, &Value) -> bool,
+) -> (String, Value) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let name = frame.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("").to_string();
+            let data: String = frame.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+            if let Ok(v) = serde_json::from_str::<Value>(&data) {
+                if pred(&name, &v) {
+                    return (name, v);
+                }
+            }
+        }
+        let mut chunk = [0u8; 8192];
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await.expect("timed out waiting for an event").unwrap();
+        assert!(n > 0, "server closed the event stream");
+        // Chunked transfer framing lines are not `event:`/`data:` lines, so they are skipped by the parser.
+        buf.push_str(&String::from_utf8_lossy(&chunk[..n]).replace("\r\n", "\n"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_events_carry_records_appended_by_any_writer_and_the_feed() {
+    let tmp = fixture();
+    let feed = LiveFeed::new(16);
+    let mut state = app_state(tmp.path(), None, Some(feed.clone())).unwrap();
+    state.poll = Duration::from_millis(100);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(ttc_dashboard::serve_state(listener, state));
+
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"GET /api/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n").await.unwrap();
+    let mut buf = String::new();
+    let (_, run) = read_events_until(&mut stream, &mut buf, |n, _| n == "run").await;
+    assert_eq!(run["run_id"], "new");
+    let (_, first) = read_events_until(&mut stream, &mut buf, |n, _| n == "records").await;
+    assert_eq!(first["initial"], true);
+    assert_eq!(first["rows"].as_array().unwrap().len(), ttc_dashboard::events::INITIAL_ROWS);
+    let (_, progress) = read_events_until(&mut stream, &mut buf, |n, _| n == "progress").await;
+    assert_eq!((progress["done"].as_u64(), progress["planned"].as_u64()), (Some(600), Some(600)));
+
+    // Another writer appends to the run: the record arrives with its position in the run.
+    let dir = tmp.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut w = common::resume(&dir, "new");
+        w.push(common::extra_record("new", "baseline", "jsonl", "appended-1")).unwrap();
+        w.flush().unwrap();
+    })
+    .await
+    .unwrap();
+    let (_, added) = read_events_until(&mut stream, &mut buf, |n, v| n == "records" && v["initial"] == false).await;
+    let rows = added["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["sample_id"], "appended-1");
+    assert_eq!(rows[0]["id"], 600);
+    let (_, progress) = read_events_until(&mut stream, &mut buf, |n, _| n == "progress").await;
+    assert_eq!(progress["done"], 601);
+    assert_eq!(progress["status"], "running", "the resumed writer marked the run running");
+    let (_, summary) = read_events_until(&mut stream, &mut buf, |n, _| n == "summary").await;
+    let n: u64 = summary["groups"].as_array().unwrap().iter().map(|g| g["n"].as_u64().unwrap()).sum();
+    assert_eq!(n, 601);
+
+    // The runner's feed: forwarded before any part file holds the record, then not repeated.
+    feed.publish(LiveEvent::Record(Box::new(common::extra_record("new", "baseline", "jsonl", "from-feed"))));
+    let (_, fed) = read_events_until(&mut stream, &mut buf, |n, v| n == "records" && v["initial"] == false).await;
+    assert_eq!(fed["rows"][0]["sample_id"], "from-feed");
+    assert_eq!(fed["rows"][0]["id"], Value::Null);
+    feed.publish(LiveEvent::Progress(ttc_dashboard::RunnerProgress {
+        run_id: "new".into(),
+        done: 602,
+        planned: Some(700),
+        errors: 1,
+        in_flight: 4,
+    }));
+    let (_, runner) = read_events_until(&mut stream, &mut buf, |n, _| n == "runner").await;
+    assert_eq!(runner["in_flight"], 4);
+    let dir = tmp.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut w = common::resume(&dir, "new");
+        w.push(common::extra_record("new", "baseline", "jsonl", "from-feed")).unwrap();
+        w.push(common::extra_record("new", "baseline", "jsonl", "appended-2")).unwrap();
+        w.flush().unwrap();
+    })
+    .await
+    .unwrap();
+    let (_, next) = read_events_until(&mut stream, &mut buf, |n, v| n == "records" && v["initial"] == false).await;
+    let samples: Vec<&str> = next["rows"].as_array().unwrap().iter().map(|r| r["sample_id"].as_str().unwrap()).collect();
+    assert_eq!(samples, ["appended-2"], "the fed record is not sent twice");
+}
