@@ -270,7 +270,7 @@ async function loadTradeoffs() {
   const pts = data.points.filter((p) => !suite || p.suite === suite);
   const box = $("#scatter");
   if (!pts.length) { box.innerHTML = `<p class="muted">No policy has both a ${esc(latency)} latency and a quality score${metric ? " for " + esc(metric) : ""}.</p>`; return; }
-  const f = frame(box, padded(pts.map((p) => p.latency_s * 1000), 0.1, true), padded(pts.flatMap((p) => [p.quality_lo, p.quality_hi]), 0.1),
+  const f = frame(box, padded(pts.map((p) => p.latency_s * 1000), 0.1), padded(pts.flatMap((p) => [p.quality_lo, p.quality_hi]), 0.1),
     { width: 900, height: 340, xLabel: `${latency.replace("_", " ")} latency (ms)`, yLabel: metric || "primary quality metric" });
   // Frontier per run x suite: the Pareto-optimal points in latency order, as a staircase.
   const fronts = new Map();
@@ -311,7 +311,7 @@ async function loadDistributions() {
     const series = data.policies.filter((d) => d[key].points.length);
     if (!series.length) { $(box).innerHTML = '<p class="muted">No successful requests.</p>'; continue; }
     const xs = series.flatMap((d) => d[key].points.map((p) => p[0] * 1000));
-    const f = frame($(box), padded(xs, 0.02, true), [0, 1], { width: 420, height: 260, xLabel: "ms", yLabel: "fraction of requests" });
+    const f = frame($(box), padded(xs, 0.02), [0, 1], { width: 420, height: 260, xLabel: "ms", yLabel: "fraction of requests" });
     for (const d of series) {
       const pts = d[key].points.map(([v, q]) => `${f.x(v * 1000)},${f.y(q)}`).join(" ");
       const line = el("polyline", { points: pts, fill: "none", stroke: colorOf(d.policy), "stroke-width": 2, class: "cdf", "data-policy": d.policy }, f.svg);
@@ -526,6 +526,8 @@ async function refreshSelected(quiet) {
     const suites = [...new Set(summary.groups.map((g) => g.suite))].sort();
     const policies = [...new Set(summary.groups.map((g) => g.policy))].sort();
     for (const s of ["#tradeoff-suite", "#dist-suite", "#req-suite"]) fillSelect(s, suites);
+    // One point per policy by default: the first suite ("all" overlays every suite's front).
+    if (!$("#tradeoff-suite").dataset.init && suites.length) { $("#tradeoff-suite").value = suites[0]; $("#tradeoff-suite").dataset.init = "1"; }
     fillSelect("#req-policy", policies);
     renderCompare();
     renderKpiList();

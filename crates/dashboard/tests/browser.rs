@@ -90,6 +90,19 @@ async fn text(c: &Client, css: &str) -> String {
     c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
 }
 
+/// Waits until `css` matches `n` elements.
+async fn wait_count(c: &Client, css: &str, n: usize) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let got = c.find_all(Locator::Css(css)).await.unwrap().len();
+        if got == n {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{css}: {got} elements, expected {n}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until the element's text is `want` (the page updates asynchronously).
 async fn wait_text(c: &Client, css: &str, want: &str) {
     let deadline = std::time::Instant::now() + WAIT;
@@ -144,12 +157,25 @@ async fn dashboard_in_headless_chromium() {
     let coloured = c.find_all(Locator::Css("#compare-table td.pass, #compare-table td.fail")).await.unwrap();
     assert!(!coloured.is_empty(), "no KPI colours in the comparison table");
 
-    // The scatter: one point per policy x suite, the store's Pareto-optimal ones marked, a frontier drawn.
+    // The scatter: one point per policy of the first suite, the store's Pareto-optimal ones marked, the
+    // frontier drawn; with every suite selected, one point per policy x suite.
+    let first_suite = expected.groups.iter().map(|g| g.suite.as_str()).min().unwrap();
+    let in_suite: Vec<_> = expected.groups.iter().filter(|g| g.suite == first_suite).collect();
     let points = c.find_all(Locator::Css("#scatter svg circle.point")).await.unwrap();
-    assert_eq!(points.len(), expected.groups.len());
-    let pareto = c.find_all(Locator::Css("#scatter svg circle.point.pareto")).await.unwrap();
-    assert_eq!(pareto.len(), expected.groups.iter().filter(|g| g.pareto_optimal).count());
+    assert_eq!(points.len(), in_suite.len());
+    for p in &points {
+        assert_eq!(p.attr("data-suite").await.unwrap().as_deref(), Some(first_suite));
+    }
+    let mut pareto = Vec::new();
+    for p in c.find_all(Locator::Css("#scatter svg circle.point.pareto")).await.unwrap() {
+        pareto.push(p.attr("data-policy").await.unwrap().unwrap());
+    }
+    pareto.sort();
+    let want: Vec<String> = in_suite.iter().filter(|g| g.pareto_optimal).map(|g| g.policy.clone()).collect();
+    assert_eq!(pareto, want, "Pareto-optimal policies of {first_suite}");
     assert!(!c.find_all(Locator::Css("#scatter svg path.frontier")).await.unwrap().is_empty());
+    c.find(Locator::Css("#tradeoff-suite")).await.unwrap().select_by_value("").await.unwrap();
+    wait_count(&c, "#scatter svg circle.point", expected.groups.len()).await;
     assert_eq!(c.find_all(Locator::Css("#cdf-e2e svg polyline.cdf")).await.unwrap().len(), 6);
 
     // Live: the live view follows the run; a record appended by a writer appears without a reload.
@@ -185,6 +211,10 @@ async fn dashboard_in_headless_chromium() {
     let shot = c.screenshot().await.unwrap();
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-e2e.png");
     std::fs::write(&path, &shot).unwrap();
+    println!("screenshot: {}", path.display());
+    c.execute("document.querySelector('#tradeoffs').scrollIntoView(); return null;", vec![]).await.unwrap();
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-e2e-charts.png");
+    std::fs::write(&path, c.screenshot().await.unwrap()).unwrap();
     println!("screenshot: {}", path.display());
 
     // An empty results directory: the empty state explains what to do.
