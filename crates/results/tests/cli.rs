@@ -268,3 +268,18 @@ fn shipped_kpi_file_is_valid_and_matches_the_specification() {
     assert_eq!(file.slo, ttc_results::analysis::Slo::default());
     assert_eq!(file.regressions.len(), 3);
 }
+
+#[test]
+fn last_flag_is_accepted_everywhere_and_conflicts_with_run() {
+    let tmp = fixture_dir();
+    let (_, text) = check::execute(&parse(&["--results", &d(&tmp), "--last"])).unwrap();
+    assert!(text.contains("KPI check of run r2"), "{text}");
+    let (_, md) = report::execute(&parse(&["--results", &d(&tmp), "--last"])).unwrap();
+    assert!(md.starts_with("# ttcbench report: run r2"));
+    let (_, text) = compare::execute(&parse(&["--results", &d(&tmp), "--a", "baseline", "--b", "spec", "--last"])).unwrap();
+    assert!(text.contains("A = r2/baseline"), "{text}");
+    for argv in [&["--run", "r1", "--last"][..]] {
+        assert!(W::<check::CheckArgs>::try_parse_from(std::iter::once("ttc").chain(argv.iter().copied())).is_err());
+        assert!(W::<report::ReportArgs>::try_parse_from(std::iter::once("ttc").chain(argv.iter().copied())).is_err());
+    }
+}

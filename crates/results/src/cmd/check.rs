@@ -25,6 +25,9 @@ pub struct CheckArgs {
     /// Run to check (default: the last run).
     #[arg(long)]
     pub run: Option<String>,
+    /// Use the most recently started run (the default; conflicts with --run).
+    #[arg(long, conflicts_with = "run")]
+    pub last: bool,
     /// Baseline run for the regression limits of the KPI file.
     #[arg(long)]
     pub baseline: Option<String>,

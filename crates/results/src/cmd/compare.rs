@@ -27,6 +27,9 @@ pub struct CompareArgs {
     /// Run that plain policy names refer to (default: the last run).
     #[arg(long)]
     pub run: Option<String>,
+    /// Use the most recently started run (the default; conflicts with --run).
+    #[arg(long, conflicts_with = "run")]
+    pub last: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: TableOrJson,

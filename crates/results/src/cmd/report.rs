@@ -23,6 +23,9 @@ pub struct ReportArgs {
     /// Run to report on (default: the last run).
     #[arg(long)]
     pub run: Option<String>,
+    /// Use the most recently started run (the default; conflicts with --run).
+    #[arg(long, conflicts_with = "run")]
+    pub last: bool,
     /// Output format (default: from the -o extension, else md).
     #[arg(long, value_enum)]
     pub format: Option<ReportFormat>,
