@@ -36,8 +36,8 @@ pub struct ServeArgs {
     #[arg(long, env = "TTC_MODEL")]
     pub model: Option<PathBuf>,
     /// Weight format at load: auto (Q8_0 for decode, f32 for multi-token forwards), q8_0, f32, or native.
-    #[arg(long, default_value = "auto")]
-    pub weights: String,
+    #[arg(long, default_value = "auto", value_parser = parse_weights)]
+    pub weights: WeightFormat,
     /// Policies file: each policy is served as the model `<model-id>:<policy>`.
     #[arg(long, default_value = DEFAULT_POLICIES)]
     pub policies: PathBuf,
@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// `max_tokens` for requests that do not set it (cut to what the context leaves).
     #[arg(long, default_value_t = 256)]
     pub default_max_tokens: u64,
+}
+
+fn parse_weights(s: &str) -> Result<WeightFormat, String> {
+    s.parse()
 }
 
 /// The model path: `--model`, else the cached default model (never downloads here).
@@ -117,13 +121,7 @@ impl RunningServer {
 
 /// Loads the engine and policies and serves until Ctrl-C. Blocks on its own tokio runtime.
 pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
-    let weights: WeightFormat = match args.weights.parse() {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("error: --weights: {e}");
-            return Ok(2);
-        }
-    };
+    let weights = args.weights;
     let policies = match load_policies(&args.policies) {
         Ok(p) => p,
         Err(e) => {
@@ -170,4 +168,49 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied())).map(|c| c.serve)
+    }
+
+    #[test]
+    fn defaults_bind_localhost_8080() {
+        let a = parse(&[]).unwrap();
+        assert_eq!((a.host.as_str(), a.port, a.model_id.as_str()), ("127.0.0.1", 8080, "smollm2-135m"));
+        assert_eq!(a.policies, PathBuf::from("configs/policies.yaml"));
+        assert_eq!(a.default_max_tokens, 256);
+        let a = parse(&["--host", "0.0.0.0", "--port", "0", "--api-key", "k", "--weights", "f32"]).unwrap();
+        assert_eq!((a.host.as_str(), a.port, a.api_key.as_deref(), a.weights), ("0.0.0.0", 0, Some("k"), WeightFormat::F32));
+        assert!(parse(&["--weights", "int3"]).is_err());
+        assert!(parse(&["--port", "70000"]).is_err());
+    }
+
+    #[test]
+    fn bad_policies_or_model_fail_before_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.yaml");
+        let a = parse(&["--policies", missing.to_str().unwrap(), "--model", "/nonexistent.gguf"]).unwrap();
+        assert_eq!(run(a).unwrap(), 2, "a named policies file must exist");
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "policies:\n  - name: x\n    algorithm: warp_drive\n").unwrap();
+        let e = load_policies(&bad).unwrap_err().to_string();
+        assert!(e.contains("bad.yaml") && e.contains("warp_drive"), "{e}");
+        let good = dir.path().join("good.yaml");
+        std::fs::write(&good, "policies:\n  - name: baseline\n    algorithm: baseline\n").unwrap();
+        let a = parse(&["--policies", good.to_str().unwrap(), "--model", "/nonexistent.gguf", "--port", "0"]).unwrap();
+        let e = run(a).unwrap_err();
+        assert!(format!("{e:#}").contains("/nonexistent.gguf"), "{e:#}");
+    }
 }
