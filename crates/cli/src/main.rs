@@ -45,6 +45,11 @@ enum Command {
     Compare(ttc_results::CompareArgs),
     /// Merge a run's Parquet part files into one.
     Compact(ttc_results::CompactArgs),
+    /// Serve an OpenAI-compatible API (chat completions, SSE) over the embedded engine; the policy is chosen by
+    /// the request's model name (`smollm2-135m:<policy>`).
+    Serve(ttc_server::ServeArgs),
+    /// Serve the results dashboard (runs, policy comparison, trade-offs, distributions, trends, live view).
+    Dashboard(ttc_dashboard::DashboardArgs),
     /// Micro-benchmarks.
     #[command(subcommand)]
     Bench(cmd_bench::BenchCommand),
@@ -58,6 +63,8 @@ fn main() -> ExitCode {
         Command::Generate(a) => cmd_generate::generate(a),
         Command::Bench(c) => cmd_bench::run(c),
         Command::Run(a) => cmd_run::run(a),
+        Command::Serve(a) => ttc_server::run(a),
+        Command::Dashboard(a) => ttc_dashboard::run(a),
         Command::Policies(a) => cmd_policies::run(a),
         Command::Suites(a) => ttc_eval::cmd::run_suites(a),
         Command::Score(a) => ttc_eval::cmd::run_score(a),
