@@ -12,9 +12,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 use ttc_results::analysis::{summarize, AnalysisConfig, Summary};
 use ttc_results::kpi::{self, CheckReport, KpiFile};
-use ttc_results::{LoadedRun, ResultsStore};
+use ttc_results::manifest::MANIFEST_FILE;
+use ttc_results::{LoadedRun, ResultsStore, RunManifest};
 
 use crate::model::{trend_points, TrendPoint};
+use crate::parts;
 
 /// What identifies the state of a run folder on disk.
 pub type Fingerprint = Vec<(String, u64, Option<SystemTime>)>;
@@ -68,11 +70,14 @@ impl RunData {
 pub struct RunCache {
     dir: PathBuf,
     runs: Mutex<HashMap<String, Arc<RunData>>>,
+    /// One lock per run held while it is read, so concurrent requests wait for one read instead of each
+    /// reading the run again.
+    reading: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl RunCache {
     pub fn new(dir: PathBuf) -> RunCache {
-        RunCache { dir, runs: Mutex::new(HashMap::new()) }
+        RunCache { dir, runs: Mutex::new(HashMap::new()), reading: Mutex::new(HashMap::new()) }
     }
 
     pub fn dir(&self) -> &Path {
@@ -84,22 +89,110 @@ impl RunCache {
         ResultsStore::open(&self.dir)
     }
 
-    /// The run as it is on disk now: from memory when its files did not change, else read again.
+    /// The run as it is on disk now: from memory when its files did not change, only the new parts read
+    /// when parts were appended, else read again (large runs on several threads).
     /// Blocking (Parquet reads): call from `spawn_blocking`.
     pub fn get(&self, run_id: &str) -> Result<Arc<RunData>> {
         let store = self.store()?;
-        let fp = fingerprint(&store.run_dir(run_id));
-        if let Some(hit) = self.lock().get(run_id).filter(|d| d.fingerprint == fp && !fp.is_empty()) {
+        let run_dir = store.run_dir(run_id);
+        let fp = fingerprint(&run_dir);
+        let fresh = |d: &&Arc<RunData>| d.fingerprint == fp && !fp.is_empty();
+        if let Some(hit) = self.lock().get(run_id).filter(fresh) {
             return Ok(hit.clone());
         }
-        let run = store.load_run(run_id)?;
+        let gate = self.reading.lock().unwrap_or_else(|p| p.into_inner()).entry(run_id.to_string()).or_default().clone();
+        let _reading = gate.lock().unwrap_or_else(|p| p.into_inner());
+        // Another request may have read it while this one waited.
+        let cached = self.lock().get(run_id).cloned();
+        if let Some(hit) = cached.as_ref().filter(fresh) {
+            return Ok(hit.clone());
+        }
+        let run = match cached.filter(|old| appended_only(&old.fingerprint, &fp)) {
+            Some(old) => append(&run_dir, &old, &fp)?,
+            None => load_full(&store, &run_dir, run_id, &fp)?,
+        };
         let data = Arc::new(RunData::new(run, fp));
         self.lock().insert(run_id.to_string(), data.clone());
         Ok(data)
+    }
+
+    /// Reads every run and computes the latest run's summary and KPIs and all trends, so the first page
+    /// load finds them ready. Errors are left for the requests to report.
+    pub fn warm_up(&self, analysis: &AnalysisConfig, kpis: &KpiFile) {
+        let Ok(runs) = self.store().and_then(|s| s.list_runs()) else { return };
+        for (i, info) in runs.iter().enumerate().rev() {
+            let Ok(d) = self.get(&info.run_id) else { continue };
+            if i + 1 == runs.len() {
+                d.summary(analysis);
+                d.kpis(kpis);
+            }
+            d.trends();
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<RunData>>> {
         // A panic while holding the lock cannot leave the map inconsistent (single inserts), so recover it.
         self.runs.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Runs with at least this many parts are read on several threads.
+pub const PARALLEL_MIN_PARTS: usize = 32;
+
+/// Whether `new` only adds part files to `old` (and rewrites the manifest): the writer appended.
+fn appended_only(old: &Fingerprint, new: &Fingerprint) -> bool {
+    let is_part = |n: &str| n.starts_with("part-") && n.ends_with(".parquet");
+    let kept = old.iter().filter(|e| e.0 != MANIFEST_FILE).all(|e| new.contains(e));
+    let added_ok = new.iter().filter(|e| !old.contains(e)).all(|e| is_part(&e.0) || e.0 == MANIFEST_FILE);
+    kept && added_ok && !old.is_empty()
+}
+
+fn read_manifest(run_dir: &Path, warnings: &mut Vec<String>) -> Option<RunManifest> {
+    let path = run_dir.join(MANIFEST_FILE);
+    match RunManifest::read(&path) {
+        Ok(m) => Some(m),
+        Err(e) if path.exists() => {
+            warnings.push(format!("{e:#}"));
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// The old records plus those of the new parts, with the warnings the store would give for the whole run.
+fn append(run_dir: &Path, old: &RunData, fp: &Fingerprint) -> Result<LoadedRun> {
+    let run_id = &old.run.run_id;
+    let known: Vec<String> = parts::part_names(&old.fingerprint);
+    let fresh: Vec<String> = parts::part_names(fp).into_iter().filter(|n| !known.contains(n)).collect();
+    let (new_records, new_warnings) = parts::load_parts(run_dir, run_id, &fresh)?;
+    let mut warnings: Vec<String> = Vec::new();
+    let manifest = read_manifest(run_dir, &mut warnings);
+    let dup_prefix = format!("run {run_id}: ");
+    warnings.extend(old.run.warnings.iter().filter(|w| !w.starts_with(&dup_prefix) && !w.contains(MANIFEST_FILE)).cloned());
+    warnings.extend(new_warnings.into_iter().filter(|w| !w.starts_with(&dup_prefix)));
+    let mut records = old.run.records.clone();
+    records.extend(new_records);
+    warnings.extend(parts::duplicate_warning(run_id, &records));
+    Ok(LoadedRun { run_id: run_id.clone(), manifest, records, warnings })
+}
+
+/// A whole run: on several threads when it has many parts, else (or when parts overlap) the store's read.
+fn load_full(store: &ResultsStore, run_dir: &Path, run_id: &str, fp: &Fingerprint) -> Result<LoadedRun> {
+    let names = parts::part_names(fp);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if names.len() >= PARALLEL_MIN_PARTS && threads > 1 && ttc_results::store::validate_run_id(run_id).is_ok() {
+        if let Some((records, part_warnings)) = parts::load_parallel(run_dir, run_id, &names, threads)? {
+            let mut warnings = Vec::new();
+            let manifest = read_manifest(run_dir, &mut warnings);
+            for entry in std::fs::read_dir(run_dir)?.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.starts_with(".part-") && name.ends_with(".tmp") {
+                    warnings.push(format!("{}: unfinished part from an interrupted flush, ignored", entry.path().display()));
+                }
+            }
+            warnings.extend(part_warnings);
+            return Ok(LoadedRun { run_id: run_id.to_string(), manifest, records, warnings });
+        }
+    }
+    store.load_run(run_id)
 }

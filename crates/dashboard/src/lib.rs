@@ -14,6 +14,7 @@ pub mod cache;
 pub mod events;
 pub mod live;
 pub mod model;
+pub mod parts;
 
 use anyhow::{Context, Result};
 use axum::routing::get;
@@ -90,6 +91,8 @@ pub async fn serve(listener: tokio::net::TcpListener, results_dir: PathBuf, live
 
 /// [`serve`] with a prepared state (custom KPIs, analysis settings, poll interval).
 pub async fn serve_state(listener: tokio::net::TcpListener, state: AppState) -> Result<()> {
+    let (cache, analysis, kpis) = (state.cache.clone(), state.analysis.clone(), state.kpis.clone());
+    tokio::task::spawn_blocking(move || cache.warm_up(&analysis, &kpis));
     axum::serve(listener, router(state)).await.context("dashboard server failed")
 }
 

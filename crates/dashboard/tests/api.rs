@@ -377,3 +377,40 @@ async fn live_events_carry_records_appended_by_any_writer_and_the_feed() {
     let samples: Vec<&str> = next["rows"].as_array().unwrap().iter().map(|r| r["sample_id"].as_str().unwrap()).collect();
     assert_eq!(samples, ["appended-2"], "the fed record is not sent twice");
 }
+
+#[test]
+fn cache_reads_equal_the_store_after_appends_corruption_and_in_parallel() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 200 records in parts of 5: 40 parts, read on several threads.
+    common::write_run(tmp.path(), common::meta("big", "2025-01-01T00:00:00Z", None), &common::records("big", 200, 5), 5);
+    let cache = ttc_dashboard::cache::RunCache::new(tmp.path().to_path_buf());
+    let store = ResultsStore::open(tmp.path()).unwrap();
+    let check = |label: &str| {
+        let want = store.load_run("big").unwrap();
+        let got = cache.get("big").unwrap();
+        assert_eq!(got.run.records, want.records, "{label}");
+        assert_eq!(got.run.warnings, want.warnings, "{label}");
+        assert_eq!(got.run.manifest, want.manifest, "{label}");
+    };
+    check("parallel read");
+    let first = cache.get("big").unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &cache.get("big").unwrap()), "unchanged files: served from memory");
+
+    // Appended parts (read alone), a corrupt part, and a duplicate key.
+    let mut w = common::resume(tmp.path(), "big");
+    w.push(common::extra_record("big", "baseline", "jsonl", "late-1")).unwrap();
+    w.push(common::extra_record("big", "baseline", "jsonl", "late-2")).unwrap();
+    drop(w);
+    check("appended");
+    std::fs::write(tmp.path().join("run_id=big/part-00900.parquet"), b"garbage").unwrap();
+    check("corrupt part appended");
+    let mut w = common::resume(tmp.path(), "big");
+    w.push(common::extra_record("big", "baseline", "jsonl", "late-1")).unwrap();
+    drop(w);
+    check("duplicate key appended");
+    assert_eq!(cache.get("big").unwrap().run.records.len(), 203);
+
+    // Compaction rewrites the parts: a full read again.
+    ResultsStore::open(tmp.path()).unwrap().compact("big").unwrap();
+    check("compacted");
+}
