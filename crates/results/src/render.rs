@@ -116,18 +116,7 @@ pub fn summary_table(s: &Summary) -> String {
     }
     let mut out = format!("{t}\n");
 
-    let metrics: BTreeSet<&String> = s.groups.iter().flat_map(|g| g.quality.keys()).collect();
-    if !metrics.is_empty() {
-        let mut h = labels.clone();
-        h.extend(metrics.iter().map(|m| m.to_string()));
-        let mut q = table(h, nl);
-        for g in &s.groups {
-            let mut row = group_label_cells(g, multi_run, by_task);
-            row.extend(metrics.iter().map(|m| g.quality.get(*m).map_or("-".into(), |e| estimate(e, 3))));
-            q.add_row(row);
-        }
-        out.push_str(&format!("\nQuality: mean [95% CI]\n{q}\n"));
-    }
+    out.push_str(&quality_tables(s, multi_run, by_task));
 
     let internals: BTreeSet<&String> = s.groups.iter().flat_map(|g| g.internals.keys()).collect();
     if !internals.is_empty() {
@@ -158,6 +147,44 @@ pub fn summary_table(s: &Summary) -> String {
         s.n_records,
         s.run_ids.len()
     ));
+    out
+}
+
+/// Quality per suite, transposed so that many metrics stay readable: one row per metric, one column per
+/// policy (x run, x task), cells `mean [95% CI]`.
+fn quality_tables(s: &Summary, multi_run: bool, by_task: bool) -> String {
+    let mut suites: Vec<&str> = Vec::new();
+    for g in &s.groups {
+        if !suites.contains(&g.suite.as_str()) {
+            suites.push(&g.suite);
+        }
+    }
+    let mut out = String::new();
+    for suite in suites {
+        let groups: Vec<&GroupSummary> = s.groups.iter().filter(|g| g.suite == suite && !g.quality.is_empty()).collect();
+        let metrics: BTreeSet<&String> = groups.iter().flat_map(|g| g.quality.keys()).collect();
+        if metrics.is_empty() {
+            continue;
+        }
+        let mut h = vec!["metric".to_string()];
+        h.extend(groups.iter().map(|g| {
+            let mut label = g.policy.clone();
+            if by_task {
+                label = format!("{label} / {}", g.task.as_deref().unwrap_or("-"));
+            }
+            if multi_run {
+                label = format!("{} / {label}", g.run_id);
+            }
+            label
+        }));
+        let mut t = table(h, 1);
+        for m in &metrics {
+            let mut row = vec![m.to_string()];
+            row.extend(groups.iter().map(|g| g.quality.get(*m).map_or("-".into(), |e| estimate(e, 3))));
+            t.add_row(row);
+        }
+        out.push_str(&format!("\nQuality on {suite}: mean [95% CI]\n{t}\n"));
+    }
     out
 }
 

@@ -305,7 +305,18 @@ struct VsBaseline {
     policy: String,
     p95_rel: Option<f64>,
     tput_rel: Option<f64>,
+    /// Paired bootstrap of the p95 E2E difference (policy - baseline).
+    p95: Option<compare::MetricDiff>,
     quality: Option<compare::MetricDiff>,
+}
+
+/// `(-23.1%, significant)` style note for a paired latency difference.
+fn latency_note(rel: Option<f64>, d: Option<&compare::MetricDiff>) -> String {
+    match d {
+        Some(d) if d.verdict != Verdict::NoSignificantDifference => format!("{} p95 latency, significant", signed_pct(rel)),
+        Some(d) => format!("{} p95 latency, not significant with {} pairs", signed_pct(rel), d.n_pairs),
+        None => format!("{} p95 latency", signed_pct(rel)),
+    }
 }
 
 fn vs_baseline(c: &Ctx, suite: &str) -> Vec<VsBaseline> {
@@ -324,6 +335,7 @@ fn vs_baseline(c: &Ctx, suite: &str) -> Vec<VsBaseline> {
             policy: g.policy.clone(),
             p95_rel: rel(bg.e2e_s.p95, g.e2e_s.p95),
             tput_rel: rel(bg.output_tok_s, g.output_tok_s),
+            p95: cmp.performance.iter().find(|d| d.metric == "p95 e2e_s").cloned(),
             quality,
         });
     }
@@ -349,15 +361,17 @@ fn findings(c: &Ctx, b: &mut Vec<Block>) {
                         ),
                         None => ("-".into(), "-".into()),
                     };
-                    rows.push(vec![v.policy.clone(), suite.clone(), signed_pct(v.p95_rel), signed_pct(v.tput_rel), dq, verdict]);
+                    let p95 = v.p95.as_ref().map_or("-".into(), |d| d.verdict.label().to_string());
+                    rows.push(vec![v.policy.clone(), suite.clone(), signed_pct(v.p95_rel), p95, signed_pct(v.tput_rel), dq, verdict]);
                 }
             }
             b.push(Block::Para(format!(
-                "Cost of each policy relative to the baseline `{base}` on the same samples (quality: paired bootstrap \
-                 CI of the difference in the suite's primary metric; negative latency change = faster)."
+                "Cost of each policy relative to the baseline `{base}` on the same samples (paired bootstrap: p95 E2E \
+                 verdict from the CI of the p95 difference, quality from the CI of the difference in the suite's \
+                 primary metric; negative latency change = faster)."
             )));
             b.push(Block::Table {
-                header: ["policy", "suite", "p95 E2E change", "throughput change", "quality diff [95% CI]", "quality verdict"]
+                header: ["policy", "suite", "p95 E2E change", "p95 verdict", "throughput change", "quality diff [95% CI]", "quality verdict"]
                     .map(String::from)
                     .to_vec(),
                 rows,
@@ -475,8 +489,8 @@ fn recommendations(c: &Ctx, b: &mut Vec<Block>) {
         if let Some(g) = best(&candidates, |g| g.e2e_s.p95, true) {
             let base_txt = match (&c.baseline, vs.iter().find(|v| v.policy == g.policy)) {
                 (Some(base), Some(v)) => format!(
-                    " ({} p95 latency vs `{base}`, quality {})",
-                    signed_pct(v.p95_rel),
+                    " (vs `{base}`: {}; quality {})",
+                    latency_note(v.p95_rel, v.p95.as_ref()),
                     v.quality.as_ref().map_or("not compared".into(), |d| d.verdict.label().to_string())
                 ),
                 (Some(base), None) if &g.policy == base => " (the baseline itself: no policy was faster without losing quality)".into(),
@@ -492,8 +506,8 @@ fn recommendations(c: &Ctx, b: &mut Vec<Block>) {
             let m = g.primary_metric.clone().unwrap_or_default();
             let cost = match (&c.baseline, vs.iter().find(|v| v.policy == g.policy)) {
                 (Some(base), Some(v)) => format!(
-                    "; vs `{base}`: p95 latency {}, {m} {}",
-                    signed_pct(v.p95_rel),
+                    "; vs `{base}`: {}, {m} {}",
+                    latency_note(v.p95_rel, v.p95.as_ref()),
                     v.quality.as_ref().map_or("-".into(), |d| format!("{:+.3} ({})", d.diff.value, d.verdict.label()))
                 ),
                 _ => String::new(),
@@ -507,8 +521,26 @@ fn recommendations(c: &Ctx, b: &mut Vec<Block>) {
                     && o.e2e_s.p95 <= g.e2e_s.p95
                     && o.primary_quality().zip(g.primary_quality()).is_some_and(|(a, b)| a >= b)
             }) {
+                // Dominance on point estimates; say whether the paired tests back it up.
+                let cmp = compare::compare(
+                    &d.policy,
+                    &c.records_of(&d.policy, suite),
+                    &g.policy,
+                    &c.records_of(&g.policy, suite),
+                    false,
+                    &c.opts.analysis.bootstrap,
+                );
+                let slower = cmp.performance.iter().any(|x| x.metric == "p95 e2e_s" && x.verdict == Verdict::Worse);
+                let worse = g.primary_metric.as_ref().is_some_and(|m| {
+                    cmp.quality.iter().any(|x| x.metric == format!("mean {m}") && x.verdict == Verdict::Worse)
+                });
+                let action = if slower || worse {
+                    "drop or retune it".to_string()
+                } else {
+                    format!("on point estimates only: the paired differences are not significant with {} samples", cmp.n_common)
+                };
                 recs.push(format!(
-                    "Suite `{suite}`: **{}** is dominated by **{}** (p95 {} vs {} ms, quality {} vs {}); drop or retune it.",
+                    "Suite `{suite}`: **{}** is dominated by **{}** (p95 {} vs {} ms, quality {} vs {}); {action}.",
                     g.policy,
                     d.policy,
                     ms(d.e2e_s.p95),

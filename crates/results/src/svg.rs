@@ -140,8 +140,12 @@ pub fn scatter(title: &str, x_label: &str, y_label: &str, points: &[ScatterPoint
     }
     let (xmin, xmax) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.x), b.max(p.x)));
     let (ymin, ymax) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.y), b.max(p.y)));
+    // 10% margins; a degenerate range (all points equal) gets a visible span around its value.
     let pad = |lo: f64, hi: f64| {
-        let d = (hi - lo).max(hi.abs() * 0.1).max(1e-6) * 0.1;
+        if hi - lo < 1e-12 {
+            return if hi.abs() < 1e-12 { (0.0, 1.0) } else { ((lo - 0.1 * lo.abs()).min(lo), hi + 0.1 * hi.abs()) };
+        }
+        let d = (hi - lo) * 0.1;
         ((lo - d).max(if lo >= 0.0 { 0.0 } else { f64::NEG_INFINITY }), hi + d)
     };
     let a = axes(&mut out, Some(pad(xmin, xmax)), pad(ymin, ymax), x_label, y_label);
@@ -153,16 +157,21 @@ pub fn scatter(title: &str, x_label: &str, y_label: &str, points: &[ScatterPoint
             let _ = write!(out, r#"<polyline points="{}" fill="none" stroke="{}" stroke-dasharray="5 3"/>"#, path.join(" "), color(s));
         }
     }
+    // Labels: first free spot (right-above, right-below, left-above, left-below) so close points stay legible.
+    let mut placed: Vec<(f64, f64, f64, f64)> = Vec::new();
     for p in &pts {
         let (cx, cy) = (a.px(p.x), a.py(p.y));
+        let w = 6.2 * p.label.chars().count() as f64;
+        let spots = [(cx + 7.0, cy - 6.0), (cx + 7.0, cy + 15.0), (cx - 7.0 - w, cy - 6.0), (cx - 7.0 - w, cy + 15.0)];
+        let free = |&(x, y): &(f64, f64)| placed.iter().all(|&(px, py, pw, ph)| x + w < px || px + pw < x || y < py - ph || py < y - 12.0);
+        let (lx, ly) = spots.iter().copied().find(free).unwrap_or(spots[0]);
+        placed.push((lx, ly, w, 12.0));
         let fill = if p.on_front { color(p.series) } else { "white" };
         let _ = write!(
             out,
-            r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="5" fill="{fill}" stroke="{}" stroke-width="2"><title>{}</title></circle><text x="{:.1}" y="{:.1}">{}</text>"#,
+            r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="5" fill="{fill}" stroke="{}" stroke-width="2"><title>{}</title></circle><text x="{lx:.1}" y="{ly:.1}">{}</text>"#,
             color(p.series),
             escape(&format!("{}: x={:.4}, y={:.4}", p.label, p.x, p.y)),
-            cx + 7.0,
-            cy - 6.0,
             escape(&p.label)
         );
     }

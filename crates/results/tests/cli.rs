@@ -95,6 +95,9 @@ fn summary_formats() {
     assert!(text.contains("baseline") && text.contains("spec") && text.contains("prune"), "{text}");
     assert!(text.contains("Pareto-optimal on crm"), "{text}");
     assert!(!text.contains("r1"), "last run only: {text}");
+    assert!(text.contains("Quality on crm: mean [95% CI]") && text.contains("Quality on worf"), "{text}");
+    let rouge_row = text.lines().find(|l| l.starts_with("│ rouge_l ")).unwrap();
+    assert_eq!(rouge_row.matches('[').count(), 3, "one cell per policy: {rouge_row}");
 
     let (_, json) = summary::execute(&parse(&["--results", &d(&tmp), "--run", "r1", "--format", "json"])).unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -231,8 +234,11 @@ fn report_is_derived_from_the_data() {
     assert!(md.contains("best rouge_l is **spec**"), "tie on quality goes to the faster policy: {md}");
     assert!(md.contains("Investigate `timeout` errors of **prune**"), "{md}");
     // spec is faster than baseline at equal quality: the latency-first recommendation that keeps quality.
-    assert!(md.contains("latency first: use **spec**"), "{md}");
-    assert!(md.contains("**baseline** is dominated by **spec**"), "{md}");
+    assert!(
+        md.contains("latency first: use **spec**, p95 E2E 182.7 ms (vs `baseline`: -40.0% p95 latency, significant; quality no significant difference)"),
+        "{md}"
+    );
+    assert!(md.contains("**baseline** is dominated by **spec** (p95 182.7 vs 304.5 ms, quality 0.610 vs 0.610); drop or retune it."), "{md}");
     assert_eq!(md.matches("<svg").count(), 2 + 2, "2 scatters + throughput + TTFT");
     assert!(md.contains("`{\"concurrency\":4}`"), "manifest settings shown");
 
@@ -282,4 +288,25 @@ fn last_flag_is_accepted_everywhere_and_conflicts_with_run() {
         assert!(W::<check::CheckArgs>::try_parse_from(std::iter::once("ttc").chain(argv.iter().copied())).is_err());
         assert!(W::<report::ReportArgs>::try_parse_from(std::iter::once("ttc").chain(argv.iter().copied())).is_err());
     }
+}
+
+#[test]
+fn report_does_not_overstate_differences_on_few_samples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rs = Vec::new();
+    for (policy, lat) in [("baseline", [1.0, 2.0, 3.0]), ("other", [0.9, 2.1, 2.8])] {
+        for (i, l) in lat.iter().enumerate() {
+            let mut r = record(policy, "qa", &format!("s{i}"));
+            r.start_offset_s = i as f64;
+            r.e2e_s = Some(*l);
+            rs.push(r);
+        }
+    }
+    write(tmp.path(), "run-1", "2025-01-01T00:00:00Z", rs);
+    let (_, md) = report::execute(&parse(&["--results", &d(&tmp)])).unwrap();
+    assert!(
+        md.contains("**baseline** is dominated by **other** (p95 2730.0 vs 2900.0 ms, quality 0.500 vs 0.500); on point estimates only: the paired differences are not significant with 3 samples."),
+        "{md}"
+    );
+    assert!(md.contains("-5.9% p95 latency, not significant with 3 pairs"), "{md}");
 }
