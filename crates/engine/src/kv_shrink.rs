@@ -79,8 +79,7 @@ impl ShrinkPlan {
         let decay_steps = if params.decay_steps > 0 { params.decay_steps } else { max_tokens.max(1) };
         Ok(ShrinkPlan {
             method,
-            // The ratio as written in the policy (0.7, not 0.699999988 from the f32).
-            shrink_ratio: params.shrink_ratio.to_string().parse().unwrap_or(params.shrink_ratio as f64),
+            shrink_ratio: params.shrink_ratio,
             schedule,
             decay_steps,
             recent_window: params.recent_window,
@@ -281,7 +280,7 @@ pub fn generate_kv_shrink(
 mod tests {
     use super::*;
 
-    fn params(method: &str, ratio: f32, schedule: &str) -> KvShrinkParams {
+    fn params(method: &str, ratio: f64, schedule: &str) -> KvShrinkParams {
         KvShrinkParams {
             method: method.into(),
             shrink_ratio: ratio,

@@ -16,7 +16,7 @@ fn prompt_ids(engine: &Engine, text: &str) -> Vec<u32> {
     engine.prompt_tokens(&[ChatMessage::new("user", text)]).unwrap()
 }
 
-fn params(method: &str, ratio: f32, schedule: &str, recent: usize, sinks: usize) -> KvShrinkParams {
+fn params(method: &str, ratio: f64, schedule: &str, recent: usize, sinks: usize) -> KvShrinkParams {
     KvShrinkParams {
         method: method.into(),
         shrink_ratio: ratio,
