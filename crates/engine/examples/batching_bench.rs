@@ -3,7 +3,7 @@
 //! docs/kv-and-batching.md.
 //!
 //! cargo run -p ttc-engine --example batching_bench -- [--weights q8_0|auto|f32] [--concurrency 1,4,8,16]
-//!     [--requests-per-client 2] [--max-tokens 48] [--json out.json]
+//!     [--requests-per-client 2] [--max-tokens 48] [--modes one,static,elastic] [--json out.json] [--steps-only 1]
 //!
 //! Workload: closed loop. C clients each send `requests-per-client` chat requests one after another (a new one as
 //! soon as the previous finished), greedy, prompts of different kinds so outputs end at different lengths (EOS or
@@ -41,6 +41,7 @@ struct Args {
     max_tokens: usize,
     json: Option<String>,
     modes: Vec<String>,
+    steps_only: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
         max_tokens: 48,
         json: None,
         modes: vec!["one".into(), "static".into(), "elastic".into()],
+        steps_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -64,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
             "--max-tokens" => a.max_tokens = v.parse().map_err(|e| format!("{k}: {e}"))?,
             "--modes" => a.modes = v.split(',').map(str::to_string).collect(),
             "--json" => a.json = Some(v),
+            "--steps-only" => a.steps_only = v == "1" || v == "true",
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -175,6 +178,26 @@ fn step_costs(engine: &Engine, reqs: &[GenRequest]) {
         let base_ms = *base.get_or_insert(ms);
         println!("| {b} | {ms:.1} | {per_tok:.1} | {:.0} ({:.2}x B=1) |", 1000.0 / per_tok, base_ms / per_tok);
     }
+    // forward_batch runs the LM head once per sequence; how much would one stacked LM head save?
+    let h = candle_core::Tensor::randn(0f32, 1.0, (8, engine.model.cfg.n_embd), &candle_core::Device::Cpu).expect("h");
+    let time = |f: &dyn Fn()| {
+        let mut t = Vec::new();
+        for _ in 0..5 {
+            let s = Instant::now();
+            f();
+            t.push(s.elapsed().as_secs_f64() * 1000.0);
+        }
+        ttc_engine::bench::median(t)
+    };
+    let separate = time(&|| {
+        for i in 0..8 {
+            engine.model.logits(&h.narrow(0, i, 1).expect("row")).expect("lm head");
+        }
+    });
+    let stacked = time(&|| {
+        engine.model.logits(&h).expect("lm head");
+    });
+    println!("LM head for 8 rows: 8 separate 1-row matmuls {separate:.1} ms, one 8-row matmul {stacked:.1} ms");
 }
 
 fn main() {
@@ -202,6 +225,9 @@ fn main() {
         })
         .collect();
     step_costs(&engine, &reqs);
+    if args.steps_only {
+        return;
+    }
     // Reference outputs: each prompt alone.
     let solo: HashMap<usize, Vec<u32>> = reqs
         .iter()

@@ -16,8 +16,8 @@
 //! Budget schedule over decode steps t (t = number of single-token forwards after the prefill, T = `decay_steps`,
 //! or the request's `max_tokens` when 0), with `full(t)` = entries an unshrunk cache would hold (prompt + t):
 //! `w(t)` = ½(1 − cos(π·min(t,T)/T)) (cosine), min(t,T)/T (linear) or 1 (none);
-//! `budget(t) = min(full(t), max(⌈full(t)·(1 − shrink_ratio·w(t))⌉, floor))` with floor =
-//! `recent_window` (heavy hitters) or `sink_tokens + recent_window` (sinks). After every forward the cache is cut to the budget
+//! `budget(t) = min(full(t), max(⌈full(t)·(1 − shrink_ratio·w(t))⌉, floor))` with floor = `recent_window`
+//! (heavy hitters) or `sink_tokens + recent_window` (sinks). After every forward the cache is cut to the budget
 //! whenever it holds more, so `shrink_ratio: 0` never evicts and decodes exactly like the baseline.
 
 use crate::engine::{Emitter, Engine, GenOutput, GenRequest};
@@ -232,12 +232,6 @@ fn n_kv_heads(cache: &KvCache) -> usize {
     cache.layers.first().and_then(|l| l.views().ok()).and_then(|(k, _)| k.dim(1).ok()).unwrap_or(0)
 }
 
-/// Bytes of K and V one token takes over all layers (f32).
-pub fn kv_bytes_per_token(engine: &Engine) -> usize {
-    let c = &engine.model.cfg;
-    c.n_layer * 2 * c.n_head_kv * c.head_dim * 4
-}
-
 /// Autoregressive generation with adaptive KV-cache shrinking: the plain loop (`Engine::generate_plain`) with an
 /// eviction after every forward. Returns the output and the KV internals (peak, final and unshrunk bytes, evicted
 /// entries).
@@ -265,7 +259,7 @@ pub fn generate_kv_shrink(
         shrinker.after_forward(&mut cache, step)?;
         next = choose(&logits_rows(&logits)?[0]);
     }
-    let per_token = kv_bytes_per_token(engine) as u64;
+    let per_token = engine.model.cfg.kv_bytes_per_token() as u64;
     let stats = PolicyStats {
         kv_peak_bytes: Some(shrinker.peak_entries as u64 * per_token),
         kv_final_bytes: Some(cache.bytes() as u64),

@@ -109,6 +109,7 @@ pub fn greedy() -> ChooseFn {
 
 /// What a request's stream carries: its events, then exactly one `Done`.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one `Done` per request; boxing it would only burden every caller
 pub enum StreamItem {
     Event(GenEvent),
     Done(Result<Completion>),
@@ -267,6 +268,7 @@ fn stopped() -> EngineError {
 }
 
 /// Scheduler thread -> worker.
+#[allow(clippy::large_enum_variant)] // `Finish` is sent once per request
 enum ToWorker {
     /// The request to decode (always the first message).
     Start(Box<Submission>),
@@ -412,21 +414,22 @@ impl Core {
             }
         }
         self.publish();
-        for (sub, e) in failed {
+        for f in failed {
+            let (sub, e) = *f;
             finish_with_error(sub, e);
         }
     }
 
     /// Admit one request: reserve its KV cache (prompt + max_tokens, as Orca does) and start its worker.
-    fn start(&self, sub: Submission) -> std::result::Result<Active, (Submission, EngineError)> {
+    fn start(&self, sub: Submission) -> std::result::Result<Active, Box<(Submission, EngineError)>> {
         if let Err(e) = self.engine.check_fits(sub.req.prompt.len(), sub.req.max_tokens) {
-            return Err((sub, e));
+            return Err(Box::new((sub, e)));
         }
         let cfg = &self.engine.model.cfg;
         let cap = sub.req.prompt.len() + sub.req.max_tokens + 1;
         let cache = match KvCache::with_capacity(cfg.n_layer, cfg.n_head_kv, cfg.head_dim, cap) {
             Ok(c) => c,
-            Err(e) => return Err((sub, e)),
+            Err(e) => return Err(Box::new((sub, e))),
         };
         let (to_worker, worker_rx) = mpsc::channel();
         let (worker_tx, from_worker) = mpsc::channel();
@@ -436,7 +439,9 @@ impl Core {
             std::thread::Builder::new().name(format!("ttc-seq-{}", sub.id)).spawn(move || worker(engine, worker_rx, worker_tx));
         let worker = match spawned {
             Ok(w) => w,
-            Err(e) => return Err((sub, EngineError::InvalidRequest(format!("cannot start a request thread: {e}")))),
+            Err(e) => {
+                return Err(Box::new((sub, EngineError::InvalidRequest(format!("cannot start a request thread: {e}")))))
+            }
         };
         let feed = sub.req.prompt.clone();
         let (cancel, submitted) = (sub.cancel.clone(), sub.submitted);

@@ -3,7 +3,7 @@
 
 mod common;
 use candle_core::{Device, Tensor};
-use ttc_engine::kv_shrink::{generate_kv_shrink, heavy_hitter_keep, kv_bytes_per_token, KvShrinker, ShrinkPlan};
+use ttc_engine::kv_shrink::{generate_kv_shrink, heavy_hitter_keep, KvShrinker, ShrinkPlan};
 use ttc_engine::policy::KvShrinkParams;
 use ttc_engine::{argmax, ChatMessage, Engine, GenRequest, KvCache, LogitsMode, WeightFormat};
 
@@ -129,7 +129,7 @@ fn kv_internals_match_the_budget() {
     let req = GenRequest { prompt: prompt_ids(engine, PROMPTS[0]), max_tokens: 20, stop: vec![] };
     let p = params("heavy_hitters", 0.5, "none", 8, 4);
     let (out, stats) = generate_kv_shrink(engine, &req, &p, &mut |l: &[f32]| argmax(l), &mut |_| true).unwrap();
-    let per_token = kv_bytes_per_token(engine) as u64;
+    let per_token = engine.model.cfg.kv_bytes_per_token() as u64;
     assert_eq!(per_token, 30 * 2 * 3 * 64 * 4);
     let n = out.token_ids.len();
     // Every emitted token except the last was fed back: the unshrunk cache would hold prompt + n - 1 entries.
