@@ -8,9 +8,26 @@ use ttc_engine::{Engine, WeightFormat};
 /// The project's default run file, used when `--config` is not given and it exists here.
 pub const DEFAULT_RUN_FILE: &str = "configs/run.yaml";
 
-pub fn run(mut args: RunArgs) -> anyhow::Result<i32> {
+/// `ttc run` flags: the runner's, plus serving the dashboard during the run.
+#[derive(clap::Args)]
+pub struct CliRunArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Serve the live dashboard while the run goes (it watches the results directory).
+    #[arg(long)]
+    pub dashboard: bool,
+    /// Port of the dashboard served by --dashboard (on 127.0.0.1).
+    #[arg(long, default_value_t = 8765)]
+    pub dashboard_port: u16,
+}
+
+pub fn run(cli: CliRunArgs) -> anyhow::Result<i32> {
+    let mut args = cli.run;
     if args.config.is_none() && Path::new(DEFAULT_RUN_FILE).exists() {
         args.config = Some(PathBuf::from(DEFAULT_RUN_FILE));
+    }
+    if cli.dashboard && !args.dry_run {
+        start_dashboard(&args, cli.dashboard_port)?;
     }
     let hooks = Hooks { embedded: Some(Arc::new(embedded_backend)), ..Hooks::default() };
     let code = ttc_bench::run_with(args.clone(), hooks)?;
@@ -22,6 +39,27 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<i32> {
         eprintln!("warning: the run finished and its results are stored, but the end-of-run summary failed: {e:#}");
     }
     Ok(code)
+}
+
+/// The dashboard on its own thread (it has its own runtime); its live view picks up parts as they are written.
+fn start_dashboard(args: &RunArgs, port: u16) -> anyhow::Result<()> {
+    use clap::Parser;
+    let cfg = RunConfig::from_args(args).map_err(|e| crate::exit::usage(e.to_string()))?;
+    std::fs::create_dir_all(&cfg.results)?;
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        d: ttc_dashboard::DashboardArgs,
+    }
+    let results = cfg.results.display().to_string();
+    let port = port.to_string();
+    let w = Wrap::try_parse_from(["dashboard", "--results", &results, "--port", &port])?;
+    std::thread::spawn(move || {
+        if let Err(e) = ttc_dashboard::run(w.d) {
+            eprintln!("warning: dashboard stopped: {e:#}");
+        }
+    });
+    Ok(())
 }
 
 /// What a user wants at the end of a run: the summary table, a Markdown report, the KPI check (reporting, not

@@ -28,7 +28,7 @@ enum Command {
     /// Generate text with the embedded engine, streaming it to stdout.
     Generate(cmd_generate::GenerateArgs),
     /// Run a benchmark: suites x policies through a backend, stored in Parquet, summarised at the end.
-    Run(ttc_bench::RunArgs),
+    Run(cmd_run::CliRunArgs),
     /// List the policies of a policies file with their parameters.
     Policies(cmd_policies::PoliciesArgs),
     /// List the evaluation suites, their tasks and item counts.
