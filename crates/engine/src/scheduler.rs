@@ -420,13 +420,15 @@ impl Core {
         }
     }
 
-    /// Admit one request: reserve its KV cache (prompt + max_tokens, as Orca does) and start its worker.
+    /// Admit one request: reserve its KV cache and start its worker. Orca reserves prompt + max_tokens; we reserve
+    /// at most 256 generated entries up front (the cache grows by doubling past that), so a large max_tokens does
+    /// not pin memory it may never use.
     fn start(&self, sub: Submission) -> std::result::Result<Active, Box<(Submission, EngineError)>> {
         if let Err(e) = self.engine.check_fits(sub.req.prompt.len(), sub.req.max_tokens) {
             return Err(Box::new((sub, e)));
         }
         let cfg = &self.engine.model.cfg;
-        let cap = sub.req.prompt.len() + sub.req.max_tokens + 1;
+        let cap = sub.req.prompt.len() + sub.req.max_tokens.min(256) + 1;
         let cache = match KvCache::with_capacity(cfg.n_layer, cfg.n_head_kv, cfg.head_dim, cap) {
             Ok(c) => c,
             Err(e) => return Err(Box::new((sub, e))),
