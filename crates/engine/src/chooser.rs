@@ -29,6 +29,26 @@ impl Chooser {
         }
     }
 
+    /// Run `f` with this chooser seen as a plain `FnMut(&[f32]) -> u32`, the shape the simple decoding loops take.
+    /// A sampling error cannot stop such a loop midway, so it is kept and returned once `f` is done.
+    pub fn run_infallible<T>(&mut self, f: impl FnOnce(&mut dyn FnMut(&[f32]) -> u32) -> Result<T>) -> Result<T> {
+        let mut err = None;
+        let out = {
+            let mut choose = |l: &[f32]| match self.choose(l) {
+                Ok(t) => t,
+                Err(e) => {
+                    err.get_or_insert(e);
+                    0
+                }
+            };
+            f(&mut choose)?
+        };
+        match err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
     /// Verify a deterministic draft (one-hot q) against target logits rows (`draft.len() + 1` rows).
     pub fn verify(&mut self, draft: &[u32], rows: &[Vec<f32>]) -> Result<Verification> {
         let err = |e: ttc_sampling::VerifyError| EngineError::InvalidRequest(e.to_string());

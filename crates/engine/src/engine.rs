@@ -254,36 +254,15 @@ impl Engine {
                 crate::early_exit::generate_confidence_exit(self, req, p, &mut chooser, on_event)
             }
             Algorithm::KvShrink(p) => {
-                let mut err = None;
-                let mut choose = |l: &[f32]| match chooser.choose(l) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        err.get_or_insert(e);
-                        0
-                    }
-                };
-                let (out, mut stats) = crate::kv_shrink::generate_kv_shrink(self, req, p, &mut choose, on_event)?;
-                if let Some(e) = err {
-                    return Err(e);
-                }
+                let (out, mut stats) = chooser
+                    .run_infallible(|choose| crate::kv_shrink::generate_kv_shrink(self, req, p, choose, on_event))?;
                 chooser.fill_stats(&mut stats);
                 Ok((out, stats))
             }
             // Baseline, token pruning (its sampler is in `chooser`) and batching (a scheduler concern; a lone
             // request decodes plainly) all run the plain loop.
             Algorithm::Baseline | Algorithm::TokenPruning(_) | Algorithm::Batching(_) => {
-                let mut err = None;
-                let mut choose = |l: &[f32]| match chooser.choose(l) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        err.get_or_insert(e);
-                        0
-                    }
-                };
-                let out = self.generate_plain(req, &mut choose, on_event)?;
-                if let Some(e) = err {
-                    return Err(e);
-                }
+                let out = chooser.run_infallible(|choose| self.generate_plain(req, choose, on_event))?;
                 let mut stats = ttc_types::PolicyStats::default();
                 chooser.fill_stats(&mut stats);
                 Ok((out, stats))
