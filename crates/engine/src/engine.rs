@@ -21,6 +21,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn load(path: &Path, format: WeightFormat) -> Result<Engine> {
+        pin_thread_count();
         let mut file = GgufFile::open(path)?;
         // Check the architecture before anything else so a wrong model fails with the right message.
         file.llama_config()?;
@@ -269,4 +270,18 @@ impl Engine {
             }
         }
     }
+}
+
+/// candle asks for its thread count on every f32 matmul, and without `RAYON_NUM_THREADS` it recounts physical cores by
+/// parsing /proc/cpuinfo each time: 11% of a speculative-decoding run was spent in the kernel formatting that file.
+/// Computing the count once and pinning it in the environment makes the lookup an env read.
+fn pin_thread_count() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            let n = candle_core::utils::get_num_threads();
+            // Rust's env functions take a process-wide lock; this runs once, before any inference.
+            std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        }
+    });
 }

@@ -6,8 +6,8 @@
 //! A cache can also accumulate attention scores per KV head (H2O's heavy-hitter statistic, see kv_shrink.rs). That
 //! is off by default, so the plain decoding path does no extra work.
 
-use crate::error::Result;
-use candle_core::{DType, Device, Tensor};
+use crate::error::{EngineError, Result};
+use candle_core::{DType, Device, Storage, Tensor};
 
 pub struct LayerKv {
     k: Tensor,
@@ -60,6 +60,31 @@ impl LayerKv {
             }
         }
         self.views()
+    }
+
+    /// Run `f` over the raw K and V buffers, laid out (n_kv, capacity, head_dim), and the capacity.
+    pub fn with_buffers<R>(&self, f: impl FnOnce(&[f32], &[f32], usize) -> R) -> Result<R> {
+        let (ks, kl) = self.k.storage_and_layout();
+        let (vs, vl) = self.v.storage_and_layout();
+        let (Storage::Cpu(kc), Storage::Cpu(vc)) = (&*ks, &*vs) else {
+            return Err(EngineError::Metadata("the KV cache lives on the CPU".into()));
+        };
+        let k = &kc.as_slice::<f32>()?[kl.start_offset()..];
+        let v = &vc.as_slice::<f32>()?[vl.start_offset()..];
+        Ok(f(k, v, self.capacity()))
+    }
+
+    /// Add the attention probabilities of query heads to their KV heads' scores: `probs[i]` belongs to query head
+    /// `i % n_head` (rows of n_head heads in order) and covers entries 0..probs[i].len().
+    pub fn add_head_probs(&mut self, probs: &[Vec<f32>], n_head: usize) {
+        let Some(scores) = &mut self.scores else { return };
+        let n_rep = n_head / scores.len().max(1);
+        for (i, p) in probs.iter().enumerate() {
+            let s = &mut scores[(i % n_head) / n_rep];
+            for (acc, a) in s.iter_mut().zip(p) {
+                *acc += a;
+            }
+        }
     }
 
     /// Views (1, n_kv, len, d) of the cached keys and values.

@@ -2,6 +2,7 @@
 //! chat template from the GGUF metadata, an engine-owned KV cache, and the decoding loops the TTC policies need.
 //! No async runtime and no HTTP here: callers stream events through a callback.
 
+pub mod attention;
 pub mod bench;
 pub mod chat;
 pub mod chooser;
@@ -13,6 +14,7 @@ pub mod kv;
 pub mod kv_shrink;
 pub mod model;
 pub mod policy;
+pub mod q8_tiles;
 pub mod scheduler;
 pub mod speculative;
 pub mod tokenizer;

@@ -3,9 +3,12 @@
 //!
 //! Activations are 2-D, (rows, hidden), so the weight matmuls of several sequences can be stacked into one
 //! (selective batching, Orca); attention runs per sequence against that sequence's own cache.
+//! Every row is computed independently of the others in its forward (Q8_0 tiles in `q8_tiles`, row-by-row attention
+//! in `attention`), so prefill, speculative verification and batches reproduce one-token steps bit for bit.
 //! Layout facts for llama GGUF (engine.md §7.2): interleaved RoPE (`rope_i`, llama.cpp permutes the HF q/k
 //! weights), GQA with kv head j serving query heads j*r..j*r+r-1, tied LM head when `output.weight` is absent.
 
+use crate::attention;
 use crate::error::{EngineError, Result};
 use crate::gguf::{GgufFile, LlamaConfig};
 use crate::kv::{KvCache, LayerKv};
@@ -224,64 +227,28 @@ impl LlamaModel {
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, pos: usize, cache: &mut LayerKv) -> Result<Tensor> {
         let cfg = &self.cfg;
         let t = q.dim(0)?;
-        let n_rep = cfg.n_head / cfg.n_head_kv;
         let q = self.rope(&self.heads(q, cfg.n_head)?, pos, t)?;
         let k = self.rope(&self.heads(k, cfg.n_head_kv)?, pos, t)?;
         let v = self.heads(v, cfg.n_head_kv)?;
         let past = cache.len();
-        let (k_all, v_all) = cache.append(&k, &v)?;
-        let total = past + t;
-        // Group the query heads by the KV head they share: (1, n_head, t, d) -> (1, n_kv, n_rep*t, d). No copies of
-        // K/V as repeat_kv would make.
-        let y = if t <= ROW_EXACT_MAX_ROWS {
-            // Few rows (decode, speculative verification, early-exit steps): attend row by row with exactly the
-            // shapes a one-token step uses, so a k-token forward reproduces k one-token steps bit for bit. A single
-            // batched GEMM may accumulate in another order, and Q8_0's activation rounding amplifies that into
-            // different logits (measured: up to 0.35 after 30 layers), which would break greedy identity.
-            let q = q.reshape((cfg.n_head_kv, n_rep, t, cfg.head_dim))?;
-            let mut rows = Vec::with_capacity(t);
-            for i in 0..t {
-                let qi = q.narrow(2, i, 1)?.reshape((1, cfg.n_head_kv, n_rep, cfg.head_dim))?;
-                let n = past + i + 1;
-                let att = qi.matmul(&k_all.narrow(2, 0, n)?.t()?)?; // scale already folded into W_q
-                let att = candle_nn::ops::softmax_last_dim(&att)?;
-                if cache.tracks_scores() {
-                    cache.add_scores(&att)?; // H2O statistic; (1, n_kv, n_rep, n)
-                }
-                rows.push(att.matmul(&v_all.narrow(2, 0, n)?.contiguous()?)?); // (1, n_kv, n_rep, d)
-            }
-            let y = if t == 1 { rows.pop().expect("one row") } else { Tensor::stack(&rows, 3)? };
-            // (1, n_kv, n_rep, [t,] d) -> (n_head, t, d)
-            y.reshape((cfg.n_head, t, cfg.head_dim))?
-        } else {
-            let q = q.reshape((1, cfg.n_head_kv, n_rep * t, cfg.head_dim))?;
-            let att = q.matmul(&k_all.t()?)?;
-            let mask = causal_mask(t, past)?;
-            let att = att
-                .reshape((cfg.n_head_kv, n_rep, t, total))?
-                .broadcast_add(&mask)?
-                .reshape((1, cfg.n_head_kv, n_rep * t, total))?;
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            if cache.tracks_scores() {
-                cache.add_scores(&att)?; // masked entries are exactly 0 after the softmax
-            }
-            att.matmul(&v_all.contiguous()?)?.reshape((cfg.n_head, t, cfg.head_dim))?
+        cache.append(&k, &v)?;
+        // (1, n_head, t, d) -> (t, n_head, d) rows for the row-by-row kernel.
+        let q = if t == 1 { q } else { q.transpose(1, 2)?.contiguous()? };
+        let q: Vec<f32> = q.flatten_all()?.to_vec1()?;
+        let dims = |capacity| attention::Dims {
+            n_head: cfg.n_head,
+            n_kv: cfg.n_head_kv,
+            head_dim: cfg.head_dim,
+            capacity,
+            past,
         };
-        let y = y.transpose(0, 1)?.reshape((t, cfg.n_head * cfg.head_dim))?;
-        Ok(y)
+        let track = cache.tracks_scores();
+        let (out, probs) = cache.with_buffers(|k, v, cap| attention::attend(&q, k, v, dims(cap), t, track))?;
+        if track {
+            cache.add_head_probs(&probs, cfg.n_head); // H2O statistic
+        }
+        Ok(Tensor::from_vec(out, (t, cfg.n_head * cfg.head_dim), &Device::Cpu)?)
     }
-}
-
-/// Forwards of at most this many rows per sequence attend row by row (see `attention`).
-pub const ROW_EXACT_MAX_ROWS: usize = 8;
-
-/// Additive mask (t, past + t): new token i sees every cached entry and new tokens 0..=i.
-fn causal_mask(t: usize, past: usize) -> Result<Tensor> {
-    let total = past + t;
-    let mask: Vec<f32> = (0..t)
-        .flat_map(|i| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Ok(Tensor::from_vec(mask, (t, total), &Device::Cpu)?)
 }
 
 /// cos/sin tables (context, head_dim/2) with θ_i = base^(-2i/d), for the model's full context.

@@ -93,7 +93,7 @@ pub enum Algorithm {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NgramParams {
-    /// Draft tokens proposed per verification step (1..=7: verification stays on the row-exact path).
+    /// Draft tokens proposed per verification step (1..=7, the most one verification carries).
     #[serde(default = "d4")]
     pub lookahead_tokens: usize,
     /// Longest n-gram matched against earlier text (1..=8).

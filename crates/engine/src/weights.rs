@@ -3,9 +3,12 @@
 //! candle 0.11 has no SIMD kernel for Q4_1 (engine.md §0.2): as shipped, SmolLM2 decodes at ~25 tok/s. Re-quantizing
 //! to Q8_0 at load (nearly lossless, since Q8_0 represents the dequantized Q4_1 values almost exactly) is ~3x faster
 //! for single-token decode; dense f32 weights make multi-row forwards (prefill, verification, batches) much cheaper
-//! because they go through a real GEMM. `Auto` keeps both and picks by the number of rows.
+//! because candle's Q8_0 kernel is linear in rows while f32 goes through a real GEMM. On CPUs with AVX512-VNNI our
+//! tiled Q8_0 kernel (`q8_tiles`) beats both at every row count, and `Auto` uses it alone; elsewhere `Auto` keeps
+//! both candle representations and picks by the number of rows.
 
 use crate::error::{EngineError, Result};
+use crate::q8_tiles::{self, PackedQ8};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Tensor};
 use std::str::FromStr;
@@ -14,7 +17,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WeightFormat {
-    /// Q8_0 for forwards of few rows (decode) and f32 for many rows (prefill, batches): the fastest for both.
+    /// The fastest for this CPU: Q8_0 through the AVX512-VNNI tiled kernel for every forward where the CPU has it;
+    /// otherwise candle's Q8_0 for forwards of few rows (decode) and f32 for many rows (prefill, batches).
     #[default]
     Auto,
     /// Everything re-quantized to Q8_0.
@@ -63,9 +67,41 @@ pub fn dense_min_rows() -> usize {
     std::env::var("TTC_DENSE_MIN_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(16)
 }
 
+/// The quantized representation: our AVX512-VNNI tiles where the CPU has them, candle's kernels otherwise.
+enum Quant {
+    Tiles(PackedQ8),
+    Candle(QMatMul),
+}
+
+impl Quant {
+    /// Q8_0 weights go to the tiled kernel when the CPU and the shape allow it.
+    fn q8_0(q: QTensor) -> Result<Quant> {
+        if q8_tiles::supported() {
+            let (n, k) = q.shape().dims2()?;
+            if let Some(p) = PackedQ8::from_q8_0_bytes(&q.data()?, n, k) {
+                return Ok(Quant::Tiles(p));
+            }
+        }
+        Ok(Quant::Candle(QMatMul::from_arc(Arc::new(q))?))
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Quant::Candle(q) => Ok(q.forward(x)?),
+            Quant::Tiles(p) => {
+                let rows = x.dim(0)?;
+                let lhs: Vec<f32> = x.flatten_all()?.to_vec1()?;
+                let mut dst = vec![0f32; rows * p.n];
+                p.matmul(&lhs, rows, &mut dst);
+                Ok(Tensor::from_vec(dst, (rows, p.n), x.device())?)
+            }
+        }
+    }
+}
+
 /// x·Wᵀ for x of shape (rows, in), in whichever representation suits the number of rows.
 pub struct Linear {
-    quant: Option<QMatMul>,
+    quant: Option<Quant>,
     dense: Option<Tensor>,
     dense_min_rows: usize,
     pub out_dim: usize,
@@ -85,12 +121,14 @@ impl Linear {
         let out_dim: usize = parts.iter().map(|p| p.shape().dims()[0]).sum();
         let unscaled = scales.iter().all(|&s| s == 1.0);
         let single_native = parts.len() == 1 && unscaled && format == WeightFormat::Native;
-        let need_dense = matches!(format, WeightFormat::F32 | WeightFormat::Auto);
+        // With the tiled VNNI kernel Q8_0 beats dense f32 at every row count (docs/engine.md), so `auto` keeps no
+        // dense copy; without it, candle's Q8_0 kernel is linear in rows and f32 GEMM wins from ~16 rows.
+        let need_dense = format == WeightFormat::F32 || (format == WeightFormat::Auto && !q8_tiles::supported());
         let need_q8 = matches!(format, WeightFormat::Q8_0 | WeightFormat::Auto);
         let all_q8 = parts.iter().all(|p| p.dtype() == GgmlDType::Q8_0);
         let (quant, dense) = if single_native {
             let q = parts.into_iter().next().expect("one part");
-            (Some(QMatMul::from_arc(Arc::new(q))?), None)
+            (Some(Quant::Candle(QMatMul::from_arc(Arc::new(q))?)), None)
         } else {
             let deq = parts
                 .iter()
@@ -100,14 +138,14 @@ impl Linear {
             let w = if deq.len() == 1 { deq.into_iter().next().expect("one") } else { Tensor::cat(&deq, 0)? };
             let quant = if need_q8 {
                 if all_q8 && parts.len() == 1 && unscaled {
-                    Some(QMatMul::from_arc(Arc::new(parts.into_iter().next().expect("one")))?)
+                    Some(Quant::q8_0(parts.into_iter().next().expect("one"))?)
                 } else {
-                    Some(QMatMul::from_arc(Arc::new(QTensor::quantize(&w, GgmlDType::Q8_0)?))?)
+                    Some(Quant::q8_0(QTensor::quantize(&w, GgmlDType::Q8_0)?)?)
                 }
             } else if format == WeightFormat::Native {
                 // Fused parts in native format: re-quantize the fused matrix to the parts' own type.
                 let q = QTensor::quantize(&w, parts[0].dtype())?;
-                Some(QMatMul::from_arc(Arc::new(q))?)
+                Some(Quant::Candle(QMatMul::from_arc(Arc::new(q))?))
             } else {
                 None
             };

@@ -77,7 +77,7 @@ fn greedy_generation_is_deterministic() {
 #[test]
 fn all_position_logits_equal_incremental_logits() {
     // Verification needs logits for every position of a multi-token forward; they must equal what one-token
-    // steps give (rows of a short forward attend row by row, and Q8_0 matmuls are row-independent).
+    // steps give (attention runs row by row, and Q8_0 matmuls are row-independent).
     let engine = common::engine(WeightFormat::Q8_0);
     let prompt = prompt_ids(engine, PROMPTS[0]);
     let cont = greedy(engine, &prompt, 6);
@@ -91,6 +91,22 @@ fn all_position_logits_equal_incremental_logits() {
         assert_eq!(argmax(&all[i]), argmax(&one[0]), "position {i}");
         // Bit-identical, not merely close: greedy speculative decoding relies on it.
         assert!(all[i] == one[0], "position {i}: logits of the 6-token forward differ from one-token steps");
+    }
+}
+
+#[test]
+fn a_whole_prompt_in_one_forward_equals_token_by_token_steps() {
+    // Q8_0 tiles and the row-by-row attention make every row independent of the forward it sits in, prefill
+    // included: so prefill, batches and verification all reproduce one-token decoding exactly.
+    let engine = common::engine(WeightFormat::Auto);
+    let prompt = prompt_ids(engine, PROMPTS[1]);
+    assert!(prompt.len() > 16, "the prompt must be longer than any short-forward special case");
+    let mut c1 = engine.model.new_cache().unwrap();
+    let all = engine.model.forward(&prompt, &mut c1, LogitsMode::All).unwrap().to_vec2::<f32>().unwrap();
+    let mut c2 = engine.model.new_cache().unwrap();
+    for (i, &t) in prompt.iter().enumerate() {
+        let one = engine.model.forward(&[t], &mut c2, LogitsMode::Last).unwrap().to_vec2::<f32>().unwrap();
+        assert!(all[i] == one[0], "position {i}: prefill logits differ from one-token steps");
     }
 }
 
