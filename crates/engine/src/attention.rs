@@ -94,12 +94,19 @@ unsafe fn head_row_avx512(qh: &[f32], keys: &[f32], values: &[f32], dst: &mut [f
 
 #[inline(always)]
 fn head_row_generic(qh: &[f32], keys: &[f32], values: &[f32], dst: &mut [f32]) -> Vec<f32> {
+    // Plain index loops: iterator adaptors would be separate functions compiled without the caller's AVX-512.
     let d = qh.len();
-    let mut p: Vec<f32> = keys.chunks_exact(d).map(|kj| dot(qh, kj)).collect();
+    let n = keys.len() / d;
+    let mut p = vec![0f32; n];
+    for j in 0..n {
+        p[j] = dot(qh, &keys[j * d..(j + 1) * d]);
+    }
     softmax_in_place(&mut p);
-    for (pj, vj) in p.iter().zip(values.chunks_exact(d)) {
-        for (o, &x) in dst.iter_mut().zip(vj) {
-            *o += pj * x;
+    let dst = &mut dst[..d];
+    for j in 0..n {
+        let (pj, vj) = (p[j], &values[j * d..][..d]);
+        for i in 0..d {
+            dst[i] += pj * vj[i];
         }
     }
     p
@@ -108,16 +115,19 @@ fn head_row_generic(qh: &[f32], keys: &[f32], values: &[f32], dst: &mut [f32]) -
 /// Dot product with 16 partial sums in a fixed order (vectorizes to any SIMD width with identical results).
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let (ca, ra) = a.as_chunks::<16>();
+    let (cb, rb) = b[..a.len()].as_chunks::<16>();
+    assert_eq!(ca.len(), cb.len());
     let mut acc = [0f32; 16];
-    let chunks = a.len() / 16;
-    for c in 0..chunks {
+    for c in 0..ca.len() {
+        let (x, y) = (&ca[c], &cb[c]);
         for l in 0..16 {
-            acc[l] += a[c * 16 + l] * b[c * 16 + l];
+            acc[l] += x[l] * y[l];
         }
     }
     let mut s = 0f32;
-    for i in chunks * 16..a.len() {
-        s += a[i] * b[i];
+    for i in 0..ra.len() {
+        s += ra[i] * rb[i];
     }
     // Pairwise reduction of the partial sums.
     let mut w = 16;
@@ -133,14 +143,17 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// exp(x - max) / sum, as candle's `softmax_last_dim` does it.
 #[inline(always)]
 fn softmax_in_place(x: &mut [f32]) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let mut sum = 0f32;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
+    let mut max = f32::NEG_INFINITY;
+    for i in 0..x.len() {
+        max = max.max(x[i]);
     }
-    for v in x.iter_mut() {
-        *v /= sum;
+    let mut sum = 0f32;
+    for i in 0..x.len() {
+        x[i] = (x[i] - max).exp();
+        sum += x[i];
+    }
+    for i in 0..x.len() {
+        x[i] /= sum;
     }
 }
 

@@ -190,16 +190,23 @@ mod avx512 {
     ///
     /// # Safety
     /// The CPU must support avx512f/bw/vnni, and `dst` must point to an (a.m, w.n) f32 matrix.
+    pub unsafe fn tile_rows(w: &PackedQ8, a: &QuantRows, tile: usize, row0: usize, rows: usize, dst: *mut f32) {
+        // A constant row count lets the accumulators live in registers.
+        match rows {
+            1 => tile_rows_n::<1>(w, a, tile, row0, dst),
+            2 => tile_rows_n::<2>(w, a, tile, row0, dst),
+            3 => tile_rows_n::<3>(w, a, tile, row0, dst),
+            4 => tile_rows_n::<4>(w, a, tile, row0, dst),
+            5 => tile_rows_n::<5>(w, a, tile, row0, dst),
+            6 => tile_rows_n::<6>(w, a, tile, row0, dst),
+            7 => tile_rows_n::<7>(w, a, tile, row0, dst),
+            _ => tile_rows_n::<ROWS_PER_PASS>(w, a, tile, row0, dst),
+        }
+    }
+
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn tile_rows(
-        w: &PackedQ8,
-        a: &QuantRows,
-        tile: usize,
-        row0: usize,
-        rows: usize,
-        dst: *mut f32,
-    ) {
-        let mut acc = [_mm512_setzero_ps(); ROWS_PER_PASS];
+    unsafe fn tile_rows_n<const R: usize>(w: &PackedQ8, a: &QuantRows, tile: usize, row0: usize, dst: *mut f32) {
+        let mut acc = [_mm512_setzero_ps(); R];
         let mut wv = [_mm512_setzero_si512(); 8];
         for b in 0..w.blocks {
             let tb = tile * w.blocks + b;
@@ -208,32 +215,23 @@ mod avx512 {
                 *v = _mm512_loadu_si512(wq.add(g * TILE * 4) as *const __m512i);
             }
             let dw = _mm512_loadu_ps(w.scales.as_ptr().add(tb * TILE));
-            for r in 0..rows {
+            for (r, acc) in acc.iter_mut().enumerate() {
                 let row = row0 + r;
                 let xq = a.qs.as_ptr().add(row * w.k + b * BLOCK) as *const i32;
                 // Two independent chains; integer sums are exact, so the split changes nothing.
                 let mut s0 = _mm512_setzero_si512();
                 let mut s1 = _mm512_setzero_si512();
                 for g in (0..8).step_by(2) {
-                    s0 = _mm512_dpbusd_epi32(
-                        s0,
-                        wv[g],
-                        _mm512_set1_epi32(xq.add(g).read_unaligned()),
-                    );
-                    s1 = _mm512_dpbusd_epi32(
-                        s1,
-                        wv[g + 1],
-                        _mm512_set1_epi32(xq.add(g + 1).read_unaligned()),
-                    );
+                    s0 = _mm512_dpbusd_epi32(s0, wv[g], _mm512_set1_epi32(xq.add(g).read_unaligned()));
+                    s1 = _mm512_dpbusd_epi32(s1, wv[g + 1], _mm512_set1_epi32(xq.add(g + 1).read_unaligned()));
                 }
                 let blk = row * w.blocks + b;
-                let isum =
-                    _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(a.bias[blk]));
-                let scale = _mm512_mul_ps(dw, _mm512_set1_ps(a.d[blk]));
-                acc[r] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(isum), acc[r]);
+                let isum = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(*a.bias.get_unchecked(blk)));
+                let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*a.d.get_unchecked(blk)));
+                *acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(isum), *acc);
             }
         }
-        for (r, acc) in acc.iter().enumerate().take(rows) {
+        for (r, acc) in acc.iter().enumerate() {
             _mm512_storeu_ps(dst.add((row0 + r) * w.n + tile * TILE), *acc);
         }
     }
