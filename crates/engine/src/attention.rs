@@ -1,7 +1,7 @@
 //! Causal GQA attention for new rows against a sequence's cache, computed row by row straight from the cache
 //! buffers.
 //!
-//! Each (row, query head) is one work item: scores against the cached keys it may see, a softmax, and the weighted
+//! Each (sequence, row, query head) is one work item: scores against the cached keys it may see, a softmax, and the weighted
 //! sum of values. The arithmetic for a row depends only on that row's query and the cache entries before it, never
 //! on how many rows are in the forward, so a k-row forward (speculative verification, prefill, a batch) gives the
 //! same bits as k one-row steps. It replaces a dozen candle ops per row and layer (narrow, matmul, softmax, copy of
@@ -9,70 +9,70 @@
 //! The summation order is fixed in the source (16 partial sums, no fused multiply-add), so the result does not
 //! depend on the SIMD width the compiler picks.
 
-/// Shapes of one attention call.
+/// Head counts and size, shared by every sequence of a call.
 #[derive(Clone, Copy)]
 pub struct Dims {
     pub n_head: usize,
     pub n_kv: usize,
     pub head_dim: usize,
-    /// Rows (entries) each KV head's buffer has room for: the stride between heads in the cache buffers.
-    pub capacity: usize,
-    /// Cache entries before the first new row (the new rows' own K/V follow them in the cache).
-    pub past: usize,
 }
 
-/// Attention of `t` new rows. `q` is (t, n_head, head_dim) after RoPE; `k`/`v` are the cache buffers laid out
-/// (n_kv, capacity, head_dim) with the new rows' entries already written at `past..past + t`. Returns
-/// (t, n_head * head_dim). With `probs`, also returns each (row, head)'s attention probabilities over the entries it
-/// saw (`probs[row * n_head + head]`, length past + row + 1), for H2O's accumulated scores.
-pub fn attend(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    dims: Dims,
-    t: usize,
-    want_probs: bool,
-) -> (Vec<f32>, Vec<Vec<f32>>) {
-    let Dims {
-        n_head,
-        n_kv,
-        head_dim: d,
-        capacity,
-        past,
-    } = dims;
-    assert_eq!(q.len(), t * n_head * d, "q is not (t, n_head, head_dim)");
-    assert!(
-        k.len() >= n_kv * capacity * d && v.len() >= n_kv * capacity * d,
-        "cache buffers too small"
-    );
-    assert!(past + t <= capacity, "rows past the cache capacity");
+/// One sequence's share of a call: its new rows' queries and its cache.
+pub struct Seq<'a> {
+    /// (t, n_head, head_dim) after RoPE.
+    pub q: &'a [f32],
+    /// Cache buffers laid out (n_kv, capacity, head_dim), with the new rows' entries already at `past..past + t`.
+    pub k: &'a [f32],
+    pub v: &'a [f32],
+    pub capacity: usize,
+    /// Cache entries before the first new row.
+    pub past: usize,
+    /// Return each (row, head)'s attention probabilities (H2O's accumulated scores need them).
+    pub want_probs: bool,
+}
+
+/// Attention of every sequence's new rows, in one parallel pass over (sequence, row, head) items. Returns the
+/// outputs stacked (all rows, n_head * head_dim) and, per sequence, `probs[row * n_head + head]` (length
+/// past + row + 1) where asked, else an empty list.
+pub fn attend_batch(seqs: &[Seq], dims: Dims) -> (Vec<f32>, Vec<Vec<Vec<f32>>>) {
+    let Dims { n_head, n_kv, head_dim: d } = dims;
     let n_rep = n_head / n_kv;
-    let mut out = vec![0f32; t * n_head * d];
-    let mut probs: Vec<Vec<f32>> = if want_probs {
-        vec![Vec::new(); t * n_head]
-    } else {
-        Vec::new()
-    };
+    // Item ranges per sequence: sequence i owns items starts[i]..starts[i + 1], rows from row_starts[i].
+    let mut starts = vec![0usize];
+    let mut row_starts = vec![0usize];
+    for s in seqs {
+        let t = s.q.len() / (n_head * d);
+        assert_eq!(s.q.len(), t * n_head * d, "q is not (t, n_head, head_dim)");
+        assert!(s.past + t <= s.capacity, "rows past the cache capacity");
+        assert!(s.k.len() >= n_kv * s.capacity * d && s.v.len() >= n_kv * s.capacity * d, "cache buffers too small");
+        starts.push(starts.last().expect("non-empty") + t * n_head);
+        row_starts.push(row_starts.last().expect("non-empty") + t);
+    }
+    let items = *starts.last().expect("non-empty");
+    let mut out = vec![0f32; items * d];
+    let mut probs: Vec<Vec<Vec<f32>>> =
+        seqs.iter().zip(starts.windows(2)).map(|(s, w)| if s.want_probs { vec![Vec::new(); w[1] - w[0]] } else { Vec::new() }).collect();
     let out_addr = out.as_mut_ptr() as usize;
-    let probs_addr = probs.as_mut_ptr() as usize;
+    let probs_addrs: Vec<usize> = probs.iter_mut().map(|p| p.as_mut_ptr() as usize).collect();
     let work = |item: usize| {
-        let (row, head) = (item / n_head, item % n_head);
+        let i = starts.partition_point(|&st| st <= item) - 1;
+        let s = &seqs[i];
+        let local = item - starts[i];
+        let (row, head) = (local / n_head, local % n_head);
         let g = head / n_rep;
-        let n = past + row + 1;
-        let qh = &q[(row * n_head + head) * d..][..d];
-        let keys = &k[g * capacity * d..][..n * d];
-        let values = &v[g * capacity * d..][..n * d];
-        // SAFETY: item (row, head) owns out[(row * n_head + head) * d ..][..d] and probs[item]; no two items overlap.
-        let dst = unsafe {
-            std::slice::from_raw_parts_mut((out_addr as *mut f32).add((row * n_head + head) * d), d)
-        };
+        let n = s.past + row + 1;
+        let qh = &s.q[(row * n_head + head) * d..][..d];
+        let keys = &s.k[g * s.capacity * d..][..n * d];
+        let values = &s.v[g * s.capacity * d..][..n * d];
+        // SAFETY: each item owns its d outputs (rows stacked in sequence order) and its probs slot.
+        let dst = unsafe { std::slice::from_raw_parts_mut((out_addr as *mut f32).add(item * d), d) };
         let p = head_row(qh, keys, values, dst);
-        if want_probs {
-            unsafe { *(probs_addr as *mut Vec<f32>).add(item) = p };
+        if s.want_probs {
+            unsafe { *(probs_addrs[i] as *mut Vec<f32>).add(local) = p };
         }
     };
-    let items = t * n_head;
     candle_core::utils::barrier_pool().execute_chunked(items, |range| range.for_each(work));
+    debug_assert_eq!(items, row_starts.last().copied().unwrap_or(0) * n_head);
     (out, probs)
 }
 
@@ -161,35 +161,23 @@ fn softmax_in_place(x: &mut [f32]) {
 mod tests {
     use super::*;
 
-    fn naive(q: &[f32], k: &[f32], v: &[f32], dims: Dims, t: usize) -> Vec<f32> {
-        let Dims {
-            n_head,
-            n_kv,
-            head_dim: d,
-            capacity,
-            past,
-        } = dims;
+    /// Float64 attention of t rows after `past` cached entries, straight from the definition.
+    fn naive(q: &[f32], k: &[f32], v: &[f32], dims: Dims, capacity: usize, past: usize) -> Vec<f32> {
+        let Dims { n_head, n_kv, head_dim: d } = dims;
+        let t = q.len() / (n_head * d);
         let mut out = vec![0f64; t * n_head * d];
         for row in 0..t {
             for h in 0..n_head {
                 let g = h / (n_head / n_kv);
                 let n = past + row + 1;
                 let s: Vec<f64> = (0..n)
-                    .map(|j| {
-                        (0..d)
-                            .map(|i| {
-                                q[(row * n_head + h) * d + i] as f64
-                                    * k[(g * capacity + j) * d + i] as f64
-                            })
-                            .sum()
-                    })
+                    .map(|j| (0..d).map(|i| q[(row * n_head + h) * d + i] as f64 * k[(g * capacity + j) * d + i] as f64).sum())
                     .collect();
                 let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
                 for j in 0..n {
                     for i in 0..d {
-                        out[(row * n_head + h) * d + i] +=
-                            (s[j] - m).exp() / z * v[(g * capacity + j) * d + i] as f64;
+                        out[(row * n_head + h) * d + i] += (s[j] - m).exp() / z * v[(g * capacity + j) * d + i] as f64;
                     }
                 }
             }
@@ -198,59 +186,47 @@ mod tests {
     }
 
     fn data(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 2000) as f32
-                    / 1000.0
-                    - 1.0
-            })
-            .collect()
+        (0..len).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 2000) as f32 / 1000.0 - 1.0).collect()
+    }
+
+    fn seq<'a>(q: &'a [f32], k: &'a [f32], v: &'a [f32], capacity: usize, past: usize, want_probs: bool) -> Seq<'a> {
+        Seq { q, k, v, capacity, past, want_probs }
     }
 
     #[test]
-    fn matches_a_float64_reference_with_gqa_and_causal_rows() {
-        let dims = Dims {
-            n_head: 6,
-            n_kv: 2,
-            head_dim: 20,
-            capacity: 12,
-            past: 5,
-        };
-        let t = 4;
-        let q = data(t * 6 * 20, 1);
-        let k = data(2 * 12 * 20, 2);
-        let v = data(2 * 12 * 20, 3);
-        let (got, probs) = attend(&q, &k, &v, dims, t, true);
-        let want = naive(&q, &k, &v, dims, t);
+    fn matches_a_float64_reference_with_gqa_causal_rows_and_several_sequences() {
+        let dims = Dims { n_head: 6, n_kv: 2, head_dim: 20 };
+        let (q1, k1, v1) = (data(4 * 6 * 20, 1), data(2 * 12 * 20, 2), data(2 * 12 * 20, 3));
+        let (q2, k2, v2) = (data(2 * 6 * 20, 4), data(2 * 8 * 20, 5), data(2 * 8 * 20, 6));
+        let seqs = [seq(&q1, &k1, &v1, 12, 5, true), seq(&q2, &k2, &v2, 8, 0, false)];
+        let (got, probs) = attend_batch(&seqs, dims);
+        let mut want = naive(&q1, &k1, &v1, dims, 12, 5);
+        want.extend(naive(&q2, &k2, &v2, dims, 8, 0));
+        assert_eq!(got.len(), want.len());
         for (a, b) in got.iter().zip(&want) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
-        // Row r sees past + r + 1 entries, and each distribution sums to 1.
-        for (item, p) in probs.iter().enumerate() {
+        // Row r of the first sequence sees past + r + 1 entries, each distribution sums to 1; none for the second.
+        assert_eq!(probs[0].len(), 4 * 6);
+        for (item, p) in probs[0].iter().enumerate() {
             assert_eq!(p.len(), 5 + item / 6 + 1);
             assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
         }
+        assert!(probs[1].is_empty());
     }
 
     #[test]
     fn a_row_gives_the_same_bits_alone_and_among_others() {
-        let dims = Dims {
-            n_head: 4,
-            n_kv: 2,
-            head_dim: 64,
-            capacity: 16,
-            past: 3,
-        };
+        let dims = Dims { n_head: 4, n_kv: 2, head_dim: 64 };
         let q = data(5 * 4 * 64, 7);
         let k = data(2 * 16 * 64, 8);
         let v = data(2 * 16 * 64, 9);
-        let (all, _) = attend(&q, &k, &v, dims, 5, false);
+        let other = data(3 * 4 * 64, 10);
+        // The 5 rows next to another sequence's 3 rows, then each row alone.
+        let (all, _) = attend_batch(&[seq(&other, &k, &v, 16, 2, false), seq(&q, &k, &v, 16, 3, false)], dims);
+        let all = &all[3 * 256..];
         for row in 0..5 {
-            let alone = Dims {
-                past: 3 + row,
-                ..dims
-            };
-            let (one, _) = attend(&q[row * 256..(row + 1) * 256], &k, &v, alone, 1, false);
+            let (one, _) = attend_batch(&[seq(&q[row * 256..(row + 1) * 256], &k, &v, 16, 3 + row, false)], dims);
             assert_eq!(one, all[row * 256..(row + 1) * 256], "row {row}");
         }
     }

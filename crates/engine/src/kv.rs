@@ -1,17 +1,22 @@
-//! The KV cache the engine owns: per layer, preallocated K and V buffers of shape (1, n_kv, capacity, head_dim),
-//! holding post-RoPE keys. Appending writes in place (`slice_set`); truncation (speculative rollback) only moves the
-//! length; eviction (KV shrinking) rewrites the kept rows. Positions are tracked apart from the length, because an
+//! The KV cache the engine owns: per layer, preallocated K and V buffers laid out (n_kv, capacity, head_dim),
+//! holding post-RoPE keys. Appending writes in place; truncation (speculative rollback) only moves the length;
+//! eviction (KV shrinking) compacts the kept rows. Positions are tracked apart from the length, because an
 //! evicting policy keeps a token's original position while the cache gets shorter.
 //!
 //! A cache can also accumulate attention scores per KV head (H2O's heavy-hitter statistic, see kv_shrink.rs). That
 //! is off by default, so the plain decoding path does no extra work.
 
 use crate::error::{EngineError, Result};
-use candle_core::{DType, Device, Storage, Tensor};
+use candle_core::{Device, Tensor};
 
 pub struct LayerKv {
-    k: Tensor,
-    v: Tensor,
+    /// Keys and values, each laid out (n_kv, capacity, head_dim): one contiguous run of entries per KV head, which
+    /// is what the attention kernel reads.
+    k: Vec<f32>,
+    v: Vec<f32>,
+    n_kv: usize,
+    head_dim: usize,
+    capacity: usize,
     len: usize,
     /// Accumulated attention probability per KV head and cached entry (`scores[h][j]`), summed over every query
     /// so far and over the query heads of the GQA group; `None` unless the cache tracks scores.
@@ -20,8 +25,8 @@ pub struct LayerKv {
 
 impl LayerKv {
     fn new(n_kv: usize, head_dim: usize, cap: usize) -> Result<LayerKv> {
-        let k = Tensor::zeros((1, n_kv, cap, head_dim), DType::F32, &Device::Cpu)?;
-        Ok(LayerKv { v: k.zeros_like()?, k, len: 0, scores: None })
+        let size = n_kv * cap * head_dim;
+        Ok(LayerKv { k: vec![0.0; size], v: vec![0.0; size], n_kv, head_dim, capacity: cap, len: 0, scores: None })
     }
 
     pub fn len(&self) -> usize {
@@ -32,46 +37,61 @@ impl LayerKv {
         self.len == 0
     }
 
-    fn capacity(&self) -> usize {
-        self.k.dim(2).unwrap_or(0)
+    pub fn n_kv(&self) -> usize {
+        self.n_kv
     }
 
-    /// Append (1, n_kv, t, d) keys and values; returns views of the whole cache.
-    pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        let t = k.dim(2)?;
-        if self.len + t > self.capacity() {
-            let new_cap = (self.len + t).next_power_of_two().max(2 * self.capacity());
-            let (_, n_kv, _, d) = self.k.dims4()?;
-            let nk = Tensor::zeros((1, n_kv, new_cap, d), DType::F32, &Device::Cpu)?;
-            let nv = nk.zeros_like()?;
-            if self.len > 0 {
-                nk.slice_set(&self.k.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
-                nv.slice_set(&self.v.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
-            }
-            self.k = nk;
-            self.v = nv;
+    /// Make room for `extra` more entries, doubling the capacity (amortized O(1) appends).
+    fn reserve(&mut self, extra: usize) {
+        if self.len + extra <= self.capacity {
+            return;
         }
-        self.k.slice_set(k, 2, self.len)?;
-        self.v.slice_set(v, 2, self.len)?;
+        let new_cap = (self.len + extra).next_power_of_two().max(2 * self.capacity);
+        let d = self.head_dim;
+        for buf in [&mut self.k, &mut self.v] {
+            let mut grown = vec![0.0; self.n_kv * new_cap * d];
+            for h in 0..self.n_kv {
+                grown[h * new_cap * d..][..self.len * d].copy_from_slice(&buf[h * self.capacity * d..][..self.len * d]);
+            }
+            *buf = grown;
+        }
+        self.capacity = new_cap;
+    }
+
+    /// Append t entries given as rows: `k` and `v` are (t, n_kv, head_dim), the layout of a projection's output.
+    pub fn append_rows(&mut self, k: &[f32], v: &[f32]) {
+        let (n_kv, d) = (self.n_kv, self.head_dim);
+        let t = k.len() / (n_kv * d);
+        assert_eq!(k.len(), t * n_kv * d, "keys are not (t, n_kv, head_dim)");
+        assert_eq!(v.len(), k.len(), "values are not shaped like the keys");
+        self.reserve(t);
+        for r in 0..t {
+            for h in 0..n_kv {
+                let src = (r * n_kv + h) * d;
+                let dst = (h * self.capacity + self.len + r) * d;
+                self.k[dst..dst + d].copy_from_slice(&k[src..src + d]);
+                self.v[dst..dst + d].copy_from_slice(&v[src..src + d]);
+            }
+        }
         self.len += t;
         if let Some(scores) = &mut self.scores {
             for s in scores {
                 s.resize(self.len, 0.0);
             }
         }
-        self.views()
     }
 
-    /// Run `f` over the raw K and V buffers, laid out (n_kv, capacity, head_dim), and the capacity.
-    pub fn with_buffers<R>(&self, f: impl FnOnce(&[f32], &[f32], usize) -> R) -> Result<R> {
-        let (ks, kl) = self.k.storage_and_layout();
-        let (vs, vl) = self.v.storage_and_layout();
-        let (Storage::Cpu(kc), Storage::Cpu(vc)) = (&*ks, &*vs) else {
-            return Err(EngineError::Metadata("the KV cache lives on the CPU".into()));
-        };
-        let k = &kc.as_slice::<f32>()?[kl.start_offset()..];
-        let v = &vc.as_slice::<f32>()?[vl.start_offset()..];
-        Ok(f(k, v, self.capacity()))
+    /// Append (1, n_kv, t, d) keys and values given as tensors.
+    pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
+        // (1, n_kv, t, d) -> (t, n_kv, d) rows.
+        let rows = |x: &Tensor| -> Result<Vec<f32>> { Ok(x.squeeze(0)?.transpose(0, 1)?.flatten_all()?.to_vec1()?) };
+        self.append_rows(&rows(k)?, &rows(v)?);
+        Ok(())
+    }
+
+    /// The raw K and V buffers, laid out (n_kv, capacity, head_dim), and the capacity.
+    pub fn buffers(&self) -> (&[f32], &[f32], usize) {
+        (&self.k, &self.v, self.capacity)
     }
 
     /// Add the attention probabilities of query heads to their KV heads' scores: `probs[i]` belongs to query head
@@ -87,9 +107,16 @@ impl LayerKv {
         }
     }
 
-    /// Views (1, n_kv, len, d) of the cached keys and values.
+    /// Copies (1, n_kv, len, d) of the cached keys and values.
     pub fn views(&self) -> Result<(Tensor, Tensor)> {
-        Ok((self.k.narrow(2, 0, self.len)?, self.v.narrow(2, 0, self.len)?))
+        let (n_kv, d, len) = (self.n_kv, self.head_dim, self.len);
+        let gather = |buf: &[f32]| -> Vec<f32> {
+            (0..n_kv).flat_map(|h| buf[h * self.capacity * d..][..len * d].iter().copied()).collect()
+        };
+        Ok((
+            Tensor::from_vec(gather(&self.k), (1, n_kv, len, d), &Device::Cpu)?,
+            Tensor::from_vec(gather(&self.v), (1, n_kv, len, d), &Device::Cpu)?,
+        ))
     }
 
     pub fn truncate(&mut self, len: usize) {
@@ -104,8 +131,7 @@ impl LayerKv {
     /// Start accumulating attention scores (entries already cached start at 0).
     pub fn track_scores(&mut self) {
         if self.scores.is_none() {
-            let n_kv = self.k.dim(1).unwrap_or(0);
-            self.scores = Some(vec![vec![0.0; self.len]; n_kv]);
+            self.scores = Some(vec![vec![0.0; self.len]; self.n_kv]);
         }
     }
 
@@ -134,21 +160,20 @@ impl LayerKv {
     /// Keep only the entries at `keep` (ascending cache indices), per KV head: `keep[h]` lists head h's rows.
     /// All heads must keep the same number of rows.
     pub fn retain_per_head(&mut self, keep: &[Vec<u32>]) -> Result<()> {
-        let (_, n_kv, _, d) = self.k.dims4()?;
         let n = keep.first().map(|k| k.len()).unwrap_or(0);
-        let mut ks = Vec::with_capacity(n_kv);
-        let mut vs = Vec::with_capacity(n_kv);
-        for (h, idx) in keep.iter().enumerate().take(n_kv) {
-            debug_assert_eq!(idx.len(), n);
-            let idx = Tensor::new(idx.as_slice(), &Device::Cpu)?;
-            ks.push(self.k.narrow(1, h, 1)?.narrow(2, 0, self.len)?.index_select(&idx, 2)?);
-            vs.push(self.v.narrow(1, h, 1)?.narrow(2, 0, self.len)?.index_select(&idx, 2)?);
+        let d = self.head_dim;
+        for (h, idx) in keep.iter().enumerate().take(self.n_kv) {
+            if idx.len() != n || idx.windows(2).any(|w| w[0] >= w[1]) || idx.last().is_some_and(|&j| j as usize >= self.len) {
+                return Err(EngineError::InvalidRequest(format!("KV retain list for head {h} is not ascending, in range and of length {n}")));
+            }
+            let base = h * self.capacity * d;
+            // Ascending indices: entry i moves to slot i' <= i, so copying in order never overwrites a source.
+            for (dst, &src) in idx.iter().enumerate() {
+                let (src, dst) = (base + src as usize * d, base + dst * d);
+                self.k.copy_within(src..src + d, dst);
+                self.v.copy_within(src..src + d, dst);
+            }
         }
-        let k = Tensor::cat(&ks, 1)?.contiguous()?;
-        let v = Tensor::cat(&vs, 1)?.contiguous()?;
-        debug_assert_eq!(k.dims4()?, (1, n_kv, n, d));
-        self.k.slice_set(&k, 2, 0)?;
-        self.v.slice_set(&v, 2, 0)?;
         self.len = n;
         if let Some(scores) = &mut self.scores {
             for (s, idx) in scores.iter_mut().zip(keep) {
@@ -160,8 +185,7 @@ impl LayerKv {
 
     /// Bytes of K and V currently held (f32).
     pub fn bytes(&self) -> usize {
-        let (_, n_kv, _, d) = self.k.dims4().unwrap_or((1, 0, 0, 0));
-        2 * n_kv * d * self.len * 4
+        2 * self.n_kv * self.head_dim * self.len * 4
     }
 }
 

@@ -229,7 +229,7 @@ impl KvShrinker {
 }
 
 fn n_kv_heads(cache: &KvCache) -> usize {
-    cache.layers.first().and_then(|l| l.views().ok()).and_then(|(k, _)| k.dim(1).ok()).unwrap_or(0)
+    cache.layers.first().map(|l| l.n_kv()).unwrap_or(0)
 }
 
 /// Autoregressive generation with adaptive KV-cache shrinking: the plain loop (`Engine::generate_plain`) with an

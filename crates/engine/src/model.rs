@@ -34,8 +34,9 @@ pub struct LlamaModel {
     pub blocks: Vec<Block>,
     norm: Tensor,
     lm_head: Linear,
-    cos: Tensor,
-    sin: Tensor,
+    /// RoPE tables (context, head_dim / 2), row-major.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
 }
 
 /// Which positions of a forward need logits.
@@ -93,6 +94,7 @@ impl LlamaModel {
             });
         }
         let (cos, sin) = rope_tables(&cfg)?;
+        let (cos, sin) = (cos.flatten_all()?.to_vec1()?, sin.flatten_all()?.to_vec1()?);
         Ok(LlamaModel { cfg, format, embed, blocks, norm, lm_head, cos, sin })
     }
 
@@ -173,20 +175,10 @@ impl LlamaModel {
     ) -> Result<Tensor> {
         let b = &self.blocks[l];
         let cfg = &self.cfg;
-        let (q_dim, kv_dim) = (cfg.n_head * cfg.head_dim, cfg.n_head_kv * cfg.head_dim);
         let x = candle_nn::ops::rms_norm(h, &b.attn_norm, cfg.rms_eps as f32)?;
-        let qkv = b.qkv.forward(&x)?;
-        let mut attn_out = Vec::with_capacity(lens.len());
-        let mut offset = 0;
-        for (i, &n) in lens.iter().enumerate() {
-            let rows = if lens.len() == 1 { qkv.clone() } else { qkv.narrow(0, offset, n)? };
-            let q = rows.narrow(1, 0, q_dim)?;
-            let k = rows.narrow(1, q_dim, kv_dim)?;
-            let v = rows.narrow(1, q_dim + kv_dim, kv_dim)?;
-            attn_out.push(self.attention(&q, &k, &v, positions[i], caches[i])?);
-            offset += n;
-        }
-        let attn = if attn_out.len() == 1 { attn_out.pop().expect("one") } else { Tensor::cat(&attn_out, 0)? };
+        let qkv: Vec<f32> = b.qkv.forward(&x)?.flatten_all()?.to_vec1()?;
+        let attn = self.attention(&qkv, lens, positions, caches)?;
+        let attn = Tensor::from_vec(attn, (h.dim(0)?, cfg.n_head * cfg.head_dim), &Device::Cpu)?;
         let h = (h + b.o.forward(&attn)?)?;
         let x = candle_nn::ops::rms_norm(&h, &b.ffn_norm, cfg.rms_eps as f32)?;
         let gu = b.gate_up.forward(&x)?;
@@ -201,53 +193,76 @@ impl LlamaModel {
     pub fn propagate_kv(&self, l: usize, h: &Tensor, position: usize, cache: &mut LayerKv) -> Result<()> {
         let b = &self.blocks[l];
         let cfg = &self.cfg;
-        let (q_dim, kv_dim) = (cfg.n_head * cfg.head_dim, cfg.n_head_kv * cfg.head_dim);
         let x = candle_nn::ops::rms_norm(h, &b.attn_norm, cfg.rms_eps as f32)?;
-        let qkv = b.qkv.forward(&x)?;
-        let t = h.dim(0)?;
-        let k = self.heads(&qkv.narrow(1, q_dim, kv_dim)?, cfg.n_head_kv)?;
-        let k = self.rope(&k, position, t)?;
-        let v = self.heads(&qkv.narrow(1, q_dim + kv_dim, kv_dim)?, cfg.n_head_kv)?;
-        cache.append(&k, &v)?;
+        let qkv: Vec<f32> = b.qkv.forward(&x)?.flatten_all()?.to_vec1()?;
+        let (_, k, v) = self.split_qkv(&qkv, position);
+        cache.append_rows(&k, &v);
         Ok(())
     }
 
-    /// (t, heads*d) -> (1, heads, t, d), contiguous.
-    fn heads(&self, x: &Tensor, heads: usize) -> Result<Tensor> {
-        let t = x.dim(0)?;
-        Ok(x.reshape((t, heads, self.cfg.head_dim))?.transpose(0, 1)?.contiguous()?.unsqueeze(0)?)
-    }
-
-    fn rope(&self, x: &Tensor, pos: usize, t: usize) -> Result<Tensor> {
-        let cos = self.cos.narrow(0, pos, t)?;
-        let sin = self.sin.narrow(0, pos, t)?;
-        Ok(candle_nn::rotary_emb::rope_i(x, &cos, &sin)?)
-    }
-
-    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, pos: usize, cache: &mut LayerKv) -> Result<Tensor> {
+    /// Split fused QKV rows (t, q_dim + 2 kv_dim) of one sequence whose first row has position `pos` into q and k
+    /// (rotated) and v, each (t, heads, head_dim).
+    fn split_qkv(&self, qkv: &[f32], pos: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let cfg = &self.cfg;
-        let t = q.dim(0)?;
-        let q = self.rope(&self.heads(q, cfg.n_head)?, pos, t)?;
-        let k = self.rope(&self.heads(k, cfg.n_head_kv)?, pos, t)?;
-        let v = self.heads(v, cfg.n_head_kv)?;
-        let past = cache.len();
-        cache.append(&k, &v)?;
-        // (1, n_head, t, d) -> (t, n_head, d) rows for the row-by-row kernel.
-        let q = if t == 1 { q } else { q.transpose(1, 2)?.contiguous()? };
-        let q: Vec<f32> = q.flatten_all()?.to_vec1()?;
-        let dims = |capacity| attention::Dims {
-            n_head: cfg.n_head,
-            n_kv: cfg.n_head_kv,
-            head_dim: cfg.head_dim,
-            capacity,
-            past,
-        };
-        let track = cache.tracks_scores();
-        let (out, probs) = cache.with_buffers(|k, v, cap| attention::attend(&q, k, v, dims(cap), t, track))?;
-        if track {
-            cache.add_head_probs(&probs, cfg.n_head); // H2O statistic
+        let (q_dim, kv_dim) = (cfg.n_head * cfg.head_dim, cfg.n_head_kv * cfg.head_dim);
+        let width = q_dim + 2 * kv_dim;
+        let t = qkv.len() / width;
+        let (mut q, mut k, mut v) = (Vec::with_capacity(t * q_dim), Vec::with_capacity(t * kv_dim), Vec::with_capacity(t * kv_dim));
+        for (r, row) in qkv.chunks_exact(width).enumerate() {
+            q.extend_from_slice(&row[..q_dim]);
+            self.rope_row(&mut q[r * q_dim..], pos + r);
+            k.extend_from_slice(&row[q_dim..q_dim + kv_dim]);
+            self.rope_row(&mut k[r * kv_dim..], pos + r);
+            v.extend_from_slice(&row[q_dim + kv_dim..]);
         }
-        Ok(Tensor::from_vec(out, (t, cfg.n_head * cfg.head_dim), &Device::Cpu)?)
+        (q, k, v)
+    }
+
+    /// Interleaved RoPE in place on one row of heads (`x` = heads x head_dim) at position `pos`, with candle's
+    /// `rope_i` arithmetic.
+    fn rope_row(&self, x: &mut [f32], pos: usize) {
+        let half = self.cfg.head_dim / 2;
+        let cos = &self.cos[pos * half..][..half];
+        let sin = &self.sin[pos * half..][..half];
+        for head in x.chunks_exact_mut(self.cfg.head_dim) {
+            for i in 0..half {
+                let (x0, x1) = (head[2 * i], head[2 * i + 1]);
+                head[2 * i] = x0 * cos[i] - x1 * sin[i];
+                head[2 * i + 1] = x0 * sin[i] + x1 * cos[i];
+            }
+        }
+    }
+
+    /// Attention of every sequence's new rows: rotate q and k, append k/v to each sequence's cache, then one
+    /// parallel pass over all (sequence, row, head) items. Returns (rows, n_head * head_dim).
+    fn attention(&self, qkv: &[f32], lens: &[usize], positions: &[usize], caches: &mut [&mut LayerKv]) -> Result<Vec<f32>> {
+        let cfg = &self.cfg;
+        let width = (cfg.n_head + 2 * cfg.n_head_kv) * cfg.head_dim;
+        let mut queries = Vec::with_capacity(lens.len());
+        let mut pasts = Vec::with_capacity(lens.len());
+        let mut offset = 0;
+        for (i, &n) in lens.iter().enumerate() {
+            let (q, k, v) = self.split_qkv(&qkv[offset * width..(offset + n) * width], positions[i]);
+            pasts.push(caches[i].len());
+            caches[i].append_rows(&k, &v);
+            queries.push(q);
+            offset += n;
+        }
+        let dims = attention::Dims { n_head: cfg.n_head, n_kv: cfg.n_head_kv, head_dim: cfg.head_dim };
+        let seqs: Vec<attention::Seq> = caches
+            .iter()
+            .zip(&queries)
+            .zip(&pasts)
+            .map(|((c, q), &past)| {
+                let (k, v, capacity) = c.buffers();
+                attention::Seq { q, k, v, capacity, past, want_probs: c.tracks_scores() }
+            })
+            .collect();
+        let (out, probs) = attention::attend_batch(&seqs, dims);
+        for (cache, p) in caches.iter_mut().zip(probs) {
+            cache.add_head_probs(&p, cfg.n_head); // H2O statistic; a no-op unless the cache tracks scores
+        }
+        Ok(out)
     }
 }
 

@@ -161,19 +161,12 @@ impl QuantRows {
         let mut qs = vec![0i8; m * k];
         let mut d = vec![0f32; m * blocks];
         let mut bias = vec![0i32; m * blocks];
-        for (i, (src, dst)) in x
-            .chunks_exact(BLOCK)
-            .zip(qs.chunks_exact_mut(BLOCK))
-            .enumerate()
-        {
-            let amax = src.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let scale = amax / 127.0;
-            let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
-            let mut sum = 0i32;
-            for (q, &v) in dst.iter_mut().zip(src) {
-                *q = (v * inv).round() as i8;
-                sum += *q as i32;
-            }
+        let simd = supported();
+        for (i, (src, dst)) in x.chunks_exact(BLOCK).zip(qs.chunks_exact_mut(BLOCK)).enumerate() {
+            #[cfg(target_arch = "x86_64")]
+            let (scale, sum) = if simd { unsafe { avx512::quantize_block(src, dst) } } else { quantize_block(src, dst) };
+            #[cfg(not(target_arch = "x86_64"))]
+            let (scale, sum) = { let _ = simd; quantize_block(src, dst) };
             d[i] = f16::from_f32(scale).to_f32();
             bias[i] = 128 * sum;
         }
@@ -181,10 +174,51 @@ impl QuantRows {
     }
 }
 
+/// One 32-value block the way candle's `BlockQ8_0::from_float` does it: scale amax/127, values rounded half away from
+/// zero after multiplying by the unrounded inverse. Returns the scale and the sum of the quantized values.
+fn quantize_block(src: &[f32], dst: &mut [i8]) -> (f32, i32) {
+    let amax = src.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let scale = amax / 127.0;
+    let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+    let mut sum = 0i32;
+    for (q, &v) in dst.iter_mut().zip(src) {
+        *q = (v * inv).round() as i8;
+        sum += *q as i32;
+    }
+    (scale, sum)
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{PackedQ8, QuantRows, BLOCK, ROWS_PER_PASS, TILE, TILE_BLOCK_BYTES};
     use std::arch::x86_64::*;
+
+    /// `quantize_block` in AVX-512, with the same results: the max is exact in any order, x * inv is one IEEE
+    /// multiply either way, and rounding half away from zero is trunc(v) plus sign(v) where |v - trunc(v)| >= 0.5.
+    ///
+    /// # Safety
+    /// The CPU must support avx512f; `src` and `dst` must hold 32 values.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn quantize_block(src: &[f32], dst: &mut [i8]) -> (f32, i32) {
+        assert!(src.len() >= BLOCK && dst.len() >= BLOCK);
+        let x = [_mm512_loadu_ps(src.as_ptr()), _mm512_loadu_ps(src.as_ptr().add(16))];
+        let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x[0]), _mm512_abs_ps(x[1])));
+        let scale = amax / 127.0;
+        let inv = _mm512_set1_ps(if scale != 0.0 { 1.0 / scale } else { 0.0 });
+        let sign_bit = _mm512_set1_epi32(i32::MIN);
+        let one = _mm512_set1_epi32(1.0f32.to_bits() as i32);
+        let mut sum = _mm512_setzero_si512();
+        for h in 0..2 {
+            let v = _mm512_mul_ps(x[h], inv);
+            let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+            let away = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_abs_ps(_mm512_sub_ps(v, t)), _mm512_set1_ps(0.5));
+            let step = _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(_mm512_castps_si512(v), sign_bit), one));
+            let q = _mm512_cvtps_epi32(_mm512_mask_add_ps(t, away, t, step));
+            sum = _mm512_add_epi32(sum, q);
+            _mm_storeu_si128(dst.as_mut_ptr().add(h * 16) as *mut __m128i, _mm512_cvtepi32_epi8(q));
+        }
+        (scale, _mm512_reduce_add_epi32(sum))
+    }
 
     /// Rows `row0..row0 + rows` (at most ROWS_PER_PASS) of dst for the 16 columns of `tile`.
     ///
@@ -262,6 +296,24 @@ mod tests {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         (0..m * k).map(|_| rng.random_range(-3.0f32..3.0)).collect()
+    }
+
+    #[test]
+    fn simd_quantization_rounds_exactly_like_the_scalar_definition() {
+        if !supported() {
+            return; // nothing to compare on this CPU: the scalar path is the only one
+        }
+        // Random blocks, plus blocks built so that x * inv lands on exact .5 ties and on zero.
+        let mut blocks: Vec<Vec<f32>> = (0..200).map(|s| random_rows(1, BLOCK, 100 + s)).collect();
+        blocks.push((0..32).map(|i| (i as f32 - 16.0) * 0.5 + if i == 31 { 112.0 } else { 0.0 }).collect());
+        blocks.push((0..32).map(|i| if i == 0 { 127.0 } else { i as f32 - 15.5 }).collect());
+        blocks.push(vec![0.0; 32]);
+        for (n, b) in blocks.iter().enumerate() {
+            let (mut want, mut got) = ([0i8; 32], [0i8; 32]);
+            let w = quantize_block(b, &mut want);
+            let g = unsafe { avx512::quantize_block(b, &mut got) };
+            assert_eq!((w.0.to_bits(), w.1, want), (g.0.to_bits(), g.1, got), "block {n}");
+        }
     }
 
     #[test]
