@@ -23,7 +23,7 @@ const Q8_0_BYTES: usize = 2 + BLOCK;
 /// Weight bytes of one (tile, block): 8 groups of 4 values, for 16 columns.
 const TILE_BLOCK_BYTES: usize = TILE * BLOCK;
 /// Rows computed together against one loaded weight tile (accumulators stay in registers).
-const ROWS_PER_PASS: usize = 8;
+const ROWS_PER_PASS: usize = 6;
 
 /// Whether this CPU has the instructions the tiled kernel needs (checked once by the caller at load).
 pub fn supported() -> bool {
@@ -99,16 +99,27 @@ impl PackedQ8 {
         #[cfg(target_arch = "x86_64")]
         if supported() {
             let tiles = self.n / TILE;
+            // Pairs of tiles halve the broadcasts when several rows share them; one row (decode) is bound by memory
+            // and runs faster as single tiles with two independent integer chains each (measured).
+            let per_item = if m == 1 { 1 } else { 2 };
+            let pairs = tiles.div_ceil(per_item);
             let passes = m.div_ceil(ROWS_PER_PASS);
             let dst_addr = dst.as_mut_ptr() as usize;
-            // Items are (row pass, tile), tile fastest: a worker's range walks tiles for one pass of rows.
-            // SAFETY: each item writes only its own rows x 16 columns of dst.
-            candle_core::utils::barrier_pool().execute_chunked(passes * tiles, |range| {
+            // Items are (row pass, pair of tiles), pair fastest: a worker's range walks columns for one pass of rows.
+            // SAFETY: each item writes only its own rows x 32 columns of dst.
+            candle_core::utils::barrier_pool().execute_chunked(passes * pairs, |range| {
                 for item in range {
-                    let (pass, tile) = (item / tiles, item % tiles);
+                    let (pass, pair) = (item / pairs, item % pairs);
                     let row0 = pass * ROWS_PER_PASS;
                     let rows = (m - row0).min(ROWS_PER_PASS);
-                    unsafe { avx512::tile_rows(self, &a, tile, row0, rows, dst_addr as *mut f32) };
+                    let (tile, dst) = (per_item * pair, dst_addr as *mut f32);
+                    unsafe {
+                        if per_item == 2 && tile + 1 < tiles {
+                            avx512::tile_pair_rows(self, &a, tile, row0, rows, dst);
+                        } else {
+                            avx512::tile_rows(self, &a, tile, row0, rows, dst);
+                        }
+                    }
                 }
             });
             return;
@@ -233,8 +244,61 @@ mod avx512 {
             4 => tile_rows_n::<4>(w, a, tile, row0, dst),
             5 => tile_rows_n::<5>(w, a, tile, row0, dst),
             6 => tile_rows_n::<6>(w, a, tile, row0, dst),
-            7 => tile_rows_n::<7>(w, a, tile, row0, dst),
             _ => tile_rows_n::<ROWS_PER_PASS>(w, a, tile, row0, dst),
+        }
+    }
+
+    /// Like `tile_rows` for tiles `tile` and `tile + 1` at once: each activation broadcast feeds both tiles, which
+    /// halves the broadcasts per multiply. Same arithmetic per output element, so the same bits.
+    ///
+    /// # Safety
+    /// As `tile_rows`, and `tile + 1` must be a tile of `w`.
+    pub unsafe fn tile_pair_rows(w: &PackedQ8, a: &QuantRows, tile: usize, row0: usize, rows: usize, dst: *mut f32) {
+        match rows {
+            1 => tile_pair_rows_n::<1>(w, a, tile, row0, dst),
+            2 => tile_pair_rows_n::<2>(w, a, tile, row0, dst),
+            3 => tile_pair_rows_n::<3>(w, a, tile, row0, dst),
+            4 => tile_pair_rows_n::<4>(w, a, tile, row0, dst),
+            5 => tile_pair_rows_n::<5>(w, a, tile, row0, dst),
+            _ => tile_pair_rows_n::<ROWS_PER_PASS>(w, a, tile, row0, dst),
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn tile_pair_rows_n<const R: usize>(w: &PackedQ8, a: &QuantRows, tile: usize, row0: usize, dst: *mut f32) {
+        let mut acc0 = [_mm512_setzero_ps(); R];
+        let mut acc1 = [_mm512_setzero_ps(); R];
+        for b in 0..w.blocks {
+            let (tb0, tb1) = (tile * w.blocks + b, (tile + 1) * w.blocks + b);
+            let (wq0, wq1) = (w.qs.as_ptr().add(tb0 * TILE_BLOCK_BYTES), w.qs.as_ptr().add(tb1 * TILE_BLOCK_BYTES));
+            let mut s0 = [_mm512_setzero_si512(); R];
+            let mut s1 = [_mm512_setzero_si512(); R];
+            for g in 0..8 {
+                let w0 = _mm512_loadu_si512(wq0.add(g * TILE * 4) as *const __m512i);
+                let w1 = _mm512_loadu_si512(wq1.add(g * TILE * 4) as *const __m512i);
+                for r in 0..R {
+                    let xq = a.qs.as_ptr().add((row0 + r) * w.k + b * BLOCK) as *const i32;
+                    let x = _mm512_set1_epi32(xq.add(g).read_unaligned());
+                    s0[r] = _mm512_dpbusd_epi32(s0[r], w0, x);
+                    s1[r] = _mm512_dpbusd_epi32(s1[r], w1, x);
+                }
+            }
+            let dw0 = _mm512_loadu_ps(w.scales.as_ptr().add(tb0 * TILE));
+            let dw1 = _mm512_loadu_ps(w.scales.as_ptr().add(tb1 * TILE));
+            for r in 0..R {
+                let blk = (row0 + r) * w.blocks + b;
+                let bias = _mm512_set1_epi32(*a.bias.get_unchecked(blk));
+                let da = _mm512_set1_ps(*a.d.get_unchecked(blk));
+                let i0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(s0[r], bias));
+                let i1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(s1[r], bias));
+                acc0[r] = _mm512_fmadd_ps(_mm512_mul_ps(dw0, da), i0, acc0[r]);
+                acc1[r] = _mm512_fmadd_ps(_mm512_mul_ps(dw1, da), i1, acc1[r]);
+            }
+        }
+        for r in 0..R {
+            let out = dst.add((row0 + r) * w.n + tile * TILE);
+            _mm512_storeu_ps(out, acc0[r]);
+            _mm512_storeu_ps(out.add(TILE), acc1[r]);
         }
     }
 
