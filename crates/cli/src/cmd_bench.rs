@@ -27,6 +27,9 @@ pub struct PolicyBenchArgs {
     /// Tokens generated per prompt.
     #[arg(long, default_value_t = 64)]
     pub max_tokens: usize,
+    /// Rounds per policy; each round times baseline then the policy, and the median round is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -68,8 +71,8 @@ fn policies(a: PolicyBenchArgs) -> anyhow::Result<i32> {
         })
         .collect();
     let engine = a.model.load()?;
-    let mut rows = policy_bench(&engine, &chosen, "grounded", GROUNDED_PROMPTS, a.max_tokens)?;
-    rows.extend(policy_bench(&engine, &chosen, "open", OPEN_PROMPTS, a.max_tokens)?);
+    let mut rows = policy_bench(&engine, &chosen, "grounded", GROUNDED_PROMPTS, a.max_tokens, a.runs)?;
+    rows.extend(policy_bench(&engine, &chosen, "open", OPEN_PROMPTS, a.max_tokens, a.runs)?);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(0);

@@ -99,6 +99,10 @@ pub struct NgramParams {
     /// Longest n-gram matched against earlier text (1..=8).
     #[serde(default = "d3")]
     pub max_ngram: usize,
+    /// Shortest n-gram worth drafting from (1..=max_ngram). A one-token match is frequent in any text and mostly
+    /// wrong on open-ended prompts, where each rejected draft token still costs a verification row.
+    #[serde(default = "d1")]
+    pub min_ngram: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,6 +203,7 @@ pub struct BatchingParams {
 }
 
 fn d2() -> usize { 2 }
+fn d1() -> usize { 1 }
 fn d3() -> usize { 3 }
 fn d4() -> usize { 4 }
 fn d8() -> usize { 8 }
@@ -266,7 +271,8 @@ impl Algorithm {
             Algorithm::Baseline => Ok(()),
             Algorithm::SpeculativeNgram(p) => {
                 range("lookahead_tokens", (1..=7).contains(&p.lookahead_tokens), "in 1..=7 (see docs/policies.md)")?;
-                range("max_ngram", (1..=8).contains(&p.max_ngram), "in 1..=8")
+                range("max_ngram", (1..=8).contains(&p.max_ngram), "in 1..=8")?;
+                range("min_ngram", (1..=p.max_ngram).contains(&p.min_ngram), "in 1..=max_ngram")
             }
             Algorithm::SpeculativeSelf(p) => {
                 range("lookahead_tokens", (1..=7).contains(&p.lookahead_tokens), "in 1..=7 (see docs/policies.md)")?;
@@ -418,8 +424,8 @@ mod tests {
         let text = "policies:\n  - name: baseline\n    algorithm: baseline\n  - name: spec\n    algorithm: speculative_ngram\n    params: {lookahead_tokens: 6}\n";
         let p = parse_policies(text, "p.yaml").unwrap();
         assert_eq!(p.len(), 2);
-        assert_eq!(p[1].algorithm, Algorithm::SpeculativeNgram(NgramParams { lookahead_tokens: 6, max_ngram: 3 }));
-        assert_eq!(p[1].params_json(), r#"{"lookahead_tokens":6,"max_ngram":3}"#);
+        assert_eq!(p[1].algorithm, Algorithm::SpeculativeNgram(NgramParams { lookahead_tokens: 6, max_ngram: 3, min_ngram: 1 }));
+        assert_eq!(p[1].params_json(), r#"{"lookahead_tokens":6,"max_ngram":3,"min_ngram":1}"#);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Drafters:
 //! - prompt lookup / n-gram (Saxena 2023; HF `PromptLookupCandidateGenerator`): find the most recent earlier
-//!   occurrence of the last n tokens (n = max_ngram..1) in prompt + output and propose what followed it;
+//!   occurrence of the last n tokens (n = max_ngram..min_ngram) in prompt + output and propose what followed it;
 //! - self-speculative early-exit draft (LayerSkip, Elhoushi et al. 2024; Draft & Verify, Zhang et al. 2024): the
 //!   first E layers + final norm + LM head draft greedily; drafting stops early when the draft's top-1
 //!   probability is below `verification_threshold` (adaptive draft exiting). Verification then runs only layers
@@ -30,9 +30,9 @@ use ttc_types::{GenEvent, PolicyStats};
 pub const MAX_DRAFT: usize = 7;
 
 /// Prompt-lookup draft: continuation of the latest earlier match of the longest suffix n-gram.
-pub fn ngram_draft(tokens: &[u32], max_ngram: usize, lookahead: usize) -> Vec<u32> {
+pub fn ngram_draft(tokens: &[u32], min_ngram: usize, max_ngram: usize, lookahead: usize) -> Vec<u32> {
     let len = tokens.len();
-    for n in (1..=max_ngram.min(len.saturating_sub(1))).rev() {
+    for n in (min_ngram.max(1)..=max_ngram.min(len.saturating_sub(1))).rev() {
         let pattern = &tokens[len - n..];
         // Latest earlier occurrence first: recent context predicts best (HF searches from the end too).
         for start in (0..len - n).rev() {
@@ -92,7 +92,7 @@ pub fn generate_ngram(
     while req.max_tokens > 0 && em.push(next) {
         context.push(next);
         let remaining = req.max_tokens - em.token_ids.len();
-        let mut draft = ngram_draft(&context, params.max_ngram, lookahead.min(remaining.saturating_sub(1)));
+        let mut draft = ngram_draft(&context, params.min_ngram, params.max_ngram, lookahead.min(remaining.saturating_sub(1)));
         if let Some(stop) = draft.iter().position(|t| engine.tokenizer.stop_ids.contains(t)) {
             draft.truncate(stop + 1); // a drafted EOS may be accepted, nothing after it
         }
@@ -220,11 +220,12 @@ mod tests {
     fn ngram_draft_prefers_the_longest_latest_match() {
         // ... 5 6 7 8 ... 5 6 7 9 ... | suffix "6 7" matched most recently before "7 9"
         let toks = [1, 5, 6, 7, 8, 2, 5, 6, 7, 9, 3, 6, 7];
-        assert_eq!(ngram_draft(&toks, 3, 2), vec![9, 3]);
-        // Only a 1-gram matches.
-        assert_eq!(ngram_draft(&[4, 1, 2, 3, 4], 3, 3), vec![1, 2, 3]);
-        assert_eq!(ngram_draft(&[1, 2, 3], 3, 4), Vec::<u32>::new());
+        assert_eq!(ngram_draft(&toks, 1, 3, 2), vec![9, 3]);
+        // Only a 1-gram matches: drafted with min_ngram 1, nothing with min_ngram 2.
+        assert_eq!(ngram_draft(&[4, 1, 2, 3, 4], 1, 3, 3), vec![1, 2, 3]);
+        assert_eq!(ngram_draft(&[4, 1, 2, 3, 4], 2, 3, 3), Vec::<u32>::new());
+        assert_eq!(ngram_draft(&[1, 2, 3], 1, 3, 4), Vec::<u32>::new());
         // Lookahead is capped by the text available after the match.
-        assert_eq!(ngram_draft(&[7, 8, 7], 2, 5), vec![8, 7]);
+        assert_eq!(ngram_draft(&[7, 8, 7], 1, 2, 5), vec![8, 7]);
     }
 }

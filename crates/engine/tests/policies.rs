@@ -49,7 +49,7 @@ fn policy(name: &str, algorithm: Algorithm) -> Policy {
 fn speculative_decoding_is_identical_to_greedy_on_21_prompts() {
     let e = common::engine(WeightFormat::Q8_0);
     let base = Policy::baseline();
-    let ngram = policy("ngram", Algorithm::SpeculativeNgram(NgramParams { lookahead_tokens: 4, max_ngram: 3 }));
+    let ngram = policy("ngram", Algorithm::SpeculativeNgram(NgramParams { lookahead_tokens: 4, max_ngram: 3, min_ngram: 1 }));
     let selfspec = policy(
         "self",
         Algorithm::SpeculativeSelf(SelfSpecParams { lookahead_tokens: 6, draft_layers: 24, verification_threshold: 0.5 }),
