@@ -58,6 +58,20 @@ fn default_run_reduced_produces_every_record_report_and_kpi_check() {
     assert!(spec.policy_stats.verification_steps.is_some());
     let ee = run.records.iter().find(|r| r.policy == "early_exit_28").unwrap();
     assert_eq!(ee.policy_stats.mean_exit_layer, Some(28.0));
+    // Batching policies run in a phase of their own with their requests in flight together: the elastic
+    // scheduler decodes both suites' requests in shared steps, and greedy batched output equals baseline's.
+    let elastic: Vec<_> = run.records.iter().filter(|r| r.policy == "elastic_batching").collect();
+    assert!(
+        elastic.iter().any(|r| r.policy_stats.mean_batch_occupancy.is_some_and(|o| o > 1.0)),
+        "elastic batching never batched: {:?}",
+        elastic.iter().map(|r| r.policy_stats.mean_batch_occupancy).collect::<Vec<_>>()
+    );
+    for policy in ["elastic_batching", "static_batching"] {
+        for r in run.records.iter().filter(|r| r.policy == policy) {
+            let base = run.records.iter().find(|b| b.policy == "baseline" && b.suite == r.suite && b.sample_id == r.sample_id).unwrap();
+            assert_eq!(r.prediction, base.prediction, "{policy} {}: batched output differs from baseline", r.suite);
+        }
+    }
 
     let report = results.path().join(format!("report-{}.md", run.run_id));
     let text = std::fs::read_to_string(&report).expect("report written");

@@ -4,6 +4,10 @@
 //! a channel and returns at once with an event stream the worker feeds (`blocking_send`). When the runner drops
 //! the stream (timeout, abort) the worker's next send fails and the generation is cancelled, freeing the
 //! engine. Policy internals travel on a oneshot that is completed before the `Finished` event.
+//!
+//! Batching policies go to a [`Scheduler`] of their own instead (one per policy, started on first use), which
+//! decodes every request in flight together; the runner gives such a policy its own phase and concurrency, so
+//! the worker thread and a scheduler never compete for the cores.
 
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -12,6 +16,9 @@ use ttc_bench::backend::{
     event_channel, Backend, BackendError, BackendInfo, ChatMessage, EventSender, GenRequest, Generation,
 };
 use ttc_bench::tokens::TokenCounter;
+use ttc_engine::chooser::Chooser;
+use ttc_engine::policy::{Algorithm, BatchingParams};
+use ttc_engine::scheduler::{ChooseFn, EventSink, Scheduler, StreamItem};
 use ttc_engine::{Engine, EngineError, Policy};
 use ttc_sampling::{Pruning, SamplerConfig};
 use ttc_types::{GenEvent, PolicyStats};
@@ -30,6 +37,8 @@ pub struct EmbeddedBackend {
     jobs: Mutex<mpsc::Sender<Job>>,
     /// Validated engine policies by name (the runner's specs are converted once).
     policies: Mutex<HashMap<String, Policy>>,
+    /// One scheduler per batching policy, started on first use.
+    schedulers: Mutex<HashMap<String, Arc<Scheduler>>>,
 }
 
 impl EmbeddedBackend {
@@ -44,7 +53,12 @@ impl EmbeddedBackend {
                 }
             })
             .expect("spawn engine thread");
-        EmbeddedBackend { engine, jobs: Mutex::new(tx), policies: Mutex::new(HashMap::new()) }
+        EmbeddedBackend {
+            engine,
+            jobs: Mutex::new(tx),
+            policies: Mutex::new(HashMap::new()),
+            schedulers: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -61,6 +75,72 @@ impl EmbeddedBackend {
             .map_err(BackendError::InvalidRequest)?;
         cache.insert(spec.name.clone(), p.clone());
         Ok(p)
+    }
+}
+
+impl EmbeddedBackend {
+    fn scheduler(&self, policy: &Policy, params: &BatchingParams) -> Result<Arc<Scheduler>, BackendError> {
+        let mut map = self.schedulers.lock().expect("scheduler map");
+        if let Some(s) = map.get(&policy.name) {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(Scheduler::new(self.engine.clone(), params.scheduler_config()).map_err(engine_error)?);
+        map.insert(policy.name.clone(), s.clone());
+        Ok(s)
+    }
+
+    /// A batching policy's request: submitted to its scheduler, streamed back through a [`BatchSink`].
+    fn generate_batched(
+        &self,
+        request: &GenRequest,
+        policy: &Policy,
+        params: &BatchingParams,
+    ) -> Result<Generation, BackendError> {
+        let scheduler = self.scheduler(policy, params)?;
+        let messages: Vec<_> =
+            request.messages.iter().map(|m| ttc_engine::ChatMessage::new(&m.role, m.content.clone())).collect();
+        let prompt = self.engine.prompt_tokens(&messages).map_err(engine_error)?;
+        let req = ttc_engine::GenRequest { prompt, max_tokens: request.max_tokens as usize, stop: Vec::new() };
+        let mut chooser = Chooser::new(sampling_from_request(request)).map_err(engine_error)?;
+        let choose: ChooseFn = Box::new(move |logits| chooser.choose(logits));
+        let (tx, stream) = event_channel(256);
+        let (stats_tx, stats_rx) = tokio::sync::oneshot::channel();
+        scheduler.submit(req, choose, BatchSink { events: tx, stats: Some(stats_tx), finished: None }).map_err(engine_error)?;
+        Ok(Generation::new(stream).with_policy_stats(stats_rx))
+    }
+}
+
+/// Forwards a scheduled request's stream to the runner, holding `Finished` back until the scheduler's stats
+/// (batch occupancy, queue wait, steps) are sent, as the backend contract orders. A failed send means the runner
+/// dropped the stream: returning false cancels the request and frees its slot.
+struct BatchSink {
+    events: EventSender,
+    stats: Option<tokio::sync::oneshot::Sender<PolicyStats>>,
+    finished: Option<GenEvent>,
+}
+
+impl EventSink for BatchSink {
+    fn send(&mut self, item: StreamItem) -> bool {
+        match item {
+            StreamItem::Event(ev @ GenEvent::Finished { .. }) => {
+                self.finished = Some(ev);
+                true
+            }
+            StreamItem::Event(ev) => self.events.blocking_send(Ok(ev)).is_ok(),
+            StreamItem::Done(Ok(done)) => {
+                if let Some(tx) = self.stats.take() {
+                    let _ = tx.send(done.stats);
+                }
+                match self.finished.take() {
+                    Some(f) => self.events.blocking_send(Ok(f)).is_ok(),
+                    None => true,
+                }
+            }
+            StreamItem::Done(Err(e)) => {
+                let _ = self.events.blocking_send(Err(engine_error(e)));
+                false
+            }
+        }
     }
 }
 
@@ -132,13 +212,17 @@ impl Backend for EmbeddedBackend {
     }
 
     /// One engine thread decodes one request at a time; more in flight would only wait in its queue while
-    /// their timeouts run.
-    fn max_concurrency(&self) -> Option<usize> {
-        Some(1)
+    /// their timeouts run. A batching policy's scheduler takes any number (beyond its batch size they queue, and
+    /// that wait is what the policy measures).
+    fn max_concurrency(&self, policy: &ttc_bench::config::PolicySpec) -> Option<usize> {
+        (policy.algorithm != "batching").then_some(1)
     }
 
     async fn generate(&self, request: &GenRequest) -> Result<Generation, BackendError> {
         let policy = self.policy(&request.policy)?;
+        if let Algorithm::Batching(params) = &policy.algorithm {
+            return self.generate_batched(request, &policy, params);
+        }
         let (tx, stream) = event_channel(256);
         let (stats_tx, stats_rx) = tokio::sync::oneshot::channel();
         let job = Job {

@@ -31,6 +31,10 @@ struct RawPolicy {
     #[serde(default)]
     #[allow(dead_code)]
     remote: Option<serde_yaml::Value>,
+    /// Requests in flight at once (read by the runner, not the engine).
+    #[serde(default)]
+    #[allow(dead_code)]
+    concurrency: Option<serde_yaml::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -200,6 +204,16 @@ pub struct BatchingParams {
     /// Most sequences decoded together (1..=64).
     #[serde(default = "d8")]
     pub max_batch_size: usize,
+}
+
+impl BatchingParams {
+    /// The scheduler these params describe (`mode` was validated at load).
+    pub fn scheduler_config(&self) -> crate::scheduler::SchedulerConfig {
+        match self.mode.as_str() {
+            "static" => crate::scheduler::SchedulerConfig::static_batches(self.max_batch_size),
+            _ => crate::scheduler::SchedulerConfig::elastic(self.max_batch_size),
+        }
+    }
 }
 
 fn d2() -> usize { 2 }

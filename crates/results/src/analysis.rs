@@ -3,8 +3,11 @@
 //!
 //! Definitions (docs/results-schema.md, DESIGN.md):
 //! - latency distributions (TTFT, E2E, TPOT) use successful requests only; percentiles are numpy-linear;
-//! - aggregate output throughput = sum of output tokens / (last end - first start), over successful
-//!   requests, with end = start_offset_s + e2e_s (AIPerf/GenAI-Perf's `max(resp) - min(req)`);
+//! - aggregate output throughput = sum of output tokens / busy span, over successful requests: the busy span is
+//!   the wall time during which at least one of the group's requests was in flight (the union of the intervals
+//!   [start_offset_s, start_offset_s + e2e_s]). For a group running alone under load it equals AIPerf/GenAI-Perf's
+//!   `max(resp) - min(req)`; for policies interleaved one request at a time it is the sum of their E2E, not the
+//!   whole run's wall time (which would divide each policy's tokens by every other policy's time too);
 //! - goodput = requests meeting every configured latency SLO / the same span (DistServe, Zhong et al. 2024);
 //!   quality-aware goodput also requires a correct answer (primary quality metric >= `correct_min`);
 //! - quality means carry a seeded 95% bootstrap CI.
@@ -182,20 +185,37 @@ pub struct Summary {
     pub config: AnalysisConfig,
 }
 
-/// Sum N / (last end - first start) over successful requests; also returns the span and request count.
+/// Output tokens, request count and busy span (seconds with at least one request in flight) of the successful
+/// requests.
 pub fn throughput_span(records: &[&Record]) -> (u64, usize, Option<f64>) {
     let mut tokens = 0u64;
-    let mut count = 0usize;
-    let (mut first, mut last) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut intervals = Vec::new();
     for r in records.iter().filter(|r| r.status == RecordStatus::Ok) {
         let Some(e2e) = r.e2e_s else { continue };
         tokens += r.output_tokens.unwrap_or(0) as u64;
-        count += 1;
-        first = first.min(r.start_offset_s);
-        last = last.max(r.start_offset_s + e2e);
+        intervals.push((r.start_offset_s, r.start_offset_s + e2e.max(0.0)));
     }
-    let span = (count > 0 && last > first).then_some(last - first);
-    (tokens, count, span)
+    let count = intervals.len();
+    let span = busy_span(&mut intervals);
+    (tokens, count, (span > 0.0).then_some(span))
+}
+
+/// Length of the union of `[start, end]` intervals.
+pub fn busy_span(intervals: &mut [(f64, f64)]) -> f64 {
+    intervals.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut total = 0.0;
+    let mut current: Option<(f64, f64)> = None;
+    for &(s, e) in intervals.iter() {
+        match current {
+            Some((cs, ce)) if s <= ce => current = Some((cs, ce.max(e))),
+            Some((cs, ce)) => {
+                total += ce - cs;
+                current = Some((s, e));
+            }
+            None => current = Some((s, e)),
+        }
+    }
+    total + current.map_or(0.0, |(s, e)| e - s)
 }
 
 pub fn error_rate(records: &[&Record]) -> f64 {

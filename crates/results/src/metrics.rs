@@ -202,7 +202,7 @@ impl Stat {
 pub enum GroupMetric {
     /// Errored requests / all requests.
     ErrorRate,
-    /// Sum of output tokens / (last end - first start), successful requests.
+    /// Sum of output tokens / busy time (union of the requests' [start, end] intervals), successful requests.
     OutputTokS,
     /// Successful requests per second over the same span.
     RequestRate,

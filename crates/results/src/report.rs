@@ -275,7 +275,7 @@ fn results_table(c: &Ctx, b: &mut Vec<Block>) {
         .collect();
     b.push(Block::Table { header, rows });
     b.push(Block::Para(format!(
-        "Latencies are over successful requests; aggregate throughput is output tokens / (last end - first start); \
+        "Latencies are over successful requests; aggregate throughput is output tokens / busy time (wall time with at least one of the group's requests in flight); \
          goodput counts requests meeting {} per second, quality goodput also requires the primary metric >= {}.",
         c.opts.analysis.slo.describe(),
         c.opts.analysis.slo.correct_min

@@ -49,6 +49,38 @@ fn close(a: Option<f64>, b: f64) {
 }
 
 #[test]
+fn aggregate_throughput_counts_only_the_time_a_policy_had_requests_in_flight() {
+    // Two policies interleaved one request at a time (a 1 s request each, alternating), then a third running 4
+    // requests concurrently over [20, 22]: the sequential policies are busy 3 s each, not the 6 s their requests
+    // are spread over; the concurrent one is busy 2 s.
+    let mut recs = Vec::new();
+    for i in 0..6 {
+        let mut r = record(if i % 2 == 0 { "a" } else { "b" }, "qa", &format!("s{i}"));
+        r.start_offset_s = i as f64;
+        r.e2e_s = Some(1.0);
+        r.output_tokens = Some(10);
+        recs.push(r);
+    }
+    for i in 0..4 {
+        let mut r = record("c", "qa", &format!("s{i}"));
+        r.start_offset_s = 20.0 + 0.1 * i as f64;
+        r.e2e_s = Some(2.0 - 0.1 * i as f64);
+        r.output_tokens = Some(10);
+        recs.push(r);
+    }
+    let s = summarize(&recs, &AnalysisConfig::default());
+    let g = |p: &str| s.groups.iter().find(|g| g.policy == p).unwrap().clone();
+    close(g("a").span_s, 3.0);
+    close(g("a").output_tok_s, 30.0 / 3.0);
+    close(g("b").span_s, 3.0);
+    close(g("c").span_s, 2.0);
+    close(g("c").output_tok_s, 40.0 / 2.0);
+    // Overlapping, nested and disjoint intervals.
+    let mut iv = [(5.0, 6.0), (0.0, 2.0), (1.0, 1.5), (1.8, 3.0), (10.0, 10.0)];
+    assert!((ttc_results::analysis::busy_span(&mut iv) - 4.0).abs() < 1e-12);
+}
+
+#[test]
 fn group_aggregates_match_hand_computation() {
     let s = summarize(&fixture(), &AnalysisConfig::default());
     assert_eq!(s.groups.len(), 3);
@@ -81,7 +113,8 @@ fn group_aggregates_match_hand_computation() {
     let fast = s.groups.iter().find(|g| g.policy == "fast").unwrap();
     close(fast.internals.get("acceptance_rate").copied(), 0.7);
     // fast: E2E [0.5, 1, 1.5, 2, 5] -> 4 within 2 s; correct ones: rouge 0.8, 0.5, 0.4, 0.3 -> 2 >= 0.5.
-    let fast_span = 4.0 + 5.0; // last end = 4 + 5
+    // Busy span: intervals [0, 0.5], [1, 2], [2, 3.5], [3, 5], [4, 9] cover 0.5 + 8 s (idle in (0.5, 1)).
+    let fast_span = 0.5 + 8.0;
     close(fast.goodput, 4.0 / fast_span);
     close(fast.quality_goodput, 2.0 / fast_span);
 }

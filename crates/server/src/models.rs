@@ -57,6 +57,7 @@ pub fn spec_of(p: &Policy) -> anyhow::Result<PolicySpec> {
         description: p.description.clone(),
         params,
         remote: None,
+        concurrency: None,
     })
 }
 

@@ -167,9 +167,9 @@ pub trait Backend: Send + Sync {
     /// Starts one attempt. See the module docs for the stream contract.
     async fn generate(&self, request: &GenRequest) -> Result<Generation, BackendError>;
 
-    /// Requests this backend serves at the same time, if limited (an engine with N slots). The runner caps
-    /// its concurrency to it, so requests do not sit in the backend's queue while their timeout runs.
-    fn max_concurrency(&self) -> Option<usize> {
+    /// Requests of `policy` this backend serves at the same time, if limited (an engine with N slots). The runner
+    /// caps its concurrency to it, so requests do not sit in the backend's queue while their timeout runs.
+    fn max_concurrency(&self, _policy: &PolicySpec) -> Option<usize> {
         None
     }
 }

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use super::file::NonZero;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySpec {
@@ -23,6 +25,11 @@ pub struct PolicySpec {
     /// How an HTTP backend runs this policy.
     #[serde(default)]
     pub remote: Option<RemoteParams>,
+    /// Requests of this policy in flight at once, overriding `load.concurrency`. A policy with its own
+    /// concurrency is measured in a phase of its own (batching policies need several requests at once to batch,
+    /// and must not share the machine with other policies' requests while they do).
+    #[serde(default)]
+    pub concurrency: Option<NonZero>,
 }
 
 fn baseline_algorithm() -> String {
@@ -37,6 +44,7 @@ impl PolicySpec {
             description: None,
             params: BTreeMap::new(),
             remote: None,
+            concurrency: None,
         }
     }
 
@@ -78,6 +86,8 @@ struct PolicyBody {
     params: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     remote: Option<RemoteParams>,
+    #[serde(default)]
+    concurrency: Option<NonZero>,
 }
 
 /// A list of policies, from a YAML sequence or a name-keyed mapping.
@@ -105,6 +115,7 @@ fn list_from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<PolicyList, A::Er
             description: b.description,
             params: b.params,
             remote: b.remote,
+            concurrency: b.concurrency,
         });
     }
     Ok(PolicyList(out))

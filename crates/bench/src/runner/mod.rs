@@ -91,6 +91,15 @@ pub fn make_jobs(entries: &[PlanEntry], generation: &GenerationConfig, default_m
         .collect()
 }
 
+/// Jobs that run together at one concurrency: every policy without its own `concurrency` (`policy: None`), or
+/// one policy that sets it.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    pub policy: Option<String>,
+    pub concurrency: usize,
+    pub jobs: Vec<Job>,
+}
+
 /// When the measured part of a run started and how long it took.
 #[derive(Debug, Clone, Copy)]
 pub struct RunTiming {
@@ -108,21 +117,12 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// The concurrency is capped to the backend's own limit, if it declares one.
     pub fn new(
         backend: Arc<dyn Backend>,
-        mut settings: RunnerSettings,
+        settings: RunnerSettings,
         ctx: RunContext,
         counter: Option<Arc<dyn TokenCounter>>,
     ) -> Runner {
-        if let Some(cap) = backend.max_concurrency().filter(|&c| c > 0 && c < settings.concurrency) {
-            tracing::info!(
-                configured = settings.concurrency,
-                backend = cap,
-                "concurrency capped to what the backend serves at once"
-            );
-            settings.concurrency = cap;
-        }
         let limiter = (!settings.rate.is_infinite()).then(|| TokenBucket::new(settings.rate, settings.burst));
         Runner { backend, settings, ctx: Arc::new(ctx), counter, limiter, stop: Arc::new(AtomicBool::new(false)) }
     }
@@ -132,27 +132,79 @@ impl Runner {
         self.stop.clone()
     }
 
-    /// Sends `settings.warmup` requests (cycling over `jobs`) and throws their records away.
+    /// Jobs in the phases they run in, one phase after another: first the jobs of every policy without a
+    /// concurrency of its own, together and in plan order (those policies stay interleaved in time), then each
+    /// policy that sets `concurrency` alone. Each phase's concurrency is capped to what the backend serves at once
+    /// for its policies.
+    pub fn phases(&self, jobs: &[Job]) -> Vec<Phase> {
+        let mut phases: Vec<Phase> = Vec::new();
+        for job in jobs {
+            let policy = &job.entry.policy;
+            let own = policy.concurrency.map(|c| c.0.min(1 << 20) as usize);
+            let key = own.map(|_| policy.name.clone());
+            let i = match phases.iter().position(|p| p.policy == key) {
+                Some(i) => i,
+                None => {
+                    let concurrency = own.unwrap_or(self.settings.concurrency);
+                    phases.push(Phase { policy: key, concurrency, jobs: Vec::new() });
+                    phases.len() - 1
+                }
+            };
+            let phase = &mut phases[i];
+            if let Some(cap) = self.backend.max_concurrency(policy).filter(|&c| c > 0 && c < phase.concurrency) {
+                tracing::info!(
+                    policy = %policy.name,
+                    configured = phase.concurrency,
+                    backend = cap,
+                    "concurrency capped to what the backend serves at once"
+                );
+                phase.concurrency = cap;
+            }
+            phase.jobs.push(job.clone());
+        }
+        phases.sort_by_key(|p| p.policy.is_some()); // stable: the shared phase first
+        phases
+    }
+
+    /// Sends `settings.warmup` requests (cycling over the first phase's jobs) and throws their records away.
     pub async fn warmup(self: &Arc<Self>, jobs: &[Job]) {
         let n = self.settings.warmup;
-        if n == 0 || jobs.is_empty() {
+        let Some(first) = self.phases(jobs).into_iter().next() else { return };
+        if n == 0 {
             return;
         }
-        let warm: Arc<[Job]> = (0..n).map(|i| jobs[i % jobs.len()].clone()).collect();
+        let warm: Arc<[Job]> = (0..n).map(|i| first.jobs[i % first.jobs.len()].clone()).collect();
         let (tx, mut rx) = mpsc::channel(1024);
         let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
         let start = Instant::now();
-        self.closed_loop(warm, tx, start, self.settings.concurrency.min(n)).await;
+        self.closed_loop(warm, tx, start, first.concurrency.min(n)).await;
         let _ = drain.await;
         tracing::info!(requests = n, seconds = start.elapsed().as_secs_f64(), "warm-up done");
     }
 
-    /// Runs every job once (with retries); each record goes to `out` as soon as it is complete.
+    /// Runs every job once (with retries), phase after phase (see [`Runner::phases`]); each record goes to `out`
+    /// as soon as it is complete.
     pub async fn run(self: &Arc<Self>, jobs: Arc<[Job]>, out: mpsc::Sender<Record>) -> RunTiming {
         let start = Instant::now();
-        match arrival::offsets(self.settings.arrival, self.settings.rate, jobs.len(), self.settings.seed) {
-            None => self.closed_loop(jobs, out, start, self.settings.concurrency).await,
-            Some(offsets) => self.open_loop(jobs, offsets, out, start).await,
+        let phases = self.phases(&jobs);
+        let several = phases.len() > 1;
+        for phase in phases {
+            if self.stop.load(Ordering::Relaxed) || out.is_closed() {
+                break;
+            }
+            if several {
+                tracing::info!(
+                    policy = phase.policy.as_deref().unwrap_or("(shared)"),
+                    requests = phase.jobs.len(),
+                    concurrency = phase.concurrency,
+                    "phase"
+                );
+            }
+            let jobs: Arc<[Job]> = phase.jobs.into();
+            match arrival::offsets(self.settings.arrival, self.settings.rate, jobs.len(), self.settings.seed) {
+                None => self.closed_loop(jobs, out.clone(), start, phase.concurrency).await,
+                Some(offsets) => self.open_loop(jobs, offsets, out.clone(), start, phase.concurrency).await,
+            }
         }
         RunTiming { started: start.into_std(), wall: start.elapsed() }
     }
@@ -185,20 +237,23 @@ impl Runner {
         while set.join_next().await.is_some() {}
     }
 
+    /// Sends jobs at `offsets` from now; records keep their offsets from the run's `start`.
     async fn open_loop(
         self: &Arc<Self>,
         jobs: Arc<[Job]>,
         offsets: Vec<Duration>,
         out: mpsc::Sender<Record>,
         start: Instant,
+        concurrency: usize,
     ) {
-        let slots = Arc::new(Semaphore::new(self.settings.concurrency));
+        let phase_start = Instant::now();
+        let slots = Arc::new(Semaphore::new(concurrency));
         let mut set = tokio::task::JoinSet::new();
         for (i, off) in offsets.into_iter().enumerate() {
             if self.stop.load(Ordering::Relaxed) || out.is_closed() {
                 break;
             }
-            tokio::time::sleep_until(start + off).await;
+            tokio::time::sleep_until(phase_start + off).await;
             let Ok(permit) = slots.clone().acquire_owned().await else { break };
             let (me, jobs, out) = (self.clone(), jobs.clone(), out.clone());
             set.spawn(async move {

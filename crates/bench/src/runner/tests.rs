@@ -117,6 +117,51 @@ async fn closed_loop_runs_each_job_once_within_the_cap() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_policy_with_its_own_concurrency_runs_alone_after_the_shared_phase() {
+    let items: Vec<WorkItem> = (0..6)
+        .map(|i| WorkItem {
+            suite: "s".into(),
+            task: None,
+            sample_id: i.to_string(),
+            messages: vec![ChatMessage::new("user", format!("q{i}"))],
+            reference: None,
+        })
+        .collect();
+    let batched = PolicySpec { name: "batched".into(), concurrency: Some(crate::config::file::NonZero(3)), ..PolicySpec::baseline() };
+    let other = PolicySpec { name: "other".into(), ..PolicySpec::baseline() };
+    let plan = build_plan(&[PolicySpec::baseline(), batched, other], vec![items], 0, &BTreeSet::new()).unwrap();
+    let jobs: Arc<[Job]> = make_jobs(&plan.entries, &GenerationConfig::default(), "m").into();
+    let backend = Arc::new(ScriptedBackend::new(|_, _| answer()));
+    let runner = Arc::new(Runner::new(backend, RunnerSettings { concurrency: 1, ..settings() }, ctx(), None));
+    let phases = runner.phases(&jobs);
+    let shape: Vec<(Option<&str>, usize, usize)> =
+        phases.iter().map(|p| (p.policy.as_deref(), p.concurrency, p.jobs.len())).collect();
+    assert_eq!(shape, vec![(None, 1, 12), (Some("batched"), 3, 6)]);
+    let (tx, mut rx) = mpsc::channel(64);
+    let collect = tokio::spawn(async move {
+        let mut v = Vec::new();
+        while let Some(r) = rx.recv().await {
+            v.push(r);
+        }
+        v
+    });
+    runner.run(jobs, tx).await;
+    let recs = collect.await.unwrap();
+    let starts = |policy: &str| {
+        let mut v: Vec<u64> = recs.iter().filter(|r| r.policy == policy).map(|r| ms(r.start_offset_s)).collect();
+        v.sort();
+        v
+    };
+    // Shared phase: baseline and other interleaved, one request at a time over 0..1200 ms.
+    let mut shared = starts("baseline");
+    shared.extend(starts("other"));
+    shared.sort();
+    assert_eq!(shared, (0..12).map(|i| i * 100).collect::<Vec<_>>());
+    // Then `batched` alone, three at a time.
+    assert_eq!(starts("batched"), vec![1200, 1200, 1200, 1300, 1300, 1300]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn backend_concurrency_limit_caps_the_runner() {
     let backend = Arc::new(ScriptedBackend::new(|_, _| answer()).with_max_concurrency(1));
     let recs = run_with(backend, settings(), jobs(3)).await;
