@@ -1,5 +1,5 @@
 //! The main job end to end through the real binary: `ttc run` with the project's default run file, reduced to
-//! one sample per suite and short outputs, on the embedded engine with the real model. Every planned
+//! two samples per suite and short outputs, on the embedded engine with the real model. Every planned
 //! (policy, suite, sample) must have a record, metrics must be in range, and the report and KPI check must be
 //! produced.
 
@@ -17,9 +17,9 @@ fn default_run_reduced_produces_every_record_report_and_kpi_check() {
     let results = tempfile::tempdir().unwrap();
     let res = results.path().to_str().unwrap();
     // The plan the run will execute.
-    let plan = ttc(&["run", "--dry-run", "--samples", "1", "--results", res], &repo);
+    let plan = ttc(&["run", "--dry-run", "--samples", "2", "--results", res], &repo);
     assert!(plan.status.success(), "dry run failed: {}", String::from_utf8_lossy(&plan.stderr));
-    let out = ttc(&["run", "--samples", "1", "--max-tokens", "8", "--results", res, "--quiet"], &repo);
+    let out = ttc(&["run", "--samples", "2", "--max-tokens", "8", "--results", res, "--quiet"], &repo);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "ttc run failed:\n{stdout}\n{stderr}");
@@ -38,7 +38,7 @@ fn default_run_reduced_produces_every_record_report_and_kpi_check() {
             );
         }
     }
-    assert_eq!(run.records.len(), policies.len() * 2, "one sample per suite per policy");
+    assert_eq!(run.records.len(), policies.len() * 2 * 2, "two samples per suite per policy");
     for r in &run.records {
         assert_eq!(r.status, ttc_types::RecordStatus::Ok, "{} {}: {:?}", r.policy, r.suite, r.error_message);
         let out_tokens = r.output_tokens.unwrap();
@@ -58,8 +58,8 @@ fn default_run_reduced_produces_every_record_report_and_kpi_check() {
     assert!(spec.policy_stats.verification_steps.is_some());
     let ee = run.records.iter().find(|r| r.policy == "early_exit_28").unwrap();
     assert_eq!(ee.policy_stats.mean_exit_layer, Some(28.0));
-    // Batching policies run in a phase of their own with their requests in flight together: the elastic
-    // scheduler decodes both suites' requests in shared steps, and greedy batched output equals baseline's.
+    // Batching policies run in phases of their own (one per suite) with their requests in flight together: the
+    // elastic scheduler decodes a suite's two requests in shared steps, and greedy batched output equals baseline's.
     let elastic: Vec<_> = run.records.iter().filter(|r| r.policy == "elastic_batching").collect();
     assert!(
         elastic.iter().any(|r| r.policy_stats.mean_batch_occupancy.is_some_and(|o| o > 1.0)),

@@ -26,8 +26,8 @@ pub struct PolicySpec {
     #[serde(default)]
     pub remote: Option<RemoteParams>,
     /// Requests of this policy in flight at once, overriding `load.concurrency`. A policy with its own
-    /// concurrency is measured in a phase of its own (batching policies need several requests at once to batch,
-    /// and must not share the machine with other policies' requests while they do).
+    /// concurrency is measured in phases of its own, one per suite (batching policies need several requests at
+    /// once to batch, and must not share the machine with other policies' requests while they do).
     #[serde(default)]
     pub concurrency: Option<NonZero>,
 }

@@ -92,10 +92,10 @@ pub fn make_jobs(entries: &[PlanEntry], generation: &GenerationConfig, default_m
 }
 
 /// Jobs that run together at one concurrency: every policy without its own `concurrency` (`policy: None`), or
-/// one policy that sets it.
+/// one suite of one policy that sets it (`policy: Some((policy, suite))`).
 #[derive(Debug, Clone)]
 pub struct Phase {
-    pub policy: Option<String>,
+    pub policy: Option<(String, String)>,
     pub concurrency: usize,
     pub jobs: Vec<Job>,
 }
@@ -134,14 +134,15 @@ impl Runner {
 
     /// Jobs in the phases they run in, one phase after another: first the jobs of every policy without a
     /// concurrency of its own, together and in plan order (those policies stay interleaved in time), then each
-    /// policy that sets `concurrency` alone. Each phase's concurrency is capped to what the backend serves at once
-    /// for its policies.
+    /// policy that sets `concurrency` alone, one suite at a time (a homogeneous load, and per-suite throughput that
+    /// no other suite's requests share). Each phase's concurrency is capped to what the backend serves at once for
+    /// its policies.
     pub fn phases(&self, jobs: &[Job]) -> Vec<Phase> {
         let mut phases: Vec<Phase> = Vec::new();
         for job in jobs {
             let policy = &job.entry.policy;
             let own = policy.concurrency.map(|c| c.0.min(1 << 20) as usize);
-            let key = own.map(|_| policy.name.clone());
+            let key = own.map(|_| (policy.name.clone(), job.entry.item.suite.clone()));
             let i = match phases.iter().position(|p| p.policy == key) {
                 Some(i) => i,
                 None => {
@@ -193,8 +194,10 @@ impl Runner {
                 break;
             }
             if several {
+                let (policy, suite) = phase.policy.clone().unwrap_or_else(|| ("(shared)".into(), "(all)".into()));
                 tracing::info!(
-                    policy = phase.policy.as_deref().unwrap_or("(shared)"),
+                    policy = %policy,
+                    suite = %suite,
                     requests = phase.jobs.len(),
                     concurrency = phase.concurrency,
                     "phase"

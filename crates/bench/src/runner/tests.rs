@@ -134,9 +134,9 @@ async fn a_policy_with_its_own_concurrency_runs_alone_after_the_shared_phase() {
     let backend = Arc::new(ScriptedBackend::new(|_, _| answer()));
     let runner = Arc::new(Runner::new(backend, RunnerSettings { concurrency: 1, ..settings() }, ctx(), None));
     let phases = runner.phases(&jobs);
-    let shape: Vec<(Option<&str>, usize, usize)> =
-        phases.iter().map(|p| (p.policy.as_deref(), p.concurrency, p.jobs.len())).collect();
-    assert_eq!(shape, vec![(None, 1, 12), (Some("batched"), 3, 6)]);
+    let shape: Vec<(Option<(String, String)>, usize, usize)> =
+        phases.iter().map(|p| (p.policy.clone(), p.concurrency, p.jobs.len())).collect();
+    assert_eq!(shape, vec![(None, 1, 12), (Some(("batched".into(), "s".into())), 3, 6)]);
     let (tx, mut rx) = mpsc::channel(64);
     let collect = tokio::spawn(async move {
         let mut v = Vec::new();
