@@ -140,21 +140,35 @@ impl LlamaModel {
         for (s, n) in seqs.iter_mut().zip(&lens) {
             s.cache.next_pos += n;
         }
-        let mut out = Vec::with_capacity(seqs.len());
-        let mut offset = 0;
+        // The rows that need logits, from every sequence, go through the LM head in one matmul (its weights are
+        // a fifth of the model; rows are independent, so each sequence gets the same bits as on its own).
+        let mut wanted = Vec::with_capacity(seqs.len()); // (first row in the stacked LM-head input, rows)
+        let mut parts = Vec::new();
+        let (mut offset, mut stacked) = (0, 0);
         for (s, &n) in seqs.iter().zip(&lens) {
             let rows = match s.logits {
                 LogitsMode::Last => Some(h.narrow(0, offset + n - 1, 1)?),
                 LogitsMode::All => Some(h.narrow(0, offset, n)?),
                 LogitsMode::None => None,
             };
-            out.push(match rows {
-                Some(r) => self.logits(&r)?,
-                None => Tensor::zeros((0, self.cfg.vocab_size), DType::F32, &Device::Cpu)?,
-            });
+            let count = rows.as_ref().map_or(0, |r| r.dim(0).unwrap_or(0));
+            wanted.push((stacked, count));
+            parts.extend(rows);
+            stacked += count;
             offset += n;
         }
-        Ok(out)
+        let logits = match parts.len() {
+            0 => None,
+            1 => Some(self.logits(&parts[0])?),
+            _ => Some(self.logits(&Tensor::cat(&parts, 0)?)?),
+        };
+        wanted
+            .into_iter()
+            .map(|(first, count)| match (&logits, count) {
+                (Some(l), c) if c > 0 => Ok(l.narrow(0, first, c)?),
+                _ => Ok(Tensor::zeros((0, self.cfg.vocab_size), DType::F32, &Device::Cpu)?),
+            })
+            .collect()
     }
 
     /// Final norm + LM head over hidden rows.

@@ -23,7 +23,7 @@ const Q8_0_BYTES: usize = 2 + BLOCK;
 /// Weight bytes of one (tile, block): 8 groups of 4 values, for 16 columns.
 const TILE_BLOCK_BYTES: usize = TILE * BLOCK;
 /// Rows computed together against one loaded weight tile (accumulators stay in registers).
-const ROWS_PER_PASS: usize = 6;
+const ROWS_PER_PASS: usize = 8;
 
 /// Whether this CPU has the instructions the tiled kernel needs (checked once by the caller at load).
 pub fn supported() -> bool {
@@ -236,6 +236,7 @@ mod avx512 {
     /// # Safety
     /// The CPU must support avx512f/bw/vnni, and `dst` must point to an (a.m, w.n) f32 matrix.
     pub unsafe fn tile_rows(w: &PackedQ8, a: &QuantRows, tile: usize, row0: usize, rows: usize, dst: *mut f32) {
+        assert!((1..=ROWS_PER_PASS).contains(&rows) && ROWS_PER_PASS == 8, "a pass has 1..=8 rows");
         // A constant row count lets the accumulators live in registers.
         match rows {
             1 => tile_rows_n::<1>(w, a, tile, row0, dst),
@@ -244,6 +245,7 @@ mod avx512 {
             4 => tile_rows_n::<4>(w, a, tile, row0, dst),
             5 => tile_rows_n::<5>(w, a, tile, row0, dst),
             6 => tile_rows_n::<6>(w, a, tile, row0, dst),
+            7 => tile_rows_n::<7>(w, a, tile, row0, dst),
             _ => tile_rows_n::<ROWS_PER_PASS>(w, a, tile, row0, dst),
         }
     }
@@ -254,12 +256,15 @@ mod avx512 {
     /// # Safety
     /// As `tile_rows`, and `tile + 1` must be a tile of `w`.
     pub unsafe fn tile_pair_rows(w: &PackedQ8, a: &QuantRows, tile: usize, row0: usize, rows: usize, dst: *mut f32) {
+        assert!((1..=ROWS_PER_PASS).contains(&rows) && ROWS_PER_PASS == 8, "a pass has 1..=8 rows");
         match rows {
             1 => tile_pair_rows_n::<1>(w, a, tile, row0, dst),
             2 => tile_pair_rows_n::<2>(w, a, tile, row0, dst),
             3 => tile_pair_rows_n::<3>(w, a, tile, row0, dst),
             4 => tile_pair_rows_n::<4>(w, a, tile, row0, dst),
             5 => tile_pair_rows_n::<5>(w, a, tile, row0, dst),
+            6 => tile_pair_rows_n::<6>(w, a, tile, row0, dst),
+            7 => tile_pair_rows_n::<7>(w, a, tile, row0, dst),
             _ => tile_pair_rows_n::<ROWS_PER_PASS>(w, a, tile, row0, dst),
         }
     }
@@ -392,7 +397,7 @@ mod tests {
         let (n, k) = (48, 576);
         let (bytes, _) = random_q8_0(n, k, 1);
         let w = PackedQ8::from_q8_0_bytes(&bytes, n, k).unwrap();
-        for m in [1, 3, 8, 11, 17] {
+        for m in 1..=17 {
             let x = random_rows(m, k, m as u64);
             let (mut fast, mut slow) = (vec![0f32; m * n], vec![0f32; m * n]);
             w.matmul(&x, m, &mut fast);
