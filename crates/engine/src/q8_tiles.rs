@@ -231,23 +231,30 @@ mod avx512 {
         (scale, _mm512_reduce_add_epi32(sum))
     }
 
+    /// Calls `$kernel::<R>(args)` with the constant R = `$rows` (1..=8): a constant row count lets the
+    /// accumulators live in registers.
+    macro_rules! with_const_rows {
+        ($rows:expr, $kernel:ident($($arg:expr),*)) => {{
+            assert!((1..=ROWS_PER_PASS).contains(&$rows) && ROWS_PER_PASS == 8, "a pass has 1..=8 rows");
+            match $rows {
+                1 => $kernel::<1>($($arg),*),
+                2 => $kernel::<2>($($arg),*),
+                3 => $kernel::<3>($($arg),*),
+                4 => $kernel::<4>($($arg),*),
+                5 => $kernel::<5>($($arg),*),
+                6 => $kernel::<6>($($arg),*),
+                7 => $kernel::<7>($($arg),*),
+                _ => $kernel::<8>($($arg),*),
+            }
+        }};
+    }
+
     /// Rows `row0..row0 + rows` (at most ROWS_PER_PASS) of dst for the 16 columns of `tile`.
     ///
     /// # Safety
     /// The CPU must support avx512f/bw/vnni, and `dst` must point to an (a.m, w.n) f32 matrix.
     pub unsafe fn tile_rows(w: &PackedQ8, a: &QuantRows, tile: usize, row0: usize, rows: usize, dst: *mut f32) {
-        assert!((1..=ROWS_PER_PASS).contains(&rows) && ROWS_PER_PASS == 8, "a pass has 1..=8 rows");
-        // A constant row count lets the accumulators live in registers.
-        match rows {
-            1 => tile_rows_n::<1>(w, a, tile, row0, dst),
-            2 => tile_rows_n::<2>(w, a, tile, row0, dst),
-            3 => tile_rows_n::<3>(w, a, tile, row0, dst),
-            4 => tile_rows_n::<4>(w, a, tile, row0, dst),
-            5 => tile_rows_n::<5>(w, a, tile, row0, dst),
-            6 => tile_rows_n::<6>(w, a, tile, row0, dst),
-            7 => tile_rows_n::<7>(w, a, tile, row0, dst),
-            _ => tile_rows_n::<ROWS_PER_PASS>(w, a, tile, row0, dst),
-        }
+        with_const_rows!(rows, tile_rows_n(w, a, tile, row0, dst))
     }
 
     /// Like `tile_rows` for tiles `tile` and `tile + 1` at once: each activation broadcast feeds both tiles, which
@@ -256,17 +263,7 @@ mod avx512 {
     /// # Safety
     /// As `tile_rows`, and `tile + 1` must be a tile of `w`.
     pub unsafe fn tile_pair_rows(w: &PackedQ8, a: &QuantRows, tile: usize, row0: usize, rows: usize, dst: *mut f32) {
-        assert!((1..=ROWS_PER_PASS).contains(&rows) && ROWS_PER_PASS == 8, "a pass has 1..=8 rows");
-        match rows {
-            1 => tile_pair_rows_n::<1>(w, a, tile, row0, dst),
-            2 => tile_pair_rows_n::<2>(w, a, tile, row0, dst),
-            3 => tile_pair_rows_n::<3>(w, a, tile, row0, dst),
-            4 => tile_pair_rows_n::<4>(w, a, tile, row0, dst),
-            5 => tile_pair_rows_n::<5>(w, a, tile, row0, dst),
-            6 => tile_pair_rows_n::<6>(w, a, tile, row0, dst),
-            7 => tile_pair_rows_n::<7>(w, a, tile, row0, dst),
-            _ => tile_pair_rows_n::<ROWS_PER_PASS>(w, a, tile, row0, dst),
-        }
+        with_const_rows!(rows, tile_pair_rows_n(w, a, tile, row0, dst))
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]

@@ -47,8 +47,9 @@ fn ctx() -> RunContext {
     }
 }
 
-fn jobs(n: usize) -> Arc<[Job]> {
-    let items: Vec<WorkItem> = (0..n)
+/// n samples of suite "s", prompts "q<i>".
+fn items(n: usize) -> Vec<WorkItem> {
+    (0..n)
         .map(|i| WorkItem {
             suite: "s".into(),
             task: None,
@@ -56,8 +57,11 @@ fn jobs(n: usize) -> Arc<[Job]> {
             messages: vec![ChatMessage::new("user", format!("q{i}"))],
             reference: None,
         })
-        .collect();
-    let plan = build_plan(&[PolicySpec::baseline()], vec![items], 0, &BTreeSet::new()).unwrap();
+        .collect()
+}
+
+fn jobs(n: usize) -> Arc<[Job]> {
+    let plan = build_plan(&[PolicySpec::baseline()], vec![items(n)], 0, &BTreeSet::new()).unwrap();
     make_jobs(&plan.entries, &GenerationConfig::default(), "m").into()
 }
 
@@ -80,6 +84,13 @@ fn answer() -> Reply {
 async fn run_with(backend: Arc<ScriptedBackend>, s: RunnerSettings, jobs: Arc<[Job]>) -> Vec<Record> {
     let runner = Arc::new(Runner::new(backend, s, ctx(), None));
     runner.warmup(&jobs).await;
+    let mut v = run_and_collect(&runner, jobs).await;
+    v.sort_by_key(|r| r.sample_id.parse::<usize>().unwrap());
+    v
+}
+
+/// Every record of a run, in completion order.
+async fn run_and_collect(runner: &Arc<Runner>, jobs: Arc<[Job]>) -> Vec<Record> {
     let (tx, mut rx) = mpsc::channel(16);
     let collect = tokio::spawn(async move {
         let mut v = Vec::new();
@@ -89,9 +100,7 @@ async fn run_with(backend: Arc<ScriptedBackend>, s: RunnerSettings, jobs: Arc<[J
         v
     });
     runner.run(jobs, tx).await;
-    let mut v = collect.await.unwrap();
-    v.sort_by_key(|r| r.sample_id.parse::<usize>().unwrap());
-    v
+    collect.await.unwrap()
 }
 
 fn http(status: u16, retry_after: Option<Duration>) -> Reply {
@@ -118,18 +127,9 @@ async fn closed_loop_runs_each_job_once_within_the_cap() {
 
 #[tokio::test(start_paused = true)]
 async fn a_policy_with_its_own_concurrency_runs_alone_after_the_shared_phase() {
-    let items: Vec<WorkItem> = (0..6)
-        .map(|i| WorkItem {
-            suite: "s".into(),
-            task: None,
-            sample_id: i.to_string(),
-            messages: vec![ChatMessage::new("user", format!("q{i}"))],
-            reference: None,
-        })
-        .collect();
     let batched = PolicySpec { name: "batched".into(), concurrency: Some(crate::config::file::NonZero(3)), ..PolicySpec::baseline() };
     let other = PolicySpec { name: "other".into(), ..PolicySpec::baseline() };
-    let plan = build_plan(&[PolicySpec::baseline(), batched, other], vec![items], 0, &BTreeSet::new()).unwrap();
+    let plan = build_plan(&[PolicySpec::baseline(), batched, other], vec![items(6)], 0, &BTreeSet::new()).unwrap();
     let jobs: Arc<[Job]> = make_jobs(&plan.entries, &GenerationConfig::default(), "m").into();
     let backend = Arc::new(ScriptedBackend::new(|_, _| answer()));
     let runner = Arc::new(Runner::new(backend, RunnerSettings { concurrency: 1, ..settings() }, ctx(), None));
@@ -137,16 +137,7 @@ async fn a_policy_with_its_own_concurrency_runs_alone_after_the_shared_phase() {
     let shape: Vec<(Option<(String, String)>, usize, usize)> =
         phases.iter().map(|p| (p.policy.clone(), p.concurrency, p.jobs.len())).collect();
     assert_eq!(shape, vec![(None, 1, 12), (Some(("batched".into(), "s".into())), 3, 6)]);
-    let (tx, mut rx) = mpsc::channel(64);
-    let collect = tokio::spawn(async move {
-        let mut v = Vec::new();
-        while let Some(r) = rx.recv().await {
-            v.push(r);
-        }
-        v
-    });
-    runner.run(jobs, tx).await;
-    let recs = collect.await.unwrap();
+    let recs = run_and_collect(&runner, jobs).await;
     let starts = |policy: &str| {
         let mut v: Vec<u64> = recs.iter().filter(|r| r.policy == policy).map(|r| ms(r.start_offset_s)).collect();
         v.sort();
