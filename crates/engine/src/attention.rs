@@ -6,8 +6,8 @@
 //! on how many rows are in the forward, so a k-row forward (speculative verification, prefill, a batch) gives the
 //! same bits as k one-row steps. It replaces a dozen candle ops per row and layer (narrow, matmul, softmax, copy of
 //! the V cache, stack), whose fixed costs dominated decoding once the weight matmuls got fast (docs/engine.md).
-//! The summation order is fixed in the source (16 partial sums, no fused multiply-add), so the result does not
-//! depend on the SIMD width the compiler picks.
+//! The summation order is fixed in the source (16 partial sums, no fused multiply-add, a pairwise tree), so the
+//! result does not depend on the SIMD width; the AVX-512 scores (16 keys at once) follow the same order exactly.
 
 /// Head counts and size, shared by every sequence of a call.
 #[derive(Clone, Copy)]
@@ -89,11 +89,21 @@ fn head_row(qh: &[f32], keys: &[f32], values: &[f32], dst: &mut [f32]) -> Vec<f3
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn head_row_avx512(qh: &[f32], keys: &[f32], values: &[f32], dst: &mut [f32]) -> Vec<f32> {
-    head_row_generic(qh, keys, values, dst)
+    let mut p = if qh.len() % 16 == 0 { avx512::scores(qh, keys) } else { scores(qh, keys) };
+    weigh_values(&mut p, values, dst);
+    p
 }
 
 #[inline(always)]
 fn head_row_generic(qh: &[f32], keys: &[f32], values: &[f32], dst: &mut [f32]) -> Vec<f32> {
+    let mut p = scores(qh, keys);
+    weigh_values(&mut p, values, dst);
+    p
+}
+
+/// q·k for every key (`keys` = n rows of q.len() values).
+#[inline(always)]
+fn scores(qh: &[f32], keys: &[f32]) -> Vec<f32> {
     // Plain index loops: iterator adaptors would be separate functions compiled without the caller's AVX-512.
     let d = qh.len();
     let n = keys.len() / d;
@@ -101,15 +111,107 @@ fn head_row_generic(qh: &[f32], keys: &[f32], values: &[f32], dst: &mut [f32]) -
     for j in 0..n {
         p[j] = dot(qh, &keys[j * d..(j + 1) * d]);
     }
-    softmax_in_place(&mut p);
-    let dst = &mut dst[..d];
-    for j in 0..n {
-        let (pj, vj) = (p[j], &values[j * d..][..d]);
-        for i in 0..d {
-            dst[i] += pj * vj[i];
+    p
+}
+
+/// Softmax of the scores in place, then `dst = sum_j p_j v_j` (summed in j order from 0).
+#[inline(always)]
+fn weigh_values(p: &mut [f32], values: &[f32], dst: &mut [f32]) {
+    softmax_in_place(p);
+    let d = dst.len();
+    // Accumulate in a local array the compiler keeps in registers (through `dst` it reloaded and stored every
+    // lane for every key); same additions in the same order.
+    const MAX_D: usize = 256;
+    if d <= MAX_D {
+        let mut acc = [0f32; MAX_D];
+        let acc = &mut acc[..d];
+        for j in 0..p.len() {
+            let (pj, vj) = (p[j], &values[j * d..][..d]);
+            for i in 0..d {
+                acc[i] += pj * vj[i];
+            }
+        }
+        dst.copy_from_slice(acc);
+    } else {
+        dst.fill(0.0);
+        for j in 0..p.len() {
+            let (pj, vj) = (p[j], &values[j * d..][..d]);
+            for i in 0..d {
+                dst[i] += pj * vj[i];
+            }
         }
     }
-    p
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// `dot(q, key)` for every key, 16 keys at a time, with exactly `dot`'s arithmetic: per key, 16 lane sums of
+    /// products in order, then the pairwise tree (lane l += lane l + 8, + 4, + 2, + 1) and `+ 0.0`. The tree runs
+    /// across 16 keys' registers at once, two registers per shuffle, instead of one horizontal sum per key.
+    ///
+    /// # Safety
+    /// The CPU must support avx512f; `q.len()` must be a multiple of 16.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn scores(q: &[f32], keys: &[f32]) -> Vec<f32> {
+        let d = q.len();
+        assert!(d % 16 == 0 && d > 0);
+        let n = keys.len() / d;
+        let mut out = vec![0f32; n];
+        let idx: [[__m512i; 2]; 4] = [16, 8, 4, 2].map(|s| {
+            [level_index(s, false), level_index(s, true)].map(|i| _mm512_loadu_si512(i.as_ptr() as *const __m512i))
+        });
+        let mut j = 0;
+        while j + 16 <= n {
+            let mut acc = [_mm512_setzero_ps(); 16];
+            for c in 0..d / 16 {
+                let qc = _mm512_loadu_ps(q.as_ptr().add(c * 16));
+                for t in 0..16 {
+                    let k = _mm512_loadu_ps(keys.as_ptr().add((j + t) * d + c * 16));
+                    acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(qc, k));
+                }
+            }
+            // The pairwise tree, two registers per shuffle: 16 keys x 16 lanes -> 8 registers of 2 keys x 8 lanes
+            // -> 4 of 4 x 4 -> 2 of 8 x 2 -> lane t = key t.
+            let mut l1 = [_mm512_setzero_ps(); 8];
+            for i in 0..8 {
+                l1[i] = level(acc[2 * i], acc[2 * i + 1], &idx[0]);
+            }
+            let mut l2 = [_mm512_setzero_ps(); 4];
+            for i in 0..4 {
+                l2[i] = level(l1[2 * i], l1[2 * i + 1], &idx[1]);
+            }
+            let l3 = [level(l2[0], l2[1], &idx[2]), level(l2[2], l2[3], &idx[2])];
+            let sums = level(l3[0], l3[1], &idx[3]);
+            _mm512_storeu_ps(out.as_mut_ptr().add(j), _mm512_add_ps(sums, _mm512_setzero_ps()));
+            j += 16;
+        }
+        for t in j..n {
+            out[t] = super::dot(q, &keys[t * d..(t + 1) * d]);
+        }
+        out
+    }
+
+    /// One tree level: each key's first half of lanes plus its second half, keys of `a` then keys of `b`.
+    #[inline(always)]
+    unsafe fn level(a: __m512, b: __m512, idx: &[__m512i; 2]) -> __m512 {
+        _mm512_add_ps(_mm512_permutex2var_ps(a, idx[0], b), _mm512_permutex2var_ps(a, idx[1], b))
+    }
+
+    /// Lane indices for one tree level: inputs hold keys of `s` lanes each (16 / s keys per register); the output
+    /// holds twice as many keys of s / 2 lanes, the first half of the keys from `a` and the rest from `b`. `hi`
+    /// picks the second half of each key's lanes.
+    fn level_index(s: usize, hi: bool) -> [i32; 16] {
+        let mut idx = [0i32; 16];
+        let (half, per_reg) = (s / 2, 16 / s);
+        for (o, v) in idx.iter_mut().enumerate() {
+            let key = o / half;
+            let (reg, k) = (key / per_reg, key % per_reg);
+            *v = (reg * 16 + k * s + o % half + if hi { half } else { 0 }) as i32;
+        }
+        idx
+    }
 }
 
 /// Dot product with 16 partial sums in a fixed order (vectorizes to any SIMD width with identical results).
@@ -213,6 +315,21 @@ mod tests {
             assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
         }
         assert!(probs[1].is_empty());
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn simd_scores_equal_the_scalar_dot_bit_for_bit() {
+        if !std::is_x86_feature_detected!("avx512f") {
+            return; // only the scalar path exists on this CPU
+        }
+        for (n, seed) in [(1, 1), (16, 2), (37, 3), (160, 4)] {
+            let q = data(64, seed);
+            let keys = data(n * 64, seed + 10);
+            let want: Vec<u32> = (0..n).map(|j| dot(&q, &keys[j * 64..(j + 1) * 64]).to_bits()).collect();
+            let got: Vec<u32> = unsafe { avx512::scores(&q, &keys) }.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, want, "{n} keys");
+        }
     }
 
     #[test]
