@@ -97,9 +97,7 @@ impl EmbeddedBackend {
         params: &BatchingParams,
     ) -> Result<Generation, BackendError> {
         let scheduler = self.scheduler(policy, params)?;
-        let messages: Vec<_> =
-            request.messages.iter().map(|m| ttc_engine::ChatMessage::new(&m.role, m.content.clone())).collect();
-        let prompt = self.engine.prompt_tokens(&messages).map_err(engine_error)?;
+        let prompt = self.engine.prompt_tokens(&engine_messages(&request.messages)).map_err(engine_error)?;
         let req = ttc_engine::GenRequest { prompt, max_tokens: request.max_tokens as usize, stop: Vec::new() };
         let mut chooser = Chooser::new(sampling_from_request(request)).map_err(engine_error)?;
         let choose: ChooseFn = Box::new(move |logits| chooser.choose(logits));
@@ -142,6 +140,11 @@ impl EventSink for BatchSink {
             }
         }
     }
+}
+
+/// The runner's chat messages as the engine's.
+fn engine_messages(messages: &[ChatMessage]) -> Vec<ttc_engine::ChatMessage> {
+    messages.iter().map(|m| ttc_engine::ChatMessage::new(&m.role, m.content.clone())).collect()
 }
 
 /// The run's sampling settings as a sampler config (None = greedy).
@@ -226,7 +229,7 @@ impl Backend for EmbeddedBackend {
         let (tx, stream) = event_channel(256);
         let (stats_tx, stats_rx) = tokio::sync::oneshot::channel();
         let job = Job {
-            messages: request.messages.iter().map(|m| ttc_engine::ChatMessage::new(&m.role, m.content.clone())).collect(),
+            messages: engine_messages(&request.messages),
             policy,
             max_tokens: request.max_tokens as usize,
             sampling: sampling_from_request(request),
@@ -255,8 +258,7 @@ impl GgufTokenCounter {
 
 impl TokenCounter for GgufTokenCounter {
     fn count_prompt(&self, messages: &[ChatMessage]) -> Option<u32> {
-        let msgs: Vec<_> = messages.iter().map(|m| ttc_engine::ChatMessage::new(&m.role, m.content.clone())).collect();
-        self.engine.prompt_tokens(&msgs).ok().map(|t| t.len() as u32)
+        self.engine.prompt_tokens(&engine_messages(messages)).ok().map(|t| t.len() as u32)
     }
     fn count_text(&self, text: &str) -> u32 {
         self.engine.tokenizer.encode(text).map(|t| t.len() as u32).unwrap_or(0)

@@ -15,10 +15,10 @@
 //! SmolLM2-135M was not trained for early exit (engine.md §0.4): expect lost quality; docs/policies.md has numbers.
 
 use crate::chooser::Chooser;
-use crate::engine::{Emitter, GenOutput, GenRequest};
+use crate::engine::{Emitter, GenOutput, GenRequest, Prefill};
 use crate::error::Result;
 use crate::kv::KvCache;
-use crate::model::{logits_rows, LogitsMode};
+use crate::model::logits_rows;
 use crate::policy::{ConfidenceExitParams, FixedExitParams};
 use crate::speculative::run_layers;
 use crate::Engine;
@@ -126,18 +126,14 @@ pub fn generate_confidence_exit(
     chooser: &mut Chooser,
     on_event: &mut dyn FnMut(GenEvent) -> bool,
 ) -> Result<(GenOutput, PolicyStats)> {
-    engine.check_fits(req.prompt.len(), req.max_tokens)?;
     let model = &engine.model;
     let n_layer = model.cfg.n_layer;
     let checkpoints: Vec<usize> =
         (params.min_layer..n_layer).step_by(params.exit_interval.max(1)).filter(|&c| c >= 1).collect();
-    let started = Instant::now();
-    let mut cache = model.new_cache()?;
+    let Prefill { mut cache, started, prefill_s, logits } = engine.prefill(req)?;
     let mut em = Emitter::new(&engine.tokenizer, req, started, on_event);
     let mut exits = ExitCounter::new(n_layer);
-    let logits = model.forward(&req.prompt, &mut cache, LogitsMode::Last)?;
-    let prefill_s = started.elapsed().as_secs_f64();
-    let mut next = chooser.choose(&logits_rows(&logits)?[0])?;
+    let mut next = chooser.choose(&logits)?;
     exits.record(n_layer);
     let mut step = 0usize;
     while req.max_tokens > 0 && em.push(next) {

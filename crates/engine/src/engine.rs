@@ -3,6 +3,7 @@
 use crate::chat::{ChatMessage, ChatTemplate};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
+use crate::kv::KvCache;
 use crate::model::{logits_rows, LlamaModel, LogitsMode};
 use crate::tokenizer::{GgufTokenizer, StreamDecoder};
 use crate::weights::WeightFormat;
@@ -208,7 +209,28 @@ impl<'a> Emitter<'a> {
     }
 }
 
+/// A prompt prefilled into a fresh cache: where every full-model decoding loop starts.
+pub(crate) struct Prefill {
+    pub cache: KvCache,
+    /// When the request started (the Emitter's time origin).
+    pub started: Instant,
+    pub prefill_s: f64,
+    /// Logits of the prompt's last position.
+    pub logits: Vec<f32>,
+}
+
 impl Engine {
+    /// Check that the request fits the context, then prefill its prompt into a fresh cache.
+    pub(crate) fn prefill(&self, req: &GenRequest) -> Result<Prefill> {
+        self.check_fits(req.prompt.len(), req.max_tokens)?;
+        let started = Instant::now();
+        let mut cache = self.model.new_cache()?;
+        let logits = self.model.forward(&req.prompt, &mut cache, LogitsMode::Last)?;
+        let prefill_s = started.elapsed().as_secs_f64();
+        let logits = logits_rows(&logits)?.swap_remove(0);
+        Ok(Prefill { cache, started, prefill_s, logits })
+    }
+
     /// Plain autoregressive generation: prefill, then one forward per token. `choose` picks the next token from a
     /// logits row (greedy or a sampler); `on_event` receives the stream and returns false to cancel.
     pub fn generate_plain(
@@ -217,13 +239,9 @@ impl Engine {
         choose: &mut dyn FnMut(&[f32]) -> u32,
         on_event: &mut dyn FnMut(GenEvent) -> bool,
     ) -> Result<GenOutput> {
-        self.check_fits(req.prompt.len(), req.max_tokens)?;
-        let started = Instant::now();
-        let mut cache = self.model.new_cache()?;
+        let Prefill { mut cache, started, prefill_s, logits } = self.prefill(req)?;
         let mut em = Emitter::new(&self.tokenizer, req, started, on_event);
-        let logits = self.model.forward(&req.prompt, &mut cache, LogitsMode::Last)?;
-        let prefill_s = started.elapsed().as_secs_f64();
-        let mut next = choose(&logits_rows(&logits)?[0]);
+        let mut next = choose(&logits);
         while req.max_tokens > 0 && em.push(next) {
             let logits = self.model.forward(&[next], &mut cache, LogitsMode::Last)?;
             next = choose(&logits_rows(&logits)?[0]);

@@ -7,7 +7,7 @@
 //! is off by default, so the plain decoding path does no extra work.
 
 use crate::error::{EngineError, Result};
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 
 pub struct LayerKv {
     /// Keys and values, each laid out (n_kv, capacity, head_dim): one contiguous run of entries per KV head, which
@@ -105,18 +105,6 @@ impl LayerKv {
                 *acc += a;
             }
         }
-    }
-
-    /// Copies (1, n_kv, len, d) of the cached keys and values.
-    pub fn views(&self) -> Result<(Tensor, Tensor)> {
-        let (n_kv, d, len) = (self.n_kv, self.head_dim, self.len);
-        let gather = |buf: &[f32]| -> Vec<f32> {
-            (0..n_kv).flat_map(|h| buf[h * self.capacity * d..][..len * d].iter().copied()).collect()
-        };
-        Ok((
-            Tensor::from_vec(gather(&self.k), (1, n_kv, len, d), &Device::Cpu)?,
-            Tensor::from_vec(gather(&self.v), (1, n_kv, len, d), &Device::Cpu)?,
-        ))
     }
 
     pub fn truncate(&mut self, len: usize) {

@@ -15,14 +15,13 @@
 //! model.rs), which is what makes greedy output identical to the baseline, not merely equal up to near-ties.
 
 use crate::chooser::Chooser;
-use crate::engine::{Emitter, GenOutput, GenRequest};
+use crate::engine::{Emitter, GenOutput, GenRequest, Prefill};
 use crate::error::Result;
 use crate::kv::KvCache;
 use crate::model::{logits_rows, LogitsMode};
 use crate::policy::{NgramParams, SelfSpecParams};
 use crate::Engine;
 use candle_core::Tensor;
-use std::time::Instant;
 use ttc_types::{GenEvent, PolicyStats};
 
 /// Most draft tokens one verification may carry. Longer drafts are almost never accepted whole on this model
@@ -78,15 +77,11 @@ pub fn generate_ngram(
     chooser: &mut Chooser,
     on_event: &mut dyn FnMut(GenEvent) -> bool,
 ) -> Result<(GenOutput, PolicyStats)> {
-    engine.check_fits(req.prompt.len(), req.max_tokens)?;
     let model = &engine.model;
-    let started = Instant::now();
-    let mut cache = model.new_cache()?;
+    let Prefill { mut cache, started, prefill_s, logits } = engine.prefill(req)?;
     let mut em = Emitter::new(&engine.tokenizer, req, started, on_event);
     let mut c = SpecCounters::default();
-    let logits = model.forward(&req.prompt, &mut cache, LogitsMode::Last)?;
-    let prefill_s = started.elapsed().as_secs_f64();
-    let mut next = chooser.choose(&logits_rows(&logits)?[0])?;
+    let mut next = chooser.choose(&logits)?;
     let mut context = req.prompt.clone();
     let lookahead = params.lookahead_tokens.min(MAX_DRAFT);
     while req.max_tokens > 0 && em.push(next) {
@@ -140,17 +135,13 @@ pub fn generate_self_speculative(
     chooser: &mut Chooser,
     on_event: &mut dyn FnMut(GenEvent) -> bool,
 ) -> Result<(GenOutput, PolicyStats)> {
-    engine.check_fits(req.prompt.len(), req.max_tokens)?;
     let model = &engine.model;
     let n_layer = model.cfg.n_layer;
     let e = params.draft_layers.clamp(1, n_layer - 1);
-    let started = Instant::now();
-    let mut cache = model.new_cache()?;
+    let Prefill { mut cache, started, prefill_s, logits } = engine.prefill(req)?;
     let mut em = Emitter::new(&engine.tokenizer, req, started, on_event);
     let mut c = SpecCounters::default();
-    let logits = model.forward(&req.prompt, &mut cache, LogitsMode::Last)?;
-    let prefill_s = started.elapsed().as_secs_f64();
-    let mut next = chooser.choose(&logits_rows(&logits)?[0])?;
+    let mut next = chooser.choose(&logits)?;
     let lookahead = params.lookahead_tokens.min(MAX_DRAFT);
     while req.max_tokens > 0 && em.push(next) {
         let base = cache.next_pos;

@@ -5,18 +5,14 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use ttc_engine::{Engine, WeightFormat};
 
-/// TTC_MODEL, else the cache `ttc model pull` fills. The tests need the real model: fetch it first
-/// (`cargo run -p ttc-cli -- model pull`); a missing model fails loudly rather than skipping.
+/// TTC_MODEL, else the cache `ttc model pull` fills (located, and verified, by ttc-assets). A missing model fails
+/// loudly rather than skipping.
 pub fn model_path() -> PathBuf {
     if let Ok(p) = std::env::var("TTC_MODEL") {
         return PathBuf::from(p);
     }
-    let home = std::env::var("TTC_HOME").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/ttcbench")
-    });
-    let p = home.join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.exists(), "model not found at {}: run `ttc model pull` (or set TTC_MODEL) before the tests", p.display());
-    p
+    ttc_assets::locate(ttc_assets::smollm2_gguf())
+        .unwrap_or_else(|e| panic!("{e}: run `ttc model pull` (or set TTC_MODEL) before the tests"))
 }
 
 pub fn engine(format: WeightFormat) -> &'static Engine {
