@@ -13,16 +13,9 @@ fn reference(name: &str) -> Option<Value> {
 }
 
 fn check(embedder: &dyn SentenceEmbedder, reference: &Value, tol: f32) -> f32 {
-    let items = reference["items"].as_array().unwrap();
-    let texts: Vec<&str> = items.iter().map(|i| i["text"].as_str().unwrap()).collect();
-    let got = embedder.embed(&texts).unwrap();
-    let mut worst = 0f32;
-    for (item, v) in items.iter().zip(&got) {
-        let want: Vec<f32> = item["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-        assert_eq!(v.len(), want.len());
-        let diff = v.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        assert!(diff < tol, "{}: max |diff| {diff} for {:?}", embedder.name(), item["text"]);
-        worst = worst.max(diff);
+    let (worst, got, want_dims) = compare_vectors(embedder, reference, tol);
+    for (v, dims) in got.iter().zip(want_dims) {
+        assert_eq!(v.len(), dims);
         let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5, "not normalised: {norm}");
     }
@@ -139,17 +132,25 @@ fn tiny_models_match_sentence_transformers() {
 
 /// Random weights carry no meaning, so only the vectors are compared.
 fn check_no_semantics(embedder: &dyn SentenceEmbedder, reference: &Value, tol: f32) -> f32 {
+    compare_vectors(embedder, reference, tol).0
+}
+
+/// Embeds the reference texts and asserts every vector within `tol` (max abs diff) of the reference. Returns the
+/// worst difference, the embeddings and the reference vectors' lengths.
+fn compare_vectors(embedder: &dyn SentenceEmbedder, reference: &Value, tol: f32) -> (f32, Vec<Vec<f32>>, Vec<usize>) {
     let items = reference["items"].as_array().unwrap();
     let texts: Vec<&str> = items.iter().map(|i| i["text"].as_str().unwrap()).collect();
     let got = embedder.embed(&texts).unwrap();
     let mut worst = 0f32;
+    let mut dims = Vec::with_capacity(items.len());
     for (item, v) in items.iter().zip(&got) {
         let want: Vec<f32> = item["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
         let diff = v.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        assert!(diff < tol, "max |diff| {diff} for {:?}", item["text"]);
+        assert!(diff < tol, "{}: max |diff| {diff} for {:?}", embedder.name(), item["text"]);
         worst = worst.max(diff);
+        dims.push(want.len());
     }
-    worst
+    (worst, got, dims)
 }
 
 /// all-MiniLM-L6-v2 with float16-rounded weights against sentence-transformers on the same weights. The
