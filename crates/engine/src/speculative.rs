@@ -22,6 +22,7 @@ use crate::model::{logits_rows, LogitsMode};
 use crate::policy::{NgramParams, SelfSpecParams};
 use crate::Engine;
 use candle_core::Tensor;
+use ttc_sampling::Verification;
 use ttc_types::{GenEvent, PolicyStats};
 
 /// Most draft tokens one verification may carry. Longer drafts are almost never accepted whole on this model
@@ -65,9 +66,26 @@ impl SpecCounters {
     }
 }
 
-/// Emit the verified tokens; returns false once generation stops.
-fn emit_all(em: &mut Emitter<'_>, tokens: &[u32]) -> bool {
-    tokens.iter().all(|&t| em.push(t))
+/// One verification's bookkeeping, shared by both drafters: verify `draft` against the target logits `rows`, count
+/// the step, roll the cache back to the accepted tokens (it held `base` entries before the verification forward)
+/// and emit them. Returns the verification, or None once generation stops.
+fn accept_step(
+    chooser: &mut Chooser,
+    draft: &[u32],
+    rows: &[Vec<f32>],
+    cache: &mut KvCache,
+    base: usize,
+    em: &mut Emitter<'_>,
+    c: &mut SpecCounters,
+) -> Result<Option<Verification>> {
+    let v = chooser.verify(draft, rows)?;
+    c.steps += 1;
+    c.drafted += draft.len() as u64;
+    c.accepted += v.accepted as u64;
+    c.emitted_in_steps += v.accepted as u64 + 1;
+    cache.truncate(base + 1 + v.accepted);
+    let emitted = draft[..v.accepted].iter().all(|&t| em.push(t));
+    Ok(emitted.then_some(v))
 }
 
 pub fn generate_ngram(
@@ -101,15 +119,7 @@ pub fn generate_ngram(
         input.push(next);
         input.extend_from_slice(&draft);
         let rows = logits_rows(&model.forward(&input, &mut cache, LogitsMode::All)?)?;
-        let v = chooser.verify(&draft, &rows)?;
-        c.steps += 1;
-        c.drafted += draft.len() as u64;
-        c.accepted += v.accepted as u64;
-        c.emitted_in_steps += v.accepted as u64 + 1;
-        cache.truncate(base + 1 + v.accepted);
-        if !emit_all(&mut em, &draft[..v.accepted]) {
-            break;
-        }
+        let Some(v) = accept_step(chooser, &draft, &rows, &mut cache, base, &mut em, &mut c)? else { break };
         context.extend_from_slice(&draft[..v.accepted]);
         next = v.next_token;
     }
@@ -178,15 +188,7 @@ pub fn generate_self_speculative(
             next = chooser.choose(&rows[0])?;
             continue;
         }
-        let v = chooser.verify(&draft, &rows)?;
-        c.steps += 1;
-        c.drafted += draft.len() as u64;
-        c.accepted += v.accepted as u64;
-        c.emitted_in_steps += v.accepted as u64 + 1;
-        cache.truncate(base + 1 + v.accepted);
-        if !emit_all(&mut em, &draft[..v.accepted]) {
-            break;
-        }
+        let Some(v) = accept_step(chooser, &draft, &rows, &mut cache, base, &mut em, &mut c)? else { break };
         next = v.next_token;
     }
     let mut stats = PolicyStats::default();
