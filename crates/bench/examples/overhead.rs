@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use ttc_bench::backend::openai::{OpenAiBackend, OpenAiSettings};
 use ttc_bench::backend::ChatMessage;
 use ttc_bench::collect::Collector;
-use ttc_bench::config::{Arrival, GenerationConfig, PolicySpec};
+use ttc_bench::config::{Arrival, GenerationConfig, Policy};
 use ttc_bench::plan::{build_plan, WorkItem};
 use ttc_bench::progress::Progress;
 use ttc_bench::record::RunContext;
@@ -172,7 +172,7 @@ fn scenario(a: &Args, n: usize, chunks: usize, arrival: Arrival, rate: f64, conc
                 reference: None,
             })
             .collect();
-        let plan = build_plan(&[PolicySpec::baseline()], vec![items], 0, &BTreeSet::new()).unwrap();
+        let plan = build_plan(&[Policy::baseline()], vec![items], 0, &BTreeSet::new()).unwrap();
         let jobs = make_jobs(&plan.entries, &GenerationConfig::default(), "bench");
         let settings = RunnerSettings {
             arrival,

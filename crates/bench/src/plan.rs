@@ -6,7 +6,7 @@
 //! state during the run hits all policies alike instead of biasing the one that ran last.
 
 use crate::backend::ChatMessage;
-use crate::config::{PolicySpec, SuiteConfig};
+use crate::config::{Policy, SuiteConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -39,7 +39,7 @@ pub type RequestKey = (String, String, String);
 pub struct PlanEntry {
     /// Position in execution order.
     pub index: usize,
-    pub policy: Arc<PolicySpec>,
+    pub policy: Arc<Policy>,
     pub item: Arc<WorkItem>,
 }
 
@@ -90,7 +90,7 @@ pub fn draw_samples(items: Vec<WorkItem>, n: Option<usize>, seed: u64) -> Vec<Wo
 
 /// Builds the plan from the policies and each suite's (already drawn) items, skipping stored keys.
 pub fn build_plan(
-    policies: &[PolicySpec],
+    policies: &[Policy],
     suites: Vec<Vec<WorkItem>>,
     seed: u64,
     already_stored: &BTreeSet<RequestKey>,
@@ -175,8 +175,8 @@ mod tests {
         v
     }
 
-    fn policy(name: &str) -> PolicySpec {
-        PolicySpec { name: name.into(), ..PolicySpec::baseline() }
+    fn policy(name: &str) -> Policy {
+        Policy { name: name.into(), ..Policy::baseline() }
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub fn build_record(
         model: model.to_string(),
         weights: ctx.backend.weights.clone(),
         policy: policy.name.clone(),
-        algorithm: policy.algorithm.clone(),
+        algorithm: policy.algorithm_name().to_string(),
         params_json: policy.params_json(),
         suite: entry.item.suite.clone(),
         task: entry.item.task.clone(),
@@ -136,7 +136,7 @@ pub fn build_record(
 mod tests {
     use super::*;
     use crate::backend::ChatMessage;
-    use crate::config::PolicySpec;
+    use crate::config::Policy;
     use crate::plan::WorkItem;
     use crate::tokens::WordCounter;
     use std::sync::Arc;
@@ -162,7 +162,7 @@ mod tests {
     fn entry() -> PlanEntry {
         PlanEntry {
             index: 0,
-            policy: Arc::new(PolicySpec::baseline()),
+            policy: Arc::new(Policy::baseline()),
             item: Arc::new(WorkItem {
                 suite: "s".into(),
                 task: Some("t".into()),

@@ -1,5 +1,5 @@
 //! Quality scoring after a request finishes. The eval crate's metric registry plugs in through
-//! [`Scorer`]; tests use a trivial one. Names in `ttc_types::QUALITY_METRICS` go to `Record::metrics`,
+//! [`Scorer`]. Names in `ttc_types::QUALITY_METRICS` go to `Record::metrics`,
 //! anything else to `Record::extra_metrics`.
 
 use std::collections::BTreeMap;
@@ -10,19 +10,6 @@ pub trait Scorer: Send + Sync {
     fn score(&self, record: &Record) -> anyhow::Result<BTreeMap<String, f64>>;
 }
 
-/// Exact string match after trimming: enough for tests and a sanity signal.
-pub struct ExactMatchScorer;
-
-impl Scorer for ExactMatchScorer {
-    fn score(&self, r: &Record) -> anyhow::Result<BTreeMap<String, f64>> {
-        let mut m = BTreeMap::new();
-        if let Some(reference) = &r.reference {
-            let hit = r.prediction.trim() == reference.trim();
-            m.insert("exact_match".to_string(), if hit { 1.0 } else { 0.0 });
-        }
-        Ok(m)
-    }
-}
 
 /// Scores a successful record in place; a scorer failure is logged, never fatal.
 pub fn apply(scorer: &dyn Scorer, record: &mut Record) {

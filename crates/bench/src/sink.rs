@@ -33,15 +33,3 @@ impl RecordSink for MemorySink {
     }
 }
 
-/// Counts and drops records (benchmarks of the runner alone).
-#[derive(Default)]
-pub struct NullSink;
-
-impl RecordSink for NullSink {
-    fn push(&mut self, _record: Record) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn flush(&mut self) -> anyhow::Result<()> {
-        Ok(())
-    }
-}

@@ -58,7 +58,7 @@ impl Summary {
         self.attempts.saturating_sub(self.total as u64)
     }
 
-    /// Aggregate output throughput: sum of N over (last end - first start) (DESIGN.md).
+    /// Aggregate output throughput: sum of N over (last end - first start) (docs/runner.md).
     pub fn output_tok_s(&self) -> Option<f64> {
         let span = self.last_end_s? - self.first_start_s?;
         (span > 0.0).then(|| self.output_tokens as f64 / span)

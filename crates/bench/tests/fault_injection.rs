@@ -13,7 +13,7 @@ use support::{Fault, FaultServer, ServerState};
 use ttc_bench::backend::openai::{OpenAiBackend, OpenAiSettings};
 use ttc_bench::backend::ChatMessage;
 use ttc_bench::collect::Collector;
-use ttc_bench::config::{Arrival, GenerationConfig, PolicySpec};
+use ttc_bench::config::{Arrival, GenerationConfig, Policy};
 use ttc_bench::plan::{build_plan, WorkItem};
 use ttc_bench::progress::Progress;
 use ttc_bench::record::RunContext;
@@ -89,7 +89,7 @@ async fn run(server: &FaultServer, n: usize, api_key: Option<&str>) -> Vec<Recor
     })
     .unwrap();
     let info = backend.info();
-    let plan = build_plan(&[PolicySpec::baseline()], vec![items(n)], 1, &BTreeSet::new()).unwrap();
+    let plan = build_plan(&[Policy::baseline()], vec![items(n)], 1, &BTreeSet::new()).unwrap();
     let jobs = make_jobs(&plan.entries, &GenerationConfig::default(), &info.model);
     let settings = RunnerSettings {
         arrival: Arrival::Closed,

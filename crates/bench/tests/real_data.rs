@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use ttc_bench::config::{EmbedderChoice, PolicySpec, ScoringConfig, SuiteConfig};
+use ttc_bench::config::{EmbedderChoice, Policy, ScoringConfig, SuiteConfig};
 use ttc_bench::eval_adapter::EvalAdapter;
 use ttc_bench::plan::{build_plan, SuiteLoader};
 
@@ -30,7 +30,7 @@ fn real_suites_feed_a_deterministic_plan() {
     let w = load(&worf, 1);
     let tasks: BTreeSet<_> = w.iter().filter_map(|i| i.task.clone()).collect();
     assert!(tasks.len() >= 9, "18 samples stratified over WorfBench's tasks: {tasks:?}");
-    let policies = [PolicySpec::baseline(), PolicySpec { name: "other".into(), ..PolicySpec::baseline() }];
+    let policies = [Policy::baseline(), Policy { name: "other".into(), ..Policy::baseline() }];
     let plan = build_plan(&policies, vec![a, w], 1, &BTreeSet::new()).unwrap();
     assert_eq!(plan.entries.len(), 2 * 48);
 }

@@ -21,7 +21,7 @@ pub fn run(a: PoliciesArgs) -> anyhow::Result<i32> {
             .map(|p| {
                 serde_json::json!({
                     "name": p.name, "family": p.family(), "algorithm": p.algorithm_name(),
-                    "params": serde_json::from_str::<serde_json::Value>(&p.params_json()).unwrap_or_default(),
+                    "params": serde_json::from_str::<serde_json::Value>(&p.algorithm.params_json()).unwrap_or_default(),
                     "description": p.description,
                 })
             })
@@ -31,7 +31,7 @@ pub fn run(a: PoliciesArgs) -> anyhow::Result<i32> {
     }
     println!("{:<30} {:<24} {:<22} params", "name", "family", "algorithm");
     for p in &policies {
-        println!("{:<30} {:<24} {:<22} {}", p.name, p.family(), p.algorithm_name(), p.params_json());
+        println!("{:<30} {:<24} {:<22} {}", p.name, p.family(), p.algorithm_name(), p.algorithm.params_json());
     }
     Ok(0)
 }

@@ -106,5 +106,9 @@ fn embedded_backend(cfg: &RunConfig) -> anyhow::Result<Arc<dyn Backend>> {
     };
     eprintln!("loading {} ({weights} weights)...", path.display());
     let engine = Arc::new(Engine::load(&path, weights)?);
+    // Layer indices can only be checked against a loaded model: reject them before the first request.
+    for p in &cfg.policies {
+        engine.check_policy(p)?;
+    }
     Ok(Arc::new(ttc_embedded::EmbeddedBackend::new(engine)))
 }

@@ -15,7 +15,6 @@ use std::sync::{mpsc, Arc, Mutex};
 use ttc_bench::backend::{
     event_channel, Backend, BackendError, BackendInfo, ChatMessage, EventSender, GenRequest, Generation,
 };
-use ttc_bench::tokens::TokenCounter;
 use ttc_engine::chooser::Chooser;
 use ttc_engine::policy::{Algorithm, BatchingParams};
 use ttc_engine::scheduler::{ChooseFn, EventSink, Scheduler, StreamItem};
@@ -35,7 +34,7 @@ struct Job {
 pub struct EmbeddedBackend {
     engine: Arc<Engine>,
     jobs: Mutex<mpsc::Sender<Job>>,
-    /// Validated engine policies by name (the runner's specs are converted once).
+    /// Policies already checked against the model, by name.
     policies: Mutex<HashMap<String, Policy>>,
     /// One scheduler per batching policy, started on first use.
     schedulers: Mutex<HashMap<String, Arc<Scheduler>>>,
@@ -65,16 +64,15 @@ impl EmbeddedBackend {
         &self.engine
     }
 
-    fn policy(&self, spec: &ttc_bench::config::PolicySpec) -> Result<Policy, BackendError> {
-        let mut cache = self.policies.lock().expect("policy cache");
-        if let Some(p) = cache.get(&spec.name) {
-            return Ok(p.clone());
+    /// The request's policy, checked against this model once per name (a layer index past the model's depth is
+    /// an invalid request, not a silent clamp).
+    fn policy(&self, policy: &Policy) -> Result<Policy, BackendError> {
+        let mut checked = self.policies.lock().map_err(|_| BackendError::Engine("policy cache poisoned".into()))?;
+        if !checked.contains_key(&policy.name) {
+            self.engine.check_policy(policy).map_err(|e| BackendError::InvalidRequest(e.to_string()))?;
+            checked.insert(policy.name.clone(), policy.clone());
         }
-        let params = serde_json::to_value(&spec.params).unwrap_or_default();
-        let p = ttc_engine::policy::policy_from_parts(&spec.name, &spec.algorithm, spec.description.clone(), params)
-            .map_err(BackendError::InvalidRequest)?;
-        cache.insert(spec.name.clone(), p.clone());
-        Ok(p)
+        Ok(policy.clone())
     }
 }
 
@@ -84,7 +82,7 @@ impl EmbeddedBackend {
         if let Some(s) = map.get(&policy.name) {
             return Ok(s.clone());
         }
-        let s = Arc::new(Scheduler::new(self.engine.clone(), params.scheduler_config()).map_err(engine_error)?);
+        let s = Arc::new(Scheduler::new(self.engine.clone(), ttc_engine::scheduler::SchedulerConfig::for_batching(params)).map_err(engine_error)?);
         map.insert(policy.name.clone(), s.clone());
         Ok(s)
     }
@@ -217,8 +215,8 @@ impl Backend for EmbeddedBackend {
     /// One engine thread decodes one request at a time; more in flight would only wait in its queue while
     /// their timeouts run. A batching policy's scheduler takes any number (beyond its batch size they queue, and
     /// that wait is what the policy measures).
-    fn max_concurrency(&self, policy: &ttc_bench::config::PolicySpec) -> Option<usize> {
-        (policy.algorithm != "batching").then_some(1)
+    fn max_concurrency(&self, policy: &Policy) -> Option<usize> {
+        (!policy.algorithm.is_batching()).then_some(1)
     }
 
     async fn generate(&self, request: &GenRequest) -> Result<Generation, BackendError> {
@@ -245,22 +243,3 @@ impl Backend for EmbeddedBackend {
     }
 }
 
-/// Counts tokens with the GGUF tokenizer (for HTTP backends whose server sends no usage).
-pub struct GgufTokenCounter {
-    engine: Arc<Engine>,
-}
-
-impl GgufTokenCounter {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        GgufTokenCounter { engine }
-    }
-}
-
-impl TokenCounter for GgufTokenCounter {
-    fn count_prompt(&self, messages: &[ChatMessage]) -> Option<u32> {
-        self.engine.prompt_tokens(&engine_messages(messages)).ok().map(|t| t.len() as u32)
-    }
-    fn count_text(&self, text: &str) -> u32 {
-        self.engine.tokenizer.encode(text).map(|t| t.len() as u32).unwrap_or(0)
-    }
-}

@@ -132,9 +132,9 @@ fn crmarena_prompts(path: &str, n: usize) -> Result<Vec<Prompt>, String> {
 
 fn policies() -> Vec<(&'static str, KvShrinkParams)> {
     let p = |method: &str, ratio: f64, schedule: &str| KvShrinkParams {
-        method: method.into(),
+        method: serde_json::from_value(serde_json::json!(method)).unwrap(),
         shrink_ratio: ratio,
-        decay_schedule: schedule.into(),
+        decay_schedule: serde_json::from_value(serde_json::json!(schedule)).unwrap(),
         decay_steps: 0,
         recent_window: 32,
         sink_tokens: 4,

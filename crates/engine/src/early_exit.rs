@@ -19,7 +19,7 @@ use crate::engine::{Emitter, GenOutput, GenRequest, Prefill};
 use crate::error::Result;
 use crate::kv::KvCache;
 use crate::model::logits_rows;
-use crate::policy::{ConfidenceExitParams, FixedExitParams};
+use crate::policy::{ConfidenceExitParams, ConfidenceMeasure, FixedExitParams};
 use crate::speculative::run_layers;
 use crate::Engine;
 use std::time::Instant;
@@ -88,11 +88,11 @@ pub fn generate_fixed_exit(
 }
 
 /// CALM's confidence of a logits row, clipped to [0, 1].
-pub fn confidence(row: &[f32], measure: &str, boost: f32) -> f32 {
+pub fn confidence(row: &[f32], measure: ConfidenceMeasure, boost: f32) -> f32 {
     let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let z: f32 = row.iter().map(|&x| (x - m).exp()).sum();
     let p1 = 1.0 / z;
-    let raw = if measure == "softmax_diff" {
+    let raw = if measure == ConfidenceMeasure::SoftmaxDiff {
         // second-largest logit
         let mut first = false;
         let mut second = f32::NEG_INFINITY;
@@ -147,7 +147,7 @@ pub fn generate_confidence_exit(
             h = run_layers(engine, h, done, c, &mut cache, pos)?;
             done = c;
             let r = logits_rows(&model.logits(&h)?)?.remove(0);
-            if confidence(&r, &params.measure, params.confidence_boost as f32) >= lambda {
+            if confidence(&r, params.measure, params.confidence_boost as f32) >= lambda {
                 // State propagation: skipped layers get K/V computed from the exit state.
                 for l in c..n_layer {
                     model.propagate_kv(l, &h, pos, &mut cache.layers[l])?;
@@ -183,9 +183,9 @@ mod tests {
     #[test]
     fn confidence_measures() {
         let row = [0.0f32, (3.0f32).ln(), 0.0]; // probs 0.2, 0.6, 0.2
-        assert!((confidence(&row, "softmax_max", 1.0) - 0.6).abs() < 1e-6);
-        assert!((confidence(&row, "softmax_diff", 1.0) - 0.4).abs() < 1e-6);
-        assert_eq!(confidence(&row, "softmax_max", 2.0), 1.0); // clipped
+        assert!((confidence(&row, ConfidenceMeasure::SoftmaxMax, 1.0) - 0.6).abs() < 1e-6);
+        assert!((confidence(&row, ConfidenceMeasure::SoftmaxDiff, 1.0) - 0.4).abs() < 1e-6);
+        assert_eq!(confidence(&row, ConfidenceMeasure::SoftmaxMax, 2.0), 1.0); // clipped
     }
 
     #[test]

@@ -251,6 +251,15 @@ impl Engine {
 }
 
 impl Engine {
+    /// Checks the policy's layer indices against this model (a policy file cannot know the model's depth, so
+    /// `exit_layer: 999` is rejected here rather than silently clamped).
+    pub fn check_policy(&self, policy: &crate::policy::Policy) -> Result<()> {
+        policy
+            .algorithm
+            .validate_for_model(self.model.cfg.n_layer)
+            .map_err(|m| EngineError::InvalidRequest(format!("policy `{}`: {m}", policy.name)))
+    }
+
     /// Generate one request under `policy`. `sampling` is the run's default sampler (None = greedy); pruning
     /// policies bring their own. Returns the output and the policy's internals.
     pub fn generate_policy(
@@ -261,6 +270,7 @@ impl Engine {
         on_event: &mut dyn FnMut(GenEvent) -> bool,
     ) -> Result<(GenOutput, ttc_types::PolicyStats)> {
         use crate::policy::Algorithm;
+        self.check_policy(policy)?;
         let seed = sampling.as_ref().map(|s| s.seed).unwrap_or(0);
         let mut chooser = crate::chooser::Chooser::new(policy.algorithm.sampler_config(seed).or(sampling))?;
         match &policy.algorithm {

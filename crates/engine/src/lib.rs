@@ -28,6 +28,6 @@ pub use kv::KvCache;
 pub use model::{argmax, LlamaModel, LogitsMode};
 pub use tokenizer::GgufTokenizer;
 pub use weights::WeightFormat;
-pub use policy::{load_policies, parse_policies, Algorithm, Policy, PolicyError};
+pub use policy::{load_policies, parse_policies, Algorithm, Policy};
 pub use kv_shrink::{generate_kv_shrink, KvShrinker, ShrinkPlan};
 pub use scheduler::{BatchMode, Completion, RequestHandle, Scheduler, SchedulerConfig, StreamItem};

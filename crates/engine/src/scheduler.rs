@@ -46,7 +46,7 @@ use crate::engine::{Emitter, Engine, GenOutput, GenRequest};
 use crate::error::{EngineError, Result};
 use crate::kv::KvCache;
 use crate::model::{argmax, LogitsMode, SeqInput};
-use crate::policy::Algorithm;
+use crate::policy::{BatchingMode, BatchingParams};
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -82,12 +82,11 @@ impl SchedulerConfig {
         SchedulerConfig { mode: BatchMode::OneAtATime, max_batch_size: 1 }
     }
 
-    /// The scheduling a policy asks for: its batching params, else one request at a time.
-    pub fn for_algorithm(algorithm: &Algorithm) -> Self {
-        match algorithm {
-            Algorithm::Batching(p) if p.mode == "static" => Self::static_batches(p.max_batch_size),
-            Algorithm::Batching(p) => Self::elastic(p.max_batch_size),
-            _ => Self::one_at_a_time(),
+    /// The scheduling a batching policy's params describe.
+    pub fn for_batching(p: &BatchingParams) -> Self {
+        match p.mode {
+            BatchingMode::Static => Self::static_batches(p.max_batch_size),
+            BatchingMode::Elastic => Self::elastic(p.max_batch_size),
         }
     }
 

@@ -18,9 +18,9 @@ fn prompt_ids(engine: &Engine, text: &str) -> Vec<u32> {
 
 fn params(method: &str, ratio: f64, schedule: &str, recent: usize, sinks: usize) -> KvShrinkParams {
     KvShrinkParams {
-        method: method.into(),
+        method: serde_json::from_value(serde_json::json!(method)).unwrap(),
         shrink_ratio: ratio,
-        decay_schedule: schedule.into(),
+        decay_schedule: serde_json::from_value(serde_json::json!(schedule)).unwrap(),
         decay_steps: 0,
         recent_window: recent,
         sink_tokens: sinks,

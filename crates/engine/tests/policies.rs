@@ -42,7 +42,7 @@ fn run(e: &Engine, policy: &Policy, prompt: &[u32], max_tokens: usize) -> (Vec<u
 }
 
 fn policy(name: &str, algorithm: Algorithm) -> Policy {
-    Policy { name: name.into(), description: None, algorithm }
+    Policy::new(name, algorithm)
 }
 
 #[test]
@@ -96,7 +96,7 @@ fn confidence_exit_above_one_equals_baseline_and_low_threshold_exits() {
             confidence_boost: 1.2,
             min_layer: 20,
             exit_interval: 2,
-            measure: "softmax_max".into(),
+            measure: ttc_engine::policy::ConfidenceMeasure::SoftmaxMax,
             position_temp: 0.0,
         }),
     );
@@ -107,7 +107,7 @@ fn confidence_exit_above_one_equals_baseline_and_low_threshold_exits() {
             confidence_boost: 1.0,
             min_layer: 24,
             exit_interval: 2,
-            measure: "softmax_max".into(),
+            measure: ttc_engine::policy::ConfidenceMeasure::SoftmaxMax,
             position_temp: 4.0,
         }),
     );

@@ -1,7 +1,7 @@
 //! Per policy x suite (x task) aggregates of a set of records: the numbers behind `ttc summary`, the report,
 //! the dashboard and the KPI gate.
 //!
-//! Definitions (docs/results-schema.md, DESIGN.md):
+//! Definitions (docs/results-schema.md, docs/runner.md):
 //! - latency distributions (TTFT, E2E, TPOT) use successful requests only; percentiles are numpy-linear;
 //! - aggregate output throughput = sum of output tokens / busy span, over successful requests: the busy span is
 //!   the wall time during which at least one of the group's requests was in flight (the union of the intervals
@@ -20,15 +20,7 @@ use crate::columns::policy_stat_fields;
 use crate::stats::{self, BootstrapConfig, Estimate};
 
 /// Primary quality metric of a suite when none is configured: the first of these present in its records.
-pub const PRIMARY_METRIC_PRIORITY: &[&str] = &[
-    "rouge_l",
-    "f1_graph",
-    "f1_chain",
-    "overall_keyword_coverage",
-    "f1",
-    "exact_match_normalized",
-    "exact_match",
-];
+pub use ttc_types::PRIMARY_METRIC_PRIORITY;
 
 /// Latency SLOs for goodput (a request meets them when every set bound holds) and the correctness rule of
 /// quality-aware goodput.
@@ -163,6 +155,16 @@ pub struct GroupSummary {
 impl GroupSummary {
     pub fn primary_quality(&self) -> Option<f64> {
         self.primary_metric.as_ref().and_then(|m| self.quality.get(m)).map(|e| e.value)
+    }
+
+    /// The primary quality turned higher-is-better by its direction (−|x − 1| for closer-to-one metrics), the
+    /// axis Pareto fronts and "best quality" rank on.
+    pub fn primary_goodness(&self) -> Option<f64> {
+        let metric = self.primary_metric.as_deref()?;
+        let direction = crate::metrics::RecordField::parse(metric)
+            .map(|f| f.direction())
+            .unwrap_or(ttc_types::Direction::HigherIsBetter);
+        self.primary_quality().map(|q| -direction.badness(q))
     }
 }
 
@@ -374,7 +376,7 @@ pub fn summarize(records: &[Record], cfg: &AnalysisConfig) -> Summary {
     for ((run_id, suite, task), idx) in idx_by_suite {
         let pts: Vec<(f64, f64)> = idx
             .iter()
-            .map(|&i| (out[i].e2e_s.p95.unwrap_or(f64::NAN), out[i].primary_quality().unwrap_or(f64::NAN)))
+            .map(|&i| (out[i].e2e_s.p95.unwrap_or(f64::NAN), out[i].primary_goodness().unwrap_or(f64::NAN)))
             .collect();
         let front = stats::pareto_front(&pts);
         let mut policies = Vec::new();

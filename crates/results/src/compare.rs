@@ -36,8 +36,11 @@ impl Verdict {
         if !diff.excludes_zero() {
             return Verdict::NoSignificantDifference;
         }
+        // The difference is B - A; for closer-to-one metrics it is a difference of distances from one.
         match (diff.value > 0.0, direction) {
-            (true, Direction::HigherIsBetter) | (false, Direction::LowerIsBetter) => Verdict::Better,
+            (true, Direction::HigherIsBetter) | (false, Direction::LowerIsBetter | Direction::CloserToOne) => {
+                Verdict::Better
+            }
             _ => Verdict::Worse,
         }
     }
@@ -102,6 +105,18 @@ fn diff_of(
     if pairs.is_empty() {
         return None;
     }
+    // A closer-to-one metric is compared on its distance from one (`mean |length_ratio-1|`), so "better"
+    // means closer, the same order the KPIs, Pareto fronts and reports use.
+    let (name, pairs): (String, Vec<(f64, f64)>) = if direction == Direction::CloserToOne {
+        let d = |x: f64| direction.badness(x);
+        let name = match name.split_once(' ') {
+            Some((stat, metric)) => format!("{stat} |{metric}-1|"),
+            None => format!("|{name}-1|"),
+        };
+        (name, pairs.iter().map(|&(a, b)| (d(a), d(b))).collect())
+    } else {
+        (name, pairs.to_vec())
+    };
     let (a, b): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
     let c = BootstrapConfig { seed: stats::derive_seed(cfg.seed, &name), ..*cfg };
     let diff = stats::paired_bootstrap_diff(&a, &b, &c, |s| stat.apply_mut(s))?;

@@ -326,16 +326,15 @@ fn scopes(records: &[Record], policies: &Option<Vec<String>>, by_suite: bool) ->
 
 /// Relative worsening in percent (positive = worse), following the metric's direction.
 pub fn worsening_pct(current: f64, baseline: f64, direction: Direction) -> f64 {
-    let delta = match direction {
-        Direction::LowerIsBetter => current - baseline,
-        Direction::HigherIsBetter => baseline - current,
-    };
+    // In "badness" units (lower is better for every direction; |x - 1| for closer-to-one metrics).
+    let delta = direction.badness(current) - direction.badness(baseline);
+    let base = direction.badness(baseline).abs();
     if delta == 0.0 {
         0.0
-    } else if baseline == 0.0 {
+    } else if base == 0.0 {
         f64::INFINITY.copysign(delta)
     } else {
-        delta / baseline.abs() * 100.0
+        delta / base * 100.0
     }
 }
 
@@ -445,5 +444,8 @@ mod tests {
         assert_eq!(worsening_pct(110.0, 100.0, Direction::HigherIsBetter), -10.0);
         assert_eq!(worsening_pct(0.0, 0.0, Direction::LowerIsBetter), 0.0);
         assert_eq!(worsening_pct(1.0, 0.0, Direction::LowerIsBetter), f64::INFINITY);
+        // Closer to one: 0.8 -> 1.3 moves from 0.2 to 0.3 away from one, 50% worse; 1.3 -> 0.9 is better.
+        assert!((worsening_pct(1.3, 0.8, Direction::CloserToOne) - 50.0).abs() < 1e-9);
+        assert!(worsening_pct(0.9, 1.3, Direction::CloserToOne) < 0.0);
     }
 }

@@ -40,9 +40,3 @@ pub use cmd::compare::CompareArgs;
 pub use cmd::report::{write_markdown_report, ReportArgs};
 pub use cmd::summary::SummaryArgs;
 
-/// End-of-run helper: prints the summary table of `records` to stdout and returns the summary.
-pub fn print_summary(records: &[ttc_types::Record], cfg: &analysis::AnalysisConfig) -> anyhow::Result<analysis::Summary> {
-    let summary = analysis::summarize(records, cfg);
-    cmd::stdout_write(&render::summary_table(&summary))?;
-    Ok(summary)
-}

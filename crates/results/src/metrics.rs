@@ -13,12 +13,8 @@ use ttc_types::{Record, RecordStatus, QUALITY_METRICS};
 use crate::columns::policy_stat_fields;
 use crate::stats;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    LowerIsBetter,
-    HigherIsBetter,
-}
+/// One direction table for quality metrics (`ttc_types::metric`); timings and group quantities below.
+pub use ttc_types::Direction;
 
 /// A numeric per-request value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,9 +51,6 @@ const TIMING_FIELDS: &[(&str, RecordField)] = &[
     ("backoff_s", RecordField::BackoffS),
     ("attempts", RecordField::Attempts),
 ];
-
-/// Quality metrics where lower is better (everything else in QUALITY_METRICS is a score in [0, 1]).
-const LOWER_IS_BETTER_QUALITY: &[&str] = &[];
 
 impl RecordField {
     /// Accepts the column names of the store: `ttft_s`, `rouge_l` or `metric_rouge_l`, `acceptance_rate`
@@ -104,8 +97,8 @@ impl RecordField {
     pub fn direction(&self) -> Direction {
         match self {
             RecordField::ThroughputTokS => Direction::HigherIsBetter,
-            RecordField::Quality(m) if LOWER_IS_BETTER_QUALITY.contains(&m.as_str()) => Direction::LowerIsBetter,
-            RecordField::Quality(_) | RecordField::Extra(_) => Direction::HigherIsBetter,
+            RecordField::Quality(m) => ttc_types::quality_direction(m).unwrap_or(Direction::HigherIsBetter),
+            RecordField::Extra(_) => Direction::HigherIsBetter,
             RecordField::PolicyStat(
                 "acceptance_rate" | "mean_accepted_per_step" | "layers_skipped_share" | "accepted_tokens",
             ) => Direction::HigherIsBetter,

@@ -118,9 +118,9 @@ fn best<'a>(gs: &[&'a GroupSummary], key: impl Fn(&GroupSummary) -> Option<f64>,
 /// Best primary quality; ties go to the lower p95 latency (the Pareto-optimal one of the tied policies).
 fn best_quality<'a>(gs: &[&'a GroupSummary]) -> Option<&'a GroupSummary> {
     gs.iter()
-        .filter(|g| g.primary_quality().is_some_and(f64::is_finite))
+        .filter(|g| g.primary_goodness().is_some_and(f64::is_finite))
         .min_by(|a, b| {
-            let (qa, qb) = (a.primary_quality().unwrap_or(f64::NAN), b.primary_quality().unwrap_or(f64::NAN));
+            let (qa, qb) = (a.primary_goodness().unwrap_or(f64::NAN), b.primary_goodness().unwrap_or(f64::NAN));
             qb.total_cmp(&qa).then(a.e2e_s.p95.unwrap_or(f64::INFINITY).total_cmp(&b.e2e_s.p95.unwrap_or(f64::INFINITY)))
         })
         .copied()
@@ -519,7 +519,7 @@ fn recommendations(c: &Ctx, b: &mut Vec<Block>) {
             if let Some(d) = gs.iter().find(|o| {
                 o.pareto_optimal
                     && o.e2e_s.p95 <= g.e2e_s.p95
-                    && o.primary_quality().zip(g.primary_quality()).is_some_and(|(a, b)| a >= b)
+                    && o.primary_goodness().zip(g.primary_goodness()).is_some_and(|(a, b)| a >= b)
             }) {
                 // Dominance on point estimates; say whether the paired tests back it up.
                 let cmp = compare::compare(

@@ -145,6 +145,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
     }
     eprintln!("loading {} ({weights} weights)...", path.display());
     let engine = Arc::new(Engine::load(&path, weights).with_context(|| format!("loading {}", path.display()))?);
+    if let Some(e) = policies.iter().find_map(|p| engine.check_policy(p).err()) {
+        eprintln!("error: {}: {e}", args.policies.display());
+        return Ok(2);
+    }
     let opts = ServerOptions {
         model_id: args.model_id.clone(),
         api_key: args.api_key.clone(),

@@ -115,7 +115,7 @@ fn model_object(state: &AppState, m: &crate::models::ServedModel) -> Value {
         "created": state.started,
         "owned_by": "ttcbench",
         "policy": m.policy.name,
-        "algorithm": m.policy.algorithm,
+        "algorithm": m.policy.algorithm_name(),
         "description": m.policy.description,
     })
 }

@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use ttc_bench::backend::openai::{OpenAiBackend, OpenAiSettings};
 use ttc_bench::backend::{Backend, ChatMessage, GenRequest};
-use ttc_bench::config::PolicySpec;
 use ttc_engine::Policy;
 use ttc_types::{FinishReason, GenEvent, Usage};
 
@@ -102,7 +101,7 @@ async fn our_openai_client_sees_the_engines_tokens() {
     .unwrap();
     let req = GenRequest {
         messages: vec![ChatMessage::new("user", PROMPT)],
-        policy: Arc::new(PolicySpec::baseline()),
+        policy: Arc::new(Policy::baseline()),
         model: "smollm2-135m".into(),
         max_tokens: 16,
         temperature: 0.0,

@@ -5,11 +5,13 @@
 //! store persists records. It has no heavy dependencies so every crate can use it.
 
 pub mod event;
+pub mod metric;
 pub mod policy_stats;
 pub mod record;
 pub mod timing;
 
 pub use event::{FinishReason, GenEvent, Usage};
+pub use metric::{quality_direction, Direction, PRIMARY_METRIC_PRIORITY};
 pub use policy_stats::PolicyStats;
 pub use record::{Record, RecordStatus, TokenCountSource, QUALITY_METRICS, SCHEMA_VERSION};
 pub use timing::Timings;

@@ -7,29 +7,7 @@ use std::collections::BTreeMap;
 /// Bumped whenever a column is added, removed or changes meaning.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Quality metrics that get their own nullable column in the store (`metric_<name>`). The eval crate's
-/// registry must use these names; anything else a scorer emits is kept in `Record::extra_metrics`.
-pub const QUALITY_METRICS: &[&str] = &[
-    "exact_match",
-    "exact_match_normalized",
-    "precision",
-    "recall",
-    "f1",
-    "rouge1",
-    "rouge2",
-    "rouge_l",
-    "rouge_lsum",
-    "bleu",
-    "semantic_similarity",
-    "length_ratio",
-    "customer_service_coverage",
-    "sales_coverage",
-    "support_coverage",
-    "retention_coverage",
-    "overall_keyword_coverage",
-    "f1_chain",
-    "f1_graph",
-];
+pub use crate::metric::QUALITY_METRICS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,6 +1,6 @@
 //! Request timings from the event stream, computed the same way for every backend.
 //!
-//! Definitions (DESIGN.md, same as vLLM bench): TTFT = send -> first content chunk; E2E = send -> last
+//! Definitions (docs/runner.md, same as vLLM bench): TTFT = send -> first content chunk; E2E = send -> last
 //! content chunk; TPOT = (E2E - TTFT) / (N - 1) for N >= 2 output tokens; ITL = gaps between consecutive
 //! content chunks; per-request throughput = N / E2E. Percentiles use linear interpolation (numpy default).
 

@@ -25,7 +25,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use ttc_types::{GenEvent, PolicyStats};
 
-use crate::config::PolicySpec;
+use crate::config::Policy;
 
 /// One chat message of a prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ pub struct GenRequest {
     pub messages: Vec<ChatMessage>,
     /// The policy to apply: the embedded engine runs `algorithm` with `params`; HTTP backends use
     /// `remote` (model name, sampling values, `extra_body`).
-    pub policy: Arc<PolicySpec>,
+    pub policy: Arc<Policy>,
     /// Model name sent to an HTTP backend (policy's `remote.model`, else the backend's model).
     pub model: String,
     pub max_tokens: u32,
@@ -169,7 +169,7 @@ pub trait Backend: Send + Sync {
 
     /// Requests of `policy` this backend serves at the same time, if limited (an engine with N slots). The runner
     /// caps its concurrency to it, so requests do not sit in the backend's queue while their timeout runs.
-    fn max_concurrency(&self, _policy: &PolicySpec) -> Option<usize> {
+    fn max_concurrency(&self, _policy: &Policy) -> Option<usize> {
         None
     }
 }

@@ -403,7 +403,7 @@ impl Stream for SseGenStream {
 mod tests {
     use super::*;
     use crate::backend::ChatMessage;
-    use crate::config::PolicySpec;
+    use crate::config::Policy;
     use std::sync::Arc;
 
     /// Runs raw SSE bytes through the parser and decoder, as the stream does.
@@ -557,7 +557,7 @@ mod tests {
         extra.insert("temperature".into(), 0.3.into());
         let req = GenRequest {
             messages: vec![ChatMessage::new("user", "hi")],
-            policy: Arc::new(PolicySpec::baseline()),
+            policy: Arc::new(Policy::baseline()),
             model: "llama-3.1-8b-instant".into(),
             max_tokens: 64,
             temperature: 0.0,

@@ -102,7 +102,7 @@ impl Backend for ScriptedBackend {
         self.info.clone()
     }
 
-    fn max_concurrency(&self, _policy: &crate::config::PolicySpec) -> Option<usize> {
+    fn max_concurrency(&self, _policy: &crate::config::Policy) -> Option<usize> {
         self.max_concurrency
     }
 

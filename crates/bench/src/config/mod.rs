@@ -13,7 +13,7 @@ pub use file::EmbedderChoice;
 pub use file::{
     Arrival, BackendConfig, BackendKind, GenerationConfig, LoadConfig, RunFile, ScoringConfig, SuiteConfig,
 };
-pub use policy::{PolicyFile, PolicyList, PolicySource, PolicySpec, RemoteParams};
+pub use policy::{Policy, PolicyFile, PolicyList, PolicySource, RemoteParams};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -33,33 +33,12 @@ fn cfg_err(msg: impl Into<String>) -> ConfigError {
 
 /// Parses YAML into `T`; the error names `file:line:column`, the key path, and what was wrong.
 pub fn parse_yaml<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, ConfigError> {
-    let de = serde_yaml::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.inner();
-        let loc = inner.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
-        // serde_yaml repeats the location (and sometimes the path) in its message; keep only the reason.
-        let mut msg = inner.to_string();
-        if let Some(i) = msg.find(" at line ") {
-            msg.truncate(i);
-        }
-        // serde_yaml prefixes the path it knows (the key or one of its parents).
-        let prefixes = (0..=path.len()).rev().filter(|&i| i == path.len() || matches!(path.as_bytes()[i], b'.' | b'['));
-        for i in prefixes {
-            if let Some(rest) = msg.strip_prefix(&format!("{}: ", &path[..i])) {
-                msg = rest.to_string();
-                break;
-            }
-        }
-        let key = if path == "." || path.is_empty() { String::new() } else { format!(" {path}:") };
-        cfg_err(format!("{}{loc}:{key} {msg}", file.display()))
-    })
+    ttc_policy::parse_yaml(text, file).map_err(|e| ConfigError(e.0))
 }
 
 /// Reads and parses a YAML file.
 pub fn load_yaml<T: DeserializeOwned>(file: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|e| cfg_err(format!("{}: cannot read: {e}", file.display())))?;
-    parse_yaml(&text, file)
+    ttc_policy::load_yaml(file).map_err(|e| ConfigError(e.0))
 }
 
 /// The backend after presets and overrides.
@@ -81,7 +60,7 @@ pub struct RunConfig {
     pub source: Option<PathBuf>,
     pub seed: u64,
     pub results: PathBuf,
-    pub policies: Vec<PolicySpec>,
+    pub policies: Vec<Policy>,
     pub suites: Vec<SuiteConfig>,
     pub data_dir: Option<PathBuf>,
     pub backend: ResolvedBackend,
@@ -137,7 +116,7 @@ impl RunConfig {
             let mut out = Vec::new();
             for name in wanted {
                 match all.iter().find(|p| &p.name == name) {
-                    Some(p) if !out.iter().any(|q: &PolicySpec| &q.name == name) => out.push(p.clone()),
+                    Some(p) if !out.iter().any(|q: &Policy| &q.name == name) => out.push(p.clone()),
                     Some(_) => {}
                     None => {
                         let names: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();

@@ -30,7 +30,7 @@ fn empty_file_gives_documented_defaults() {
     assert_eq!(c.generation.max_tokens.0, 256);
     assert_eq!(c.generation.temperature.0, 0.0);
     assert_eq!(c.backend.kind, BackendKind::Embedded);
-    assert_eq!(c.policies, vec![PolicySpec::baseline()]);
+    assert_eq!(c.policies, vec![Policy::baseline()]);
     assert_eq!(c.suites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["crmarena", "worfbench"]);
     assert_eq!(c.results, Path::new("results"));
 }
@@ -57,14 +57,22 @@ fn errors_name_file_line_and_key() {
 #[test]
 fn policies_inline_list_map_and_file() {
     let c = resolve(
-        "policies:\n  - name: a\n    algorithm: speculative_decoding\n    params: {lookahead_tokens: 4}\n  - name: b\n",
+        "policies:\n  - name: a\n    algorithm: speculative_ngram\n    params: {lookahead_tokens: 4}\n  - name: b\n",
     )
     .unwrap();
     assert_eq!(c.policies.len(), 2);
     assert_eq!(c.policies[0].params_json(), r#"{"lookahead_tokens":4}"#);
-    assert_eq!(c.policies[1].algorithm, "baseline");
-    let m = resolve("policies:\n  fast:\n    algorithm: early_exit\n    params: {exit_layer: 28}\n").unwrap();
-    assert_eq!((m.policies[0].name.as_str(), m.policies[0].algorithm.as_str()), ("fast", "early_exit"));
+    assert_eq!(c.policies[1].algorithm_name(), "baseline");
+    let m = resolve("policies:\n  fast:\n    algorithm: early_exit_fixed\n    params: {exit_layer: 28}\n").unwrap();
+    assert_eq!((m.policies[0].name.as_str(), m.policies[0].algorithm_name()), ("fast", "early_exit_fixed"));
+    // An unknown algorithm or an out-of-range param is a configuration error at load (so `--dry-run` sees it),
+    // located at the policy's entry.
+    let e = resolve("policies:\n  - name: a\n    algorithm: speculative_ngarm\n").unwrap_err().to_string();
+    assert!(e.starts_with("run.yaml:2:5: policies[0]: policy `a`: algorithm: unknown algorithm `speculative_ngarm`"), "{e}");
+    let e = resolve("policies:\n  k:\n    algorithm: kv_shrink\n    params: {method: sinks, shrink_ratio: 2}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("run.yaml:3:5: policies.k: policy `k`: params.shrink_ratio: must be in [0, 1), got 2"), "{e}");
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -88,7 +96,7 @@ fn policies_inline_list_map_and_file() {
     assert!(e.contains("pol.yaml:3:13: policies[0].params: invalid type"), "{e}");
     std::fs::write(dir.path().join("pol.yaml"), "polices: []\n").unwrap();
     let e = RunConfig::from_args(&args).unwrap_err().to_string();
-    assert!(e.contains("unknown field `polices`"), "{e}");
+    assert!(e.contains("pol.yaml:1:10: polices: `polices` holds a list") && e.contains("goes under `policies:`"), "{e}");
     std::fs::write(dir.path().join("pol.yaml"), "- name: x\n- name: z\n").unwrap();
     assert_eq!(RunConfig::from_args(&args).unwrap().policies[0].name, "x");
 }
@@ -96,7 +104,7 @@ fn policies_inline_list_map_and_file() {
 #[test]
 fn selection_and_duplicates() {
     let e = resolve("policies: [{name: a}, {name: a}]").unwrap_err().to_string();
-    assert!(e.contains("used twice"), "{e}");
+    assert!(e.contains("policy `a`: name: defined twice"), "{e}");
     let e = resolve("policies: [{name: a}]\nselect_policies: [b]").unwrap_err().to_string();
     assert!(e.contains("no policy named `b` (defined: a)"), "{e}");
     let e = resolve("suites: [{name: s}, {name: s}]").unwrap_err().to_string();

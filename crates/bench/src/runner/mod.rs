@@ -141,7 +141,7 @@ impl Runner {
         let mut phases: Vec<Phase> = Vec::new();
         for job in jobs {
             let policy = &job.entry.policy;
-            let own = policy.concurrency.map(|c| c.0.min(1 << 20) as usize);
+            let own = policy.concurrency.map(|c| c.min(1 << 20) as usize);
             let key = own.map(|_| (policy.name.clone(), job.entry.item.suite.clone()));
             let i = match phases.iter().position(|p| p.policy == key) {
                 Some(i) => i,

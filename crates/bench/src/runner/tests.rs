@@ -3,7 +3,7 @@
 use super::*;
 use crate::backend::scripted::{Reply, ScriptedBackend, Step};
 use crate::backend::{BackendInfo, ChatMessage};
-use crate::config::{GenerationConfig, PolicySpec};
+use crate::config::{GenerationConfig, Policy};
 use crate::plan::{build_plan, WorkItem};
 use std::collections::BTreeSet;
 use ttc_types::{RecordStatus, Usage};
@@ -61,7 +61,7 @@ fn items(n: usize) -> Vec<WorkItem> {
 }
 
 fn jobs(n: usize) -> Arc<[Job]> {
-    let plan = build_plan(&[PolicySpec::baseline()], vec![items(n)], 0, &BTreeSet::new()).unwrap();
+    let plan = build_plan(&[Policy::baseline()], vec![items(n)], 0, &BTreeSet::new()).unwrap();
     make_jobs(&plan.entries, &GenerationConfig::default(), "m").into()
 }
 
@@ -127,9 +127,9 @@ async fn closed_loop_runs_each_job_once_within_the_cap() {
 
 #[tokio::test(start_paused = true)]
 async fn a_policy_with_its_own_concurrency_runs_alone_after_the_shared_phase() {
-    let batched = PolicySpec { name: "batched".into(), concurrency: Some(crate::config::file::NonZero(3)), ..PolicySpec::baseline() };
-    let other = PolicySpec { name: "other".into(), ..PolicySpec::baseline() };
-    let plan = build_plan(&[PolicySpec::baseline(), batched, other], vec![items(6)], 0, &BTreeSet::new()).unwrap();
+    let batched = Policy { name: "batched".into(), concurrency: Some(3), ..Policy::baseline() };
+    let other = Policy { name: "other".into(), ..Policy::baseline() };
+    let plan = build_plan(&[Policy::baseline(), batched, other], vec![items(6)], 0, &BTreeSet::new()).unwrap();
     let jobs: Arc<[Job]> = make_jobs(&plan.entries, &GenerationConfig::default(), "m").into();
     let backend = Arc::new(ScriptedBackend::new(|_, _| answer()));
     let runner = Arc::new(Runner::new(backend, RunnerSettings { concurrency: 1, ..settings() }, ctx(), None));
@@ -281,7 +281,7 @@ async fn stop_flag_ends_dispatch() {
 
 #[test]
 fn jobs_take_policy_overrides() {
-    let mut p = PolicySpec::baseline();
+    let mut p = Policy::baseline();
     p.remote = Some(crate::config::RemoteParams {
         model: Some("m:fast".into()),
         temperature: Some(0.5),
@@ -291,7 +291,7 @@ fn jobs_take_policy_overrides() {
     });
     let item = WorkItem { suite: "s".into(), task: None, sample_id: "0".into(), messages: vec![], reference: None };
     let plan = build_plan(
-        &[p, PolicySpec::baseline()].map(|mut x| {
+        &[p, Policy::baseline()].map(|mut x| {
             if x.remote.is_none() {
                 x.name = "b".into()
             }

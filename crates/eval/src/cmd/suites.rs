@@ -23,7 +23,13 @@ pub fn run(args: SuitesArgs) -> anyhow::Result<i32> {
     if args.json {
         let mut v = serde_json::json!({ "suites": suites });
         if args.metrics {
-            v["metrics"] = serde_json::to_value(REGISTRY)?;
+            let mut metrics = Vec::new();
+            for m in REGISTRY {
+                let mut mv = serde_json::to_value(m)?;
+                mv["direction"] = serde_json::to_value(m.direction())?;
+                metrics.push(mv);
+            }
+            v["metrics"] = serde_json::Value::Array(metrics);
         }
         println!("{v}");
         return Ok(0);
@@ -39,7 +45,7 @@ pub fn run(args: SuitesArgs) -> anyhow::Result<i32> {
         println!("\n{:<26} {:<9} {:<17} {:<34} description", "metric", "unit", "direction", "suites");
         for m in REGISTRY {
             let suites: Vec<&str> = m.suites.iter().map(|k| k.as_str()).collect();
-            let dir = serde_json::to_value(m.direction)?.as_str().unwrap_or_default().to_string();
+            let dir = serde_json::to_value(m.direction())?.as_str().unwrap_or_default().to_string();
             println!("{:<26} {:<9} {:<17} {:<34} {}", m.name, m.unit, dir, suites.join(","), m.description);
         }
     }

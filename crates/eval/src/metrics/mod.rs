@@ -43,14 +43,8 @@ impl SuiteKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    HigherIsBetter,
-    LowerIsBetter,
-    /// Best at 1.0 (a ratio).
-    CloserToOne,
-}
+/// Directions live with the store's metric names (`ttc_types::metric`), the one table every consumer reads.
+pub use ttc_types::Direction;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -63,7 +57,6 @@ pub enum Aggregation {
 pub struct MetricSpec {
     pub name: &'static str,
     pub unit: &'static str,
-    pub direction: Direction,
     pub suites: &'static [SuiteKind],
     pub aggregation: Aggregation,
     pub needs_embedder: bool,
@@ -76,11 +69,10 @@ const TEXT: &[SuiteKind] = &[C, P, G];
 const CRM: &[SuiteKind] = &[C, P];
 
 macro_rules! spec {
-    ($name:literal, $unit:literal, $dir:ident, $suites:expr, $emb:literal, $desc:literal) => {
+    ($name:literal, $unit:literal, $suites:expr, $emb:literal, $desc:literal) => {
         MetricSpec {
             name: $name,
             unit: $unit,
-            direction: Direction::$dir,
             suites: $suites,
             aggregation: Aggregation::Mean,
             needs_embedder: $emb,
@@ -91,26 +83,33 @@ macro_rules! spec {
 
 /// Every quality metric, in the order of `ttc_types::QUALITY_METRICS`.
 pub static REGISTRY: &[MetricSpec] = &[
-    spec!("exact_match", "fraction", HigherIsBetter, TEXT, false, "stripped answer == gold, case-sensitive (CRMArena; a null gold is `None`)"),
-    spec!("exact_match_normalized", "fraction", HigherIsBetter, TEXT, false, "normalize_answer(answer) == normalize_answer(gold)"),
-    spec!("precision", "fraction", HigherIsBetter, TEXT, false, "token precision on normalised text (SQuAD-style)"),
-    spec!("recall", "fraction", HigherIsBetter, TEXT, false, "token recall on normalised text"),
-    spec!("f1", "fraction", HigherIsBetter, TEXT, false, "token F1 on normalised text (CRMArena fuzzy_match f1)"),
-    spec!("rouge1", "fraction", HigherIsBetter, TEXT, false, "ROUGE-1 F (rouge-score 0.1.2)"),
-    spec!("rouge2", "fraction", HigherIsBetter, TEXT, false, "ROUGE-2 F (rouge-score 0.1.2)"),
-    spec!("rouge_l", "fraction", HigherIsBetter, TEXT, false, "ROUGE-L F (rouge-score 0.1.2)"),
-    spec!("rouge_lsum", "fraction", HigherIsBetter, TEXT, false, "ROUGE-Lsum F, newline-split summaries (rouge-score 0.1.2)"),
-    spec!("bleu", "fraction", HigherIsBetter, TEXT, false, "sacrebleu sentence BLEU (13a, exp smoothing) / 100"),
-    spec!("semantic_similarity", "cosine", HigherIsBetter, TEXT, true, "cosine of sentence embeddings (all-MiniLM-L6-v2 by default)"),
-    spec!("length_ratio", "ratio", CloserToOne, TEXT, false, "answer whitespace tokens / reference whitespace tokens"),
-    spec!("customer_service_coverage", "fraction", HigherIsBetter, CRM, false, "share of the customer-service lexicon present"),
-    spec!("sales_coverage", "fraction", HigherIsBetter, CRM, false, "share of the sales lexicon present"),
-    spec!("support_coverage", "fraction", HigherIsBetter, CRM, false, "share of the support lexicon present"),
-    spec!("retention_coverage", "fraction", HigherIsBetter, CRM, false, "share of the retention lexicon present"),
-    spec!("overall_keyword_coverage", "fraction", HigherIsBetter, CRM, false, "share of the union of all lexicons present"),
-    spec!("f1_chain", "fraction", HigherIsBetter, &[W], true, "WorfBench node-chain F1 (official evaluator, quirks included)"),
-    spec!("f1_graph", "fraction", HigherIsBetter, &[W], true, "WorfBench graph F1 (official evaluator, quirks included)"),
+    spec!("exact_match", "fraction", TEXT, false, "stripped answer == gold, case-sensitive (CRMArena; a null gold is `None`)"),
+    spec!("exact_match_normalized", "fraction", TEXT, false, "normalize_answer(answer) == normalize_answer(gold)"),
+    spec!("precision", "fraction", TEXT, false, "token precision on normalised text (SQuAD-style)"),
+    spec!("recall", "fraction", TEXT, false, "token recall on normalised text"),
+    spec!("f1", "fraction", TEXT, false, "token F1 on normalised text (CRMArena fuzzy_match f1)"),
+    spec!("rouge1", "fraction", TEXT, false, "ROUGE-1 F (rouge-score 0.1.2)"),
+    spec!("rouge2", "fraction", TEXT, false, "ROUGE-2 F (rouge-score 0.1.2)"),
+    spec!("rouge_l", "fraction", TEXT, false, "ROUGE-L F (rouge-score 0.1.2)"),
+    spec!("rouge_lsum", "fraction", TEXT, false, "ROUGE-Lsum F, newline-split summaries (rouge-score 0.1.2)"),
+    spec!("bleu", "fraction", TEXT, false, "sacrebleu sentence BLEU (13a, exp smoothing) / 100"),
+    spec!("semantic_similarity", "cosine", TEXT, true, "cosine of sentence embeddings (all-MiniLM-L6-v2 by default)"),
+    spec!("length_ratio", "ratio", TEXT, false, "answer whitespace tokens / reference whitespace tokens"),
+    spec!("customer_service_coverage", "fraction", CRM, false, "share of the customer-service lexicon present"),
+    spec!("sales_coverage", "fraction", CRM, false, "share of the sales lexicon present"),
+    spec!("support_coverage", "fraction", CRM, false, "share of the support lexicon present"),
+    spec!("retention_coverage", "fraction", CRM, false, "share of the retention lexicon present"),
+    spec!("overall_keyword_coverage", "fraction", CRM, false, "share of the union of all lexicons present"),
+    spec!("f1_chain", "fraction", &[W], true, "WorfBench node-chain F1 (official evaluator, quirks included)"),
+    spec!("f1_graph", "fraction", &[W], true, "WorfBench graph F1 (official evaluator, quirks included)"),
 ];
+
+impl MetricSpec {
+    /// Which way the metric improves (from the store's metric table).
+    pub fn direction(&self) -> Direction {
+        ttc_types::quality_direction(self.name).expect("every registry name is a store column (tested)")
+    }
+}
 
 /// The spec of a metric by name.
 pub fn metric(name: &str) -> Option<&'static MetricSpec> {

@@ -1,0 +1,407 @@
+//! Every decoding algorithm with its typed parameters. Adding a policy family means one arm here (with its
+//! params struct and checks), one strategy module in the engine, and its YAML entry in configs/policies.yaml.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use ttc_sampling::{Pruning, SamplerConfig};
+
+/// Every algorithm with its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "algorithm", content = "params", rename_all = "snake_case")]
+pub enum Algorithm {
+    /// Plain decoding with the run's sampling settings (greedy by default).
+    Baseline,
+    /// Speculative decoding with a prompt-lookup (n-gram) drafter (Saxena 2023).
+    SpeculativeNgram(NgramParams),
+    /// Self-speculative decoding: draft with the first layers, verify with the full model (LayerSkip / Draft&Verify).
+    SpeculativeSelf(SelfSpecParams),
+    /// Early exit after a fixed layer for every token.
+    EarlyExitFixed(FixedExitParams),
+    /// Confidence-based early exit (CALM).
+    EarlyExitConfidence(ConfidenceExitParams),
+    /// Dynamic token pruning at sampling time (top-p, entropy-adaptive, min-p, eta).
+    TokenPruning(PruningParams),
+    /// Adaptive KV-cache shrinking (heavy hitters / attention sinks).
+    KvShrink(KvShrinkParams),
+    /// Batch repacking in the engine's scheduler (elastic / static).
+    Batching(BatchingParams),
+}
+
+/// The algorithm names a policies file may use, in documentation order.
+pub const ALGORITHM_NAMES: [&str; 8] = [
+    "baseline",
+    "speculative_ngram",
+    "speculative_self",
+    "early_exit_fixed",
+    "early_exit_confidence",
+    "token_pruning",
+    "kv_shrink",
+    "batching",
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NgramParams {
+    /// Draft tokens proposed per verification step (1..=7, the most one verification carries).
+    #[serde(default = "d4")]
+    pub lookahead_tokens: usize,
+    /// Longest n-gram matched against earlier text (1..=8).
+    #[serde(default = "d3")]
+    pub max_ngram: usize,
+    /// Shortest n-gram worth drafting from (1..=max_ngram). A one-token match is frequent in any text and mostly
+    /// wrong on open-ended prompts, where each rejected draft token still costs a verification row.
+    #[serde(default = "d1")]
+    pub min_ngram: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfSpecParams {
+    /// Most draft tokens per verification step (1..=7).
+    #[serde(default = "d4")]
+    pub lookahead_tokens: usize,
+    /// Layers the draft runs (1..n_layer-1).
+    #[serde(default = "d24")]
+    pub draft_layers: usize,
+    /// Stop drafting when the draft's top-1 probability falls below this (0 = never stop early).
+    #[serde(default)]
+    pub verification_threshold: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixedExitParams {
+    /// Layers run for every token (1..=n_layer); the rest are skipped.
+    pub exit_layer: usize,
+}
+
+/// How CALM measures the confidence of an intermediate prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfidenceMeasure {
+    /// The softmax's largest probability.
+    SoftmaxMax,
+    /// The largest probability minus the second largest.
+    SoftmaxDiff,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfidenceExitParams {
+    /// Exit once the confidence reaches this (0..=1; above 1 never exits).
+    pub exit_threshold: f64,
+    /// Multiplier on the softmax-max confidence before the comparison (>= 0).
+    #[serde(default = "one")]
+    pub confidence_boost: f64,
+    /// First layer count at which an exit is tested.
+    #[serde(default = "d24")]
+    pub min_layer: usize,
+    /// Test an exit every this many layers from `min_layer`.
+    #[serde(default = "d2")]
+    pub exit_interval: usize,
+    /// `softmax_max` or `softmax_diff` (top-1 minus top-2).
+    #[serde(default = "softmax_max")]
+    pub measure: ConfidenceMeasure,
+    /// CALM's decay of the threshold over the output (τ of λ_t = 0.9λ + 0.1λ·e^(−τ·t/N)); 0 = constant.
+    #[serde(default)]
+    pub position_temp: f64,
+}
+
+/// The pruning filter of a `token_pruning` policy (see docs/sampling.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PruningMode {
+    TopP,
+    Entropy,
+    MinP,
+    Eta,
+}
+
+impl From<PruningMode> for Pruning {
+    fn from(m: PruningMode) -> Pruning {
+        match m {
+            PruningMode::TopP => Pruning::TopP,
+            PruningMode::Entropy => Pruning::Entropy,
+            PruningMode::MinP => Pruning::MinP,
+            PruningMode::Eta => Pruning::Eta,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruningParams {
+    /// `top_p`, `entropy`, `min_p` or `eta`.
+    pub mode: PruningMode,
+    #[serde(default = "one")]
+    pub temperature: f64,
+    #[serde(default = "one")]
+    pub top_p: f64,
+    #[serde(default)]
+    pub entropy_threshold: f64,
+    #[serde(default)]
+    pub min_p: f64,
+    #[serde(default)]
+    pub eta: f64,
+    #[serde(default)]
+    pub top_k: usize,
+    #[serde(default = "d1")]
+    pub min_tokens_to_keep: usize,
+}
+
+/// Which entries a `kv_shrink` policy evicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KvMethod {
+    /// Heavy hitters (H2O, Zhang et al. 2023): keep the entries with the most accumulated attention.
+    HeavyHitters,
+    /// Attention sinks (StreamingLLM, Xiao et al. 2023): keep the first and the most recent entries.
+    Sinks,
+}
+
+/// How the KV budget moves from the full cache to its target over decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecaySchedule {
+    Cosine,
+    Linear,
+    /// The target from the first step.
+    None,
+}
+
+/// Adaptive KV-cache shrinking; used by the engine's KV policy module.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvShrinkParams {
+    /// `heavy_hitters` (H2O) or `sinks` (StreamingLLM).
+    pub method: KvMethod,
+    /// Fraction of cached entries evicted at full strength (0 = none, < 1).
+    pub shrink_ratio: f64,
+    /// How the budget moves from the full cache to the target over decoding: `cosine`, `linear` or `none`.
+    #[serde(default = "cosine")]
+    pub decay_schedule: DecaySchedule,
+    /// Decode steps over which the schedule reaches the target (0 = the request's max_tokens).
+    #[serde(default)]
+    pub decay_steps: usize,
+    /// Most recent entries always kept.
+    #[serde(default = "d32")]
+    pub recent_window: usize,
+    /// First entries always kept (attention sinks).
+    #[serde(default = "d4")]
+    pub sink_tokens: usize,
+}
+
+/// How the engine's scheduler forms batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchingMode {
+    /// Continuous batching: a finished sequence's slot is refilled at the next step.
+    Elastic,
+    /// A batch runs until its longest member finishes.
+    Static,
+}
+
+/// Engine-level batching; used by the scheduler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchingParams {
+    /// `elastic` (continuous batching) or `static` (a batch runs until its longest member finishes).
+    pub mode: BatchingMode,
+    /// Most sequences decoded together (1..=64).
+    #[serde(default = "d8")]
+    pub max_batch_size: usize,
+}
+
+fn d1() -> usize {
+    1
+}
+fn d2() -> usize {
+    2
+}
+fn d3() -> usize {
+    3
+}
+fn d4() -> usize {
+    4
+}
+fn d8() -> usize {
+    8
+}
+fn d24() -> usize {
+    24
+}
+fn d32() -> usize {
+    32
+}
+fn one() -> f64 {
+    1.0
+}
+fn softmax_max() -> ConfidenceMeasure {
+    ConfidenceMeasure::SoftmaxMax
+}
+fn cosine() -> DecaySchedule {
+    DecaySchedule::Cosine
+}
+
+impl Algorithm {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Algorithm::Baseline => "baseline",
+            Algorithm::SpeculativeNgram(_) => "speculative_ngram",
+            Algorithm::SpeculativeSelf(_) => "speculative_self",
+            Algorithm::EarlyExitFixed(_) => "early_exit_fixed",
+            Algorithm::EarlyExitConfidence(_) => "early_exit_confidence",
+            Algorithm::TokenPruning(_) => "token_pruning",
+            Algorithm::KvShrink(_) => "kv_shrink",
+            Algorithm::Batching(_) => "batching",
+        }
+    }
+
+    /// The family this algorithm belongs to, for grouping in reports.
+    pub fn family(&self) -> &'static str {
+        match self {
+            Algorithm::Baseline => "baseline",
+            Algorithm::SpeculativeNgram(_) | Algorithm::SpeculativeSelf(_) => "speculative_decoding",
+            Algorithm::EarlyExitFixed(_) | Algorithm::EarlyExitConfidence(_) => "early_exit",
+            Algorithm::TokenPruning(_) => "dynamic_token_pruning",
+            Algorithm::KvShrink(_) => "adaptive_kv_cache",
+            Algorithm::Batching(_) => "elastic_batch_repacking",
+        }
+    }
+
+    /// Every parameter, defaults included, as compact JSON.
+    pub fn params_json(&self) -> String {
+        let v = serde_json::to_value(self).unwrap_or_default();
+        v.get("params").map(|p| p.to_string()).unwrap_or_else(|| "{}".into())
+    }
+
+    /// Whether the algorithm decodes several requests together (and so needs several in flight).
+    pub fn is_batching(&self) -> bool {
+        matches!(self, Algorithm::Batching(_))
+    }
+
+    /// The sampler this policy decodes with; `None` means the run's default sampling (greedy unless set).
+    pub fn sampler_config(&self, seed: u64) -> Option<SamplerConfig> {
+        match self {
+            Algorithm::TokenPruning(p) => Some(SamplerConfig {
+                temperature: p.temperature as f32,
+                top_k: p.top_k,
+                top_p: p.top_p as f32,
+                min_p: p.min_p as f32,
+                eta: p.eta as f32,
+                entropy_threshold: p.entropy_threshold as f32,
+                pruning: p.mode.into(),
+                min_tokens_to_keep: p.min_tokens_to_keep,
+                seed,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Range and consistency checks that need no model; the message names the key and the valid range.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Algorithm::Baseline => Ok(()),
+            Algorithm::SpeculativeNgram(p) => {
+                range("lookahead_tokens", p.lookahead_tokens, (1..=7).contains(&p.lookahead_tokens), "in 1..=7")?;
+                range("max_ngram", p.max_ngram, (1..=8).contains(&p.max_ngram), "in 1..=8")?;
+                range("min_ngram", p.min_ngram, (1..=p.max_ngram).contains(&p.min_ngram), "in 1..=max_ngram")
+            }
+            Algorithm::SpeculativeSelf(p) => {
+                range("lookahead_tokens", p.lookahead_tokens, (1..=7).contains(&p.lookahead_tokens), "in 1..=7")?;
+                range("draft_layers", p.draft_layers, p.draft_layers >= 1, ">= 1 (and below the model's layer count)")?;
+                let t = p.verification_threshold;
+                range("verification_threshold", t, (0.0..=1.0).contains(&t), "in [0, 1]")
+            }
+            Algorithm::EarlyExitFixed(p) => {
+                range("exit_layer", p.exit_layer, p.exit_layer >= 1, ">= 1 (and at most the model's layer count)")
+            }
+            Algorithm::EarlyExitConfidence(p) => {
+                let t = p.exit_threshold;
+                range("exit_threshold", t, t >= 0.0 && t.is_finite(), "a finite number >= 0 (above 1 never exits)")?;
+                let b = p.confidence_boost;
+                range("confidence_boost", b, b >= 0.0 && b.is_finite(), "a finite number >= 0")?;
+                range("min_layer", p.min_layer, p.min_layer >= 1, ">= 1 (and below the model's layer count)")?;
+                range("exit_interval", p.exit_interval, p.exit_interval >= 1, ">= 1")?;
+                let pt = p.position_temp;
+                range("position_temp", pt, pt >= 0.0 && pt.is_finite(), "a finite number >= 0")
+            }
+            Algorithm::TokenPruning(_) => self
+                .sampler_config(0)
+                .expect("pruning has a sampler")
+                .validate()
+                .map_err(|e| format!("params.{}: {}", e.field, e.message)),
+            Algorithm::KvShrink(p) => {
+                range("shrink_ratio", p.shrink_ratio, (0.0..1.0).contains(&p.shrink_ratio), "in [0, 1)")
+            }
+            Algorithm::Batching(p) => {
+                range("max_batch_size", p.max_batch_size, (1..=64).contains(&p.max_batch_size), "in 1..=64")
+            }
+        }
+    }
+
+    /// Checks that need the model's depth (`n_layer` transformer blocks): a layer index past the model is an
+    /// error, never silently clamped.
+    pub fn validate_for_model(&self, n_layer: usize) -> Result<(), String> {
+        match self {
+            Algorithm::EarlyExitFixed(p) => {
+                range("exit_layer", p.exit_layer, p.exit_layer <= n_layer, &format!("in 1..={n_layer} for this model"))
+            }
+            Algorithm::EarlyExitConfidence(p) => range(
+                "min_layer",
+                p.min_layer,
+                p.min_layer < n_layer,
+                &format!("in 1..={} for this model ({n_layer} layers)", n_layer.saturating_sub(1)),
+            ),
+            Algorithm::SpeculativeSelf(p) => range(
+                "draft_layers",
+                p.draft_layers,
+                p.draft_layers < n_layer,
+                &format!("in 1..={} for this model ({n_layer} layers)", n_layer.saturating_sub(1)),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn range(key: &str, value: impl std::fmt::Display, ok: bool, want: &str) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("params.{key}: must be {want}, got {value}"))
+    }
+}
+
+/// Builds an algorithm from its name and params as written (`params` empty = none), deserializing the params
+/// into the algorithm's own struct (unknown keys and wrong types are errors naming the key) and range-checking
+/// them.
+pub fn algorithm_from_parts(name: &str, params: &BTreeMap<String, serde_json::Value>) -> Result<Algorithm, String> {
+    fn typed<T: serde::de::DeserializeOwned>(params: &BTreeMap<String, serde_json::Value>) -> Result<T, String> {
+        let value = serde_json::Value::Object(params.clone().into_iter().collect());
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            if path == "." || path.is_empty() {
+                format!("params: {inner}")
+            } else {
+                format!("params.{path}: {inner}")
+            }
+        })
+    }
+    let algorithm = match name {
+        "baseline" if params.is_empty() => Algorithm::Baseline,
+        "baseline" => return Err("params: baseline takes no params".into()),
+        "speculative_ngram" => Algorithm::SpeculativeNgram(typed(params)?),
+        "speculative_self" => Algorithm::SpeculativeSelf(typed(params)?),
+        "early_exit_fixed" => Algorithm::EarlyExitFixed(typed(params)?),
+        "early_exit_confidence" => Algorithm::EarlyExitConfidence(typed(params)?),
+        "token_pruning" => Algorithm::TokenPruning(typed(params)?),
+        "kv_shrink" => Algorithm::KvShrink(typed(params)?),
+        "batching" => Algorithm::Batching(typed(params)?),
+        other => {
+            return Err(format!("algorithm: unknown algorithm `{other}` (known: {})", ALGORITHM_NAMES.join(", ")));
+        }
+    };
+    algorithm.validate()?;
+    Ok(algorithm)
+}
