@@ -50,6 +50,7 @@ pub struct EmbeddedBackend {
     engine: Arc<Engine>,
     jobs: mpsc::Sender<Job>,
     worker: JoinHandle<()>,
+    #[cfg(feature = "fault-injection")]
     faults: fault::Faults,
     /// Validated engine policies by name (the runner's specs are converted once).
     policies: Mutex<HashMap<String, Policy>>,
@@ -76,6 +77,7 @@ impl EmbeddedBackend {
             engine,
             jobs: tx,
             worker,
+            #[cfg(feature = "fault-injection")]
             faults,
             policies: Mutex::new(HashMap::new()),
             schedulers: Mutex::new(HashMap::new()),

@@ -1,7 +1,7 @@
 //! `ttc serve` when things go wrong: a panicking engine job fails only its own request, a dead engine
 //! thread turns `/health` to 503, a full admission queue answers 429, a client that leaves while queued
-//! costs no prefill, and clients that stall in their headers or body are cut. (Own test binary: some
-//! assertions measure time, so nothing else may load the engine meanwhile.)
+//! costs no prefill, and clients that stall in their headers or body are cut. (Own test binary, tests one
+//! at a time: some assertions measure time, so nothing else may use the cores meanwhile.)
 
 mod common;
 
@@ -17,6 +17,9 @@ use ttc_http::HttpOptions;
 use ttc_server::{router_with_backend, RunningServer, ServerOptions};
 
 const LONG_STORY: &str = "Write a very long and detailed story about a dragon who learns to cook.";
+
+/// Held by every test: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn serve(backend: Arc<EmbeddedBackend>, opts: ServerOptions, http: HttpOptions) -> RunningServer {
     let app = router_with_backend(backend, &policies(), opts).expect("router");
@@ -68,6 +71,7 @@ async fn busy_stream(server: &RunningServer) -> impl Send {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_job_fails_its_request_and_the_engine_goes_on() {
+    let _serial = SERIAL.lock().await;
     let backend = Arc::new(EmbeddedBackend::new(engine()));
     let server = serve(backend.clone(), ServerOptions::default(), HttpOptions::default()).await;
 
@@ -100,6 +104,7 @@ async fn a_panicking_job_fails_its_request_and_the_engine_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_engine_thread_makes_health_503() {
+    let _serial = SERIAL.lock().await;
     let backend = Arc::new(EmbeddedBackend::new(engine()));
     let server = serve(backend.clone(), ServerOptions::default(), HttpOptions::default()).await;
     assert_eq!(health(&server).await.0, 200);
@@ -124,6 +129,7 @@ async fn a_dead_engine_thread_makes_health_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_429_with_retry_after() {
+    let _serial = SERIAL.lock().await;
     let backend = Arc::new(EmbeddedBackend::new(engine()));
     let opts = ServerOptions { max_queue: 1, ..ServerOptions::default() };
     let server = serve(backend, opts, HttpOptions::default()).await;
@@ -165,8 +171,9 @@ async fn a_full_queue_answers_429_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_leaves_while_queued_costs_no_prefill() {
+    let _serial = SERIAL.lock().await;
     // A prompt whose prefill alone takes long (thousands of tokens in one forward pass).
-    let long_prompt = format!("Summarise: {}", "the quick brown fox jumps over the lazy dog. ".repeat(350));
+    let long_prompt = format!("Summarise: {}", "the quick brown fox jumps over the lazy dog. ".repeat(100));
     let p = long_prompt.clone();
     let prefill = tokio::task::spawn_blocking(move || {
         let t = Instant::now();
@@ -216,6 +223,7 @@ async fn read_to_close(s: &mut TcpStream) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_headers_and_bodies_are_cut() {
+    let _serial = SERIAL.lock().await;
     let backend = Arc::new(EmbeddedBackend::new(engine()));
     let timeout = Duration::from_millis(300);
     let opts = ServerOptions { body_timeout: timeout, ..ServerOptions::default() };
