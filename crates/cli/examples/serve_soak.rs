@@ -3,7 +3,7 @@
 //! `tests/soak/mod.rs` for what is checked). Exit 1 when a check fails.
 //!
 //! ```sh
-//! cargo build --bin ttc && cargo run --example serve_soak -- [--clients 200] [--seconds 60] [--max-queue 64] [--ttc PATH]
+//! cargo build --bin ttc && cargo run -p ttc-cli --example serve_soak -- [--clients 200] [--seconds 60] [--max-queue 64] [--ttc PATH]
 //! ```
 
 #[path = "../tests/soak/mod.rs"]

@@ -1,6 +1,6 @@
 //! The short soak of `ttc serve` (20 clients, 5 s): no panic, every response well-formed, active requests
 //! back to 0, memory bounded, exit 0 on SIGTERM. The full run (200 clients, 60 s) is
-//! `cargo run --release --example serve_soak` (docs/serve.md).
+//! `cargo run -p ttc-cli --example serve_soak` (docs/serve.md).
 
 mod soak;
 

@@ -215,7 +215,7 @@ async fn client_loop(i: usize, client: reqwest::Client, base: String, deadline: 
         } else if roll < 97 {
             bad_request(&client, &base, rng.random_range(0..7), &tally).await
         } else {
-            stalled_headers(&base, Duration::from_millis(rng.random_range(200..1500)), &tally).await
+            stalled_headers(&base, Duration::from_millis(rng.random_range(200..3000)), &tally).await
         };
         if let Outcome::Busy = outcome {
             // Retry-After: 1.
