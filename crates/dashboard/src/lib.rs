@@ -135,7 +135,9 @@ pub fn run(args: DashboardArgs) -> Result<i32> {
         eprintln!("dashboard: http://{host}:{port}/  (results: {}; Ctrl-C to stop)", args.results.display());
         tokio::select! {
             r = serve_with(listener, state, args.http.options()) => r.map(|_| 0),
-            _ = ttc_http::shutdown_signal() => Ok(0),
+            // Ctrl-C only: `ttc run --dashboard` runs this on a thread, and catching SIGTERM here would stop
+            // the dashboard but not the run.
+            _ = tokio::signal::ctrl_c() => Ok(0),
         }
     })
 }
