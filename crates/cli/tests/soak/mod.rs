@@ -126,7 +126,13 @@ pub fn run(cfg: &SoakConfig) -> SoakReport {
     let rss = Arc::new(Mutex::new(Vec::<f64>::new()));
     rt.block_on(async {
         let base = format!("http://127.0.0.1:{}", server.port);
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(300)).build().unwrap();
+        // Idle pooled connections are dropped before the server's idle timeout (--header-timeout, 10 s)
+        // closes them, as httpx (5 s) does; reusing one the server is closing that instant would fail.
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(300))
+            .pool_idle_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
         let deadline = Instant::now() + cfg.duration;
         let sampler = {
             let rss = rss.clone();
@@ -213,9 +219,14 @@ async fn client_loop(i: usize, client: reqwest::Client, base: String, deadline: 
         } else if roll < 82 {
             non_streaming(&client, &base, prompt, max_tokens, &tally).await
         } else if roll < 97 {
-            bad_request(&client, &base, rng.random_range(0..7), &tally).await
+            // The 3 MB body (kind 4) costs both sides real CPU: one bad request in 20.
+            let kind = match rng.random_range(0..20) {
+                0 => 4,
+                k => [0, 1, 2, 3, 5, 6][k % 6],
+            };
+            bad_request(&client, &base, kind, &tally).await
         } else {
-            stalled_headers(&base, Duration::from_millis(rng.random_range(200..3000)), &tally).await
+            stalled_headers(&base, Duration::from_millis(rng.random_range(200..12_000)), &tally).await
         };
         if let Outcome::Busy = outcome {
             // Retry-After: 1.
@@ -251,6 +262,17 @@ async fn busy(resp: reqwest::Response, tally: &Mutex<SoakReport>) -> Outcome {
     Outcome::Busy
 }
 
+/// An error with its causes (reqwest's own message hides whether the connection was reset, closed, ...).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    s
+}
+
 /// The `code` of an OpenAI error body whose four fields are all present, else None.
 fn error_code(body: &str) -> Option<String> {
     let v: Value = serde_json::from_str(body).ok()?;
@@ -264,7 +286,7 @@ async fn streaming(client: &reqwest::Client, base: &str, prompt: &str, max_token
     let resp = match client.post(format!("{base}/v1/chat/completions")).json(&chat(prompt, max_tokens, true)).send().await {
         Ok(r) => r,
         Err(e) => {
-            problem(tally, format!("streaming request failed: {e}"));
+            problem(tally, format!("streaming request failed: {}", chain(&e)));
             return Outcome::Done;
         }
     };
@@ -299,7 +321,7 @@ async fn streaming(client: &reqwest::Client, base: &str, prompt: &str, max_token
                 }
             }
             Some(Err(e)) => {
-                problem(tally, format!("stream broke after {} events: {e}", events.len()));
+                problem(tally, format!("stream broke after {} events: {}", events.len(), chain(&e)));
                 return Outcome::Done;
             }
             None => break,
@@ -351,7 +373,7 @@ async fn non_streaming(client: &reqwest::Client, base: &str, prompt: &str, max_t
     let resp = match client.post(format!("{base}/v1/chat/completions")).json(&chat(prompt, max_tokens, false)).send().await {
         Ok(r) => r,
         Err(e) => {
-            problem(tally, format!("request failed: {e}"));
+            problem(tally, format!("request failed: {}", chain(&e)));
             return Outcome::Done;
         }
     };
@@ -394,7 +416,7 @@ async fn bad_request(client: &reqwest::Client, base: &str, kind: u32, tally: &Mu
     let resp = match req.send().await {
         Ok(r) => r,
         Err(e) => {
-            problem(tally, format!("bad request {kind}: no response: {e}"));
+            problem(tally, format!("bad request {kind}: no response: {}", chain(&e)));
             return Outcome::Done;
         }
     };
@@ -407,7 +429,8 @@ async fn bad_request(client: &reqwest::Client, base: &str, kind: u32, tally: &Mu
     Outcome::Done
 }
 
-/// A client that sends part of its headers, waits, and leaves.
+/// A client that sends part of its headers, waits (sometimes past the server's 10 s header timeout), and
+/// leaves.
 async fn stalled_headers(base: &str, hold: Duration, tally: &Mutex<SoakReport>) -> Outcome {
     let addr = base.trim_start_matches("http://");
     if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
@@ -439,7 +462,7 @@ impl ServerProcess {
     fn start(cfg: &SoakConfig) -> ServerProcess {
         let mut child = Command::new(&cfg.ttc)
             .args(["serve", "--host", "127.0.0.1", "--port", "0", "--max-queue", &cfg.max_queue.to_string()])
-            .args(["--header-timeout", "2", "--shutdown-timeout", "60"])
+            .args(["--shutdown-timeout", "60"])
             .env_remove("TTC_SERVE_API_KEY")
             .current_dir(&cfg.cwd)
             .stdout(Stdio::null())
