@@ -16,12 +16,12 @@
 //! decodes every request in flight together; the runner gives such a policy its own phase and concurrency, so
 //! the worker thread and a scheduler never compete for the cores.
 
-use async_trait::async_trait;
 mod fault;
 
 #[cfg(feature = "fault-injection")]
 pub use fault::Fault;
 
+use async_trait::async_trait;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};

@@ -75,7 +75,7 @@ pub struct AppState {
     started: u64,
 }
 
-/// The application: build it once per engine and serve it with [`crate::serve`] (or `axum::serve`).
+/// The application: build it once per engine and serve it with `ttc_http::serve` (or `axum::serve`).
 pub fn router(engine: Arc<Engine>, policies: &[Policy], opts: ServerOptions) -> anyhow::Result<Router> {
     router_with_backend(Arc::new(EmbeddedBackend::new(engine)), policies, opts)
 }
