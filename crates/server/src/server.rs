@@ -183,7 +183,17 @@ async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
 }
 
 async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    match start(&state, req).await {
+    let body = match read_body(req, state.opts.body_timeout).await {
+        Ok(b) => b,
+        Err(e) => {
+            // The unread rest of the body is still on the connection, so hyper closes it after this response:
+            // say so, or a client reuses the connection for its next request and sees it closed.
+            let mut r = e.into_response();
+            r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            return r;
+        }
+    };
+    match start(&state, body).await {
         Ok((prepared, generation)) if prepared.stream => stream_response(prepared, generation).into_response(),
         Ok((prepared, generation)) => match complete(&prepared, generation).await {
             Ok(v) => Json(v).into_response(),
@@ -193,10 +203,9 @@ async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> R
     }
 }
 
-/// Reads and validates the request, then admits it to the engine's queue (or answers 429 when the queue is
+/// Validates the request, then admits it to the engine's queue (or answers 429 when the queue is
 /// full: a bounded wait instead of an unbounded one).
-async fn start(state: &Arc<AppState>, req: Request) -> Result<(Prepared, Generation), ApiError> {
-    let body = read_body(req, state.opts.body_timeout).await?;
+async fn start(state: &Arc<AppState>, body: Bytes) -> Result<(Prepared, Generation), ApiError> {
     let parsed = request::parse(&body)?;
     let prepared = request::prepare(parsed, &state.catalog, &state.engine, state.opts.default_max_tokens)?;
     // One generating plus `max_queue` waiting.
