@@ -12,6 +12,7 @@
 //! response formats follow the OpenAI API reference (https://platform.openai.com/docs/api-reference/chat)
 //! and are checked against the official `openai` Python client in the tests.
 
+pub mod body;
 pub mod error;
 pub mod generation;
 pub mod models;

@@ -7,7 +7,7 @@ use crate::generation::{ActiveGuard, Counters, Generation, Step};
 use crate::models::Catalog;
 use crate::request::{self, Prepared};
 use axum::body::Bytes;
-use axum::extract::{FromRequest, OriginalUri, Path, Request, State};
+use axum::extract::{OriginalUri, Path, Request, State};
 use axum::http::{header, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -183,11 +183,11 @@ async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
 }
 
 async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let body = match read_body(req, state.opts.body_timeout).await {
+    let body = match crate::body::read(req.into_body(), state.opts.body_timeout).await {
         Ok(b) => b,
         Err(e) => {
-            // The unread rest of the body is still on the connection, so hyper closes it after this response:
-            // say so, or a client reuses the connection for its next request and sees it closed.
+            // Unread body bytes may still be on the connection (a stalled body, one past the drain cap), so it
+            // is closed after this response: say so, or a client reuses it for its next request.
             let mut r = e.into_response();
             r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
             return r;
@@ -215,27 +215,6 @@ async fn start(state: &Arc<AppState>, body: Bytes) -> Result<(Prepared, Generati
     };
     let gen = state.backend.generate(&prepared.request).await.map_err(|e| ApiError::from_backend(&e))?;
     Ok((prepared.clone(), Generation::new(gen.events, prepared.stops, active)))
-}
-
-/// The body (axum's size limit applies), within `timeout`: a client trickling its body must not hold a
-/// connection forever (its headers are bounded by the header-read timeout).
-async fn read_body(req: Request, timeout: Duration) -> Result<Bytes, ApiError> {
-    match tokio::time::timeout(timeout, Bytes::from_request(req, &())).await {
-        Ok(Ok(b)) => Ok(b),
-        Ok(Err(r)) => {
-            let mut e = ApiError::bad_request(format!("cannot read the request body: {}", r.body_text()), None);
-            e.status = r.status();
-            Err(e)
-        }
-        Err(_) => {
-            let mut e = ApiError::bad_request(
-                format!("the request body did not arrive within {:.1} s", timeout.as_secs_f64()),
-                None,
-            );
-            e.status = StatusCode::REQUEST_TIMEOUT;
-            Err(e)
-        }
-    }
 }
 
 fn completion_id() -> String {
