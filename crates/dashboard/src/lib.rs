@@ -45,6 +45,8 @@ pub struct DashboardArgs {
     /// KPI file for the pass/fail colours. Default: configs/kpis.yaml if present, else the built-in KPIs.
     #[arg(long)]
     pub kpis: Option<PathBuf>,
+    #[command(flatten)]
+    pub http: ttc_http::HttpArgs,
 }
 
 /// How often the live view re-reads the store.
@@ -91,9 +93,16 @@ pub async fn serve(listener: tokio::net::TcpListener, results_dir: PathBuf, live
 
 /// [`serve`] with a prepared state (custom KPIs, analysis settings, poll interval).
 pub async fn serve_state(listener: tokio::net::TcpListener, state: AppState) -> Result<()> {
+    serve_with(listener, state, ttc_http::HttpOptions::default()).await
+}
+
+/// [`serve_state`] with explicit connection limits (header-read timeout, connection limit): a client that
+/// stalls in its headers is cut, and no number of idle sockets can exhaust the server.
+pub async fn serve_with(listener: tokio::net::TcpListener, state: AppState, http: ttc_http::HttpOptions) -> Result<()> {
     let (cache, analysis, kpis) = (state.cache.clone(), state.analysis.clone(), state.kpis.clone());
     tokio::task::spawn_blocking(move || cache.warm_up(&analysis, &kpis));
-    axum::serve(listener, router(state)).await.context("dashboard server failed")
+    ttc_http::serve(listener, router(state), http, std::future::pending()).await.context("dashboard server failed")?;
+    Ok(())
 }
 
 /// Whether binding `host` makes the dashboard reachable from other machines.
@@ -125,7 +134,9 @@ pub fn run(args: DashboardArgs) -> Result<i32> {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
         eprintln!("dashboard: http://{host}:{port}/  (results: {}; Ctrl-C to stop)", args.results.display());
         tokio::select! {
-            r = serve_state(listener, state) => r.map(|_| 0),
+            r = serve_with(listener, state, args.http.options()) => r.map(|_| 0),
+            // Ctrl-C only: `ttc run --dashboard` runs this on a thread, and catching SIGTERM here would stop
+            // the dashboard but not the run.
             _ = tokio::signal::ctrl_c() => Ok(0),
         }
     })
@@ -151,6 +162,9 @@ mod tests {
         let cli = Cli::try_parse_from(["ttc", "--results", "r2", "--port", "9000", "--host", "0.0.0.0"]).unwrap();
         assert_eq!((cli.args.results.to_str(), cli.args.port), (Some("r2"), 9000));
         assert!(Cli::try_parse_from(["ttc", "--port", "70000"]).is_err());
+        assert_eq!(cli.args.http.options(), ttc_http::HttpOptions::default());
+        let cli = Cli::try_parse_from(["ttc", "--header-timeout", "0.5", "--max-connections", "4"]).unwrap();
+        assert_eq!((cli.args.http.header_timeout, cli.args.http.max_connections), (Duration::from_millis(500), 4));
     }
 
     #[test]

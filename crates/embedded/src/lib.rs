@@ -5,13 +5,27 @@
 //! the stream (timeout, abort) the worker's next send fails and the generation is cancelled, freeing the
 //! engine. Policy internals travel on a oneshot that is completed before the `Finished` event.
 //!
+//! Cancellation points: a job whose stream was dropped while it waited in the queue is skipped before its
+//! prefill, and a running one stops at its next emitted token. The prefill itself is one forward pass and
+//! cannot be interrupted (engine issue #17: chunked prefill with a cancellation check per chunk).
+//!
+//! Each job runs inside a panic boundary: a panic fails that request with an error event and the worker
+//! goes on with the next job. [`EmbeddedBackend::worker_alive`] tells whether the thread still runs.
+//!
 //! Batching policies go to a [`Scheduler`] of their own instead (one per policy, started on first use), which
 //! decodes every request in flight together; the runner gives such a policy its own phase and concurrency, so
 //! the worker thread and a scheduler never compete for the cores.
 
+mod fault;
+
+#[cfg(feature = "fault-injection")]
+pub use fault::Fault;
+
 use async_trait::async_trait;
 use std::collections::HashMap;
-use std::sync::{mpsc, Arc, Mutex};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 use ttc_bench::backend::{
     event_channel, Backend, BackendError, BackendInfo, ChatMessage, EventSender, GenRequest, Generation,
 };
@@ -33,7 +47,10 @@ struct Job {
 
 pub struct EmbeddedBackend {
     engine: Arc<Engine>,
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
+    worker: JoinHandle<()>,
+    #[cfg(feature = "fault-injection")]
+    faults: fault::Faults,
     /// Policies already checked against the model, by name.
     policies: Mutex<HashMap<String, Policy>>,
     /// One scheduler per batching policy, started on first use.
@@ -44,17 +61,23 @@ impl EmbeddedBackend {
     pub fn new(engine: Arc<Engine>) -> EmbeddedBackend {
         let (tx, rx) = mpsc::channel::<Job>();
         let worker_engine = engine.clone();
-        std::thread::Builder::new()
+        let faults = fault::Faults::default();
+        let worker_faults = faults.clone();
+        let worker = std::thread::Builder::new()
             .name("ttc-engine".into())
             .spawn(move || {
                 for job in rx {
-                    run_job(&worker_engine, job);
+                    worker_faults.before_job();
+                    run_guarded(&worker_engine, job, &worker_faults);
                 }
             })
             .expect("spawn engine thread");
         EmbeddedBackend {
             engine,
-            jobs: Mutex::new(tx),
+            jobs: tx,
+            worker,
+            #[cfg(feature = "fault-injection")]
+            faults,
             policies: Mutex::new(HashMap::new()),
             schedulers: Mutex::new(HashMap::new()),
         }
@@ -64,10 +87,22 @@ impl EmbeddedBackend {
         &self.engine
     }
 
+    /// Whether the engine thread still runs. Panics inside a job are caught, so it only stops on a panic
+    /// outside any job; then every request fails and `ttc serve`'s `/health` reports it.
+    pub fn worker_alive(&self) -> bool {
+        !self.worker.is_finished()
+    }
+
+    /// Makes the worker fail on purpose (tests of the panic boundary and of `/health`).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject(&self, fault: Fault) {
+        self.faults.set(fault);
+    }
+
     /// The request's policy, checked against this model once per name (a layer index past the model's depth is
     /// an invalid request, not a silent clamp).
     fn policy(&self, policy: &Policy) -> Result<Policy, BackendError> {
-        let mut checked = self.policies.lock().map_err(|_| BackendError::Engine("policy cache poisoned".into()))?;
+        let mut checked = relock(&self.policies);
         if !checked.contains_key(&policy.name) {
             self.engine.check_policy(policy).map_err(|e| BackendError::InvalidRequest(e.to_string()))?;
             checked.insert(policy.name.clone(), policy.clone());
@@ -78,7 +113,7 @@ impl EmbeddedBackend {
 
 impl EmbeddedBackend {
     fn scheduler(&self, policy: &Policy, params: &BatchingParams) -> Result<Arc<Scheduler>, BackendError> {
-        let mut map = self.schedulers.lock().expect("scheduler map");
+        let mut map = relock(&self.schedulers);
         if let Some(s) = map.get(&policy.name) {
             return Ok(s.clone());
         }
@@ -160,8 +195,35 @@ pub fn sampling_from_request(r: &GenRequest) -> Option<SamplerConfig> {
     })
 }
 
-fn run_job(engine: &Engine, job: Job) {
+/// A poisoned cache map is still a valid map (every change is one `insert`), so a panic elsewhere must not
+/// turn every later request into an error.
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs one job inside the panic boundary: a panic fails this request with an error event, and the worker
+/// goes on. (The engine is shared read-only and each job builds its own KV cache, so nothing it leaves
+/// half-done is seen by the next job.)
+fn run_guarded(engine: &Engine, job: Job, faults: &fault::Faults) {
+    let events = job.events.clone();
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| run_job(engine, job, faults))) {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        eprintln!("error: the engine panicked while generating a request ({what}); that request failed, the engine goes on");
+        let _ = events.blocking_send(Err(BackendError::Engine(format!("the engine panicked: {what}"))));
+    }
+}
+
+fn run_job(engine: &Engine, job: Job, faults: &fault::Faults) {
     let Job { messages, policy, max_tokens, sampling, events, stats } = job;
+    // The client left while this job was queued: skip it before the prefill, which cannot be interrupted.
+    if events.is_closed() {
+        return;
+    }
+    faults.in_job();
     let prompt = match engine.prompt_tokens(&messages) {
         Ok(p) => p,
         Err(e) => {
@@ -235,8 +297,6 @@ impl Backend for EmbeddedBackend {
             stats: stats_tx,
         };
         self.jobs
-            .lock()
-            .expect("job queue")
             .send(job)
             .map_err(|_| BackendError::Engine("the engine thread has stopped".into()))?;
         Ok(Generation::new(stream).with_policy_stats(stats_rx))

@@ -1,8 +1,8 @@
 //! OpenAI-style JSON errors: `{"error": {"message", "type", "param", "code"}}` with the HTTP status the
-//! OpenAI API uses for the same failure (400 bad request, 401 bad key, 404 unknown model, 500 server), so
-//! clients (the `openai` Python package, our runner) raise their usual exception types.
+//! OpenAI API uses for the same failure (400 bad request, 401 bad key, 404 unknown model, 429 busy, 500
+//! server), so clients (the `openai` Python package, our runner) raise their usual exception types.
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use ttc_bench::backend::BackendError;
@@ -17,6 +17,8 @@ pub struct ApiError {
     pub code: Option<&'static str>,
     /// The request field at fault, when one is.
     pub param: Option<String>,
+    /// Seconds for the `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
             kind: "invalid_request_error",
             code: None,
             param: param.map(str::to_string),
+            retry_after: None,
         }
     }
 
@@ -42,6 +45,7 @@ impl ApiError {
             kind: "invalid_request_error",
             code: Some("model_not_found"),
             param: Some("model".into()),
+            retry_after: None,
         }
     }
 
@@ -52,6 +56,7 @@ impl ApiError {
             kind: "invalid_request_error",
             code: Some("invalid_api_key"),
             param: None,
+            retry_after: None,
         }
     }
 
@@ -62,6 +67,33 @@ impl ApiError {
             kind: "invalid_request_error",
             code: Some("unknown_url"),
             param: None,
+            retry_after: None,
+        }
+    }
+
+    /// A route that exists, asked with a method it does not take (the `Allow` header lists the right one).
+    pub fn method_not_allowed(method: &str, path: &str) -> ApiError {
+        ApiError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message: format!("Invalid method for URL ({method} {path}); see the Allow header for the methods it takes"),
+            kind: "invalid_request_error",
+            code: Some("method_not_allowed"),
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    /// The admission queue is full: OpenAI's rate-limit shape, so clients back off and retry.
+    pub fn queue_full(waiting: usize) -> ApiError {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!(
+                "the server is busy: {waiting} requests are already waiting for the engine (--max-queue); retry later"
+            ),
+            kind: "requests",
+            code: Some("rate_limit_exceeded"),
+            param: None,
+            retry_after: Some(1),
         }
     }
 
@@ -72,6 +104,7 @@ impl ApiError {
             kind: "server_error",
             code: None,
             param: None,
+            retry_after: None,
         }
     }
 
@@ -91,6 +124,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
+        let mut r = (self.status, axum::Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after {
+            r.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        }
+        r
     }
 }

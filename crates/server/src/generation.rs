@@ -1,13 +1,14 @@
 //! One generation as the HTTP layer sees it: the engine's event stream with stop strings applied, reduced to
 //! text pieces and one final step. Dropping a [`Generation`] drops the engine's event stream, and the
-//! embedded backend cancels the request at its next token: that is how a client that disconnects (axum
-//! drops the response body or the handler) frees the engine for the next request.
+//! embedded backend cancels the request at its next token (or skips it, if it is still queued): that is how
+//! a client that disconnects (axum drops the response body or the handler) frees the engine for the next
+//! request.
 
 use crate::error::ApiError;
 use crate::stop::{StopMatcher, StopStep};
 use futures_util::StreamExt;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use ttc_bench::backend::EventStream;
 use ttc_types::GenEvent;
@@ -21,19 +22,36 @@ pub enum Step {
     Failed(ApiError),
 }
 
-/// Counts generations in progress (reported by `/health`); the guard decrements on drop.
-pub struct ActiveGuard(Arc<AtomicUsize>);
+/// What `/health` reports about requests.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Generations admitted and not over: decoding, or waiting for the engine.
+    pub active: AtomicUsize,
+    /// Generations that finished (`stop` or `length`).
+    pub completed: AtomicU64,
+    /// Generations dropped before their end: the client disconnected.
+    pub cancelled: AtomicU64,
+    /// Generations that failed in the engine.
+    pub failed: AtomicU64,
+    /// Requests turned away with 429 because the admission queue was full.
+    pub rejected: AtomicU64,
+}
+
+/// One admitted generation; `active` counts it until the guard drops.
+pub struct ActiveGuard(Arc<Counters>);
 
 impl ActiveGuard {
-    pub fn new(counter: Arc<AtomicUsize>) -> ActiveGuard {
-        counter.fetch_add(1, Ordering::SeqCst);
-        ActiveGuard(counter)
+    /// Admits a generation unless `limit` are already active (checked and counted in one step, so
+    /// concurrent requests cannot overshoot).
+    pub fn admit(counters: Arc<Counters>, limit: usize) -> Option<ActiveGuard> {
+        counters.active.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < limit).then_some(n + 1)).ok()?;
+        Some(ActiveGuard(counters))
     }
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -42,18 +60,29 @@ pub struct Generation {
     stop: StopMatcher,
     tokens: u32,
     queue: VecDeque<Step>,
-    _active: ActiveGuard,
+    /// Whether the final step was handed out (else dropping this is a cancellation).
+    over: bool,
+    active: ActiveGuard,
 }
 
 impl Generation {
     pub fn new(events: EventStream, stops: Vec<String>, active: ActiveGuard) -> Generation {
-        Generation { events: Some(events), stop: StopMatcher::new(stops), tokens: 0, queue: VecDeque::new(), _active: active }
+        Generation { events: Some(events), stop: StopMatcher::new(stops), tokens: 0, queue: VecDeque::new(), over: false, active }
     }
 
     /// The next non-empty text piece or the final step; None after the final step.
     pub async fn next(&mut self) -> Option<Step> {
         loop {
             if let Some(step) = self.queue.pop_front() {
+                let counter = match step {
+                    Step::Text(_) => None,
+                    Step::Done { .. } => Some(&self.active.0.completed),
+                    Step::Failed(_) => Some(&self.active.0.failed),
+                };
+                if let Some(c) = counter {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    self.over = true;
+                }
                 return Some(step);
             }
             let events = self.events.as_mut()?;
@@ -98,6 +127,14 @@ impl Generation {
     }
 }
 
+impl Drop for Generation {
+    fn drop(&mut self) {
+        if !self.over {
+            self.active.0.cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,8 +149,8 @@ mod tests {
     #[tokio::test]
     async fn stop_string_ends_and_cancels_the_engine_stream() {
         let (tx, events) = event_channel(16);
-        let active = Arc::new(AtomicUsize::new(0));
-        let mut g = Generation::new(events, vec!["\n".into()], ActiveGuard::new(active.clone()));
+        let counters = Arc::new(Counters::default());
+        let mut g = Generation::new(events, vec!["\n".into()], guard(&counters));
         for t in ["Hi", "", " there\nmore"] {
             tx.send(content(t)).await.unwrap();
         }
@@ -122,15 +159,44 @@ mod tests {
         assert_eq!(g.next().await, Some(Step::Done { reason: "stop", completion_tokens: 3 }));
         assert_eq!(g.next().await, None);
         assert!(tx.is_closed(), "the engine must see the request cancelled");
-        assert_eq!(active.load(Ordering::SeqCst), 1);
+        assert_eq!(counters.active.load(Ordering::SeqCst), 1);
         drop(g);
-        assert_eq!(active.load(Ordering::SeqCst), 0);
+        assert_eq!(counters.active.load(Ordering::SeqCst), 0);
+        assert_eq!((counters.completed.load(Ordering::SeqCst), counters.cancelled.load(Ordering::SeqCst)), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn dropping_before_the_end_counts_a_cancellation() {
+        let (tx, events) = event_channel(16);
+        let counters = Arc::new(Counters::default());
+        let mut g = Generation::new(events, vec![], guard(&counters));
+        tx.send(content("x")).await.unwrap();
+        assert_eq!(g.next().await, Some(Step::Text("x".into())));
+        drop(g);
+        assert!(tx.is_closed());
+        let c = &counters;
+        assert_eq!((c.active.load(Ordering::SeqCst), c.completed.load(Ordering::SeqCst), c.cancelled.load(Ordering::SeqCst)), (0, 0, 1));
+    }
+
+    #[test]
+    fn admission_stops_at_the_limit_and_frees_on_drop() {
+        let counters = Arc::new(Counters::default());
+        let a = ActiveGuard::admit(counters.clone(), 2).unwrap();
+        let _b = ActiveGuard::admit(counters.clone(), 2).unwrap();
+        assert!(ActiveGuard::admit(counters.clone(), 2).is_none());
+        assert_eq!(counters.active.load(Ordering::SeqCst), 2, "a refused request must not be counted");
+        drop(a);
+        assert!(ActiveGuard::admit(counters.clone(), 2).is_some());
+    }
+
+    fn guard(c: &Arc<Counters>) -> ActiveGuard {
+        ActiveGuard::admit(c.clone(), usize::MAX).unwrap()
     }
 
     #[tokio::test]
     async fn finish_uses_engine_usage_and_flushes_held_text() {
         let (tx, events) = event_channel(16);
-        let mut g = Generation::new(events, vec!["END".into()], ActiveGuard::new(Arc::new(AtomicUsize::new(0))));
+        let mut g = Generation::new(events, vec!["END".into()], guard(&Arc::default()));
         tx.send(content("a E")).await.unwrap();
         let usage = Some(Usage { prompt_tokens: 5, completion_tokens: 1 });
         tx.send(Ok(GenEvent::Finished { at: Instant::now(), reason: FinishReason::Length, usage })).await.unwrap();
@@ -142,7 +208,7 @@ mod tests {
     #[tokio::test]
     async fn a_cut_stream_is_a_server_error() {
         let (tx, events) = event_channel(16);
-        let mut g = Generation::new(events, vec![], ActiveGuard::new(Arc::new(AtomicUsize::new(0))));
+        let mut g = Generation::new(events, vec![], guard(&Arc::default()));
         tx.send(content("x")).await.unwrap();
         drop(tx);
         assert_eq!(g.next().await, Some(Step::Text("x".into())));

@@ -3,12 +3,16 @@
 //! - `POST /v1/chat/completions`: streaming (SSE) and not, `usage`, `stream_options.include_usage`, `stop`;
 //! - `GET /v1/models`: `<model>` (baseline) and `<model>:<policy>` for every policy of the policies file;
 //!   the model name of a request picks the policy the engine runs;
-//! - `GET /health`.
+//! - `GET /health`: 200, or 503 once the engine thread is gone.
+//!
+//! Connections go through [`ttc_http::serve`] (header-read timeout, connection limit, graceful shutdown on
+//! SIGTERM or Ctrl-C with a deadline); requests beyond `--max-queue` waiting ones are answered 429.
 //!
 //! All requests go through one engine, queued by [`ttc_embedded::EmbeddedBackend`]'s worker thread. The
 //! response formats follow the OpenAI API reference (https://platform.openai.com/docs/api-reference/chat)
 //! and are checked against the official `openai` Python client in the tests.
 
+pub mod body;
 pub mod error;
 pub mod generation;
 pub mod models;
@@ -16,14 +20,16 @@ pub mod request;
 pub mod server;
 pub mod stop;
 
-pub use server::{router, ServerOptions};
+pub use server::{check_api_key, router, router_with_backend, ServerOptions, DEFAULT_MAX_QUEUE};
 
 use anyhow::Context;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use ttc_engine::{Engine, Policy, WeightFormat};
+use ttc_http::{HttpArgs, HttpOptions};
 
 /// The id of the base model in `/v1/models`.
 pub const DEFAULT_MODEL_ID: &str = "smollm2-135m";
@@ -47,15 +53,23 @@ pub struct ServeArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// Require `Authorization: Bearer <KEY>` on /v1 routes.
+    /// Require `Authorization: Bearer <KEY>` on /v1 routes. An empty key is refused (exit 2).
     #[arg(long, env = "TTC_SERVE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// The base model id clients send (`<id>` = baseline, `<id>:<policy>` = a policy).
     #[arg(long, default_value = DEFAULT_MODEL_ID)]
     pub model_id: String,
     /// `max_tokens` for requests that do not set it (cut to what the context leaves).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
     pub default_max_tokens: u64,
+    /// Requests that may wait for the engine while one generates; more are answered 429 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_QUEUE)]
+    pub max_queue: usize,
+    /// On SIGTERM or Ctrl-C, seconds open requests get to finish before their connections are closed.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = ttc_http::parse_secs)]
+    pub shutdown_timeout: Duration,
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 fn parse_weights(s: &str) -> Result<WeightFormat, String> {
@@ -89,38 +103,46 @@ pub struct RunningServer {
     /// `http://ADDR/v1`, what OpenAI clients take as their base URL.
     pub base_url: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<ttc_http::Served>>,
 }
 
 impl RunningServer {
-    /// Binds `addr` and serves `app` in a task.
+    /// Binds `addr` and serves `app` in a task with the default connection limits.
     pub async fn start(app: axum::Router, addr: &str) -> anyhow::Result<RunningServer> {
+        Self::start_with(app, addr, HttpOptions::default()).await
+    }
+
+    /// [`RunningServer::start`] with explicit limits (header timeout, connection limit, shutdown grace).
+    pub async fn start_with(app: axum::Router, addr: &str, http: HttpOptions) -> anyhow::Result<RunningServer> {
         let listener =
             tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
+            ttc_http::serve(listener, app, http, async move {
+                let _ = rx.await;
+            })
+            .await
         });
         Ok(RunningServer { addr, base_url: format!("http://{addr}/v1"), shutdown: Some(tx), task })
     }
 
-    /// Stops accepting connections and waits for open ones to finish.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+    /// Stops accepting connections and waits for open ones to finish (up to the shutdown grace).
+    pub async fn shutdown(mut self) -> anyhow::Result<ttc_http::Served> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        (&mut self.task).await??;
-        Ok(())
+        Ok((&mut self.task).await??)
     }
 }
 
-/// Loads the engine and policies and serves until Ctrl-C. Blocks on its own tokio runtime.
+/// Loads the engine and policies and serves until SIGTERM or Ctrl-C, then lets open requests finish (up to
+/// `--shutdown-timeout`) and returns 0. Blocks on its own tokio runtime. Usage errors return 2.
 pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
+    if let Err(e) = check_api_key(args.api_key.as_deref()) {
+        eprintln!("error: {e}");
+        return Ok(2);
+    }
     let weights = args.weights;
     let policies = match load_policies(&args.policies) {
         Ok(p) => p,
@@ -153,8 +175,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
         model_id: args.model_id.clone(),
         api_key: args.api_key.clone(),
         default_max_tokens: args.default_max_tokens,
+        max_queue: args.max_queue,
+        body_timeout: args.http.header_timeout,
     };
     let app = router(engine, &policies, opts)?;
+    let http = HttpOptions { shutdown_grace: Some(args.shutdown_timeout), ..args.http.options() };
+    let grace = args.shutdown_timeout.as_secs_f64();
     let host = if args.host.contains(':') && !args.host.starts_with('[') { format!("[{}]", args.host) } else { args.host.clone() };
     let addr = format!("{host}:{}", args.port);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -163,14 +189,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
             tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         eprintln!("serving {} policies + baseline at http://{local}/v1 (models: GET /v1/models; Ctrl-C stops)", policies.len());
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-                eprintln!("shutting down: finishing open requests");
-            })
-            .await?;
+        let served = ttc_http::serve(listener, app, http, async {
+            let signal = ttc_http::shutdown_signal().await;
+            eprintln!("{signal}: shutting down, finishing open requests (at most {grace} s)");
+        })
+        .await?;
+        if served.cut_connections > 0 {
+            eprintln!("warning: {} connections still open after {grace} s were closed", served.cut_connections);
+        } else {
+            eprintln!("stopped: every open request finished");
+        }
         Ok::<_, anyhow::Error>(())
     })?;
+    // The engine thread may still be inside a cut generation; returning from main ends it.
     Ok(0)
 }
 
@@ -195,10 +226,31 @@ mod tests {
         assert_eq!((a.host.as_str(), a.port, a.model_id.as_str()), ("127.0.0.1", 8080, "smollm2-135m"));
         assert_eq!(a.policies, PathBuf::from("configs/policies.yaml"));
         assert_eq!(a.default_max_tokens, 256);
+        assert_eq!((a.max_queue, a.shutdown_timeout), (64, Duration::from_secs(30)));
+        assert_eq!(a.http.options(), HttpOptions::default());
+        let a = parse(&["--max-queue", "0", "--shutdown-timeout", "0.5", "--header-timeout", "2", "--max-connections", "8"]).unwrap();
+        assert_eq!((a.max_queue, a.shutdown_timeout), (0, Duration::from_millis(500)));
+        assert_eq!((a.http.header_timeout, a.http.max_connections), (Duration::from_secs(2), 8));
+        for bad in [&["--default-max-tokens", "0"][..], &["--shutdown-timeout", "-1"], &["--header-timeout", "0"], &["--max-connections", "0"]] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
         let a = parse(&["--host", "0.0.0.0", "--port", "0", "--api-key", "k", "--weights", "f32"]).unwrap();
         assert_eq!((a.host.as_str(), a.port, a.api_key.as_deref(), a.weights), ("0.0.0.0", 0, Some("k"), WeightFormat::F32));
         assert!(parse(&["--weights", "int3"]).is_err());
         assert!(parse(&["--port", "70000"]).is_err());
+    }
+
+    #[test]
+    fn an_empty_api_key_is_a_usage_error_before_anything_loads() {
+        // The model path does not exist: exit 2 here proves the key is checked first.
+        for key in ["", "   ", " sk-padded"] {
+            let a = parse(&["--api-key", key, "--model", "/nonexistent.gguf", "--port", "0"]).unwrap();
+            assert_eq!(run(a).unwrap(), 2, "{key:?}");
+        }
+        assert!(check_api_key(Some("")).unwrap_err().contains("empty"));
+        assert!(check_api_key(Some(" k")).unwrap_err().contains("whitespace"));
+        assert_eq!(check_api_key(Some("sk-local")), Ok(()));
+        assert_eq!(check_api_key(None), Ok(()));
     }
 
     #[test]

@@ -137,32 +137,37 @@ pub fn prepare(req: ChatRequest, catalog: &Catalog, engine: &Engine, default_max
         )
         .with_code("context_length_exceeded"));
     }
+    // `prompt_len < context` from here on, so `context - prompt_len` cannot underflow; a client's
+    // `max_tokens` may be anything up to u64::MAX, so it is only ever compared, never added.
+    let room = context - prompt_len;
     let max_tokens = match req.max_completion_tokens.or(req.max_tokens) {
         Some(0) => return Err(ApiError::bad_request("max_tokens must be at least 1", Some("max_tokens"))),
-        Some(m) if prompt_len + m > context => {
+        Some(m) if m > room => {
             return Err(ApiError::bad_request(
                 format!(
                     "This model's maximum context length is {context} tokens; you requested {} tokens \
                      ({prompt_len} in the messages, {m} in the completion).",
-                    prompt_len + m
+                    u128::from(prompt_len) + u128::from(m)
                 ),
                 Some("max_tokens"),
             )
             .with_code("context_length_exceeded"))
         }
         Some(m) => m,
-        None => default_max_tokens.min(context - prompt_len),
+        None => default_max_tokens.min(room),
     };
-    // No seed: a fresh one, so sampled requests differ as they do on other servers.
+    // No seed: a fresh one, so sampled requests differ as they do on other servers. A negative seed is
+    // reinterpreted bit for bit (a distinct, reproducible u64).
     let seed = match req.seed {
         Some(s) => s as u64,
         None => rand::random(),
     };
+    // Both fit in u32: they are at most the context length, which the engine holds as a usize of a GGUF u32.
     let request = GenRequest {
         messages,
         policy: model.policy.clone(),
         model: model.id.clone(),
-        max_tokens: max_tokens as u32,
+        max_tokens: u32::try_from(max_tokens).unwrap_or(u32::MAX),
         temperature,
         top_p: req.top_p,
         seed: Some(seed),
@@ -173,7 +178,7 @@ pub fn prepare(req: ChatRequest, catalog: &Catalog, engine: &Engine, default_max
         stops,
         stream: req.stream.unwrap_or(false),
         include_usage: req.stream_options.and_then(|o| o.include_usage).unwrap_or(false),
-        prompt_tokens: prompt_len as u32,
+        prompt_tokens: u32::try_from(prompt_len).unwrap_or(u32::MAX),
     })
 }
 

@@ -3,13 +3,12 @@
 //! queued to one engine through the embedded backend's worker.
 
 use crate::error::ApiError;
-use crate::generation::{ActiveGuard, Generation, Step};
+use crate::generation::{ActiveGuard, Counters, Generation, Step};
 use crate::models::Catalog;
 use crate::request::{self, Prepared};
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Request, State};
-use axum::http::{header, StatusCode, Uri};
+use axum::extract::{OriginalUri, Path, Request, State};
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -17,9 +16,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ttc_bench::backend::Backend;
 use ttc_embedded::EmbeddedBackend;
 use ttc_engine::{Engine, Policy};
@@ -33,41 +32,74 @@ pub struct ServerOptions {
     pub api_key: Option<String>,
     /// `max_tokens` for requests that set none.
     pub default_max_tokens: u64,
+    /// Requests that may wait for the engine while one generates; one more is answered 429.
+    pub max_queue: usize,
+    /// How long a client may take to send a request body.
+    pub body_timeout: Duration,
 }
+
+pub const DEFAULT_MAX_QUEUE: usize = 64;
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { model_id: crate::DEFAULT_MODEL_ID.into(), api_key: None, default_max_tokens: 256 }
+        ServerOptions {
+            model_id: crate::DEFAULT_MODEL_ID.into(),
+            api_key: None,
+            default_max_tokens: 256,
+            max_queue: DEFAULT_MAX_QUEUE,
+            body_timeout: ttc_http::DEFAULT_HEADER_TIMEOUT,
+        }
+    }
+}
+
+/// An API key that no client could send is refused: empty (every request would get 401 with no hint why),
+/// or with whitespace around it (HTTP strips it from the header).
+pub fn check_api_key(key: Option<&str>) -> Result<(), String> {
+    match key {
+        Some(k) if k.trim().is_empty() => Err("the API key is empty (--api-key \"\" or TTC_SERVE_API_KEY set to nothing): \
+             pass a key, or unset it to serve without one"
+            .into()),
+        Some(k) if k.trim() != k => Err("the API key starts or ends with whitespace, which HTTP clients cannot send: \
+             remove it from --api-key / TTC_SERVE_API_KEY"
+            .into()),
+        _ => Ok(()),
     }
 }
 
 pub struct AppState {
     engine: Arc<Engine>,
-    backend: EmbeddedBackend,
+    backend: Arc<EmbeddedBackend>,
     catalog: Catalog,
     opts: ServerOptions,
-    active: Arc<AtomicUsize>,
-    completed: AtomicU64,
+    counters: Arc<Counters>,
     started: u64,
 }
 
-/// The application: build it once per engine and serve it with `axum::serve`.
+/// The application: build it once per engine and serve it with `ttc_http::serve` (or `axum::serve`).
 pub fn router(engine: Arc<Engine>, policies: &[Policy], opts: ServerOptions) -> anyhow::Result<Router> {
+    router_with_backend(Arc::new(EmbeddedBackend::new(engine)), policies, opts)
+}
+
+/// [`router`] over a backend the caller keeps (to watch or, in tests, to inject faults into its worker).
+pub fn router_with_backend(backend: Arc<EmbeddedBackend>, policies: &[Policy], opts: ServerOptions) -> anyhow::Result<Router> {
+    check_api_key(opts.api_key.as_deref()).map_err(anyhow::Error::msg)?;
     let catalog = Catalog::new(&opts.model_id, policies)?;
     let state = Arc::new(AppState {
-        backend: EmbeddedBackend::new(engine.clone()),
-        engine,
+        engine: backend.engine().clone(),
+        backend,
         catalog,
         opts,
-        active: Arc::new(AtomicUsize::new(0)),
-        completed: AtomicU64::new(0),
+        counters: Arc::default(),
         started: unix_now(),
     });
     let v1 = Router::new()
         .route("/chat/completions", post(chat_completions))
         .route("/models", get(list_models))
         .route("/models/{id}", get(get_model))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key))
+        .method_not_allowed_fallback(|method: Method, OriginalUri(uri): OriginalUri| async move {
+            ApiError::method_not_allowed(method.as_str(), uri.path())
+        });
     Ok(Router::new()
         .route("/health", get(health))
         .nest("/v1", v1)
@@ -82,7 +114,7 @@ fn unix_now() -> u64 {
 async fn require_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     if let Some(key) = state.opts.api_key.as_deref() {
         let sent = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        match sent.and_then(|v| v.strip_prefix("Bearer ")) {
+        match sent.and_then(bearer_token) {
             None => return ApiError::unauthorized("missing API key: send `Authorization: Bearer <key>`").into_response(),
             Some(k) if !constant_time_eq(k.trim().as_bytes(), key.as_bytes()) => {
                 return ApiError::unauthorized("incorrect API key").into_response()
@@ -93,19 +125,39 @@ async fn require_key(State(state): State<Arc<AppState>>, req: Request, next: Nex
     next.run(req).await
 }
 
+/// The credentials of `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 7235 2.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// Compares without an early exit, so response time does not tell how much of a guessed key was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(json!({
-        "status": "ok",
+/// 200 with `status: ok`, or 503 with `status: unhealthy` once the engine thread has stopped (every
+/// generation would fail), so a supervisor restarts the server.
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let c = &state.counters;
+    let alive = state.backend.worker_alive();
+    let mut body = json!({
+        "status": if alive { "ok" } else { "unhealthy" },
         "model": state.engine.model_name,
         "weights": state.engine.model.format.label(),
-        "active_requests": state.active.load(Ordering::SeqCst),
-        "completed_requests": state.completed.load(Ordering::SeqCst),
-    }))
+        "active_requests": c.active.load(Ordering::SeqCst),
+        "completed_requests": c.completed.load(Ordering::SeqCst),
+        "cancelled_requests": c.cancelled.load(Ordering::SeqCst),
+        "failed_requests": c.failed.load(Ordering::SeqCst),
+        "rejected_requests": c.rejected.load(Ordering::SeqCst),
+        "max_queue": state.opts.max_queue,
+    });
+    if alive {
+        Json(body).into_response()
+    } else {
+        body["error"] = json!("the engine worker thread has stopped; every generation fails until the server is restarted");
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
 }
 
 fn model_object(state: &AppState, m: &crate::models::ServedModel) -> Value {
@@ -130,10 +182,20 @@ async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
     Ok(Json(model_object(&state, m)))
 }
 
-async fn chat_completions(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let body = match crate::body::read(req.into_body(), state.opts.body_timeout).await {
+        Ok(b) => b,
+        Err(e) => {
+            // Unread body bytes may still be on the connection (a stalled body, one past the drain cap), so it
+            // is closed after this response: say so, or a client reuses it for its next request.
+            let mut r = e.into_response();
+            r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            return r;
+        }
+    };
     match start(&state, body).await {
-        Ok((prepared, generation)) if prepared.stream => stream_response(state, prepared, generation).into_response(),
-        Ok((prepared, generation)) => match complete(&state, &prepared, generation).await {
+        Ok((prepared, generation)) if prepared.stream => stream_response(prepared, generation).into_response(),
+        Ok((prepared, generation)) => match complete(&prepared, generation).await {
             Ok(v) => Json(v).into_response(),
             Err(e) => e.into_response(),
         },
@@ -141,16 +203,16 @@ async fn chat_completions(State(state): State<Arc<AppState>>, body: Result<Bytes
     }
 }
 
-/// Validates the request and queues it to the engine.
-async fn start(state: &Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Result<(Prepared, Generation), ApiError> {
-    let body = body.map_err(|r| {
-        let mut e = ApiError::bad_request(format!("cannot read the request body: {}", r.body_text()), None);
-        e.status = r.status();
-        e
-    })?;
+/// Validates the request, then admits it to the engine's queue (or answers 429 when the queue is
+/// full: a bounded wait instead of an unbounded one).
+async fn start(state: &Arc<AppState>, body: Bytes) -> Result<(Prepared, Generation), ApiError> {
     let parsed = request::parse(&body)?;
     let prepared = request::prepare(parsed, &state.catalog, &state.engine, state.opts.default_max_tokens)?;
-    let active = ActiveGuard::new(state.active.clone());
+    // One generating plus `max_queue` waiting.
+    let Some(active) = ActiveGuard::admit(state.counters.clone(), state.opts.max_queue.saturating_add(1)) else {
+        state.counters.rejected.fetch_add(1, Ordering::SeqCst);
+        return Err(ApiError::queue_full(state.opts.max_queue));
+    };
     let gen = state.backend.generate(&prepared.request).await.map_err(|e| ApiError::from_backend(&e))?;
     Ok((prepared.clone(), Generation::new(gen.events, prepared.stops, active)))
 }
@@ -160,18 +222,17 @@ fn completion_id() -> String {
 }
 
 fn usage_json(prompt: u32, completion: u32) -> Value {
-    json!({ "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion })
+    json!({ "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": u64::from(prompt) + u64::from(completion) })
 }
 
 /// `stream: false`: one `chat.completion` object.
-async fn complete(state: &AppState, p: &Prepared, mut gen: Generation) -> Result<Value, ApiError> {
+async fn complete(p: &Prepared, mut gen: Generation) -> Result<Value, ApiError> {
     let mut text = String::new();
     while let Some(step) = gen.next().await {
         match step {
             Step::Text(t) => text.push_str(&t),
             Step::Failed(e) => return Err(e),
             Step::Done { reason, completion_tokens } => {
-                state.completed.fetch_add(1, Ordering::SeqCst);
                 return Ok(json!({
                     "id": completion_id(),
                     "object": "chat.completion",
@@ -235,7 +296,6 @@ enum Phase {
 }
 
 struct StreamState {
-    state: Arc<AppState>,
     gen: Generation,
     chunks: Chunks,
     prompt_tokens: u32,
@@ -258,7 +318,6 @@ impl StreamState {
                 Some(Step::Text(t)) => Some(self.chunks.chunk(json!({ "content": t }), None)),
                 Some(Step::Done { reason, completion_tokens }) => {
                     self.phase = Phase::Over;
-                    self.state.completed.fetch_add(1, Ordering::SeqCst);
                     if self.chunks.include_usage {
                         self.tail.push_back(self.chunks.usage(self.prompt_tokens, completion_tokens));
                     }
@@ -278,10 +337,25 @@ impl StreamState {
 
 /// `stream: true`: role chunk, content deltas, finish chunk, optional usage chunk, `[DONE]`. When the client
 /// goes away axum drops this stream, which drops the generation and cancels it in the engine.
-fn stream_response(state: Arc<AppState>, p: Prepared, gen: Generation) -> impl IntoResponse {
+fn stream_response(p: Prepared, gen: Generation) -> impl IntoResponse {
     let chunks = Chunks { id: completion_id(), created: unix_now(), model: p.request.model.clone(), include_usage: p.include_usage };
-    let s = StreamState { state, gen, chunks, prompt_tokens: p.prompt_tokens, phase: Phase::Role, tail: Default::default() };
+    let s = StreamState { gen, chunks, prompt_tokens: p.prompt_tokens, phase: Phase::Role, tail: Default::default() };
     let events = futures_util::stream::unfold(s, |mut s| async move { s.next().await.map(|ev| (Ok::<_, Infallible>(ev), s)) });
     // Keep-alive comments hold idle connections open while a request waits in the engine's queue.
     (StatusCode::OK, Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for h in ["Bearer k", "bearer k", "BEARER k", "  Bearer   k  "] {
+            assert_eq!(bearer_token(h), Some("k"), "{h:?}");
+        }
+        for h in ["Basic k", "Bearerk", "k", ""] {
+            assert_eq!(bearer_token(h), None, "{h:?}");
+        }
+    }
 }

@@ -242,10 +242,45 @@ async fn errors_are_openai_style_with_4xx_codes() {
     let e = error_of(&b);
     assert_eq!((s, e["code"].as_str(), e["param"].as_str()), (400, Some("context_length_exceeded"), Some("max_tokens")));
 
+    // A max_tokens near u64::MAX used to overflow `prompt + max_tokens` and panic the handler.
+    let mut huge = chat_body("smollm2-135m", "hi", 4);
+    huge["max_tokens"] = json!(u64::MAX);
+    let (s, b) = send(huge.to_string(), Some("sk-right")).await;
+    let e = error_of(&b);
+    assert_eq!((s, e["code"].as_str(), e["param"].as_str()), (400, Some("context_length_exceeded"), Some("max_tokens")), "{b}");
+    assert!(e["message"].as_str().unwrap().contains("18446744073709551615 in the completion"), "{b}");
+    huge.as_object_mut().unwrap().remove("max_tokens");
+    huge["max_completion_tokens"] = json!(u64::MAX - 3);
+    let (s, b) = send(huge.to_string(), Some("sk-right")).await;
+    assert_eq!((s, error_of(&b)["param"].as_str()), (400, Some("max_tokens")), "{b}");
+    let beyond = r#"{"model":"smollm2-135m","messages":[{"role":"user","content":"hi"}],"max_tokens":18446744073709551616}"#;
+    let (s, b) = send(beyond.into(), Some("sk-right")).await;
+    assert_eq!((s, error_of(&b)["param"].as_str()), (400, Some("max_tokens")), "{b}");
+
     let mut n2 = chat_body("smollm2-135m", "hi", 4);
     n2["n"] = json!(2);
     let (s, b) = send(n2.to_string(), Some("sk-right")).await;
     assert_eq!((s, error_of(&b)["param"].as_str()), (400, Some("n")));
+
+    // RFC 7235: the scheme is case-insensitive.
+    for auth in ["bearer sk-right", "BEARER sk-right", "Bearer  sk-right"] {
+        let r = client.get(format!("{}/models", server.base_url)).header("authorization", auth).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{auth}");
+    }
+    let r = client.get(format!("{}/models", server.base_url)).header("authorization", "Basic sk-right").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    // A known route with the wrong method: 405, the Allow header, and the error JSON (was an empty body).
+    let r = client.get(&url).bearer_auth("sk-right").send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    let b = r.text().await.unwrap();
+    let e = error_of(&b);
+    assert_eq!((e["type"].as_str(), e["code"].as_str()), (Some("invalid_request_error"), Some("method_not_allowed")));
+    assert!(e["message"].as_str().unwrap().contains("GET /v1/chat/completions"), "{b}");
+    let r = client.delete(format!("{}/models", server.base_url)).bearer_auth("sk-right").send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["allow"].to_str().unwrap()), (405, "GET,HEAD"));
+    error_of(&r.text().await.unwrap());
 
     let r = client.get(format!("http://{}/v2/nothing", server.addr)).send().await.unwrap();
     assert_eq!(r.status(), 404);
