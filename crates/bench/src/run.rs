@@ -4,6 +4,7 @@
 //! scorer, a tokenizer, the embedded backend). Exit codes: 0 done, 2 usage/config/data error, 130
 //! interrupted (resume with `--resume RUN_ID`); runtime failures are `Err` (exit 1).
 
+use crate::backend::endpoint::redact_str;
 use crate::backend::openai::{OpenAiBackend, OpenAiSettings};
 use crate::backend::Backend;
 use crate::collect::Collector;
@@ -127,7 +128,7 @@ fn print_header(cfg: &RunConfig, plan: &Plan) {
     println!(
         "backend: {} {} model={}",
         b.kind.label(),
-        b.base_url.as_deref().unwrap_or(""),
+        b.base_url.as_deref().map(redact_str).unwrap_or_default(),
         b.model.as_deref().unwrap_or("(default)")
     );
     let l = &cfg.load;

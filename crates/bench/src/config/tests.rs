@@ -254,3 +254,11 @@ fn flags_parse_from_a_command_line() {
     assert_eq!((a.resume.as_deref(), a.log_format), (Some("r1"), LogFormat::Json));
     assert!(Cli::try_parse_from(["ttc", "--arrival", "bursty"]).is_err());
 }
+
+#[test]
+fn base_url_credentials_are_redacted_in_config_errors() {
+    let e = resolve("backend: {kind: openai, base_url: 'ftp://u:hunter22@x/v1?token=s3cret', model: m}")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "backend.base_url: `ftp://***@x/v1?token=***` must start with http:// or https://");
+}
