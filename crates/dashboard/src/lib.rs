@@ -12,9 +12,11 @@ pub mod api;
 pub mod assets;
 pub mod cache;
 pub mod events;
+pub mod host;
 pub mod live;
 pub mod model;
 pub mod parts;
+pub mod query;
 
 use anyhow::{Context, Result};
 use axum::routing::get;
@@ -61,6 +63,7 @@ pub fn app_state(results_dir: &Path, kpis: Option<&Path>, live: Option<LiveFeed>
         kpi_source: source.into(),
         live,
         poll: DEFAULT_POLL,
+        host_check: None,
     })
 }
 
@@ -80,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/trends", get(api::trends))
         .route("/api/events", get(events::events))
         .fallback(assets::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), host::check_host))
         .with_state(state)
 }
 
@@ -90,7 +94,8 @@ pub async fn serve(listener: tokio::net::TcpListener, results_dir: PathBuf, live
 }
 
 /// [`serve`] with a prepared state (custom KPIs, analysis settings, poll interval).
-pub async fn serve_state(listener: tokio::net::TcpListener, state: AppState) -> Result<()> {
+pub async fn serve_state(listener: tokio::net::TcpListener, mut state: AppState) -> Result<()> {
+    state.host_check = listener.local_addr().ok().and_then(host::HostCheck::for_bound);
     let (cache, analysis, kpis) = (state.cache.clone(), state.analysis.clone(), state.kpis.clone());
     tokio::task::spawn_blocking(move || cache.warm_up(&analysis, &kpis));
     axum::serve(listener, router(state)).await.context("dashboard server failed")
