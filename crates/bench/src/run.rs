@@ -86,9 +86,9 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<i32> {
         }
         suites.push(draw_samples(items, s.samples, seed));
     }
-    let store = ResultsStore::create(&cfg.results)?;
+    // Only a real run creates the results directory; `--dry-run` and `--resume` read what exists.
     let stored = match &args.resume {
-        Some(id) => match store.existing_keys(id) {
+        Some(id) => match ResultsStore::open(&cfg.results).and_then(|s| s.existing_keys(id)) {
             Ok(k) => k,
             Err(e) => return usage(format!("--resume {id}: {e:#}")),
         },
@@ -107,6 +107,7 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<i32> {
         Ok(b) => b,
         Err(e) => return usage(format!("{e:#}")),
     };
+    let store = ResultsStore::create(&cfg.results)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(execute(args, cfg, hooks, backend, store, plan))
 }
