@@ -386,3 +386,20 @@ fn kpi_thresholds_must_be_finite() {
     let err = check::execute(&parse(&["--results", &d(&tmp), "--kpis", &k])).unwrap_err().to_string();
     assert_eq!(err, format!("{k}: slo: key `e2e_s`: must be a finite number, got NaN"));
 }
+
+#[test]
+fn slo_flags_reject_nan_and_infinity_naming_the_flag() {
+    for (flag, value) in [("--slo-e2e", "nan"), ("--slo-ttft", "inf"), ("--slo-tpot", "-1"), ("--correct-min", "nan"), ("--correct-min", "inf")] {
+        let arg = format!("{flag}={value}");
+        for err in [
+            W::<summary::SummaryArgs>::try_parse_from(["ttc", &arg]).unwrap_err(),
+            W::<report::ReportArgs>::try_parse_from(["ttc", &arg]).unwrap_err(),
+        ] {
+            assert_eq!(err.exit_code(), 2);
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("invalid value '{value}' for '{flag}")), "{msg}");
+        }
+    }
+    let ok: summary::SummaryArgs = parse(&["--slo-e2e", "1.5", "--correct-min", "0.7"]);
+    assert_eq!((ok.slo.slo_e2e, ok.slo.correct_min), (Some(1.5), 0.7));
+}
