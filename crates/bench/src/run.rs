@@ -4,6 +4,7 @@
 //! scorer, a tokenizer, the embedded backend). Exit codes: 0 done, 2 usage/config/data error, 130
 //! interrupted (resume with `--resume RUN_ID`); runtime failures are `Err` (exit 1).
 
+use crate::backend::endpoint::redact_str;
 use crate::backend::openai::{OpenAiBackend, OpenAiSettings};
 use crate::backend::Backend;
 use crate::collect::Collector;
@@ -85,9 +86,9 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<i32> {
         }
         suites.push(draw_samples(items, s.samples, seed));
     }
-    let store = ResultsStore::create(&cfg.results)?;
+    // Only a real run creates the results directory; `--dry-run` and `--resume` read what exists.
     let stored = match &args.resume {
-        Some(id) => match store.existing_keys(id) {
+        Some(id) => match ResultsStore::open(&cfg.results).and_then(|s| s.existing_keys(id)) {
             Ok(k) => k,
             Err(e) => return usage(format!("--resume {id}: {e:#}")),
         },
@@ -106,6 +107,7 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<i32> {
         Ok(b) => b,
         Err(e) => return usage(format!("{e:#}")),
     };
+    let store = ResultsStore::create(&cfg.results)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(execute(args, cfg, hooks, backend, store, plan))
 }
@@ -127,7 +129,7 @@ fn print_header(cfg: &RunConfig, plan: &Plan) {
     println!(
         "backend: {} {} model={}",
         b.kind.label(),
-        b.base_url.as_deref().unwrap_or(""),
+        b.base_url.as_deref().map(redact_str).unwrap_or_default(),
         b.model.as_deref().unwrap_or("(default)")
     );
     let l = &cfg.load;

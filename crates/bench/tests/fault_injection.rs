@@ -238,3 +238,58 @@ async fn connection_refused_is_a_retried_connect_error() {
         assert!(r.error_message.as_deref().unwrap().contains(&format!("127.0.0.1:{port}")));
     }
 }
+
+/// Credentials in the base URL (userinfo, `?token=`) reach the server at `{path}/chat/completions?token=...`
+/// and never a record: not the base URL column, not an error message, even when the server echoes the URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_credentials_are_sent_but_never_stored() {
+    let (user, pass, token) = ("alice-USER-SECRET", "PASS-SECRET-1", "TOKEN-SECRET-2");
+    let scripts = HashMap::from([
+        ("sample-1".to_string(), vec![Fault::Echo(404)]),
+        ("sample-2".to_string(), vec![Fault::CutAbort; MAX_RETRIES + 1]),
+    ]);
+    let server = FaultServer::start(ServerState { scripts, words: 3, ..Default::default() }).await;
+    let addr = server.base_url.trim_start_matches("http://").trim_end_matches("/v1").to_string();
+    let secret_url = FaultServer {
+        base_url: format!("http://{user}:{pass}@{addr}/v1/?token={token}&api-version=1"),
+        state: server.state.clone(),
+    };
+    let mut records = run(&secret_url, 3, None).await;
+    records.sort_by(|a, b| a.sample_id.cmp(&b.sample_id));
+
+    let uris = server.state.uris_seen.lock().unwrap().clone();
+    assert!(!uris.is_empty());
+    for u in &uris {
+        assert_eq!(u, &format!("/v1/chat/completions?token={token}&api-version=1"), "where the request went");
+    }
+    let classes: Vec<_> = records.iter().map(|r| r.error_class.as_deref()).collect();
+    assert_eq!(classes, vec![None, Some("http_4xx"), Some("stream_cut")]);
+    let shown = format!("http://***@{addr}/v1/?token=***&api-version=***");
+    let echo = records[1].error_message.as_deref().unwrap();
+    assert_eq!(
+        echo,
+        format!("HTTP 404 from http://***@{addr}/v1/chat/completions?token=***&api-version=***: injected 404 for /v1/chat/completions?token=***&api-version=1")
+    );
+    for r in &records {
+        assert_eq!(r.base_url.as_deref(), Some(shown.as_str()));
+        let json = serde_json::to_string(r).unwrap();
+        for secret in [user, pass, token] {
+            assert!(!json.contains(secret), "{secret} leaked into a record: {json}");
+        }
+    }
+
+    // reqwest's own errors name the URL: a refused connection is stored without it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = FaultServer {
+        base_url: format!("http://{user}:{pass}@127.0.0.1:{port}/v1?token={token}"),
+        state: Arc::new(ServerState::default()),
+    };
+    for r in run(&closed, 1, None).await {
+        let msg = r.error_message.as_deref().unwrap();
+        assert_eq!(r.error_class.as_deref(), Some("connect"));
+        assert!(msg.starts_with(&format!("cannot connect to http://***@127.0.0.1:{port}/v1/chat/completions?token=***: ")), "{msg}");
+        for secret in [user, pass, token] {
+            assert!(!msg.contains(secret), "{secret} leaked: {msg}");
+        }
+    }
+}

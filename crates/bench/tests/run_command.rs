@@ -53,6 +53,7 @@ fn run_store_resume_and_dry_run() {
         ttc_bench::run_with(RunArgs { dry_run: true, ..args(dir.path(), &server.base_url) }, Hooks::default()).unwrap();
     assert_eq!(code, 0);
     assert_eq!(server.total_attempts(), 0);
+    assert!(!dir.path().join("results").exists(), "--dry-run must not create the results directory");
 
     // First session runs only `plain`.
     let first = RunArgs { policies: vec!["plain".into()], ..args(dir.path(), &server.base_url) };
@@ -102,6 +103,10 @@ fn usage_errors_exit_2() {
     assert_eq!(ttc_bench::run_with(unknown_suite, Hooks::default()).unwrap(), 2);
     let no_run = RunArgs { resume: Some("missing-run".into()), ..args(dir.path(), url) };
     assert_eq!(ttc_bench::run_with(no_run, Hooks::default()).unwrap(), 2);
+    let no_run_dry = RunArgs { resume: Some("missing-run".into()), dry_run: true, ..args(dir.path(), url) };
+    assert_eq!(ttc_bench::run_with(no_run_dry, Hooks::default()).unwrap(), 2);
+    let zero = RunArgs { samples: Some(0), ..args(dir.path(), url) };
+    assert_eq!(ttc_bench::run_with(zero, Hooks::default()).unwrap(), 2);
     let embedded = RunArgs { backend: Some(BackendKind::Embedded), ..args(dir.path(), url) };
     assert_eq!(ttc_bench::run_with(embedded, Hooks::default()).unwrap(), 2, "no engine hook linked");
     // A public preset without its key fails before sending anything.
@@ -112,4 +117,5 @@ fn usage_errors_exit_2() {
         ..args(dir.path(), url)
     };
     assert_eq!(ttc_bench::run_with(groq, Hooks::default()).unwrap(), 2);
+    assert!(!dir.path().join("results").exists(), "usage errors must not create the results directory");
 }

@@ -27,6 +27,7 @@ pub fn code_for(e: &anyhow::Error) -> u8 {
         return match ee {
             EngineError::ModelNotFound { .. }
             | EngineError::NotGguf { .. }
+            | EngineError::Corrupt { .. }
             | EngineError::UnsupportedArch { .. }
             | EngineError::ContextOverflow { .. }
             | EngineError::InvalidRequest(_) => 2,

@@ -24,7 +24,7 @@ const MAIN_VIEW: &[&str] = &[
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<usize> {
     let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
     let mut body = Vec::new();
     s.read_to_end(&mut body).await?;
     anyhow::ensure!(body.starts_with(b"HTTP/1.1 200"), "{path}: {}", String::from_utf8_lossy(&body[..body.len().min(300)]));

@@ -1,7 +1,7 @@
 //! The JSON API behind the views (documented in docs/dashboard.md). Handlers parse the query, read runs
 //! through the [`RunCache`] on the blocking pool (Parquet reads, summaries) and return view models.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,8 +13,10 @@ use ttc_results::store::validate_run_id;
 use ttc_types::{Record, RecordStatus};
 
 use crate::cache::{RunCache, RunData};
+use crate::host::HostCheck;
 use crate::live::LiveFeed;
 use crate::model::{self, LatencyAxis, RecordFilter};
+use crate::query::ApiQuery;
 
 /// Everything the handlers share.
 #[derive(Clone)]
@@ -27,6 +29,8 @@ pub struct AppState {
     pub live: Option<LiveFeed>,
     /// How often the live view re-reads the store.
     pub poll: std::time::Duration,
+    /// Host header check against DNS rebinding; set by `serve_state` from the bound address.
+    pub host_check: Option<HostCheck>,
 }
 
 /// An error as the API returns it: a status and `{"error": "..."}`.
@@ -40,7 +44,7 @@ impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError { status, message: message.into() }
     }
-    fn bad_request(e: impl std::fmt::Display) -> ApiError {
+    pub(crate) fn bad_request(e: impl std::fmt::Display) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
     }
     fn not_found(e: impl std::fmt::Display) -> ApiError {
@@ -66,11 +70,26 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Ap
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("worker failed: {e}")))?
 }
 
-/// The runs named by a `run` parameter (comma-separated ids), or the latest run when it is absent.
+/// The runs named by a `run` parameter (comma-separated ids, each once), or the latest run when it is
+/// absent or empty. An empty id in a list (`run=,,,`, `run=a,,b`) is an error, not "no run".
 pub(crate) fn resolve_runs(cache: &RunCache, run: Option<&str>) -> Result<Vec<String>, ApiError> {
     let store = cache.store().map_err(ApiError::not_found)?;
     let ids: Vec<String> = match run.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(list) => list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        Some(list) => {
+            let mut ids: Vec<String> = Vec::new();
+            for id in list.split(',').map(str::trim) {
+                if id.is_empty() {
+                    return Err(ApiError::bad_request(format!(
+                        "query parameter `run`: empty run id in `{list}` (give comma-separated run ids, or no `run` for the latest run)"
+                    )));
+                }
+                // A run listed twice is still one run: its records must not count twice.
+                if !ids.iter().any(|x| x == id) {
+                    ids.push(id.to_string());
+                }
+            }
+            ids
+        }
         None => vec![store.last_run_id().map_err(ApiError::not_found)?],
     };
     for id in &ids {
@@ -151,7 +170,7 @@ pub struct SummaryResponse {
     pub warnings: Vec<String>,
 }
 
-pub async fn summary(State(st): State<AppState>, Query(q): Query<RunQuery>) -> ApiResult<SummaryResponse> {
+pub async fn summary(State(st): State<AppState>, ApiQuery(q): ApiQuery<RunQuery>) -> ApiResult<SummaryResponse> {
     blocking(move || {
         let ids = resolve_runs(&st.cache, q.run.as_deref())?;
         let data = load(&st.cache, &ids)?;
@@ -199,7 +218,7 @@ pub struct KpisResponse {
     pub skipped: usize,
 }
 
-pub async fn kpis(State(st): State<AppState>, Query(q): Query<RunQuery>) -> ApiResult<KpisResponse> {
+pub async fn kpis(State(st): State<AppState>, ApiQuery(q): ApiQuery<RunQuery>) -> ApiResult<KpisResponse> {
     blocking(move || {
         let ids = resolve_runs(&st.cache, q.run.as_deref())?;
         let mut results = Vec::new();
@@ -245,7 +264,7 @@ fn parse_status(s: &str) -> Result<RecordStatus, ApiError> {
     }
 }
 
-pub async fn records(State(st): State<AppState>, Query(q): Query<RecordsQuery>) -> ApiResult<model::RecordPage> {
+pub async fn records(State(st): State<AppState>, ApiQuery(q): ApiQuery<RecordsQuery>) -> ApiResult<model::RecordPage> {
     blocking(move || {
         let ids = resolve_runs(&st.cache, q.run.as_deref())?;
         let [id] = ids.as_slice() else { return Err(ApiError::bad_request("/api/records takes exactly one run")) };
@@ -282,7 +301,7 @@ pub struct RecordDetail {
     pub record: Record,
 }
 
-pub async fn record(State(st): State<AppState>, Query(q): Query<RecordQuery>) -> ApiResult<RecordDetail> {
+pub async fn record(State(st): State<AppState>, ApiQuery(q): ApiQuery<RecordQuery>) -> ApiResult<RecordDetail> {
     blocking(move || {
         let ids = resolve_runs(&st.cache, q.run.as_deref())?;
         let [run_id] = ids.as_slice() else { return Err(ApiError::bad_request("/api/record takes exactly one run")) };
@@ -329,14 +348,27 @@ pub struct TradeoffResponse {
     pub points: Vec<model::TradeoffPoint>,
 }
 
-pub async fn tradeoffs(State(st): State<AppState>, Query(q): Query<TradeoffQuery>) -> ApiResult<TradeoffResponse> {
+pub async fn tradeoffs(State(st): State<AppState>, ApiQuery(q): ApiQuery<TradeoffQuery>) -> ApiResult<TradeoffResponse> {
     blocking(move || {
         let ids = resolve_runs(&st.cache, q.run.as_deref())?;
         let latency = q.latency.unwrap_or_else(|| "e2e_p95".into());
         let axis = LatencyAxis::parse(&latency).map_err(ApiError::bad_request)?;
         let metric = q.metric.filter(|m| !m.is_empty());
+        let data = load(&st.cache, &ids)?;
+        if let Some(m) = &metric {
+            let present: std::collections::BTreeSet<String> =
+                data.iter().flat_map(|d| model::quality_metrics(d.summary(&st.analysis))).collect();
+            if !present.contains(m) {
+                let list = present.into_iter().collect::<Vec<_>>().join(", ");
+                return Err(ApiError::bad_request(format!(
+                    "query parameter `metric`: `{m}` is not a quality metric of run(s) {} (use one of: {list}; or none \
+                     for each suite's primary metric)",
+                    ids.join(", ")
+                )));
+            }
+        }
         let mut points = Vec::new();
-        for d in load(&st.cache, &ids)? {
+        for d in data {
             points.extend(model::tradeoffs(d.summary(&st.analysis), axis, metric.as_deref()));
         }
         Ok(TradeoffResponse { latency, metric, points })
@@ -358,7 +390,7 @@ pub struct DistributionResponse {
     pub policies: Vec<model::PolicyDistribution>,
 }
 
-pub async fn distributions(State(st): State<AppState>, Query(q): Query<DistributionQuery>) -> ApiResult<DistributionResponse> {
+pub async fn distributions(State(st): State<AppState>, ApiQuery(q): ApiQuery<DistributionQuery>) -> ApiResult<DistributionResponse> {
     blocking(move || {
         let ids = resolve_runs(&st.cache, q.run.as_deref())?;
         let data = load(&st.cache, &ids)?;

@@ -15,7 +15,7 @@
 //! - `warning`: `{run_id, warnings}` read problems (corrupt part skipped);
 //! - `empty`: `{message}` while there is no run to follow.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Serialize;
@@ -25,6 +25,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::api::{blocking, resolve_runs, ApiError, AppState, RunQuery};
+use crate::query::ApiQuery;
 use crate::cache::{fingerprint, Fingerprint, RunData};
 use crate::live::LiveEvent;
 use crate::model;
@@ -37,7 +38,7 @@ type Key = (String, String, String);
 
 pub async fn events(
     State(st): State<AppState>,
-    Query(q): Query<RunQuery>,
+    ApiQuery(q): ApiQuery<RunQuery>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = mpsc::channel::<Event>(64);
     tokio::spawn(follow(st, q.run.filter(|r| !r.is_empty()), tx));

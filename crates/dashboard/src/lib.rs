@@ -12,9 +12,11 @@ pub mod api;
 pub mod assets;
 pub mod cache;
 pub mod events;
+pub mod host;
 pub mod live;
 pub mod model;
 pub mod parts;
+pub mod query;
 
 use anyhow::{Context, Result};
 use axum::routing::get;
@@ -63,6 +65,7 @@ pub fn app_state(results_dir: &Path, kpis: Option<&Path>, live: Option<LiveFeed>
         kpi_source: source.into(),
         live,
         poll: DEFAULT_POLL,
+        host_check: None,
     })
 }
 
@@ -82,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/trends", get(api::trends))
         .route("/api/events", get(events::events))
         .fallback(assets::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), host::check_host))
         .with_state(state)
 }
 
@@ -97,8 +101,10 @@ pub async fn serve_state(listener: tokio::net::TcpListener, state: AppState) -> 
 }
 
 /// [`serve_state`] with explicit connection limits (header-read timeout, connection limit): a client that
-/// stalls in its headers is cut, and no number of idle sockets can exhaust the server.
-pub async fn serve_with(listener: tokio::net::TcpListener, state: AppState, http: ttc_http::HttpOptions) -> Result<()> {
+/// stalls in its headers is cut, and no number of idle sockets can exhaust the server. Bound to loopback, only
+/// requests whose Host names this machine are served (DNS rebinding).
+pub async fn serve_with(listener: tokio::net::TcpListener, mut state: AppState, http: ttc_http::HttpOptions) -> Result<()> {
+    state.host_check = listener.local_addr().ok().and_then(host::HostCheck::for_bound);
     let (cache, analysis, kpis) = (state.cache.clone(), state.analysis.clone(), state.kpis.clone());
     tokio::task::spawn_blocking(move || cache.warm_up(&analysis, &kpis));
     ttc_http::serve(listener, router(state), http, std::future::pending()).await.context("dashboard server failed")?;

@@ -232,12 +232,100 @@ async fn bad_requests_name_the_problem() {
         ("/api/record?run=new&id=600", StatusCode::NOT_FOUND, "has 600 records; no record 600"),
         ("/api/record?run=new", StatusCode::BAD_REQUEST, "give `id`"),
         ("/api/nothing", StatusCode::NOT_FOUND, "no such page or API: /api/nothing"),
+        // Malformed numbers get the JSON error naming the parameter, not axum's plain text.
+        ("/api/records?limit=-1", StatusCode::BAD_REQUEST, "query parameter `limit`: invalid digit found in string (expected a whole number >= 0)"),
+        ("/api/records?offset=ten", StatusCode::BAD_REQUEST, "query parameter `offset`: invalid digit"),
+        ("/api/record?run=new&id=abc", StatusCode::BAD_REQUEST, "query parameter `id`: invalid digit"),
+        // Unknown metric, or a run list with no run in it: 400 naming the parameter and what is valid.
+        ("/api/tradeoffs?run=new&metric=rogue_l", StatusCode::BAD_REQUEST, "query parameter `metric`: `rogue_l` is not a quality metric of run(s) new (use one of: "),
+        ("/api/summary?run=,,,", StatusCode::BAD_REQUEST, "query parameter `run`: empty run id in `,,,`"),
+        ("/api/kpis?run=new,,old", StatusCode::BAD_REQUEST, "query parameter `run`: empty run id"),
     ];
     for (uri, code, needle) in cases {
         let (status, body) = get(tmp.path(), uri).await;
         assert_eq!(status, code, "{uri}: {body}");
         assert!(body["error"].as_str().unwrap().contains(needle), "{uri}: {body}");
     }
+}
+
+#[tokio::test]
+async fn unknown_metric_lists_the_valid_ones_and_a_run_listed_twice_counts_once() {
+    let tmp = fixture();
+    let (_, summary) = get(tmp.path(), "/api/summary?run=new").await;
+    let metrics: Vec<&str> = summary["quality_metrics"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    assert!(metrics.contains(&"rouge_l"), "{metrics:?}");
+    let (_, body) = get(tmp.path(), "/api/tradeoffs?run=new&metric=rogue_l").await;
+    assert!(body["error"].as_str().unwrap().ends_with(&format!("(use one of: {}; or none for each suite's primary metric)", metrics.join(", "))), "{body}");
+    let (status, ok) = get(tmp.path(), "/api/tradeoffs?run=new&metric=rouge_l").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!ok["points"].as_array().unwrap().is_empty());
+
+    let (_, once) = get(tmp.path(), "/api/summary?run=new").await;
+    for uri in ["/api/summary?run=new,new", "/api/summary?run=new,%20new"] {
+        let (status, twice) = get(tmp.path(), uri).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(twice["runs"], serde_json::json!(["new"]), "{uri}");
+        assert_eq!((twice["n_records"].as_u64(), &twice["groups"]), (Some(600), &once["groups"]), "{uri}");
+    }
+    let (_, kpis_once) = get(tmp.path(), "/api/kpis?run=new").await;
+    let (_, kpis_twice) = get(tmp.path(), "/api/kpis?run=new,new").await;
+    assert_eq!(kpis_twice, kpis_once);
+    let (_, both) = get(tmp.path(), "/api/summary?run=new,old,new").await;
+    assert_eq!(both["runs"], serde_json::json!(["new", "old"]));
+}
+
+/// Sends one request with this Host header (None: no Host) to a server; returns the status and JSON body.
+async fn raw_get(addr: std::net::SocketAddr, path: &str, host: Option<&str>) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let host = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\n{host}Connection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let status = text[9..12].parse().unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loopback_dashboard_refuses_other_host_names() {
+    let tmp = fixture();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let port = addr.port();
+    tokio::spawn(ttc_dashboard::serve_state(listener, app_state(tmp.path(), None, None).unwrap()));
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")] {
+        let (status, body) = raw_get(addr, "/api/runs", Some(&host)).await;
+        assert_eq!(status, 200, "{host}: {body}");
+    }
+    assert_eq!(raw_get(addr, "/api/runs", None).await.0, 200, "no Host (HTTP/1.0 tools) is not a browser");
+    // A rebound name, or the right name on another port, is refused on every route.
+    for (host, path) in [
+        (format!("evil.example:{port}"), "/api/record?run=new&id=0"),
+        (format!("localhost:{}", port.wrapping_add(1)), "/api/runs"),
+        ("evil.example".to_string(), "/"),
+    ] {
+        let (status, body) = raw_get(addr, path, Some(&host)).await;
+        assert_eq!(status, 403, "{host}: {body}");
+        let msg = body["error"].as_str().unwrap();
+        assert!(
+            msg.starts_with(&format!("Host `{host}` is not this dashboard's address (allowed: localhost:{port}, 127.0.0.1:{port}, [::1]:{port})")),
+            "{msg}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn host_check_is_off_when_bound_to_every_interface() {
+    let tmp = fixture();
+    let mut state = app_state(tmp.path(), None, None).unwrap();
+    state.host_check = ttc_dashboard::host::HostCheck::for_bound("0.0.0.0:8765".parse().unwrap());
+    let res = router(state)
+        .oneshot(Request::get("/api/runs").header("host", "dashboard.lan:8765").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -319,7 +407,8 @@ async fn live_events_carry_records_appended_by_any_writer_and_the_feed() {
     tokio::spawn(ttc_dashboard::serve_state(listener, state));
 
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(b"GET /api/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n").await.unwrap();
+    let req = format!("GET /api/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
     let mut buf = String::new();
     let (_, run) = read_events_until(&mut stream, &mut buf, |n, _| n == "run").await;
     assert_eq!(run["run_id"], "new");

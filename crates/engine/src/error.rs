@@ -34,3 +34,28 @@ impl EngineError {
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// candle's message without the backtrace its `bail!` attaches when `RUST_BACKTRACE` is set: a bad model file
+/// is the user's input, reported in one line, not a crash report.
+pub(crate) fn candle_message(e: &candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => candle_message(inner),
+        other => other.to_string().lines().collect::<Vec<_>>().join(": "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candle_messages_drop_the_backtrace() {
+        let inner = candle_core::Error::Msg("gguf: string length 9 exceeds remaining file bytes 3".into());
+        let e = candle_core::Error::WithBacktrace {
+            inner: Box::new(inner),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        assert!(e.to_string().lines().count() > 2, "candle prints the backtrace");
+        assert_eq!(candle_message(&e), "gguf: string length 9 exceeds remaining file bytes 3");
+    }
+}

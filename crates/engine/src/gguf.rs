@@ -1,6 +1,6 @@
 //! Opening and validating a GGUF file, and reading llama hyper-parameters from its metadata.
 
-use crate::error::{EngineError, Result};
+use crate::error::{candle_message, EngineError, Result};
 use candle_core::quantized::gguf_file::{Content, Value};
 use std::fs::File;
 use std::io::BufReader;
@@ -50,7 +50,7 @@ impl GgufFile {
         }
         reader.seek(SeekFrom::Start(0)).map_err(|e| EngineError::Corrupt { path: path.into(), reason: e.to_string() })?;
         let content = Content::read(&mut reader)
-            .map_err(|e| EngineError::Corrupt { path: path.into(), reason: format!("header: {e}") })?;
+            .map_err(|e| EngineError::Corrupt { path: path.into(), reason: format!("header: {}", candle_message(&e)) })?;
         // A truncated download parses (the header is intact) but its tensors run past the end of the file.
         for (name, info) in &content.tensor_infos {
             let elems = info.shape.elem_count();
@@ -127,5 +127,5 @@ impl GgufFile {
 }
 
 fn meta_err(e: candle_core::Error) -> EngineError {
-    EngineError::Metadata(e.to_string())
+    EngineError::Metadata(candle_message(&e))
 }

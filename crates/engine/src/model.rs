@@ -9,7 +9,7 @@
 //! weights), GQA with kv head j serving query heads j*r..j*r+r-1, tied LM head when `output.weight` is absent.
 
 use crate::attention;
-use crate::error::{EngineError, Result};
+use crate::error::{candle_message, EngineError, Result};
 use crate::gguf::{GgufFile, LlamaConfig};
 use crate::kv::{KvCache, LayerKv};
 use crate::weights::{Linear, WeightFormat};
@@ -68,7 +68,7 @@ impl LlamaModel {
             }
             file.content
                 .tensor(&mut file.reader, name, &dev)
-                .map_err(|e| EngineError::Corrupt { path: path.clone(), reason: format!("tensor `{name}`: {e}") })
+                .map_err(|e| EngineError::Corrupt { path: path.clone(), reason: format!("tensor `{name}`: {}", candle_message(&e)) })
         };
         let tok_embd = tensor("token_embd.weight")?;
         let embed = tok_embd.dequantize(&dev)?;

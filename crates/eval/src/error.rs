@@ -7,8 +7,9 @@ pub enum EvalError {
     #[error("{path}: file not found ({hint})")]
     MissingFile { path: PathBuf, hint: String },
 
-    #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// (`error` is not a `source`: the message already says it, and a chain would print it twice.)
+    #[error("cannot read {path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
 
     /// A dataset line or item that does not have the expected shape.
     #[error("{path}:{line}: {message}")]

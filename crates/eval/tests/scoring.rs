@@ -109,8 +109,41 @@ fn score_command_scores_each_line_and_reports_bad_lines() {
     // WorfBench: a gold that does not parse is an error naming the line.
     args.suite = "worfbench".into();
     std::fs::write(&input, "{\"prediction\": \"Node: 1: a\\n(START,1)\", \"reference\": \"no workflow\"}\n").unwrap();
-    let err = ttc_eval::cmd::run_score(args).unwrap_err().to_string();
+    let err = score_file(&args).unwrap_err().to_string();
     assert!(err.contains("preds.jsonl:1:") && err.contains("reference workflow"), "{err}");
+    assert_eq!(ttc_eval::cmd::run_score(args.clone()).unwrap(), 2, "bad input is a usage error");
+    args.suite = "worfbnech".into();
+    assert_eq!(ttc_eval::cmd::run_score(args).unwrap(), 2, "a bad --suite is a usage error");
+}
+
+#[test]
+fn score_input_with_a_byte_order_mark_or_bad_utf8() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("preds.jsonl");
+    let args = ScoreArgs {
+        input: input.clone(),
+        suite: "generic".into(),
+        metrics: vec!["exact_match".into()],
+        embedder: EmbedderKind::Hash,
+        offline: true,
+        rouge_stemmer: false,
+        seed: 0,
+        json: true,
+    };
+    let line = "{\"prediction\": \"a\", \"reference\": \"a\"}\n";
+    std::fs::write(&input, format!("\u{feff}{line}{line}")).unwrap();
+    let rows = score_file(&args).unwrap();
+    assert_eq!(rows.iter().map(|r| r["exact_match"]).collect::<Vec<_>>(), vec![1.0, 1.0]);
+
+    let mut bytes = format!("{line}{line}").into_bytes();
+    bytes.extend_from_slice(b"{\"prediction\": \"caf\xE9\", \"reference\": \"a\"}\n");
+    std::fs::write(&input, bytes).unwrap();
+    let err = format!("{:#}", score_file(&args).unwrap_err());
+    assert_eq!(
+        err,
+        format!("{}:3: not valid UTF-8 (byte 20 of the line is 0xE9); save the file as UTF-8", input.display())
+    );
+    assert_eq!(ttc_eval::cmd::run_score(args).unwrap(), 2);
 }
 
 /// With the real default embedder (when cached; the ttc-embed tests fetch it): paraphrases score higher than

@@ -127,6 +127,28 @@ fn malformed_items_name_file_line_and_field() {
 }
 
 #[test]
+fn jsonl_with_a_byte_order_mark_loads_and_bad_utf8_names_the_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = DataSource::default();
+    let mut spec = SuiteSpec::new("jsonl");
+    let bom = tmp.path().join("bom.jsonl");
+    std::fs::write(&bom, "\u{feff}{\"id\": \"a\", \"prompt\": \"hi\"}\n{\"id\": \"b\", \"prompt\": \"yo\"}\n").unwrap();
+    spec.path = Some(bom);
+    let ids: Vec<String> = load_suite(&spec, &src).unwrap().into_iter().map(|i| i.sample_id).collect();
+    assert_eq!(ids, vec!["a", "b"]);
+
+    let latin1 = tmp.path().join("latin1.jsonl");
+    std::fs::write(&latin1, b"{\"id\": \"a\", \"prompt\": \"hi\"}\n{\"id\": \"b\", \"prompt\": \"caf\xE9\"}\n").unwrap();
+    spec.path = Some(latin1.clone());
+    let err = load_suite(&spec, &src).unwrap_err();
+    // One message, once: no repeated cause when printed with its chain.
+    assert_eq!(
+        format!("{:#}", anyhow::Error::from(err)),
+        format!("{}:2: not valid UTF-8 (byte 27 of the line is 0xE9); save the file as UTF-8", latin1.display())
+    );
+}
+
+#[test]
 fn missing_files_name_the_path_and_the_flag() {
     let tmp = tempfile::tempdir().unwrap();
     let src = DataSource { data_dir: Some(tmp.path().to_path_buf()) };

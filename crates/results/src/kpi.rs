@@ -113,10 +113,21 @@ struct RawKpi {
     fail_if_missing: bool,
 }
 
+/// A threshold must be finite: NaN compares false with everything (a gate that can never pass, or, with
+/// the outcome inverted, never fail) and an infinite one is vacuous.
+fn finite(key: &str, v: f64) -> Result<f64> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        anyhow::bail!("key `{key}`: must be a finite number, got {v}")
+    }
+}
+
 impl TryFrom<RawKpi> for Kpi {
     type Error = anyhow::Error;
     fn try_from(r: RawKpi) -> Result<Self> {
         let metric = parse_metric_ref(&r.metric, &r.stat)?;
+        finite("value", r.value)?;
         Ok(Kpi {
             name: r.name.unwrap_or_else(|| format!("{} {} {}", metric.label(), r.op, r.value)),
             metric,
@@ -157,8 +168,8 @@ impl TryFrom<RawRegression> for Regression {
     type Error = anyhow::Error;
     fn try_from(r: RawRegression) -> Result<Self> {
         let metric = parse_metric_ref(&r.metric, &r.stat)?;
-        if r.max_worsening_pct.is_nan() || r.max_worsening_pct < 0.0 {
-            anyhow::bail!("key `max_worsening_pct`: must be a number >= 0, got {}", r.max_worsening_pct);
+        if !r.max_worsening_pct.is_finite() || r.max_worsening_pct < 0.0 {
+            anyhow::bail!("key `max_worsening_pct`: must be a finite number >= 0, got {}", r.max_worsening_pct);
         }
         Ok(Regression {
             name: r.name.unwrap_or_else(|| format!("{} worsens <= {}%", metric.label(), r.max_worsening_pct)),
@@ -200,6 +211,13 @@ impl KpiFile {
         let file: KpiFile = serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", locate(text, &e)))?;
         if file.kpis.is_empty() && file.regressions.is_empty() {
             anyhow::bail!("{origin}: defines no `kpis` and no `regressions`");
+        }
+        let slo = &file.slo;
+        let bounds = [("ttft_s", slo.ttft_s), ("tpot_s", slo.tpot_s), ("e2e_s", slo.e2e_s), ("correct_min", Some(slo.correct_min))];
+        for (key, v) in bounds {
+            if let Some(v) = v {
+                finite(key, v).map_err(|e| anyhow::anyhow!("{origin}: slo: {e}"))?;
+            }
         }
         Ok(file)
     }
@@ -314,14 +332,91 @@ fn selected<'a>(records: &'a [Record], policy: &str, suite: Option<&str>, suites
         .collect()
 }
 
-fn scopes(records: &[Record], policies: &Option<Vec<String>>, by_suite: bool) -> Vec<(String, Option<String>)> {
+/// The (policy, suite) pairs a gate gives a verdict for: the policies its filter names (every one, present
+/// in the run or not, so that a name matching nothing is visible) or else the run's policies; with
+/// `by_suite`, the suites its filter names or else those the policy ran.
+fn scopes(
+    records: &[Record],
+    policies: &Option<Vec<String>>,
+    suites: &Option<Vec<String>>,
+    by_suite: bool,
+) -> Vec<(String, Option<String>)> {
     let mut out: BTreeSet<(String, Option<String>)> = BTreeSet::new();
-    for r in records {
-        if policies.as_ref().is_none_or(|ps| ps.contains(&r.policy)) {
-            out.insert((r.policy.clone(), by_suite.then(|| r.suite.clone())));
+    let names: BTreeSet<&str> = match policies {
+        Some(ps) => ps.iter().map(String::as_str).collect(),
+        None => records.iter().map(|r| r.policy.as_str()).collect(),
+    };
+    for policy in names {
+        if !by_suite {
+            out.insert((policy.to_string(), None));
+        } else if let Some(ss) = suites {
+            out.extend(ss.iter().map(|s| (policy.to_string(), Some(s.clone()))));
+        } else {
+            out.extend(records.iter().filter(|r| r.policy == policy).map(|r| (policy.to_string(), Some(r.suite.clone()))));
         }
     }
     out.into_iter().collect()
+}
+
+/// Names of a `policies:` / `suites:` filter that no record of the run carries.
+fn absent<'a>(filter: &'a Option<Vec<String>>, records: &[Record], field: fn(&Record) -> &str) -> Vec<&'a str> {
+    let present: BTreeSet<&str> = records.iter().map(field).collect();
+    let gone: BTreeSet<&str> = filter.iter().flatten().map(String::as_str).filter(|n| !present.contains(n)).collect();
+    gone.into_iter().collect()
+}
+
+/// Why a scope has no data: the filter names a policy or suite the run does not have, or there is none.
+fn missing_note(records: &[Record], policy: &str, suite: Option<&str>, suites: &Option<Vec<String>>) -> String {
+    if !records.iter().any(|r| r.policy == policy) {
+        return format!("policy `{policy}` is not in the run");
+    }
+    let wanted: Vec<&str> = match suite {
+        Some(s) => vec![s],
+        None => suites.iter().flatten().map(String::as_str).collect(),
+    };
+    let gone: Vec<&str> = wanted.into_iter().filter(|s| !records.iter().any(|r| r.suite == *s)).collect();
+    if gone.is_empty() {
+        "no data".to_string()
+    } else {
+        format!("suite `{}` is not in the run", gone.join("`, `"))
+    }
+}
+
+/// The `policies:` and `suites:` filters of `file` that name a policy or suite absent from `records`, one
+/// message per filter naming the entry, the names and what the run has. `ttc check` refuses such a file
+/// (exit 2), since a typo would otherwise turn a gate into a pass; a KPI with `fail_if_missing: true` is
+/// left out, as [`evaluate`] fails it instead.
+pub fn unmatched_filters(file: &KpiFile, run_id: &str, records: &[Record]) -> Vec<String> {
+    fn policy(r: &Record) -> &str {
+        &r.policy
+    }
+    fn suite(r: &Record) -> &str {
+        &r.suite
+    }
+    let list = |field: fn(&Record) -> &str| {
+        let names: BTreeSet<&str> = records.iter().map(field).collect();
+        names.into_iter().collect::<Vec<_>>().join(", ")
+    };
+    let mut out = Vec::new();
+    let mut check = |entry: String, policies: &Option<Vec<String>>, suites: &Option<Vec<String>>| {
+        for (key, filter, field) in [("policies", policies, policy as fn(&Record) -> &str), ("suites", suites, suite)] {
+            let gone = absent(filter, records, field);
+            if !gone.is_empty() {
+                out.push(format!(
+                    "{entry}: `{key}` names `{}`, not in run {run_id} (its {key}: {})",
+                    gone.join("`, `"),
+                    list(field)
+                ));
+            }
+        }
+    };
+    for (i, k) in file.kpis.iter().enumerate().filter(|(_, k)| !k.fail_if_missing) {
+        check(format!("kpis[{i}] ({})", k.name), &k.policies, &k.suites);
+    }
+    for (i, r) in file.regressions.iter().enumerate() {
+        check(format!("regressions[{i}] ({})", r.name), &r.policies, &r.suites);
+    }
+    out
 }
 
 /// Relative worsening in percent (positive = worse), following the metric's direction.
@@ -348,14 +443,15 @@ pub fn evaluate(
 ) -> CheckReport {
     let mut results = Vec::new();
     for kpi in &file.kpis {
-        for (policy, suite) in scopes(records, &kpi.policies, kpi.by_suite) {
+        for (policy, suite) in scopes(records, &kpi.policies, &kpi.suites, kpi.by_suite) {
             let recs = selected(records, &policy, suite.as_deref(), &kpi.suites);
             let value = metric_value(&recs, &kpi.metric, &file.slo);
+            let missing = || Some(missing_note(records, &policy, suite.as_deref(), &kpi.suites));
             let (outcome, note) = match value {
                 Some(v) if kpi.op.holds(v, kpi.value) => (Outcome::Pass, None),
                 Some(_) => (Outcome::Fail, None),
-                None if kpi.fail_if_missing => (Outcome::Fail, Some("no data".to_string())),
-                None => (Outcome::Skip, Some("no data".to_string())),
+                None if kpi.fail_if_missing => (Outcome::Fail, missing()),
+                None => (Outcome::Skip, missing()),
             };
             results.push(KpiResult {
                 kpi: kpi.name.clone(),
@@ -372,7 +468,7 @@ pub fn evaluate(
     }
     if let Some((base_id, base_records)) = baseline {
         for reg in &file.regressions {
-            for (policy, _) in scopes(records, &reg.policies, false) {
+            for (policy, _) in scopes(records, &reg.policies, &reg.suites, false) {
                 let cur = metric_value(&selected(records, &policy, None, &reg.suites), &reg.metric, &file.slo);
                 let base = metric_value(&selected(base_records, &policy, None, &reg.suites), &reg.metric, &file.slo);
                 let (outcome, note) = match (cur, base) {
@@ -382,7 +478,7 @@ pub fn evaluate(
                         (o, Some(format!("{w:+.1}% worse than {base_id}")))
                     }
                     (_, None) => (Outcome::Skip, Some(format!("no data in baseline {base_id}"))),
-                    (None, _) => (Outcome::Skip, Some("no data".into())),
+                    (None, _) => (Outcome::Skip, Some(missing_note(records, &policy, None, &reg.suites))),
                 };
                 results.push(KpiResult {
                     kpi: reg.name.clone(),

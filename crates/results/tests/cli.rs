@@ -312,3 +312,94 @@ fn report_does_not_overstate_differences_on_few_samples() {
     );
     assert!(md.contains("-5.9% p95 latency, not significant with 3 pairs"), "{md}");
 }
+
+#[test]
+fn kpi_filters_naming_what_the_run_lacks_never_pass() {
+    let tmp = fixture_dir();
+    let kpis = tmp.path().join("kpis.yaml");
+    let k = kpis.display().to_string();
+    let check = |yaml: &str| {
+        std::fs::write(&kpis, yaml).unwrap();
+        check::execute(&parse(&["--results", &d(&tmp), "--kpis", &k, "--format", "json"]))
+    };
+    // A typo in `policies:` is a usage error naming the file, the entry, the filter and what the run has.
+    let err = check("kpis:\n  - { name: p95, metric: e2e_s, stat: p95, op: \"<\", value: 2.0, policies: [basline] }\n")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err.lines().next().unwrap(),
+        format!("{k}: kpis[0] (p95): `policies` names `basline`, not in run r2 (its policies: baseline, prune, spec)")
+    );
+    std::fs::write(&kpis, "kpis:\n  - { metric: e2e_s, op: \"<\", value: 2.0, suites: [crm, wrof], by_suite: true }\n").unwrap();
+    assert_eq!(check::run(parse(&["--results", &d(&tmp), "--kpis", &k])).unwrap(), USAGE_ERROR);
+    let err = check("kpis:\n  - { metric: e2e_s, op: \"<\", value: 2.0, suites: [wrof] }\nregressions:\n  - { metric: ttft_s, max_worsening_pct: 5, policies: [x] }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("kpis[0] (mean e2e_s < 2): `suites` names `wrof`, not in run r2 (its suites: crm, worf)"), "{err}");
+    assert!(err.contains("regressions[0] (mean ttft_s worsens <= 5%): `policies` names `x`"), "{err}");
+
+    // With fail_if_missing the absent policy or suite is a failed KPI (exit 1), named in the note.
+    let (code, json) = check(
+        "kpis:\n  - { name: p95, metric: e2e_s, stat: p95, op: \"<\", value: 2.0, policies: [spec, basline], fail_if_missing: true }\n  - { name: s, metric: e2e_s, op: \"<\", value: 2.0, suites: [wrof], by_suite: true, policies: [spec], fail_if_missing: true }\n",
+    )
+    .unwrap();
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rows: Vec<(String, String, String, String)> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+            (s("kpi"), s("policy"), s("outcome"), s("note"))
+        })
+        .collect();
+    let row = |a: &str, b: &str, c: &str, d: &str| (a.to_string(), b.to_string(), c.to_string(), d.to_string());
+    assert_eq!(
+        rows,
+        vec![
+            row("p95", "basline", "fail", "policy `basline` is not in the run"),
+            row("p95", "spec", "pass", "-"),
+            row("s", "spec", "fail", "suite `wrof` is not in the run"),
+        ]
+    );
+}
+
+#[test]
+fn kpi_thresholds_must_be_finite() {
+    let tmp = fixture_dir();
+    let kpis = tmp.path().join("kpis.yaml");
+    let k = kpis.display().to_string();
+    for (yaml, key, line) in [
+        ("kpis:\n  - metric: e2e_s\n    op: \"<\"\n    value: .nan\n", "value", 4),
+        ("kpis:\n  - metric: e2e_s\n    op: \">\"\n    value: -.inf\n", "value", 4),
+        ("regressions:\n  - metric: e2e_s\n    max_worsening_pct: .inf\n", "max_worsening_pct", 3),
+    ] {
+        std::fs::write(&kpis, yaml).unwrap();
+        let args: check::CheckArgs = parse(&["--results", &d(&tmp), "--kpis", &k]);
+        let err = check::execute(&args).unwrap_err().to_string();
+        assert!(err.starts_with(&k) && err.contains(&format!("key `{key}`: must be a finite number")), "{err}");
+        assert!(err.contains(&format!("at line {line}")), "{err}");
+        assert_eq!(check::run(args).unwrap(), USAGE_ERROR);
+    }
+    std::fs::write(&kpis, "slo:\n  e2e_s: .nan\nkpis:\n  - { metric: goodput, op: \">\", value: 0 }\n").unwrap();
+    let err = check::execute(&parse(&["--results", &d(&tmp), "--kpis", &k])).unwrap_err().to_string();
+    assert_eq!(err, format!("{k}: slo: key `e2e_s`: must be a finite number, got NaN"));
+}
+
+#[test]
+fn slo_flags_reject_nan_and_infinity_naming_the_flag() {
+    for (flag, value) in [("--slo-e2e", "nan"), ("--slo-ttft", "inf"), ("--slo-tpot", "-1"), ("--correct-min", "nan"), ("--correct-min", "inf")] {
+        let arg = format!("{flag}={value}");
+        for err in [
+            W::<summary::SummaryArgs>::try_parse_from(["ttc", &arg]).unwrap_err(),
+            W::<report::ReportArgs>::try_parse_from(["ttc", &arg]).unwrap_err(),
+        ] {
+            assert_eq!(err.exit_code(), 2);
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("invalid value '{value}' for '{flag}")), "{msg}");
+        }
+    }
+    let ok: summary::SummaryArgs = parse(&["--slo-e2e", "1.5", "--correct-min", "0.7"]);
+    assert_eq!((ok.slo.slo_e2e, ok.slo.correct_min), (Some(1.5), 0.7));
+}

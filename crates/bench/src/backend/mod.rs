@@ -12,6 +12,7 @@
 //! - when the runner drops the stream (timeout, abort), the backend must stop work for that request: with
 //!   [`event_channel`] the producer sees `EventSender::is_closed()` / a failed send.
 
+pub mod endpoint;
 pub mod openai;
 pub mod scripted;
 pub mod sse;
@@ -63,7 +64,7 @@ pub struct GenRequest {
 pub struct BackendInfo {
     /// `embedded`, `openai`, `groq`, `scripted`, ...
     pub kind: String,
-    /// HTTP base URL without credentials.
+    /// HTTP base URL, redacted ([`endpoint::redact`]): no userinfo or query values.
     pub base_url: Option<String>,
     /// The model every request uses unless a policy names another.
     pub model: String,

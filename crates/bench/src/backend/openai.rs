@@ -14,8 +14,11 @@
 //! - an `error` object or an SSE `event: error` mid-stream is a server error (retryable).
 //!
 //! The API key is read once from the configured environment variable and only ever placed in a header
-//! marked sensitive; it never reaches logs, errors or records.
+//! marked sensitive; it never reaches logs, errors or records. Credentials in the base URL (userinfo, query
+//! values) are sent but shown only redacted ([`super::endpoint`]): error messages carry the redacted URL,
+//! reqwest's errors are stripped of theirs, and the server's own messages are scrubbed of the secrets.
 
+use super::endpoint::{self, Secrets};
 use super::sse::{SseEvent, SseParser};
 use super::{Backend, BackendError, BackendInfo, EventItem, GenRequest, Generation};
 use async_trait::async_trait;
@@ -45,16 +48,21 @@ pub struct OpenAiSettings {
 
 pub struct OpenAiBackend {
     client: reqwest::Client,
-    url: String,
+    /// Where requests go, credentials included.
+    url: reqwest::Url,
+    /// `url` as errors show it.
+    shown_url: String,
+    secrets: Secrets,
     info: BackendInfo,
 }
 
 impl OpenAiBackend {
     pub fn new(settings: OpenAiSettings) -> anyhow::Result<OpenAiBackend> {
+        let shown = endpoint::redact_str(&settings.base_url);
         let base = reqwest::Url::parse(&settings.base_url)
-            .map_err(|e| anyhow::anyhow!("backend.base_url {:?} is not a URL: {e}", settings.base_url))?;
+            .map_err(|e| anyhow::anyhow!("backend.base_url `{shown}` is not a URL: {e}"))?;
         if !matches!(base.scheme(), "http" | "https") {
-            anyhow::bail!("backend.base_url {:?} must start with http:// or https://", settings.base_url);
+            anyhow::bail!("backend.base_url `{shown}` must start with http:// or https://");
         }
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -72,29 +80,21 @@ impl OpenAiBackend {
             .connect_timeout(settings.connect_timeout)
             .pool_max_idle_per_host(settings.pool_size.max(1))
             .build()?;
-        let url = format!("{}/chat/completions", settings.base_url.trim_end_matches('/'));
+        let url = endpoint::chat_completions_url(&base);
         Ok(OpenAiBackend {
             client,
+            shown_url: endpoint::redact(&url),
+            secrets: Secrets::of(&base),
             url,
             info: BackendInfo {
                 kind: settings.kind,
-                base_url: Some(public_url(&base)),
+                base_url: Some(endpoint::redact(&base)),
                 model: settings.model,
                 weights: None,
                 usage_is_engine: false,
             },
         })
     }
-}
-
-/// The URL without user, password, query or fragment, and without a trailing slash.
-pub fn public_url(url: &reqwest::Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.set_query(None);
-    u.set_fragment(None);
-    u.as_str().trim_end_matches('/').to_string()
 }
 
 /// The JSON body of one streaming chat request. `extra_body` fields are merged last, at top level, so they
@@ -128,15 +128,21 @@ impl Backend for OpenAiBackend {
     async fn generate(&self, request: &GenRequest) -> Result<Generation, BackendError> {
         let body = serde_json::to_vec(&request_body(request))
             .map_err(|e| BackendError::InvalidRequest(format!("cannot encode the request: {e}")))?;
-        let response = self.client.post(&self.url).body(body).send().await.map_err(|e| send_error(&self.url, e))?;
+        let response = self
+            .client
+            .post(self.url.clone())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.send_error(e))?;
         let status = response.status();
         if !status.is_success() {
             let retry_after = retry_after(response.headers(), SystemTime::now());
             let text = response.text().await.unwrap_or_default();
             return Err(BackendError::Http {
                 status: status.as_u16(),
-                url: self.url.clone(),
-                message: error_message(&text),
+                url: self.shown_url.clone(),
+                message: self.secrets.scrub(&error_message(&text)),
                 retry_after,
             });
         }
@@ -146,18 +152,24 @@ impl Backend for OpenAiBackend {
             decoder: ChunkDecoder::default(),
             pending: VecDeque::new(),
             ended: false,
+            secrets: self.secrets.clone(),
         })))
     }
 }
 
-fn send_error(url: &str, e: reqwest::Error) -> BackendError {
-    let message = error_chain(&e);
-    if e.is_timeout() {
-        BackendError::Transport { url: url.to_string(), message: format!("timed out: {message}") }
-    } else if e.is_connect() {
-        BackendError::Connect { url: url.to_string(), message }
-    } else {
-        BackendError::Transport { url: url.to_string(), message }
+impl OpenAiBackend {
+    fn send_error(&self, e: reqwest::Error) -> BackendError {
+        // reqwest's message names the full URL; ours carries the redacted one.
+        let (timeout, connect) = (e.is_timeout(), e.is_connect());
+        let message = self.secrets.scrub(&error_chain(&e.without_url()));
+        let url = self.shown_url.clone();
+        if timeout {
+            BackendError::Transport { url, message: format!("timed out: {message}") }
+        } else if connect {
+            BackendError::Connect { url, message }
+        } else {
+            BackendError::Transport { url, message }
+        }
     }
 }
 
@@ -348,6 +360,7 @@ struct SseGenStream {
     decoder: ChunkDecoder,
     pending: VecDeque<EventItem>,
     ended: bool,
+    secrets: Secrets,
 }
 
 impl Stream for SseGenStream {
@@ -357,7 +370,7 @@ impl Stream for SseGenStream {
         let this = &mut *self;
         loop {
             if let Some(item) = this.pending.pop_front() {
-                return Poll::Ready(Some(item));
+                return Poll::Ready(Some(item.map_err(|e| scrub_error(e, &this.secrets))));
             }
             if this.ended {
                 return Poll::Ready(None);
@@ -384,7 +397,7 @@ impl Stream for SseGenStream {
                 Poll::Ready(Some(Err(e))) => {
                     this.ended = true;
                     if !this.decoder.done {
-                        this.pending.push_back(Err(BackendError::StreamCut(error_chain(&e))));
+                        this.pending.push_back(Err(BackendError::StreamCut(error_chain(&e.without_url()))));
                     }
                 }
                 Poll::Ready(None) => {
@@ -396,6 +409,16 @@ impl Stream for SseGenStream {
                 }
             }
         }
+    }
+}
+
+/// A mid-stream error with the server's text scrubbed of the URL's secrets.
+fn scrub_error(e: BackendError, secrets: &Secrets) -> BackendError {
+    match e {
+        BackendError::StreamError(m) => BackendError::StreamError(secrets.scrub(&m)),
+        BackendError::Protocol(m) => BackendError::Protocol(secrets.scrub(&m)),
+        BackendError::StreamCut(m) => BackendError::StreamCut(secrets.scrub(&m)),
+        other => other,
     }
 }
 
@@ -580,11 +603,5 @@ mod tests {
                 "top_k": 5
             })
         );
-    }
-
-    #[test]
-    fn public_url_drops_credentials() {
-        let u = reqwest::Url::parse("https://user:secret@api.example.com/v1/?key=abc").unwrap();
-        assert_eq!(public_url(&u), "https://api.example.com/v1");
     }
 }

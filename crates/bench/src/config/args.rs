@@ -123,8 +123,9 @@ impl RunArgs {
             f.suites = suites;
         }
         if let Some(n) = self.samples {
+            let n = flag::<NonZero, _>("samples", n as u64)?;
             for s in &mut f.suites {
-                s.samples = Some(n);
+                s.samples = Some(n.0 as usize);
             }
         }
         if let Some(d) = &self.data_dir {

@@ -83,8 +83,8 @@ pub struct SuiteConfig {
     /// Dataset file or folder; default: the suite's file under `data_dir`, else the bundled sample.
     #[serde(default)]
     pub path: Option<PathBuf>,
-    /// Items to draw (seeded); null = all.
-    #[serde(default)]
+    /// Items to draw (seeded); null = all; at least 1.
+    #[serde(default, deserialize_with = "samples")]
     pub samples: Option<usize>,
     /// Seed of the sample draw; default: the run seed.
     #[serde(default)]
@@ -92,6 +92,11 @@ pub struct SuiteConfig {
     /// Keep only these tasks; empty = all.
     #[serde(default)]
     pub tasks: Vec<String>,
+}
+
+/// `samples: 0` would draw nothing and fail later as "no items"; reject it where it is written.
+fn samples<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    Ok(Option::<NonZero>::deserialize(d)?.map(|n| n.0 as usize))
 }
 
 impl SuiteConfig {

@@ -158,7 +158,8 @@ impl RunConfig {
         if b.kind != BackendKind::Embedded {
             let url = base_url.as_deref().unwrap_or_default();
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(cfg_err(format!("backend.base_url: `{url}` must start with http:// or https://")));
+                let shown = crate::backend::endpoint::redact_str(url);
+                return Err(cfg_err(format!("backend.base_url: `{shown}` must start with http:// or https://")));
             }
             if b.model.is_none() {
                 if let Some(p) = policies.iter().find(|p| p.remote.as_ref().and_then(|r| r.model.as_ref()).is_none()) {

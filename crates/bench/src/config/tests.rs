@@ -262,3 +262,23 @@ fn flags_parse_from_a_command_line() {
     assert_eq!((a.resume.as_deref(), a.log_format), (Some("r1"), LogFormat::Json));
     assert!(Cli::try_parse_from(["ttc", "--arrival", "bursty"]).is_err());
 }
+
+#[test]
+fn zero_samples_is_rejected_where_it_is_written() {
+    // Not "suite has no items" later: the key (or flag) and the rule.
+    assert_eq!(
+        err("suites:\n  - {name: crmarena, samples: 0}\n"),
+        "run.yaml:2:5: suites[0].samples: invalid value 0: expected an integer >= 1"
+    );
+    assert_eq!(parse("suites:\n  - {name: a, samples: null}\n").unwrap().suites[0].samples, None);
+    let bad = RunArgs { samples: Some(0), ..Default::default() };
+    assert_eq!(RunConfig::from_args(&bad).unwrap_err().to_string(), "--samples: invalid value 0: expected an integer >= 1");
+}
+
+#[test]
+fn base_url_credentials_are_redacted_in_config_errors() {
+    let e = resolve("backend: {kind: openai, base_url: 'ftp://u:hunter22@x/v1?token=s3cret', model: m}")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "backend.base_url: `ftp://***@x/v1?token=***` must start with http:// or https://");
+}

@@ -5,7 +5,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
@@ -26,20 +26,22 @@ pub enum Fault {
     CutClean,
     /// 200, one chunk, then silence for this long.
     Stall(Duration),
+    /// This status with the request's path and query as the message (servers that echo the URL).
+    Echo(u16),
 }
 
 impl Fault {
     pub fn retryable(&self) -> bool {
         match self {
-            Fault::Status(s) => *s == 429 || *s >= 500,
+            Fault::Status(s) | Fault::Echo(s) => *s == 429 || *s >= 500,
             _ => true,
         }
     }
     pub fn class(&self) -> &'static str {
         match self {
             Fault::TooManyMs(_) | Fault::TooManySecs(_) => "http_429",
-            Fault::Status(s) if *s >= 500 => "http_5xx",
-            Fault::Status(_) => "http_4xx",
+            Fault::Status(s) | Fault::Echo(s) if *s >= 500 => "http_5xx",
+            Fault::Status(_) | Fault::Echo(_) => "http_4xx",
             Fault::CutAbort | Fault::CutClean => "stream_cut",
             Fault::Stall(_) => "timeout",
         }
@@ -71,6 +73,8 @@ pub struct ServerState {
     pub api_key: Option<String>,
     /// Every Authorization header seen (to check the client sent the key).
     pub auth_seen: Mutex<Vec<String>>,
+    /// Path and query of every request, including those to unknown paths (answered 404).
+    pub uris_seen: Mutex<Vec<String>>,
     pub words: usize,
 }
 
@@ -82,7 +86,10 @@ pub struct FaultServer {
 impl FaultServer {
     pub async fn start(state: ServerState) -> FaultServer {
         let state = Arc::new(state);
-        let app = Router::new().route("/v1/chat/completions", post(handle)).with_state(state.clone());
+        let app = Router::new()
+            .route("/v1/chat/completions", post(handle))
+            .fallback(not_found)
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -143,7 +150,13 @@ fn error(status: u16, msg: &str, headers: &[(&str, String)]) -> Response {
     b.body(Body::from(serde_json::json!({"error": {"message": msg, "type": "test"}}).to_string())).unwrap()
 }
 
-async fn handle(State(st): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn not_found(State(st): State<Arc<ServerState>>, uri: Uri) -> Response {
+    st.uris_seen.lock().unwrap().push(uri.to_string());
+    error(404, &format!("no route for {uri}"), &[])
+}
+
+async fn handle(State(st): State<Arc<ServerState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    st.uris_seen.lock().unwrap().push(uri.to_string());
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
     if let Some(a) = &auth {
         st.auth_seen.lock().unwrap().push(a.clone());
@@ -172,6 +185,7 @@ async fn handle(State(st): State<Arc<ServerState>>, headers: HeaderMap, body: By
         Some(Fault::TooManyMs(ms)) => error(429, "rate limited", &[("retry-after-ms", ms.to_string())]),
         Some(Fault::TooManySecs(s)) => error(429, "rate limited", &[("retry-after", s.to_string())]),
         Some(Fault::Status(s)) => error(s, &format!("injected {s}"), &[]),
+        Some(Fault::Echo(s)) => error(s, &format!("injected {s} for {uri}"), &[]),
         Some(Fault::CutAbort) => sse(vec![
             (z, Ok(chunk("par"))),
             (z, Ok(chunk("tial"))),

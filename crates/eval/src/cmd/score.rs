@@ -4,12 +4,11 @@
 
 use crate::aggregate::{aggregate, Aggregate};
 use crate::metrics::SuiteKind;
-use crate::{score_reply, scorer_for, EmbedderKind, EvalError};
-use anyhow::Context;
+use crate::{score_reply, scorer_for, EmbedderKind, EvalError, ScorerCtx};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScoreArgs {
@@ -40,28 +39,70 @@ pub struct ScoreArgs {
     pub json: bool,
 }
 
+/// Exit codes: 0 scored, 2 bad flags or input (unknown suite or metric, unreadable file, malformed line),
+/// 1 (an `Err`) for runtime failures such as the embedder failing or stdout closing.
 pub fn run(args: ScoreArgs) -> anyhow::Result<i32> {
-    let kind = match args.suite.as_str() {
-        "crmarena" | "crmarena_pro" | "worfbench" | "generic" => SuiteKind::of_suite(&args.suite),
-        other => anyhow::bail!("--suite {other}: expected crmarena, crmarena_pro, worfbench or generic"),
-    };
+    match score_to_stdout(&args) {
+        Ok(()) => Ok(0),
+        Err(e) if is_input_error(&e) => {
+            eprintln!("error: {e:#}");
+            Ok(2)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A flag the user got wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadFlag(String);
+
+/// The user's flags or data, not the machine: everything but an embedder failure or an I/O error on output.
+fn is_input_error(e: &anyhow::Error) -> bool {
+    match e.downcast_ref::<EvalError>() {
+        Some(EvalError::Embed(_)) => false,
+        Some(_) => true,
+        None => e.downcast_ref::<BadFlag>().is_some(),
+    }
+}
+
+fn suite_kind(suite: &str) -> anyhow::Result<SuiteKind> {
+    match suite {
+        "crmarena" | "crmarena_pro" | "worfbench" | "generic" => Ok(SuiteKind::of_suite(suite)),
+        other => Err(BadFlag(format!("--suite {other}: expected crmarena, crmarena_pro, worfbench or generic")).into()),
+    }
+}
+
+/// The input's non-blank lines with their 1-based numbers (UTF-8, a byte-order mark allowed).
+fn input_lines(path: &Path) -> Result<Vec<(usize, String)>, EvalError> {
+    let bytes = std::fs::read(path).map_err(|error| EvalError::Io { path: path.to_path_buf(), error })?;
+    let text = crate::suite::decode_text(path, bytes)?;
+    Ok(text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(n, l)| (n + 1, l.to_string())).collect())
+}
+
+/// Scores one line; a reference that cannot be scored (a WorfBench gold that does not parse) is bad input
+/// on that line, an embedder failure is not.
+fn score_line(kind: SuiteKind, path: &Path, line_no: usize, line: &str, ctx: &ScorerCtx) -> Result<(Value, BTreeMap<String, f64>), EvalError> {
+    let input = parse_line(path, line_no, line)?;
+    let metrics = score_reply(kind, input.task.as_deref(), input.reward_metric.as_deref(), &input.prediction, &input.references, ctx)
+        .map_err(|e| match e {
+            EvalError::Embed(_) => e,
+            other => EvalError::malformed(path, line_no, other.to_string()),
+        })?;
+    Ok((input.id, metrics))
+}
+
+fn score_to_stdout(args: &ScoreArgs) -> anyhow::Result<()> {
+    let kind = suite_kind(&args.suite)?;
     let mut ctx = scorer_for(kind.as_str(), &args.metrics, args.embedder, !args.offline)?;
     ctx.rouge_stemmer = args.rouge_stemmer;
-    let file = std::fs::File::open(&args.input)
-        .map_err(|e| anyhow::anyhow!("--input {}: {e}", args.input.display()))?;
+    let lines = input_lines(&args.input)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut rows = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line_no = n + 1;
-        let line = line.with_context(|| format!("{}:{line_no}: cannot read", args.input.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let input = parse_line(&args.input, line_no, &line)?;
-        let metrics = score_reply(kind, input.task.as_deref(), input.reward_metric.as_deref(), &input.prediction, &input.references, &ctx)
-            .map_err(|e| anyhow::anyhow!("{}:{line_no}: {e}", args.input.display()))?;
-        writeln!(out, "{}", json!({"line": line_no, "id": input.id, "metrics": metrics}))?;
+    for (line_no, line) in lines {
+        let (id, metrics) = score_line(kind, &args.input, line_no, &line, &ctx)?;
+        writeln!(out, "{}", json!({"line": line_no, "id": id, "metrics": metrics}))?;
         rows.push(metrics);
     }
     let summary = aggregate(&rows, args.seed);
@@ -70,7 +111,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<i32> {
     } else {
         write!(out, "{}", summary_table(&summary, rows.len(), ctx.embedder_name()))?;
     }
-    Ok(0)
+    Ok(())
 }
 
 struct Line {
@@ -121,17 +162,12 @@ fn summary_table(summary: &[Aggregate], records: usize, embedder: Option<&str>) 
 
 /// For tests: the per-line metric maps of a file, as `run` computes them.
 pub fn score_file(args: &ScoreArgs) -> anyhow::Result<Vec<BTreeMap<String, f64>>> {
-    let kind = SuiteKind::of_suite(&args.suite);
+    let kind = suite_kind(&args.suite)?;
     let mut ctx = scorer_for(kind.as_str(), &args.metrics, args.embedder, !args.offline)?;
     ctx.rouge_stemmer = args.rouge_stemmer;
-    let text = std::fs::read_to_string(&args.input).with_context(|| format!("--input {}", args.input.display()))?;
     let mut rows = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let input = parse_line(&args.input, n + 1, line)?;
-        rows.push(score_reply(kind, input.task.as_deref(), input.reward_metric.as_deref(), &input.prediction, &input.references, &ctx)?);
+    for (line_no, line) in input_lines(&args.input)? {
+        rows.push(score_line(kind, &args.input, line_no, &line, &ctx)?.1);
     }
     Ok(rows)
 }

@@ -92,13 +92,32 @@ pub(crate) struct Source {
 }
 
 fn read(path: &Path, hint: &str) -> Result<Source, EvalError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Source { path: path.to_path_buf(), text }),
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Source { path: path.to_path_buf(), text: decode_text(path, bytes)? }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(EvalError::MissingFile { path: path.to_path_buf(), hint: hint.to_string() })
         }
-        Err(source) => Err(EvalError::Io { path: path.to_path_buf(), source }),
+        Err(error) => Err(EvalError::Io { path: path.to_path_buf(), error }),
     }
+}
+
+/// A data file's bytes as text: UTF-8, with the byte-order mark some editors write (Windows Notepad, Excel's
+/// "CSV UTF-8") dropped; anything else is an error naming the line and column of the first bad byte.
+pub(crate) fn decode_text(path: &Path, mut bytes: Vec<u8>) -> Result<String, EvalError> {
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let good = &bytes[..e.utf8_error().valid_up_to()];
+        let line = 1 + good.iter().filter(|b| **b == b'\n').count();
+        let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        EvalError::malformed(
+            path,
+            line,
+            format!("not valid UTF-8 (byte {} of the line is 0x{:02X}); save the file as UTF-8", good.len() - line_start + 1, bytes[good.len()]),
+        )
+    })
 }
 
 fn data_hint(dir: &Path) -> String {

@@ -1,4 +1,5 @@
-//! `ttc check`: the KPI gate for CI. Exit 0 when every KPI passes, 1 when any fails, 2 on a usage error.
+//! `ttc check`: the KPI gate for CI. Exit 0 when every KPI passes, 1 when any fails, 2 on a usage error
+//! (including a `policies:`/`suites:` filter naming what the run does not have).
 
 use anyhow::Result;
 use clap::Args;
@@ -71,6 +72,15 @@ pub fn execute(args: &CheckArgs) -> Result<(i32, String)> {
     }
     if run.records.is_empty() {
         anyhow::bail!("run `{}` contains no readable records", run.run_id);
+    }
+    let unmatched = kpi::unmatched_filters(&file, &run.run_id, &run.records);
+    if !unmatched.is_empty() {
+        let lines: Vec<String> = unmatched.iter().map(|m| format!("{source}: {m}")).collect();
+        anyhow::bail!(
+            "{}\n(a filter that matches nothing would check nothing; fix it, or set `fail_if_missing: true` on the KPI \
+             to fail it instead)",
+            lines.join("\n")
+        );
     }
     let report = kpi::evaluate(&file, &run.run_id, &run.records, baseline.as_ref().map(|b| (b.run_id.as_str(), b.records.as_slice())));
     let mut text = match args.format {

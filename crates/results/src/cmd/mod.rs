@@ -85,20 +85,35 @@ impl BootstrapArgs {
 #[derive(Args, Debug, Clone, PartialEq, Default)]
 pub struct SloArgs {
     /// SLO on time to first token, seconds.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub slo_ttft: Option<f64>,
     /// SLO on time per output token, seconds.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub slo_tpot: Option<f64>,
     /// SLO on end-to-end latency, seconds.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub slo_e2e: Option<f64>,
     /// Quality metric used for Pareto fronts and correctness (default: per suite, e.g. rouge_l, f1_graph).
     #[arg(long, value_name = "METRIC")]
     pub quality_metric: Option<String>,
     /// A request is correct for quality-aware goodput when its quality metric is >= this value.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = parse_finite)]
     pub correct_min: f64,
+}
+
+/// An SLO bound: NaN would fail every request silently (nothing compares <= NaN), inf would pass all.
+fn parse_seconds(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a number of seconds >= 0, e.g. 2.0")),
+    }
+}
+
+fn parse_finite(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(format!("`{s}` is not a finite number, e.g. 0.5")),
+    }
 }
 
 impl SloArgs {
