@@ -8,6 +8,7 @@ pub mod event;
 pub mod policy_stats;
 pub mod record;
 pub mod timing;
+pub mod yaml;
 
 pub use event::{FinishReason, GenEvent, Usage};
 pub use policy_stats::PolicyStats;
