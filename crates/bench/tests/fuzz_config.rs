@@ -12,7 +12,7 @@
 #[path = "../../../tools/fuzz_support.rs"]
 mod fuzz_support;
 
-use fuzz_support::{edits, fuzz_config, mutate_text, text, YAML_SNIPPETS};
+use fuzz_support::{edits, fuzz_config, json_value, mutate_text, text, YAML_SNIPPETS};
 use proptest::prelude::*;
 use serde_yaml::{Mapping, Value};
 use std::collections::BTreeMap;
@@ -54,25 +54,6 @@ fn positive() -> impl Strategy<Value = f64> {
 
 fn non_negative() -> impl Strategy<Value = f64> {
     prop_oneof![Just(0.0), Just(f64::MAX), 0.0f64..1e6]
-}
-
-fn json_value() -> impl Strategy<Value = serde_json::Value> {
-    let leaf = prop_oneof![
-        Just(serde_json::Value::Null),
-        any::<bool>().prop_map(serde_json::Value::Bool),
-        any::<i64>().prop_map(serde_json::Value::from),
-        any::<u64>().prop_map(serde_json::Value::from),
-        // Floats without a fractional part are kept too: YAML writes them as `3.0`, not `3`.
-        prop::num::f64::NORMAL.prop_map(serde_json::Value::from),
-        text().prop_map(serde_json::Value::String),
-    ];
-    leaf.prop_recursive(2, 8, 3, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..3).prop_map(serde_json::Value::Array),
-            prop::collection::btree_map(text(), inner, 0..3)
-                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
-        ]
-    })
 }
 
 fn json_map() -> impl Strategy<Value = BTreeMap<String, serde_json::Value>> {
