@@ -16,7 +16,7 @@ use proptest::sample::Index;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use ttc_engine::{GgufFile, GgufTokenizer, LlamaConfig};
+use ttc_engine::{EngineError, GgufFile, GgufTokenizer, LlamaConfig};
 
 /// A GGUF metadata value as written (type ids from the GGUF spec).
 #[derive(Debug, Clone)]
@@ -258,7 +258,12 @@ fn write_temp(bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
 /// its pre-tokenizer regexes, ~1.5 ms, so a fifth of the cases do); Ok when all of it succeeded.
 fn read_header(bytes: &[u8], tokenizer: bool) -> Result<(LlamaConfig, Option<GgufTokenizer>), String> {
     let (_dir, path) = write_temp(bytes);
-    let file = GgufFile::open(&path).map_err(|e| e.to_string())?;
+    // A file that does not open is named in the error, with what is wrong with it.
+    let file = GgufFile::open(&path).map_err(|e| {
+        let msg = e.to_string();
+        assert!(msg.contains(&path.display().to_string()) && matches!(e, EngineError::NotGguf { .. } | EngineError::Corrupt { .. }), "{msg}");
+        msg
+    })?;
     let config = file.llama_config().map_err(|e| e.to_string())?;
     let tok = if tokenizer { Some(GgufTokenizer::from_gguf(&file).map_err(|e| e.to_string())?) } else { None };
     Ok((config, tok))
