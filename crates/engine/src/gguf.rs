@@ -49,13 +49,29 @@ impl GgufFile {
             return Err(EngineError::NotGguf { path: path.into(), reason: "missing GGUF magic bytes".into() });
         }
         reader.seek(SeekFrom::Start(0)).map_err(|e| EngineError::Corrupt { path: path.into(), reason: e.to_string() })?;
-        let content = Content::read(&mut reader)
-            .map_err(|e| EngineError::Corrupt { path: path.into(), reason: format!("header: {}", candle_message(&e)) })?;
+        // candle's reader panics on some malformed headers (`general.alignment: 0` divides by zero): that is a
+        // corrupt file, not a crash.
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut reader)));
+        let content = match read {
+            Ok(content) => content.map_err(|e| format!("header: {}", candle_message(&e))),
+            Err(panic) => {
+                let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+                Err(format!("header: malformed ({})", what.unwrap_or_default()))
+            }
+        }
+        .map_err(|reason| EngineError::Corrupt { path: path.into(), reason })?;
         // A truncated download parses (the header is intact) but its tensors run past the end of the file.
+        // Checked arithmetic: the dimensions and offset are whatever the file says.
         for (name, info) in &content.tensor_infos {
-            let elems = info.shape.elem_count();
-            let bytes = elems / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
-            let end = content.tensor_data_offset + info.offset + bytes as u64;
+            let elems = info.shape.dims().iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+            let bytes = elems.and_then(|e| (e / info.ggml_dtype.block_size()).checked_mul(info.ggml_dtype.type_size()));
+            let end = bytes.and_then(|b| content.tensor_data_offset.checked_add(info.offset)?.checked_add(b as u64));
+            let Some(end) = end else {
+                return Err(EngineError::Corrupt {
+                    path: path.into(),
+                    reason: format!("tensor `{name}`: its size or offset (shape {:?}, offset {}) is out of range", info.shape.dims(), info.offset),
+                });
+            };
             if end > file_len {
                 return Err(EngineError::Corrupt {
                     path: path.into(),
@@ -86,7 +102,8 @@ impl GgufFile {
         let n_head = self.get_u32("llama.attention.head_count")? as usize;
         let n_embd = self.get_u32("llama.embedding_length")? as usize;
         let n_head_kv = self.get_u32("llama.attention.head_count_kv").map(|v| v as usize).unwrap_or(n_head);
-        let head_dim = self.get_u32("llama.rope.dimension_count").map(|v| v as usize).unwrap_or(n_embd / n_head);
+        // n_head = 0 is rejected below.
+        let head_dim = self.get_u32("llama.rope.dimension_count").map(|v| v as usize).unwrap_or(n_embd.checked_div(n_head).unwrap_or(0));
         let vocab_size = match self.content.metadata.get("tokenizer.ggml.tokens") {
             Some(v) => v.to_vec().map_err(meta_err)?.len(),
             None => return Err(EngineError::Metadata("missing key `tokenizer.ggml.tokens`".into())),

@@ -17,7 +17,10 @@ pub fn parse_yaml<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, Yam
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.inner();
-        let loc = inner.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+        let loc = match inner.location() {
+            Some(l) => format!(":{}:{}", l.line(), l.column()),
+            None => ttc_types::yaml::second_document_line(text).map(|l| format!(":{l}:1")).unwrap_or_default(),
+        };
         // serde_yaml repeats the location (and sometimes the path) in its message; keep only the reason.
         let mut msg = inner.to_string();
         if let Some(i) = msg.find(" at line ") {

@@ -235,7 +235,17 @@ impl KpiFile {
 /// serde_yaml places errors raised while checking a value at the start of the enclosing list item; move
 /// the reported line to the line of the offending key when the message names one (`key `stat`: ...`).
 fn locate(text: &str, e: &serde_yaml::Error) -> String {
-    let msg = e.to_string();
+    let mut msg = e.to_string();
+    // serde_yaml leaves the position out of its message at line 1 column 1, and has none for a second document.
+    match e.location() {
+        Some(l) if !msg.contains(" at line ") => msg = format!("{msg} at line {} column {}", l.line(), l.column()),
+        None => {
+            if let Some(line) = ttc_types::yaml::second_document_line(text) {
+                return format!("{msg} at line {line}");
+            }
+        }
+        Some(_) => {}
+    }
     let (Some(loc), Some(key)) = (e.location(), msg.split("key `").nth(1).and_then(|r| r.split('`').next())) else {
         return msg;
     };

@@ -9,6 +9,7 @@ pub mod metric;
 pub mod policy_stats;
 pub mod record;
 pub mod timing;
+pub mod yaml;
 
 pub use event::{FinishReason, GenEvent, Usage};
 pub use metric::{quality_direction, Direction, PRIMARY_METRIC_PRIORITY};

@@ -48,12 +48,11 @@ impl SseParser {
 
     /// Feeds bytes as they arrive; `on_event` is called for every event they complete.
     pub fn feed(&mut self, mut bytes: &[u8], mut on_event: impl FnMut(SseEvent)) {
-        if self.after_cr {
-            if bytes.first() == Some(&b'\n') {
+        // Only the first byte after the CR can complete the CRLF; an empty read decides nothing.
+        if self.after_cr && !bytes.is_empty() {
+            self.after_cr = false;
+            if bytes[0] == b'\n' {
                 bytes = &bytes[1..];
-            }
-            if !bytes.is_empty() {
-                self.after_cr = false;
             }
         }
         if self.at_start {

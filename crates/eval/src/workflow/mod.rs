@@ -26,18 +26,19 @@ fn py_int(s: &str) -> u64 {
     v
 }
 
-/// Value of a non-ASCII Unicode decimal digit (Nd): digits come in contiguous runs of ten starting at a
-/// code point ending in 0 or 6 for the blocks Python's `\d` accepts; we use the zero of the run.
+/// Value of a non-ASCII Unicode decimal digit (Nd): Unicode encodes decimal digits as contiguous runs of ten,
+/// 0 to 9, and some runs are adjacent (the five styles of mathematical digits, U+1D7CE..U+1D7FF), so the
+/// value is the distance to the first digit of the whole contiguous stretch, modulo 10.
 fn unicode_digit(c: char) -> Option<u32> {
     static ND: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\p{Nd}$").expect("static regex"));
     let mut buf = [0u8; 4];
     if !ND.is_match(c.encode_utf8(&mut buf)) {
         return None;
     }
-    // Walk back to the first digit of the run (at most 9 steps).
+    // Walk back to the first digit of the stretch.
     let code = c as u32;
     let mut zero = code;
-    while zero > 0 && code - zero < 9 {
+    while zero > 0 {
         let Some(prev) = char::from_u32(zero - 1) else { break };
         if !ND.is_match(prev.encode_utf8(&mut buf)) {
             break;
