@@ -16,17 +16,8 @@ use proptest::sample::Index;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use ttc_eval::suite::{crmarena_system_prompt, WORFBENCH_TURN_PREFIX};
 use ttc_eval::{load_suite, ChatMessage, DataSource, EvalError, SuiteItem, SuiteSpec};
-
-/// A scratch data directory per test (tests run in parallel threads), kept for the whole run.
-fn scratch(name: &str) -> PathBuf {
-    static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let dir = ROOT.get_or_init(scratch_dir).path().join(name);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
 
 fn write(path: &Path, bytes: &[u8]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -333,15 +324,17 @@ fn broken(format: Format) -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![4 => retyped, 4 => mutated, 1 => prop::collection::vec(any::<u8>(), 0..64)]
 }
 
-fn check_valid(dir: &str, format: Format, bytes: &[u8], want: &[SuiteItem]) -> Result<(), TestCaseError> {
-    let (_, got) = load(&scratch(dir), format, bytes);
+fn check_valid(format: Format, bytes: &[u8], want: &[SuiteItem]) -> Result<(), TestCaseError> {
+    let dir = scratch_dir();
+    let (_, got) = load(dir.path(), format, bytes);
     let got = got.map_err(|e| TestCaseError::fail(format!("{e}\n{}", String::from_utf8_lossy(bytes))))?;
     prop_assert_eq!(got, want);
     Ok(())
 }
 
-fn check_broken(dir: &str, format: Format, bytes: &[u8]) -> Result<(), TestCaseError> {
-    let (file, got) = load(&scratch(dir), format, bytes);
+fn check_broken(format: Format, bytes: &[u8]) -> Result<(), TestCaseError> {
+    let dir = scratch_dir();
+    let (file, got) = load(dir.path(), format, bytes);
     match got {
         Ok(_) => Ok(()),
         Err(e) => check_error(&file, bytes, &e),
@@ -353,31 +346,31 @@ proptest! {
 
     #[test]
     fn jsonl_files_load_to_their_items((bytes, want) in jsonl_doc()) {
-        check_valid("jsonl_ok", Format::Jsonl, &bytes, &want)?;
+        check_valid(Format::Jsonl, &bytes, &want)?;
     }
 
     #[test]
     fn broken_jsonl_never_panics_and_names_file_and_line(bytes in broken(Format::Jsonl)) {
-        check_broken("jsonl_bad", Format::Jsonl, &bytes)?;
+        check_broken(Format::Jsonl, &bytes)?;
     }
 
     #[test]
     fn crmarena_files_load_to_their_items((pro, (bytes, want)) in any::<bool>().prop_flat_map(|pro| (Just(pro), doc(Format::Crm { pro })))) {
-        check_valid("crm_ok", Format::Crm { pro }, &bytes, &want)?;
+        check_valid(Format::Crm { pro }, &bytes, &want)?;
     }
 
     #[test]
     fn broken_crmarena_never_panics_and_names_file_and_line((pro, bytes) in any::<bool>().prop_flat_map(|pro| (Just(pro), broken(Format::Crm { pro })))) {
-        check_broken("crm_bad", Format::Crm { pro }, &bytes)?;
+        check_broken(Format::Crm { pro }, &bytes)?;
     }
 
     #[test]
     fn worfbench_files_load_to_their_items((bytes, want) in doc(Format::Worf)) {
-        check_valid("worf_ok", Format::Worf, &bytes, &want)?;
+        check_valid(Format::Worf, &bytes, &want)?;
     }
 
     #[test]
     fn broken_worfbench_never_panics_and_names_file_and_line(bytes in broken(Format::Worf)) {
-        check_broken("worf_bad", Format::Worf, &bytes)?;
+        check_broken(Format::Worf, &bytes)?;
     }
 }
