@@ -12,6 +12,7 @@
 //!   above 1 never exits and reproduces the baseline exactly.
 //!   Skipped layers still need K/V for later tokens: CALM's state propagation feeds the exit hidden state to
 //!   every skipped layer's K/V projections (`LlamaModel::propagate_kv`).
+//!
 //! SmolLM2-135M was not trained for early exit (engine.md §0.4): expect lost quality; docs/policies.md has numbers.
 
 use crate::chooser::Chooser;

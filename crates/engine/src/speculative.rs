@@ -8,6 +8,7 @@
 //!   probability is below `verification_threshold` (adaptive draft exiting). Verification then runs only layers
 //!   E..L over the drafted positions, reusing the K/V of layers 0..E and the exit hidden states computed while
 //!   drafting (LayerSkip's shared cache).
+//!
 //! Verification is lossless: greedy keeps the longest prefix equal to the target's argmax plus the
 //! correction/bonus token; sampling uses the Leviathan/Chen rule with a one-hot q (both drafters are
 //! deterministic). After a rejection every layer's KV is truncated to the accepted length.

@@ -113,6 +113,23 @@ struct RawKpi {
     fail_if_missing: bool,
 }
 
+/// The line (1-based) of `key:` inside the top-level `slo:` block (1 when the block is written inline).
+fn slo_line(text: &str, key: &str) -> usize {
+    let mut in_slo = false;
+    for (i, line) in text.lines().enumerate() {
+        let indented = line.starts_with(|c: char| c.is_whitespace());
+        if !indented && !line.trim().is_empty() {
+            in_slo = line.starts_with("slo:");
+            if in_slo && line.contains(&format!("{key}:")) {
+                return i + 1;
+            }
+        } else if in_slo && line.trim_start().starts_with(&format!("{key}:")) {
+            return i + 1;
+        }
+    }
+    1
+}
+
 /// A threshold must be finite: NaN compares false with everything (a gate that can never pass, or, with
 /// the outcome inverted, never fail) and an infinite one is vacuous.
 fn finite(key: &str, v: f64) -> Result<f64> {
@@ -216,7 +233,7 @@ impl KpiFile {
         let bounds = [("ttft_s", slo.ttft_s), ("tpot_s", slo.tpot_s), ("e2e_s", slo.e2e_s), ("correct_min", Some(slo.correct_min))];
         for (key, v) in bounds {
             if let Some(v) = v {
-                finite(key, v).map_err(|e| anyhow::anyhow!("{origin}: slo: {e}"))?;
+                finite(key, v).map_err(|e| anyhow::anyhow!("{origin}: slo: {e} at line {}", slo_line(text, key)))?;
             }
         }
         Ok(file)

@@ -384,7 +384,7 @@ fn kpi_thresholds_must_be_finite() {
     }
     std::fs::write(&kpis, "slo:\n  e2e_s: .nan\nkpis:\n  - { metric: goodput, op: \">\", value: 0 }\n").unwrap();
     let err = check::execute(&parse(&["--results", &d(&tmp), "--kpis", &k])).unwrap_err().to_string();
-    assert_eq!(err, format!("{k}: slo: key `e2e_s`: must be a finite number, got NaN"));
+    assert_eq!(err, format!("{k}: slo: key `e2e_s`: must be a finite number, got NaN at line 2"));
 }
 
 #[test]

@@ -63,7 +63,8 @@ fn entry(regression: bool) -> impl Strategy<Value = Entry> {
         (prop::sample::select(GROUP_METRICS), Just(None)),
     ];
     let op = prop::sample::select(vec![("<", Op::Lt), ("<=", Op::Le), (">", Op::Gt), (">=", Op::Ge)]);
-    let value = if regression { prop_oneof![Just(0.0), 0.0f64..1e3, Just(f64::INFINITY)].boxed() } else { finite().boxed() };
+    // Thresholds must be finite (`.inf` is rejected as vacuous): the generator writes only valid ones.
+    let value = if regression { prop_oneof![Just(0.0), 0.0f64..1e3, Just(f64::MAX)].boxed() } else { finite().boxed() };
     let names = || prop::option::of(prop::collection::vec(text(), 0..3));
     (prop::option::of(text()), metric, op, value, names(), names(), prop::option::of(any::<bool>()), prop::option::of(any::<bool>()))
         .prop_map(|(name, (metric, stat), op, value, suites, policies, by_suite, fail_if_missing)| Entry {
@@ -80,7 +81,7 @@ fn entry(regression: bool) -> impl Strategy<Value = Entry> {
 }
 
 fn slo() -> impl Strategy<Value = Option<Slo>> {
-    let bound = || prop::option::of(prop_oneof![Just(0.0), 0.0f64..100.0, Just(f64::INFINITY)]);
+    let bound = || prop::option::of(prop_oneof![Just(0.0), 0.0f64..100.0, Just(f64::MAX)]);
     prop::option::of(
         (bound(), bound(), bound(), prop::option::of(prop::sample::select(vec!["exact_match", "rouge_l", "f1_graph"])), finite())
             .prop_map(|(ttft_s, tpot_s, e2e_s, m, correct_min)| Slo {
