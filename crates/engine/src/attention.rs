@@ -89,7 +89,7 @@ fn head_row(qh: &[f32], keys: &[f32], values: &[f32], dst: &mut [f32]) -> Vec<f3
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn head_row_avx512(qh: &[f32], keys: &[f32], values: &[f32], dst: &mut [f32]) -> Vec<f32> {
-    let mut p = if qh.len() % 16 == 0 { avx512::scores(qh, keys) } else { scores(qh, keys) };
+    let mut p = if qh.len().is_multiple_of(16) { avx512::scores(qh, keys) } else { scores(qh, keys) };
     weigh_values(&mut p, values, dst);
     p
 }
@@ -156,7 +156,7 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub unsafe fn scores(q: &[f32], keys: &[f32]) -> Vec<f32> {
         let d = q.len();
-        assert!(d % 16 == 0 && d > 0);
+        assert!(d.is_multiple_of(16) && d > 0);
         let n = keys.len() / d;
         let mut out = vec![0f32; n];
         let idx: [[__m512i; 2]; 4] = [16, 8, 4, 2].map(|s| {

@@ -128,7 +128,7 @@ impl GgufFile {
                 .map_err(meta_err)? as f64,
             vocab_size,
         };
-        if cfg.n_head == 0 || cfg.n_head_kv == 0 || cfg.n_head % cfg.n_head_kv != 0 {
+        if cfg.n_head == 0 || cfg.n_head_kv == 0 || !cfg.n_head.is_multiple_of(cfg.n_head_kv) {
             return Err(EngineError::Metadata(format!(
                 "head_count {} is not a multiple of head_count_kv {}",
                 cfg.n_head, cfg.n_head_kv

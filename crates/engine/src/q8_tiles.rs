@@ -56,8 +56,8 @@ impl PackedQ8 {
     pub fn from_q8_0_bytes(bytes: &[u8], n: usize, k: usize) -> Option<PackedQ8> {
         if n == 0
             || k == 0
-            || n % TILE != 0
-            || k % BLOCK != 0
+            || !n.is_multiple_of(TILE)
+            || !k.is_multiple_of(BLOCK)
             || bytes.len() != n * (k / BLOCK) * Q8_0_BYTES
         {
             return None;

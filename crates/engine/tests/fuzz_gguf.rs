@@ -147,7 +147,7 @@ impl File {
             w.int(t.dtype as u64, 4, true);
             w.int(t.offset, 8, true);
         }
-        while w.bytes.len() as u64 % self.alignment != 0 {
+        while !(w.bytes.len() as u64).is_multiple_of(self.alignment) {
             w.bytes.push(0);
         }
         w.bytes.extend((0..self.data_len).map(|i| i as u8));

@@ -119,8 +119,8 @@ impl Request {
             }
         }
         // `as u64` keeps this independent of the integer type the parser uses for the token limits.
-        prop_assert_eq!(r.max_tokens.map(|m| m as u64), self.max_tokens);
-        prop_assert_eq!(r.max_completion_tokens.map(|m| m as u64), self.max_completion_tokens);
+        prop_assert_eq!(r.max_tokens, self.max_tokens);
+        prop_assert_eq!(r.max_completion_tokens, self.max_completion_tokens);
         prop_assert_eq!((r.temperature, r.top_p, r.seed), (self.temperature, self.top_p, self.seed));
         match (&r.stop, &self.stop) {
             (None, None) => {}

@@ -134,8 +134,9 @@ async fn a_policy_with_its_own_concurrency_runs_alone_after_the_shared_phase() {
     let backend = Arc::new(ScriptedBackend::new(|_, _| answer()));
     let runner = Arc::new(Runner::new(backend, RunnerSettings { concurrency: 1, ..settings() }, ctx(), None));
     let phases = runner.phases(&jobs);
-    let shape: Vec<(Option<(String, String)>, usize, usize)> =
-        phases.iter().map(|p| (p.policy.clone(), p.concurrency, p.jobs.len())).collect();
+    /// (the phase's own policy and suite, its concurrency, its job count)
+    type Shape = (Option<(String, String)>, usize, usize);
+    let shape: Vec<Shape> = phases.iter().map(|p| (p.policy.clone(), p.concurrency, p.jobs.len())).collect();
     assert_eq!(shape, vec![(None, 1, 12), (Some(("batched".into(), "s".into())), 3, 6)]);
     let recs = run_and_collect(&runner, jobs).await;
     let starts = |policy: &str| {
