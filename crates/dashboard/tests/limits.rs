@@ -23,14 +23,17 @@ async fn partial_headers_are_cut_after_the_header_timeout() {
 
     let mut s = TcpStream::connect(addr).await.unwrap();
     let t = Instant::now();
-    s.write_all(b"GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: applica").await.unwrap();
+    // The Host names the bound address and port (the dashboard refuses other hosts: DNS rebinding).
+    let partial = format!("GET /api/runs HTTP/1.1\r\nHost: {addr}\r\nAccept: applica");
+    s.write_all(partial.as_bytes()).await.unwrap();
     let got = read_to_close(&mut s).await;
     let took = t.elapsed();
     assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(3), "closed after {took:?}");
     assert!(!got.contains("200 OK"), "{got}");
 
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await.unwrap();
+    let full = format!("GET /api/runs HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(full.as_bytes()).await.unwrap();
     let got = read_to_close(&mut s).await;
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
 }
