@@ -217,7 +217,7 @@ async fn execute(
     let config_hash = cfg.hash();
     let planned = plan.entries.len();
     let writer = match &args.resume {
-        Some(id) => store.resume_run(id, WriterOptions::default())?,
+        Some(id) => store.resume_run(id, writer_options())?,
         None => {
             let meta = RunMeta {
                 run_id: new_run_id(),
@@ -232,7 +232,7 @@ async fn execute(
                     "load": cfg.load, "generation": cfg.generation, "kpis": cfg.kpis,
                 }),
             };
-            store.start_run(meta, WriterOptions::default())?
+            store.start_run(meta, writer_options())?
         }
     };
     let meta = writer.manifest().meta.clone();
@@ -296,4 +296,14 @@ async fn execute(
         return Ok(130);
     }
     Ok(0)
+}
+
+/// Part-file flushing: `TTC_FLUSH_RECORDS=N` writes a part every N records (default 64, or every 5 s); a smaller N
+/// loses less to a crash at the cost of more files (docs/runner.md).
+fn writer_options() -> WriterOptions {
+    let mut options = WriterOptions::default();
+    if let Some(n) = std::env::var("TTC_FLUSH_RECORDS").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n > 0) {
+        options.flush_records = n;
+    }
+    options
 }

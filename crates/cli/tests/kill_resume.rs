@@ -31,6 +31,8 @@ fn kill_9_then_resume_stores_each_key_exactly_once() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ttc"))
         .args(ARGS)
         .args(["--results", res])
+        // A part every 2 records, so the kill lands mid-run however fast this machine decodes.
+        .env("TTC_FLUSH_RECORDS", "2")
         .current_dir(&repo)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
