@@ -22,7 +22,7 @@ mod fault;
 pub use fault::Fault;
 
 use async_trait::async_trait;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -51,8 +51,8 @@ pub struct EmbeddedBackend {
     worker: JoinHandle<()>,
     #[cfg(feature = "fault-injection")]
     faults: fault::Faults,
-    /// Policies already checked against the model, by name.
-    policies: Mutex<HashMap<String, Policy>>,
+    /// Names of the policies already checked against the model.
+    checked: Mutex<HashSet<String>>,
     /// One scheduler per batching policy, started on first use.
     schedulers: Mutex<HashMap<String, Arc<Scheduler>>>,
 }
@@ -78,7 +78,7 @@ impl EmbeddedBackend {
             worker,
             #[cfg(feature = "fault-injection")]
             faults,
-            policies: Mutex::new(HashMap::new()),
+            checked: Mutex::new(HashSet::new()),
             schedulers: Mutex::new(HashMap::new()),
         }
     }
@@ -102,10 +102,10 @@ impl EmbeddedBackend {
     /// The request's policy, checked against this model once per name (a layer index past the model's depth is
     /// an invalid request, not a silent clamp).
     fn policy(&self, policy: &Policy) -> Result<Policy, BackendError> {
-        let mut checked = relock(&self.policies);
-        if !checked.contains_key(&policy.name) {
+        let mut checked = relock(&self.checked);
+        if !checked.contains(&policy.name) {
             self.engine.check_policy(policy).map_err(|e| BackendError::InvalidRequest(e.to_string()))?;
-            checked.insert(policy.name.clone(), policy.clone());
+            checked.insert(policy.name.clone());
         }
         Ok(policy.clone())
     }

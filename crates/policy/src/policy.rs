@@ -288,8 +288,8 @@ impl<'de> Deserialize<'de> for PolicySource {
     }
 }
 
-/// A policies file: a list at top level, or a document with a `policies:` key (other top-level keys are
-/// rejected, so a typo cannot silently drop policies).
+/// A policies file: a list or a name-keyed mapping at top level, or either under a `policies:` key (then no
+/// other top-level key is allowed, so a typo cannot silently drop policies).
 pub struct PolicyFile(pub PolicyList);
 
 impl<'de> Deserialize<'de> for PolicyFile {
