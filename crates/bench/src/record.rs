@@ -112,6 +112,7 @@ pub fn build_record(
         attempts: outcome.attempts,
         backoff_s: outcome.backoff.as_secs_f64(),
         prompt_tokens,
+        cached_prompt_tokens: usage.map(|u| u.cached_prompt_tokens),
         output_tokens,
         token_count_source: source,
         start_offset_s: outcome.start_offset_s,
@@ -199,7 +200,7 @@ mod tests {
             GenEvent::Finished {
                 at: t0 + Duration::from_millis(450),
                 reason: FinishReason::Length,
-                usage: Some(Usage { prompt_tokens: 12, completion_tokens: 5 }),
+                usage: Some(Usage { prompt_tokens: 12, completion_tokens: 5, ..Usage::default() }),
             },
         ];
         let r = build_record(&ctx(false), &entry(), "m", outcome(t0, ev, None), Some(&WordCounter));
@@ -224,7 +225,7 @@ mod tests {
     fn engine_usage_and_engine_token_ids() {
         let t0 = Instant::now();
         let fin = |usage| GenEvent::Finished { at: t0, reason: FinishReason::Stop, usage };
-        let ev = vec![content(t0, 1, "a", vec![5]), fin(Some(Usage { prompt_tokens: 3, completion_tokens: 1 }))];
+        let ev = vec![content(t0, 1, "a", vec![5]), fin(Some(Usage { prompt_tokens: 3, completion_tokens: 1, ..Usage::default() }))];
         let r = build_record(&ctx(true), &entry(), "m", outcome(t0, ev, None), None);
         assert_eq!(r.token_count_source, Some(TokenCountSource::Engine));
         let ev = vec![content(t0, 1, "ab", vec![5, 6]), content(t0, 2, "c", vec![7]), fin(None)];

@@ -144,6 +144,7 @@ mod tests {
             attempts,
             backoff_s: 0.5 * (attempts - 1) as f64,
             prompt_tokens: None,
+            cached_prompt_tokens: None,
             output_tokens: Some(tokens),
             token_count_source: None,
             start_offset_s: start,

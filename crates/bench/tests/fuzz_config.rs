@@ -131,14 +131,16 @@ fn run_file() -> impl Strategy<Value = RunFile> {
         prop::option::of(text()),
         prop::option::of(text()),
         prop::option::of(text()),
+        prop::option::of(any::<u64>()),
         positive(),
     )
-        .prop_map(|(kind, base_url, api_key_env, model, weights, t)| BackendConfig {
+        .prop_map(|(kind, base_url, api_key_env, model, weights, prefix_cache_mb, t)| BackendConfig {
             kind,
             base_url,
             api_key_env,
             model,
             weights,
+            prefix_cache_mb,
             connect_timeout_s: PositiveF64(t),
         });
     let load = (

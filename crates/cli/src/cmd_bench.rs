@@ -12,6 +12,24 @@ pub enum BenchCommand {
     /// Decode speed of each decoding policy as a ratio to baseline greedy in the same process, with acceptance
     /// rates, exit layers and token agreement, on input-grounded and open-ended prompts.
     Policies(PolicyBenchArgs),
+    /// Time to first token of a request whose long system prompt was seen before (prefix cache) against the
+    /// cold request, as a ratio measured in the same process.
+    PrefixCache(PrefixCacheBenchArgs),
+}
+
+#[derive(Args)]
+pub struct PrefixCacheBenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Tokens of the shared system prompt.
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(1..7000))]
+    pub system_tokens: u64,
+    /// Rounds (each with an emptied cache); medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -54,7 +72,22 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
     match cmd {
         BenchCommand::Engine(a) => engine(a),
         BenchCommand::Policies(a) => policies(a),
+        BenchCommand::PrefixCache(a) => prefix_cache(a),
     }
+}
+
+fn prefix_cache(a: PrefixCacheBenchArgs) -> anyhow::Result<i32> {
+    let mut engine = a.model.load()?;
+    let r = ttc_engine::bench::prefix_cache_bench(&mut engine, a.system_tokens as usize, a.runs)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(0);
+    }
+    println!("weights: {}, system prompt {} tokens, prompt {} tokens, {} runs (medians)", engine.model.format, r.system_tokens, r.prompt_tokens, r.runs);
+    println!("cold TTFT  {:>8.1} ms", r.cold_ttft_s * 1e3);
+    println!("warm TTFT  {:>8.1} ms  ({} prompt tokens from the prefix cache)", r.warm_ttft_s * 1e3, r.cached_prompt_tokens);
+    println!("warm/cold  {:>8.3}", r.warm_over_cold);
+    Ok(0)
 }
 
 fn policies(a: PolicyBenchArgs) -> anyhow::Result<i32> {

@@ -115,7 +115,7 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<i32> {
         msgs.push(ChatMessage::new("user", args.prompt.clone()));
         engine.prompt_tokens(&msgs)?
     };
-    let req = GenRequest { prompt, max_tokens: args.max_tokens, stop: args.stop.clone() };
+    let req = GenRequest { prompt, max_tokens: args.max_tokens, stop: args.stop.clone(), ..Default::default() };
     let policy = match &args.policy {
         None => None,
         Some(name) => {

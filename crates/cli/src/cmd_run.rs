@@ -105,7 +105,11 @@ fn embedded_backend(cfg: &RunConfig) -> anyhow::Result<Arc<dyn Backend>> {
         None => WeightFormat::Auto,
     };
     eprintln!("loading {} ({weights} weights)...", path.display());
-    let engine = Arc::new(Engine::load(&path, weights)?);
+    let mut engine = Engine::load(&path, weights)?;
+    if let Some(mb) = cfg.backend.prefix_cache_mb {
+        engine.enable_prefix_cache((mb as usize) << 20).map_err(|e| crate::exit::usage(format!("backend.prefix_cache_mb: {e}")))?;
+    }
+    let engine = Arc::new(engine);
     // Layer indices can only be checked against a loaded model: reject them before the first request.
     for p in &cfg.policies {
         engine.check_policy(p)?;

@@ -6,8 +6,8 @@
 //! engine. Policy internals travel on a oneshot that is completed before the `Finished` event.
 //!
 //! Cancellation points: a job whose stream was dropped while it waited in the queue is skipped before its
-//! prefill, and a running one stops at its next emitted token. The prefill itself is one forward pass and
-//! cannot be interrupted (engine issue #17: chunked prefill with a cancellation check per chunk).
+//! prefill, a prefill stops between two chunks (`Engine::prefill_chunk` tokens, polled through
+//! `GenRequest::cancel`), and a decode stops at its next emitted token.
 //!
 //! Each job runs inside a panic boundary: a panic fails that request with an error event and the worker
 //! goes on with the next job. [`EmbeddedBackend::worker_alive`] tells whether the thread still runs.
@@ -32,7 +32,7 @@ use ttc_bench::backend::{
 use ttc_engine::chooser::Chooser;
 use ttc_engine::policy::{Algorithm, BatchingParams};
 use ttc_engine::scheduler::{ChooseFn, EventSink, Scheduler, StreamItem};
-use ttc_engine::{Engine, EngineError, Policy};
+use ttc_engine::{Cancel, Engine, EngineError, Policy};
 use ttc_sampling::{Pruning, SamplerConfig};
 use ttc_types::{GenEvent, PolicyStats};
 
@@ -117,7 +117,9 @@ impl EmbeddedBackend {
         if let Some(s) = map.get(&policy.name) {
             return Ok(s.clone());
         }
-        let s = Arc::new(Scheduler::new(self.engine.clone(), ttc_engine::scheduler::SchedulerConfig::for_batching(params)).map_err(engine_error)?);
+        // A step's token budget is the engine's prefill chunk: prompts join a running batch chunk by chunk.
+        let config = ttc_engine::scheduler::SchedulerConfig::for_batching(params).with_step_tokens(self.engine.prefill_chunk);
+        let s = Arc::new(Scheduler::new(self.engine.clone(), config).map_err(engine_error)?);
         map.insert(policy.name.clone(), s.clone());
         Ok(s)
     }
@@ -131,10 +133,15 @@ impl EmbeddedBackend {
     ) -> Result<Generation, BackendError> {
         let scheduler = self.scheduler(policy, params)?;
         let prompt = self.engine.prompt_tokens(&engine_messages(&request.messages)).map_err(engine_error)?;
-        let req = ttc_engine::GenRequest { prompt, max_tokens: request.max_tokens as usize, stop: Vec::new() };
+        let (tx, stream) = event_channel(256);
+        // A dropped stream cancels the request before its next step, also in the middle of its prefill.
+        let cancel = Cancel::when({
+            let tx = tx.clone();
+            move || tx.is_closed()
+        });
+        let req = ttc_engine::GenRequest { prompt, max_tokens: request.max_tokens as usize, stop: Vec::new(), cancel };
         let mut chooser = Chooser::new(sampling_from_request(request)).map_err(engine_error)?;
         let choose: ChooseFn = Box::new(move |logits| chooser.choose(logits));
-        let (tx, stream) = event_channel(256);
         let (stats_tx, stats_rx) = tokio::sync::oneshot::channel();
         scheduler.submit(req, choose, BatchSink { events: tx, stats: Some(stats_tx), finished: None }).map_err(engine_error)?;
         Ok(Generation::new(stream).with_policy_stats(stats_rx))
@@ -231,7 +238,12 @@ fn run_job(engine: &Engine, job: Job, faults: &fault::Faults) {
             return;
         }
     };
-    let req = ttc_engine::GenRequest { prompt, max_tokens, stop: Vec::new() };
+    // A dropped stream stops the prefill between chunks (and the decode at its next token).
+    let cancel = Cancel::when({
+        let events = events.clone();
+        move || events.is_closed()
+    });
+    let req = ttc_engine::GenRequest { prompt, max_tokens, stop: Vec::new(), cancel };
     // Hold the Finished event back until the policy stats are on their way (the contract's order).
     let mut finished: Option<GenEvent> = None;
     let mut on_event = |ev: GenEvent| {

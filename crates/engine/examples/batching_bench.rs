@@ -221,7 +221,7 @@ fn main() {
         .map(|p| GenRequest {
             prompt: engine.prompt_tokens(&[ChatMessage::new("user", *p)]).expect("prompt"),
             max_tokens: args.max_tokens,
-            stop: vec![],
+            ..Default::default()
         })
         .collect();
     step_costs(&engine, &reqs);

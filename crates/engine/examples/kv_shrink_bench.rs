@@ -227,7 +227,7 @@ fn main() {
             println!("| {} | {} | (dry run) |", p.name, ids.len());
             continue;
         }
-        let req = GenRequest { prompt: ids.clone(), max_tokens, stop: vec![] };
+        let req = GenRequest { prompt: ids.clone(), max_tokens, stop: vec![], ..Default::default() };
         let base = engine.generate_plain(&req, &mut |l: &[f32]| argmax(l), &mut |_| true).unwrap_or_else(|e| fail(&e.to_string()));
         let base_answer = p.answer.as_ref().map(|a| base.text.contains(a.as_str()));
         println!(

@@ -144,7 +144,7 @@ pub fn policy_bench(
         let mut agg = ttc_types::PolicyStats::default();
         let (mut drafted, mut accepted, mut steps, mut emitted, mut exit_sum, mut exit_n) = (0u64, 0u64, 0u64, 0f64, 0f64, 0f64);
         for p in &prompt_ids {
-            let req = crate::GenRequest { prompt: p.clone(), max_tokens, stop: vec![] };
+            let req = crate::GenRequest { prompt: p.clone(), max_tokens, stop: vec![], ..Default::default() };
             let (out, s) = engine.generate_policy(&req, policy, None, &mut |_| true)?;
             toks += out.token_ids.len().saturating_sub(1);
             secs += out.decode_s;
@@ -197,4 +197,58 @@ pub fn policy_bench(
         });
     }
     Ok(rows)
+}
+
+/// TTFT with and without a cached prefix: one request with an `n_system`-token system prompt prefills it cold,
+/// then requests with the same system prompt and another question find it in the prefix cache.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrefixCacheBench {
+    pub system_tokens: usize,
+    pub prompt_tokens: usize,
+    pub cold_ttft_s: f64,
+    pub warm_ttft_s: f64,
+    /// warm / cold (the target is <= 0.25 for a 1,500-token system prompt).
+    pub warm_over_cold: f64,
+    pub cached_prompt_tokens: u32,
+    pub runs: usize,
+}
+
+/// Medians over `runs` rounds; each round clears the cache (a fresh `PrefixCache`) so its first request is cold.
+/// `engine` must not have a prefix cache of its own; this enables one (64 MiB) for the measurement.
+pub fn prefix_cache_bench(engine: &mut Engine, n_system: usize, runs: usize) -> Result<PrefixCacheBench> {
+    let system: String = {
+        let ids = synthetic_prompt(engine, n_system)?;
+        engine.tokenizer.decode(&ids, true)
+    };
+    let prompt = |engine: &Engine, q: &str| {
+        engine.prompt_tokens(&[crate::ChatMessage::new("system", system.clone()), crate::ChatMessage::new("user", q.to_string())])
+    };
+    let ttft = |engine: &Engine, p: Vec<u32>| -> Result<(f64, u32, usize)> {
+        let n = p.len();
+        let req = crate::GenRequest { prompt: p, max_tokens: 1, ..Default::default() };
+        let (out, _) = engine.generate_policy(&req, &crate::Policy::baseline(), None, &mut |_| true)?;
+        Ok((out.ttft_s, out.usage.cached_prompt_tokens, n))
+    };
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    let (mut cached, mut prompt_tokens) = (0, 0);
+    // One untimed warm-up of the shapes involved.
+    ttft(engine, prompt(engine, "Warm up.")?)?;
+    for round in 0..runs.max(1) {
+        engine.enable_prefix_cache(64 << 20)?;
+        let (c, _, _) = ttft(engine, prompt(engine, &format!("Question {round}: what did the customer ask for?"))?)?;
+        let (w, hit, n) = ttft(engine, prompt(engine, &format!("Question {round}: how much was credited?"))?)?;
+        cold.push(c);
+        warm.push(w);
+        (cached, prompt_tokens) = (hit, n);
+    }
+    let (cold, warm) = (median(cold), median(warm));
+    Ok(PrefixCacheBench {
+        system_tokens: n_system,
+        prompt_tokens,
+        cold_ttft_s: cold,
+        warm_ttft_s: warm,
+        warm_over_cold: warm / cold.max(1e-9),
+        cached_prompt_tokens: cached,
+        runs: runs.max(1),
+    })
 }

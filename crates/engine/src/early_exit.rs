@@ -131,8 +131,9 @@ pub fn generate_confidence_exit(
     let n_layer = model.cfg.n_layer;
     let checkpoints: Vec<usize> =
         (params.min_layer..n_layer).step_by(params.exit_interval.max(1)).filter(|&c| c >= 1).collect();
-    let Prefill { mut cache, started, prefill_s, logits } = engine.prefill(req)?;
+    let Prefill { mut cache, started, prefill_s, logits, cached_tokens } = engine.prefill(req)?;
     let mut em = Emitter::new(&engine.tokenizer, req, started, on_event);
+    em.cached_prompt_tokens = cached_tokens;
     let mut exits = ExitCounter::new(n_layer);
     let mut next = chooser.choose(&logits)?;
     exits.record(n_layer);

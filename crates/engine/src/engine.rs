@@ -7,7 +7,9 @@ use crate::kv::KvCache;
 use crate::model::{logits_rows, LlamaModel, LogitsMode};
 use crate::tokenizer::{GgufTokenizer, StreamDecoder};
 use crate::weights::WeightFormat;
+use crate::prefix_cache::{PrefixCache, PrefixStats, DEFAULT_BLOCK_TOKENS};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 use ttc_types::{FinishReason, GenEvent, Usage};
 
@@ -18,7 +20,16 @@ pub struct Engine {
     pub model_path: PathBuf,
     /// `general.name` from the file, else the file stem.
     pub model_name: String,
+    /// Most prompt tokens per prefill forward: a long prompt is prefilled in chunks of this size, and a cancelled
+    /// request stops between chunks (rows are computed independently, so chunking does not change the logits).
+    pub prefill_chunk: usize,
+    /// KV entries of prompt prefixes seen before, reused across requests (off unless enabled).
+    prefix_cache: Option<Mutex<PrefixCache>>,
 }
+
+/// Default [`Engine::prefill_chunk`]: big enough that the weight matmuls stay efficient (prefill speed is flat
+/// from about 128 rows up, docs/engine.md), small enough that a cancel lands within about a second on 2 cores.
+pub const DEFAULT_PREFILL_CHUNK: usize = 512;
 
 impl Engine {
     pub fn load(path: &Path, format: WeightFormat) -> Result<Engine> {
@@ -39,7 +50,7 @@ impl Engine {
             .get_str("general.name")
             .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
         let model = LlamaModel::load(&mut file, format)?;
-        Ok(Engine { model, tokenizer, chat, model_path: path.to_path_buf(), model_name })
+        Ok(Engine { model, tokenizer, chat, model_path: path.to_path_buf(), model_name, prefill_chunk: DEFAULT_PREFILL_CHUNK, prefix_cache: None })
     }
 
     /// Prompt token ids: the chat template applied to `messages`, or `raw` text used as-is.
@@ -50,6 +61,40 @@ impl Engine {
 
     pub fn context_length(&self) -> usize {
         self.model.cfg.context_length
+    }
+
+    /// Bytes of KV cache one token takes (every layer, keys and values, f32).
+    pub fn kv_bytes_per_token(&self) -> usize {
+        let c = &self.model.cfg;
+        c.n_layer * c.n_head_kv * c.head_dim * 2 * 4
+    }
+
+    /// Reuse the KV entries of prompt prefixes across requests, keeping at most `budget_bytes` of them
+    /// (`prefix_cache.rs`). A budget below one block is an invalid request.
+    pub fn enable_prefix_cache(&mut self, budget_bytes: usize) -> Result<()> {
+        let pc = PrefixCache::new(budget_bytes, DEFAULT_BLOCK_TOKENS, self.kv_bytes_per_token())?;
+        self.prefix_cache = Some(Mutex::new(pc));
+        Ok(())
+    }
+
+    /// The prefix cache's counters, if it is on.
+    pub fn prefix_stats(&self) -> Option<PrefixStats> {
+        self.prefix_cache.as_ref().map(|m| m.lock().unwrap_or_else(PoisonError::into_inner).stats())
+    }
+
+    /// Load the longest cached prefix of `prompt` into the empty `cache`; returns the tokens it covers.
+    pub fn load_prefix(&self, prompt: &[u32], cache: &mut KvCache) -> usize {
+        let Some(m) = &self.prefix_cache else { return 0 };
+        // Look up under the lock, copy outside it: blocks are shared and immutable.
+        let blocks = m.lock().unwrap_or_else(PoisonError::into_inner).lookup(prompt);
+        crate::prefix_cache::load(&blocks, cache)
+    }
+
+    /// Offer a freshly prefilled prompt's blocks to the prefix cache.
+    pub fn store_prefix(&self, prompt: &[u32], cache: &KvCache) {
+        if let Some(m) = &self.prefix_cache {
+            m.lock().unwrap_or_else(PoisonError::into_inner).insert(prompt, cache);
+        }
     }
 
     /// Reject a request that cannot fit before doing any work.
@@ -65,11 +110,14 @@ impl Engine {
 }
 
 /// What to generate: token ids of the prompt plus stopping rules.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct GenRequest {
     pub prompt: Vec<u32>,
     pub max_tokens: usize,
     pub stop: Vec<String>,
+    /// Polled between prefill chunks (and by the scheduler before every step); the decoding loops also stop
+    /// when their event callback returns false.
+    pub cancel: crate::cancel::Cancel,
 }
 
 /// The outcome of one generation.
@@ -116,6 +164,8 @@ pub struct Emitter<'a> {
     pub last_token_at: Option<Instant>,
     on_event: &'a mut dyn FnMut(GenEvent) -> bool,
     pub finish: Option<FinishReason>,
+    /// Prompt tokens served from the prefix cache (reported in `Usage`).
+    pub cached_prompt_tokens: usize,
 }
 
 impl<'a> Emitter<'a> {
@@ -137,6 +187,7 @@ impl<'a> Emitter<'a> {
             last_token_at: None,
             on_event,
             finish: None,
+            cached_prompt_tokens: 0,
         }
     }
 
@@ -197,7 +248,11 @@ impl<'a> Emitter<'a> {
                 self.text.push_str(&tail);
             }
         }
-        let usage = Usage { prompt_tokens: prompt_tokens as u32, completion_tokens: self.token_ids.len() as u32 };
+        let usage = Usage {
+            prompt_tokens: prompt_tokens as u32,
+            completion_tokens: self.token_ids.len() as u32,
+            cached_prompt_tokens: self.cached_prompt_tokens as u32,
+        };
         let now = Instant::now();
         (self.on_event)(GenEvent::Finished { at: now, reason, usage: Some(usage) });
         let ttft_s = self.first_token_at.map(|t| (t - self.started).as_secs_f64()).unwrap_or(0.0);
@@ -217,18 +272,27 @@ pub(crate) struct Prefill {
     pub prefill_s: f64,
     /// Logits of the prompt's last position.
     pub logits: Vec<f32>,
+    /// Prompt tokens whose entries came from the prefix cache.
+    pub cached_tokens: usize,
 }
 
 impl Engine {
-    /// Check that the request fits the context, then prefill its prompt into a fresh cache.
+    /// Check that the request fits the context, then prefill its prompt into a fresh cache, in chunks of
+    /// `prefill_chunk` tokens with a cancellation check before each (`EngineError::Cancelled`).
     pub(crate) fn prefill(&self, req: &GenRequest) -> Result<Prefill> {
         self.check_fits(req.prompt.len(), req.max_tokens)?;
         let started = Instant::now();
         let mut cache = self.model.new_cache()?;
-        let logits = self.model.forward(&req.prompt, &mut cache, LogitsMode::Last)?;
+        let cached_tokens = self.load_prefix(&req.prompt, &mut cache);
+        let logits = self.prefill_into(&req.prompt[cached_tokens..], &mut cache, &req.cancel)?;
+        self.store_prefix(&req.prompt, &cache);
         let prefill_s = started.elapsed().as_secs_f64();
-        let logits = logits_rows(&logits)?.swap_remove(0);
-        Ok(Prefill { cache, started, prefill_s, logits })
+        Ok(Prefill { cache, started, prefill_s, logits, cached_tokens })
+    }
+
+    /// Feed `tokens` into `cache` in chunks of `prefill_chunk` and return the last position's logits.
+    pub fn prefill_into(&self, tokens: &[u32], cache: &mut KvCache, cancel: &crate::cancel::Cancel) -> Result<Vec<f32>> {
+        self.model.prefill_chunked(tokens, cache, self.prefill_chunk, cancel)
     }
 
     /// Plain autoregressive generation: prefill, then one forward per token. `choose` picks the next token from a
@@ -239,8 +303,9 @@ impl Engine {
         choose: &mut dyn FnMut(&[f32]) -> u32,
         on_event: &mut dyn FnMut(GenEvent) -> bool,
     ) -> Result<GenOutput> {
-        let Prefill { mut cache, started, prefill_s, logits } = self.prefill(req)?;
+        let Prefill { mut cache, started, prefill_s, logits, cached_tokens } = self.prefill(req)?;
         let mut em = Emitter::new(&self.tokenizer, req, started, on_event);
+        em.cached_prompt_tokens = cached_tokens;
         let mut next = choose(&logits);
         while req.max_tokens > 0 && em.push(next) {
             let logits = self.model.forward(&[next], &mut cache, LogitsMode::Last)?;
@@ -269,8 +334,36 @@ impl Engine {
         sampling: Option<ttc_sampling::SamplerConfig>,
         on_event: &mut dyn FnMut(GenEvent) -> bool,
     ) -> Result<(GenOutput, ttc_types::PolicyStats)> {
-        use crate::policy::Algorithm;
         self.check_policy(policy)?;
+        match self.run_policy(req, policy, sampling, on_event) {
+            // Cancelled before its first token (during the prefill): close the stream like a cancelled decode.
+            Err(EngineError::Cancelled) => {
+                let now = Instant::now();
+                let usage = Usage { prompt_tokens: req.prompt.len() as u32, ..Usage::default() };
+                on_event(GenEvent::Finished { at: now, reason: FinishReason::Cancelled, usage: Some(usage) });
+                let output = GenOutput {
+                    token_ids: vec![],
+                    text: String::new(),
+                    finish_reason: FinishReason::Cancelled,
+                    usage,
+                    ttft_s: 0.0,
+                    prefill_s: 0.0,
+                    decode_s: 0.0,
+                };
+                Ok((output, ttc_types::PolicyStats::default()))
+            }
+            other => other,
+        }
+    }
+
+    fn run_policy(
+        &self,
+        req: &GenRequest,
+        policy: &crate::policy::Policy,
+        sampling: Option<ttc_sampling::SamplerConfig>,
+        on_event: &mut dyn FnMut(GenEvent) -> bool,
+    ) -> Result<(GenOutput, ttc_types::PolicyStats)> {
+        use crate::policy::Algorithm;
         let seed = sampling.as_ref().map(|s| s.seed).unwrap_or(0);
         let mut chooser = crate::chooser::Chooser::new(policy.algorithm.sampler_config(seed).or(sampling))?;
         match &policy.algorithm {

@@ -22,6 +22,9 @@ pub enum EngineError {
     ContextOverflow { prompt_tokens: usize, max_tokens: usize, context: usize },
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The caller gave up on the request (`GenRequest::cancel`) before it produced a token.
+    #[error("the request was cancelled")]
+    Cancelled,
     #[error("tensor computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }

@@ -81,6 +81,24 @@ impl LayerKv {
         }
     }
 
+    /// Copy entries `start..end` out as rows, (t, n_kv, head_dim) keys and values: the layout `append_rows`
+    /// takes, so a prefix cache can store entries and replay them into another cache.
+    pub fn rows(&self, start: usize, end: usize) -> (Vec<f32>, Vec<f32>) {
+        let (n_kv, d) = (self.n_kv, self.head_dim);
+        let end = end.min(self.len);
+        let t = end.saturating_sub(start);
+        let (mut k, mut v) = (vec![0.0; t * n_kv * d], vec![0.0; t * n_kv * d]);
+        for r in 0..t {
+            for h in 0..n_kv {
+                let src = (h * self.capacity + start + r) * d;
+                let dst = (r * n_kv + h) * d;
+                k[dst..dst + d].copy_from_slice(&self.k[src..src + d]);
+                v[dst..dst + d].copy_from_slice(&self.v[src..src + d]);
+            }
+        }
+        (k, v)
+    }
+
     /// Append (1, n_kv, t, d) keys and values given as tensors.
     pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
         // (1, n_kv, t, d) -> (t, n_kv, d) rows.

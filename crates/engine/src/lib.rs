@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod bench;
+pub mod cancel;
 pub mod chat;
 pub mod chooser;
 pub mod early_exit;
@@ -14,12 +15,14 @@ pub mod kv;
 pub mod kv_shrink;
 pub mod model;
 pub mod policy;
+pub mod prefix_cache;
 pub mod q8_tiles;
 pub mod scheduler;
 pub mod speculative;
 pub mod tokenizer;
 pub mod weights;
 
+pub use cancel::Cancel;
 pub use chat::ChatMessage;
 pub use engine::{Emitter, Engine, GenOutput, GenRequest};
 pub use error::{EngineError, Result};

@@ -9,6 +9,7 @@
 //! weights), GQA with kv head j serving query heads j*r..j*r+r-1, tied LM head when `output.weight` is absent.
 
 use crate::attention;
+use crate::cancel::Cancel;
 use crate::error::{candle_message, EngineError, Result};
 use crate::gguf::{GgufFile, LlamaConfig};
 use crate::kv::{KvCache, LayerKv};
@@ -37,6 +38,9 @@ pub struct LlamaModel {
     /// RoPE tables (context, head_dim / 2), row-major.
     cos: Vec<f32>,
     sin: Vec<f32>,
+    /// Token rows run through the model so far (all sequences, all forwards): lets tests and gauges see how much
+    /// work a request really cost, e.g. that a cancelled prefill stopped early.
+    forwarded: std::sync::atomic::AtomicU64,
 }
 
 /// Which positions of a forward need logits.
@@ -95,7 +99,7 @@ impl LlamaModel {
         }
         let (cos, sin) = rope_tables(&cfg)?;
         let (cos, sin) = (cos.flatten_all()?.to_vec1()?, sin.flatten_all()?.to_vec1()?);
-        Ok(LlamaModel { cfg, format, embed, blocks, norm, lm_head, cos, sin })
+        Ok(LlamaModel { cfg, format, embed, blocks, norm, lm_head, cos, sin, forwarded: Default::default() })
     }
 
     pub fn new_cache(&self) -> Result<KvCache> {
@@ -114,6 +118,32 @@ impl LlamaModel {
         Ok(out.pop().expect("one sequence"))
     }
 
+    /// Prefill: feed `tokens` into `cache` in chunks of `chunk` tokens, polling `cancel` before each chunk
+    /// (`EngineError::Cancelled`), and return the logits of the last position. Each row's arithmetic does not
+    /// depend on the other rows of its forward, so the logits are the same for every chunk size.
+    pub fn prefill_chunked(&self, tokens: &[u32], cache: &mut KvCache, chunk: usize, cancel: &Cancel) -> Result<Vec<f32>> {
+        let chunk = chunk.max(1);
+        let mut last = None;
+        for (i, part) in tokens.chunks(chunk).enumerate() {
+            if cancel.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            let is_last = (i + 1) * chunk >= tokens.len();
+            let mode = if is_last { LogitsMode::Last } else { LogitsMode::None };
+            let out = self.forward(part, cache, mode)?;
+            if is_last {
+                last = Some(logits_rows(&out)?.swap_remove(0));
+            }
+        }
+        last.ok_or_else(|| EngineError::InvalidRequest("empty prompt".into()))
+    }
+
+    /// Token rows run through full forwards (`forward`, `forward_batch`) since the model was loaded; strategies
+    /// that run layers one by one (early exit, self-speculation drafts) are not counted.
+    pub fn tokens_forwarded(&self) -> u64 {
+        self.forwarded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Forward several sequences in one pass: weight matmuls see all their tokens stacked. Returns logits per
     /// sequence, shaped by each one's `LogitsMode`.
     pub fn forward_batch(&self, seqs: &mut [SeqInput<'_>]) -> Result<Vec<Tensor>> {
@@ -121,6 +151,7 @@ impl LlamaModel {
         if all.is_empty() {
             return Err(EngineError::InvalidRequest("forward with no tokens".into()));
         }
+        self.forwarded.fetch_add(all.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let lens: Vec<usize> = seqs.iter().map(|s| s.tokens.len()).collect();
         let positions: Vec<usize> = seqs.iter().map(|s| s.cache.next_pos).collect();
         for (s, &p) in seqs.iter().zip(&positions) {

@@ -1,7 +1,7 @@
 //! The engine's request scheduler: concurrent requests share the model, and their weight matmuls are batched.
 //!
 //! A [`Scheduler`] owns an `Arc<Engine>` and runs on its own thread. Each engine *step* is one
-//! `LlamaModel::forward_batch`: the current token of every active sequence, plus the whole prompt of each newly
+//! `LlamaModel::forward_batch`: the current token of every active sequence, plus a chunk of the prompt of each newly
 //! admitted one, stacked into one matrix for the weight matmuls, with attention per sequence against its own KV
 //! cache (Orca's iteration-level scheduling and selective batching, Yu et al. 2022). Three modes:
 //! - [`BatchMode::Elastic`] (continuous batching): after every step finished sequences leave at once and waiting
@@ -22,7 +22,7 @@
 //! let engine = Arc::new(Engine::load("model.gguf".as_ref(), WeightFormat::Auto)?);
 //! let scheduler = Scheduler::new(engine, SchedulerConfig::elastic(8))?;
 //! let (tx, rx) = mpsc::channel();
-//! let req = GenRequest { prompt: vec![1, 2, 3], max_tokens: 32, stop: vec![] };
+//! let req = GenRequest { prompt: vec![1, 2, 3], max_tokens: 32, stop: vec![], ..Default::default() };
 //! let handle = scheduler.submit(req, greedy(), tx)?;
 //! for item in rx {
 //!     match item {
@@ -33,8 +33,14 @@
 //! # let _ = handle; Ok(()) }
 //! ```
 //! Every request gets its events (one `Content` per token, then `Finished`, exactly as `generate_plain` emits them)
-//! and then exactly one `StreamItem::Done`. Cancel with [`RequestHandle::cancel`], or drop the receiver: either
-//! frees the request's slot before the next step (a dropped receiver is noticed at the request's next token).
+//! and then exactly one `StreamItem::Done`. Cancel with [`RequestHandle::cancel`] or the request's own
+//! `GenRequest::cancel` (both are polled before every step, so a cancelled prompt stops within one chunk), or drop
+//! the receiver (noticed at the request's next token).
+//!
+//! Chunked prefill: a step has a token budget (`SchedulerConfig::max_step_tokens`). Decoding sequences take one
+//! token each; admitted prompts are fed in chunks from the rest, in admission order, so a long prompt no longer
+//! stalls the running sequences for its whole prefill (Sarathi-Serve's stall-free batching, Agrawal et al. 2024).
+//! Rows are computed independently, so chunking does not change any logits.
 //! TTFT counts from `submit`, so it includes the queue wait.
 //!
 //! Design: the decoding state of a request (its `Emitter`, which borrows the request and its event callback, and its
@@ -42,6 +48,7 @@
 //! forwards and exchanges one logits row / one chosen token per step with each worker over channels. So every
 //! request streams, stops and counts through the same `Emitter` as the other decoding loops.
 
+use crate::cancel::Cancel;
 use crate::engine::{Emitter, Engine, GenOutput, GenRequest};
 use crate::error::{EngineError, Result};
 use crate::kv::KvCache;
@@ -69,17 +76,29 @@ pub struct SchedulerConfig {
     pub mode: BatchMode,
     /// Most sequences in one step (forced to 1 for `OneAtATime`).
     pub max_batch_size: usize,
+    /// Token budget of one step (chunked prefill): every decoding sequence's token counts first, and admitted
+    /// prompts are fed in chunks from what is left (at least one token per step), so a long prompt is spread
+    /// over several steps instead of stalling the running sequences for its whole prefill.
+    pub max_step_tokens: usize,
 }
+
+/// Default [`SchedulerConfig::max_step_tokens`], the same as the engine's prefill chunk.
+pub const DEFAULT_STEP_TOKENS: usize = crate::engine::DEFAULT_PREFILL_CHUNK;
 
 impl SchedulerConfig {
     pub fn elastic(max_batch_size: usize) -> Self {
-        SchedulerConfig { mode: BatchMode::Elastic, max_batch_size }
+        SchedulerConfig { mode: BatchMode::Elastic, max_batch_size, max_step_tokens: DEFAULT_STEP_TOKENS }
     }
     pub fn static_batches(max_batch_size: usize) -> Self {
-        SchedulerConfig { mode: BatchMode::Static, max_batch_size }
+        SchedulerConfig { mode: BatchMode::Static, max_batch_size, max_step_tokens: DEFAULT_STEP_TOKENS }
     }
     pub fn one_at_a_time() -> Self {
-        SchedulerConfig { mode: BatchMode::OneAtATime, max_batch_size: 1 }
+        SchedulerConfig { mode: BatchMode::OneAtATime, max_batch_size: 1, max_step_tokens: DEFAULT_STEP_TOKENS }
+    }
+
+    /// The same scheduling with another step token budget.
+    pub fn with_step_tokens(self, max_step_tokens: usize) -> Self {
+        SchedulerConfig { max_step_tokens, ..self }
     }
 
     /// The scheduling a batching policy's params describe.
@@ -154,6 +173,7 @@ pub struct RequestHandle {
     cancel: Arc<AtomicBool>,
 }
 
+
 impl RequestHandle {
     pub fn id(&self) -> u64 {
         self.id
@@ -185,7 +205,8 @@ struct Submission {
     req: GenRequest,
     choose: ChooseFn,
     sink: Box<dyn EventSink>,
-    cancel: Arc<AtomicBool>,
+    /// The handle's switch or the request's own `GenRequest::cancel`.
+    cancel: Cancel,
     submitted: Instant,
 }
 
@@ -203,6 +224,9 @@ impl Scheduler {
     pub fn new(engine: Arc<Engine>, config: SchedulerConfig) -> Result<Scheduler> {
         if config.max_batch_size == 0 {
             return Err(EngineError::InvalidRequest("scheduler max_batch_size must be at least 1".into()));
+        }
+        if config.max_step_tokens == 0 {
+            return Err(EngineError::InvalidRequest("scheduler max_step_tokens must be at least 1".into()));
         }
         let (tx, rx) = mpsc::channel();
         let shutdown = Arc::new(AtomicBool::new(false));
@@ -228,7 +252,8 @@ impl Scheduler {
     pub fn submit(&self, req: GenRequest, choose: ChooseFn, sink: impl EventSink) -> Result<RequestHandle> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let cancel = Arc::new(AtomicBool::new(false));
-        let sub = Submission { id, req, choose, sink: Box::new(sink), cancel: cancel.clone(), submitted: Instant::now() };
+        let either = Cancel::flag(cancel.clone()).or(req.cancel.clone());
+        let sub = Submission { id, req, choose, sink: Box::new(sink), cancel: either, submitted: Instant::now() };
         let tx = self.tx.as_ref().ok_or_else(stopped)?;
         tx.send(sub).map_err(|_| stopped())?;
         Ok(RequestHandle { id, cancel })
@@ -274,7 +299,7 @@ enum ToWorker {
     /// Logits of the last position fed; choose and emit the next token.
     Logits(Vec<f32>),
     /// The request is over: close the stream with these internals (`cancelled` forces that finish reason).
-    Finish { stats: PolicyStats, prefill_s: f64, cancelled: bool },
+    Finish { stats: PolicyStats, prefill_s: f64, cancelled: bool, cached_tokens: usize },
     /// The engine failed on this request's step.
     Fail(String),
 }
@@ -290,12 +315,20 @@ enum FromWorker {
 /// One admitted request, as the scheduler thread sees it.
 struct Active {
     cache: KvCache,
-    /// Tokens of the next forward: the prompt at admission, then the last chosen token.
+    /// Tokens still to feed: the prompt's unfed part while prefilling, then the last chosen token.
     feed: Vec<u32>,
+    /// True until the prompt's last chunk has run.
+    prefilling: bool,
+    /// The whole prompt, offered to the engine's prefix cache once prefilled.
+    prompt: Vec<u32>,
+    /// Prompt tokens loaded from the prefix cache at admission.
+    cached_tokens: usize,
+    /// When the step with the prompt's first chunk started.
+    prefill_started: Option<Instant>,
     to_worker: Sender<ToWorker>,
     from_worker: Receiver<FromWorker>,
     worker: Option<JoinHandle<()>>,
-    cancel: Arc<AtomicBool>,
+    cancel: Cancel,
     submitted: Instant,
     admitted: Instant,
     prefill_s: f64,
@@ -317,7 +350,7 @@ impl Active {
     /// Tell the worker to close the stream, and wait for it so its events precede whatever comes next.
     fn close(mut self, cancelled: bool) {
         let stats = self.stats();
-        let _ = self.to_worker.send(ToWorker::Finish { stats, prefill_s: self.prefill_s, cancelled });
+        let _ = self.to_worker.send(ToWorker::Finish { stats, prefill_s: self.prefill_s, cancelled, cached_tokens: self.cached_tokens });
         if let Some(w) = self.worker.take() {
             let _ = w.join();
         }
@@ -378,13 +411,13 @@ impl Core {
 
     fn drop_cancelled(&mut self) {
         let (cancelled, waiting): (Vec<_>, Vec<_>) =
-            self.waiting.drain(..).partition(|s| s.cancel.load(Ordering::Acquire));
+            self.waiting.drain(..).partition(|s| s.cancel.is_cancelled());
         self.waiting = waiting.into();
         self.publish();
         for s in cancelled {
             finish_unstarted(s, FinishReason::Cancelled);
         }
-        let cancelled = self.take_active(|a| a.cancel.load(Ordering::Acquire));
+        let cancelled = self.take_active(|a| a.cancel.is_cancelled());
         for a in cancelled {
             a.close(true);
         }
@@ -428,7 +461,7 @@ impl Core {
         }
         let cfg = &self.engine.model.cfg;
         let cap = sub.req.prompt.len() + sub.req.max_tokens.min(256) + 1;
-        let cache = match KvCache::with_capacity(cfg.n_layer, cfg.n_head_kv, cfg.head_dim, cap) {
+        let mut cache = match KvCache::with_capacity(cfg.n_layer, cfg.n_head_kv, cfg.head_dim, cap) {
             Ok(c) => c,
             Err(e) => return Err(Box::new((sub, e))),
         };
@@ -444,13 +477,19 @@ impl Core {
                 return Err(Box::new((sub, EngineError::InvalidRequest(format!("cannot start a request thread: {e}")))))
             }
         };
-        let feed = sub.req.prompt.clone();
+        let cached_tokens = self.engine.load_prefix(&sub.req.prompt, &mut cache);
+        let feed = sub.req.prompt[cached_tokens..].to_vec();
+        let prompt = sub.req.prompt.clone();
         let (cancel, submitted) = (sub.cancel.clone(), sub.submitted);
         // The worker holds the receiving end until it exits, so this send cannot fail.
         let _ = to_worker.send(ToWorker::Start(Box::new(sub)));
         Ok(Active {
             cache,
             feed,
+            prefilling: true,
+            prompt,
+            cached_tokens,
+            prefill_started: None,
             to_worker,
             from_worker,
             worker: Some(worker),
@@ -469,18 +508,42 @@ impl Core {
         self.gauges.waiting.store(self.waiting.len(), Ordering::Relaxed);
     }
 
-    /// One engine step over every active sequence.
+    /// How many tokens each active sequence feeds this step: 1 for a decoding sequence; prompt chunks, in
+    /// admission order, from the budget the decoders leave (at least one token, so prefill always progresses).
+    fn plan_step(&self) -> Vec<usize> {
+        let decoders = self.active.iter().filter(|a| !a.prefilling).count();
+        let mut budget = self.config.max_step_tokens.saturating_sub(decoders).max(1);
+        self.active
+            .iter()
+            .map(|a| {
+                if !a.prefilling {
+                    return 1;
+                }
+                let n = a.feed.len().min(budget);
+                budget -= n;
+                n
+            })
+            .collect()
+    }
+
+    /// One engine step: every decoding sequence's next token and the planned prompt chunks in one forward.
     fn step(&mut self) {
+        let plan = self.plan_step();
         let t0 = Instant::now();
         let result = {
             let mut inputs: Vec<SeqInput<'_>> = self
                 .active
                 .iter_mut()
-                .map(|a| SeqInput { tokens: &a.feed, cache: &mut a.cache, logits: LogitsMode::Last })
+                .zip(&plan)
+                .filter(|(_, &n)| n > 0)
+                .map(|(a, &n)| {
+                    // Logits only where the prompt is complete after this chunk (or for a decoding token).
+                    let logits = if n == a.feed.len() { LogitsMode::Last } else { LogitsMode::None };
+                    SeqInput { tokens: &a.feed[..n], cache: &mut a.cache, logits }
+                })
                 .collect();
             self.engine.model.forward_batch(&mut inputs)
         };
-        let step_s = t0.elapsed().as_secs_f64();
         self.gauges.steps.fetch_add(1, Ordering::Relaxed);
         let rows = result.and_then(|out| {
             out.iter().map(|t| Ok(t.flatten_all()?.to_vec1::<f32>()?)).collect::<Result<Vec<Vec<f32>>>>()
@@ -499,20 +562,35 @@ impl Core {
                 return;
             }
         };
-        let n = self.active.len() as u64;
-        for (a, row) in self.active.iter_mut().zip(rows) {
-            if a.steps == 0 {
-                a.prefill_s = step_s;
+        let ended = Instant::now();
+        let n = plan.iter().filter(|&&n| n > 0).count() as u64;
+        let mut rows = rows.into_iter();
+        let mut asked = vec![false; self.active.len()];
+        for ((a, &fed), asked) in self.active.iter_mut().zip(&plan).zip(&mut asked) {
+            if fed == 0 {
+                continue;
             }
+            let row = rows.next().unwrap_or_default();
             a.steps += 1;
             a.occupancy_sum += n;
+            a.feed.drain(..fed);
+            if a.prefilling {
+                let started = *a.prefill_started.get_or_insert(t0);
+                if !a.feed.is_empty() {
+                    continue; // more prompt to feed: no logits yet
+                }
+                a.prefilling = false;
+                a.prefill_s = (ended - started).as_secs_f64();
+                self.engine.store_prefix(&a.prompt, &a.cache);
+            }
+            *asked = true;
             if a.to_worker.send(ToWorker::Logits(row)).is_err() {
                 a.finished = true;
             }
         }
         // Workers choose and emit in parallel; collect their answers in order.
-        for a in &mut self.active {
-            if a.finished {
+        for (a, asked) in self.active.iter_mut().zip(asked) {
+            if !asked || a.finished {
                 continue;
             }
             match a.from_worker.recv() {
@@ -531,7 +609,7 @@ fn worker(engine: Arc<Engine>, rx: Receiver<ToWorker>, tx: Sender<FromWorker>) {
     let Ok(ToWorker::Start(sub)) = rx.recv() else { return };
     let Submission { req, mut choose, mut sink, cancel, submitted, .. } = *sub;
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        let mut on_event = |ev: GenEvent| !cancel.load(Ordering::Acquire) && sink.send(StreamItem::Event(ev));
+        let mut on_event = |ev: GenEvent| !cancel.is_cancelled() && sink.send(StreamItem::Event(ev));
         let mut em = Emitter::new(&engine.tokenizer, &req, submitted, &mut on_event);
         let mut error = None;
         let (stats, prefill_s) = loop {
@@ -547,10 +625,11 @@ fn worker(engine: Arc<Engine>, rx: Receiver<ToWorker>, tx: Sender<FromWorker>) {
                     };
                     let _ = tx.send(reply);
                 }
-                Ok(ToWorker::Finish { stats, prefill_s, cancelled }) => {
+                Ok(ToWorker::Finish { stats, prefill_s, cancelled, cached_tokens }) => {
                     if cancelled && em.finish.is_none() {
                         em.finish = Some(FinishReason::Cancelled);
                     }
+                    em.cached_prompt_tokens = cached_tokens;
                     break (stats, prefill_s);
                 }
                 Ok(ToWorker::Start(_)) => continue,
@@ -580,7 +659,7 @@ fn worker(engine: Arc<Engine>, rx: Receiver<ToWorker>, tx: Sender<FromWorker>) {
 /// Close a request that never ran: a `Finished` event and a `Done` with no tokens.
 fn finish_unstarted(mut sub: Submission, reason: FinishReason) {
     let now = Instant::now();
-    let usage = Usage { prompt_tokens: sub.req.prompt.len() as u32, completion_tokens: 0 };
+    let usage = Usage { prompt_tokens: sub.req.prompt.len() as u32, completion_tokens: 0, ..Usage::default() };
     sub.sink.send(StreamItem::Event(GenEvent::Finished { at: now, reason, usage: Some(usage) }));
     let output = GenOutput {
         token_ids: vec![],

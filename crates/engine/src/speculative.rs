@@ -97,8 +97,9 @@ pub fn generate_ngram(
     on_event: &mut dyn FnMut(GenEvent) -> bool,
 ) -> Result<(GenOutput, PolicyStats)> {
     let model = &engine.model;
-    let Prefill { mut cache, started, prefill_s, logits } = engine.prefill(req)?;
+    let Prefill { mut cache, started, prefill_s, logits, cached_tokens } = engine.prefill(req)?;
     let mut em = Emitter::new(&engine.tokenizer, req, started, on_event);
+    em.cached_prompt_tokens = cached_tokens;
     let mut c = SpecCounters::default();
     let mut next = chooser.choose(&logits)?;
     let mut context = req.prompt.clone();
@@ -149,8 +150,9 @@ pub fn generate_self_speculative(
     let model = &engine.model;
     let n_layer = model.cfg.n_layer;
     let e = params.draft_layers.clamp(1, n_layer - 1);
-    let Prefill { mut cache, started, prefill_s, logits } = engine.prefill(req)?;
+    let Prefill { mut cache, started, prefill_s, logits, cached_tokens } = engine.prefill(req)?;
     let mut em = Emitter::new(&engine.tokenizer, req, started, on_event);
+    em.cached_prompt_tokens = cached_tokens;
     let mut c = SpecCounters::default();
     let mut next = chooser.choose(&logits)?;
     let lookahead = params.lookahead_tokens.min(MAX_DRAFT);

@@ -13,7 +13,7 @@ const PROMPTS: &[&str] = &[
 ];
 
 fn greedy(engine: &Engine, prompt: &[u32], n: usize) -> Vec<u32> {
-    let req = GenRequest { prompt: prompt.to_vec(), max_tokens: n, stop: vec![] };
+    let req = GenRequest { prompt: prompt.to_vec(), max_tokens: n, stop: vec![], ..Default::default() };
     let mut choose = |l: &[f32]| argmax(l);
     engine.generate_plain(&req, &mut choose, &mut |_| true).unwrap().token_ids
 }
@@ -47,7 +47,7 @@ fn greedy_agrees_with_candle_quantized_llama() {
     let engine = common::engine(WeightFormat::Q8_0);
     for text in PROMPTS {
         let prompt = prompt_ids(engine, text);
-        let req = GenRequest { prompt: prompt.clone(), max_tokens: 64, stop: vec![] };
+        let req = GenRequest { prompt: prompt.clone(), max_tokens: 64, stop: vec![], ..Default::default() };
         // Ignore EOS so every prompt gives 64 positions to compare.
         let mut cache = engine.model.new_cache().unwrap();
         let mut logits = engine.model.forward(&req.prompt, &mut cache, LogitsMode::Last).unwrap();

@@ -35,7 +35,7 @@ fn plain(engine: &Engine, req: &GenRequest) -> Vec<u32> {
 fn zero_ratio_is_identical_to_baseline() {
     let engine = common::engine(WeightFormat::Q8_0);
     for text in PROMPTS {
-        let req = GenRequest { prompt: prompt_ids(engine, text), max_tokens: 24, stop: vec![] };
+        let req = GenRequest { prompt: prompt_ids(engine, text), max_tokens: 24, stop: vec![], ..Default::default() };
         let base = plain(engine, &req);
         for method in ["heavy_hitters", "sinks"] {
             // Heavy hitters also switch on score accumulation, which must not change a single logit.
@@ -126,7 +126,7 @@ fn heavy_hitters_stay_within_budget_and_choose_per_head() {
 #[test]
 fn kv_internals_match_the_budget() {
     let engine = common::engine(WeightFormat::Q8_0);
-    let req = GenRequest { prompt: prompt_ids(engine, PROMPTS[0]), max_tokens: 20, stop: vec![] };
+    let req = GenRequest { prompt: prompt_ids(engine, PROMPTS[0]), max_tokens: 20, stop: vec![], ..Default::default() };
     let p = params("heavy_hitters", 0.5, "none", 8, 4);
     let (out, stats) = generate_kv_shrink(engine, &req, &p, &mut |l: &[f32]| argmax(l), &mut |_| true).unwrap();
     let per_token = engine.model.cfg.kv_bytes_per_token() as u64;

@@ -36,7 +36,7 @@ fn ids(e: &Engine, text: &str) -> Vec<u32> {
 }
 
 fn run(e: &Engine, policy: &Policy, prompt: &[u32], max_tokens: usize) -> (Vec<u32>, ttc_types::PolicyStats) {
-    let req = GenRequest { prompt: prompt.to_vec(), max_tokens, stop: vec![] };
+    let req = GenRequest { prompt: prompt.to_vec(), max_tokens, stop: vec![], ..Default::default() };
     let (out, stats) = e.generate_policy(&req, policy, None, &mut |_| true).unwrap();
     (out.token_ids, stats)
 }

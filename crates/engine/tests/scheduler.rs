@@ -28,7 +28,7 @@ fn engine() -> Arc<Engine> {
 
 fn request(engine: &Engine, text: &str, max_tokens: usize) -> GenRequest {
     let prompt = engine.prompt_tokens(&[ChatMessage::new("user", text)]).unwrap();
-    GenRequest { prompt, max_tokens, stop: vec![] }
+    GenRequest { prompt, max_tokens, stop: vec![], ..Default::default() }
 }
 
 /// Engine steps a request takes: the prefill, then one per token fed back. A request that ends on EOS fed its last
@@ -157,7 +157,7 @@ fn no_request_is_lost_or_duplicated_under_random_arrivals() {
         let max_tokens = rng.random_range(1..5);
         want_tokens.insert(i, max_tokens);
         let tx = tx.clone();
-        let req = GenRequest { prompt, max_tokens, stop: vec![] };
+        let req = GenRequest { prompt, max_tokens, stop: vec![], ..Default::default() };
         let h = scheduler.submit(req, greedy(), move |item| tx.send((i, item)).is_ok()).unwrap();
         handles.push(h);
     }
@@ -212,8 +212,8 @@ fn wait_done(rx: &mpsc::Receiver<StreamItem>) -> (usize, ttc_engine::Completion)
 fn cancelling_a_request_frees_its_slot() {
     let engine = engine();
     let scheduler = Scheduler::new(engine.clone(), SchedulerConfig::elastic(1)).unwrap();
-    let long = GenRequest { prompt: engine.tokenizer.encode("Once upon a time").unwrap(), max_tokens: 400, stop: vec![] };
-    let short = GenRequest { prompt: engine.tokenizer.encode("Hello").unwrap(), max_tokens: 3, stop: vec![] };
+    let long = GenRequest { prompt: engine.tokenizer.encode("Once upon a time").unwrap(), max_tokens: 400, stop: vec![], ..Default::default() };
+    let short = GenRequest { prompt: engine.tokenizer.encode("Hello").unwrap(), max_tokens: 3, stop: vec![], ..Default::default() };
 
     // 1. Cancel through the handle while it runs: the waiting request gets the slot.
     let (tx_a, rx_a) = mpsc::channel();
@@ -260,7 +260,7 @@ fn a_request_that_cannot_fit_fails_alone() {
     let engine = engine();
     let scheduler = Scheduler::new(engine.clone(), SchedulerConfig::elastic(4)).unwrap();
     let (tx_bad, rx_bad) = mpsc::channel();
-    let bad = GenRequest { prompt: vec![1; 8000], max_tokens: 500, stop: vec![] };
+    let bad = GenRequest { prompt: vec![1; 8000], max_tokens: 500, stop: vec![], ..Default::default() };
     scheduler.submit(bad, greedy(), tx_bad).unwrap();
     let (tx_ok, rx_ok) = mpsc::channel();
     scheduler.submit(request(&engine, PROMPTS[2], 3), greedy(), tx_ok).unwrap();

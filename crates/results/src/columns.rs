@@ -218,6 +218,7 @@ pub fn encode(rs: &[Record]) -> Result<RecordBatch> {
     c.u32("attempts", rs, |r| r.attempts);
     c.f64("backoff_s", rs, |r| r.backoff_s);
     c.opt_u32("prompt_tokens", rs, |r| r.prompt_tokens);
+    c.opt_u32("cached_prompt_tokens", rs, |r| r.cached_prompt_tokens);
     c.opt_u32("output_tokens", rs, |r| r.output_tokens);
     c.opt_str("token_count_source", rs, |r| r.token_count_source.map(token_source_label));
     c.f64("start_offset_s", rs, |r| r.start_offset_s);
@@ -391,6 +392,7 @@ pub fn decode(batch: &RecordBatch, file: &Path, run_id: &str) -> Result<Vec<Reco
     let attempts = b.prim::<UInt32Type>("attempts", true)?;
     let backoff_s = b.prim::<Float64Type>("backoff_s", true)?;
     let prompt_tokens = b.prim::<UInt32Type>("prompt_tokens", false)?;
+    let cached_prompt_tokens = b.prim::<UInt32Type>("cached_prompt_tokens", false)?;
     let output_tokens = b.prim::<UInt32Type>("output_tokens", false)?;
     let token_count_source = b.str("token_count_source", false)?;
     let start_offset_s = b.prim::<Float64Type>("start_offset_s", true)?;
@@ -452,6 +454,7 @@ pub fn decode(batch: &RecordBatch, file: &Path, run_id: &str) -> Result<Vec<Reco
             attempts: attempts.req(i)?,
             backoff_s: backoff_s.req(i)?,
             prompt_tokens: prompt_tokens.opt(i),
+            cached_prompt_tokens: cached_prompt_tokens.opt(i),
             output_tokens: output_tokens.opt(i),
             token_count_source: match token_count_source.opt(i) {
                 Some(s) => Some(parse_token_source(&s, file, i)?),

@@ -31,6 +31,7 @@ pub fn record(policy: &str, suite: &str, sample_id: &str) -> Record {
         attempts: 1,
         backoff_s: 0.0,
         prompt_tokens: Some(20),
+        cached_prompt_tokens: Some(0),
         output_tokens: Some(4),
         token_count_source: Some(TokenCountSource::Engine),
         start_offset_s: 0.0,

@@ -1,6 +1,6 @@
 //! One generation as the HTTP layer sees it: the engine's event stream with stop strings applied, reduced to
 //! text pieces and one final step. Dropping a [`Generation`] drops the engine's event stream, and the
-//! embedded backend cancels the request at its next token (or skips it, if it is still queued): that is how
+//! embedded backend cancels the request within one prefill chunk or at its next token (or skips it, if it is still queued): that is how
 //! a client that disconnects (axum drops the response body or the handler) frees the engine for the next
 //! request.
 
@@ -18,7 +18,9 @@ pub enum Step {
     Text(String),
     /// `reason` is the OpenAI label (`stop`, `length`); `completion_tokens` counts every generated token,
     /// the one that completed a stop string included (the engine's rule).
-    Done { reason: &'static str, completion_tokens: u32 },
+    /// `cached_tokens`: prompt tokens served from the engine's prefix cache (0 when a stop string ended the
+    /// generation before the engine reported its usage).
+    Done { reason: &'static str, completion_tokens: u32, cached_tokens: u32 },
     Failed(ApiError),
 }
 
@@ -95,7 +97,7 @@ impl Generation {
                             // Dropping the stream cancels the rest of the generation in the engine.
                             self.events = None;
                             self.push_text(t);
-                            self.queue.push_back(Step::Done { reason: "stop", completion_tokens: self.tokens });
+                            self.queue.push_back(Step::Done { reason: "stop", completion_tokens: self.tokens, cached_tokens: 0 });
                         }
                     }
                 }
@@ -106,7 +108,8 @@ impl Generation {
                     let tail = self.stop.flush();
                     self.push_text(tail);
                     let completion_tokens = usage.map(|u| u.completion_tokens).unwrap_or(self.tokens);
-                    self.queue.push_back(Step::Done { reason: reason.openai_label(), completion_tokens });
+                    let cached_tokens = usage.map(|u| u.cached_prompt_tokens).unwrap_or(0);
+                    self.queue.push_back(Step::Done { reason: reason.openai_label(), completion_tokens, cached_tokens });
                 }
                 Some(Err(e)) => {
                     self.events = None;
@@ -156,7 +159,7 @@ mod tests {
         }
         assert_eq!(g.next().await, Some(Step::Text("Hi".into())));
         assert_eq!(g.next().await, Some(Step::Text(" there".into())));
-        assert_eq!(g.next().await, Some(Step::Done { reason: "stop", completion_tokens: 3 }));
+        assert_eq!(g.next().await, Some(Step::Done { reason: "stop", completion_tokens: 3, cached_tokens: 0 }));
         assert_eq!(g.next().await, None);
         assert!(tx.is_closed(), "the engine must see the request cancelled");
         assert_eq!(counters.active.load(Ordering::SeqCst), 1);
@@ -198,11 +201,11 @@ mod tests {
         let (tx, events) = event_channel(16);
         let mut g = Generation::new(events, vec!["END".into()], guard(&Arc::default()));
         tx.send(content("a E")).await.unwrap();
-        let usage = Some(Usage { prompt_tokens: 5, completion_tokens: 1 });
+        let usage = Some(Usage { prompt_tokens: 5, completion_tokens: 1, ..Usage::default() });
         tx.send(Ok(GenEvent::Finished { at: Instant::now(), reason: FinishReason::Length, usage })).await.unwrap();
         assert_eq!(g.next().await, Some(Step::Text("a ".into())));
         assert_eq!(g.next().await, Some(Step::Text("E".into())));
-        assert_eq!(g.next().await, Some(Step::Done { reason: "length", completion_tokens: 1 }));
+        assert_eq!(g.next().await, Some(Step::Done { reason: "length", completion_tokens: 1, cached_tokens: 0 }));
     }
 
     #[tokio::test]

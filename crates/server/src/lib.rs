@@ -65,6 +65,14 @@ pub struct ServeArgs {
     /// Requests that may wait for the engine while one generates; more are answered 429 with Retry-After.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_QUEUE)]
     pub max_queue: usize,
+    /// Prompt tokens per prefill forward. A long prompt is prefilled in chunks of this size, and a client that
+    /// disconnects frees the engine within one chunk.
+    #[arg(long, value_name = "TOKENS", default_value_t = ttc_engine::engine::DEFAULT_PREFILL_CHUNK as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub prefill_chunk: u64,
+    /// MiB of KV entries of prompt prefixes kept for reuse across requests (a repeated system prompt is not
+    /// prefilled again; `usage.prompt_tokens_details.cached_tokens` says how many tokens were reused). 0 = off.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub prefix_cache_mb: u64,
     /// On SIGTERM or Ctrl-C, seconds open requests get to finish before their connections are closed.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = ttc_http::parse_secs)]
     pub shutdown_timeout: Duration,
@@ -166,7 +174,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
         );
     }
     eprintln!("loading {} ({weights} weights)...", path.display());
-    let engine = Arc::new(Engine::load(&path, weights).with_context(|| format!("loading {}", path.display()))?);
+    let mut engine = Engine::load(&path, weights).with_context(|| format!("loading {}", path.display()))?;
+    engine.prefill_chunk = args.prefill_chunk as usize;
+    if args.prefix_cache_mb > 0 {
+        if let Err(e) = engine.enable_prefix_cache((args.prefix_cache_mb as usize) << 20) {
+            eprintln!("error: --prefix-cache-mb: {e}");
+            return Ok(2);
+        }
+    }
+    let engine = Arc::new(engine);
     if let Some(e) = policies.iter().find_map(|p| engine.check_policy(p).err()) {
         eprintln!("error: {}: {e}", args.policies.display());
         return Ok(2);

@@ -221,8 +221,13 @@ fn completion_id() -> String {
     format!("chatcmpl-{:024x}", rand::random::<u128>() >> 32)
 }
 
-fn usage_json(prompt: u32, completion: u32) -> Value {
-    json!({ "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": u64::from(prompt) + u64::from(completion) })
+fn usage_json(prompt: u32, completion: u32, cached: u32) -> Value {
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": u64::from(prompt) + u64::from(completion),
+        "prompt_tokens_details": { "cached_tokens": cached },
+    })
 }
 
 /// `stream: false`: one `chat.completion` object.
@@ -232,7 +237,7 @@ async fn complete(p: &Prepared, mut gen: Generation) -> Result<Value, ApiError> 
         match step {
             Step::Text(t) => text.push_str(&t),
             Step::Failed(e) => return Err(e),
-            Step::Done { reason, completion_tokens } => {
+            Step::Done { reason, completion_tokens, cached_tokens } => {
                 return Ok(json!({
                     "id": completion_id(),
                     "object": "chat.completion",
@@ -244,7 +249,7 @@ async fn complete(p: &Prepared, mut gen: Generation) -> Result<Value, ApiError> 
                         "logprobs": null,
                         "finish_reason": reason,
                     }],
-                    "usage": usage_json(p.prompt_tokens, completion_tokens),
+                    "usage": usage_json(p.prompt_tokens, completion_tokens, cached_tokens),
                 }));
             }
         }
@@ -276,14 +281,14 @@ impl Chunks {
         Event::default().data(v.to_string())
     }
 
-    fn usage(&self, prompt: u32, completion: u32) -> Event {
+    fn usage(&self, prompt: u32, completion: u32, cached: u32) -> Event {
         let v = json!({
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
             "choices": [],
-            "usage": usage_json(prompt, completion),
+            "usage": usage_json(prompt, completion, cached),
         });
         Event::default().data(v.to_string())
     }
@@ -316,10 +321,10 @@ impl StreamState {
             Phase::Over => None,
             Phase::Body => match self.gen.next().await {
                 Some(Step::Text(t)) => Some(self.chunks.chunk(json!({ "content": t }), None)),
-                Some(Step::Done { reason, completion_tokens }) => {
+                Some(Step::Done { reason, completion_tokens, cached_tokens }) => {
                     self.phase = Phase::Over;
                     if self.chunks.include_usage {
-                        self.tail.push_back(self.chunks.usage(self.prompt_tokens, completion_tokens));
+                        self.tail.push_back(self.chunks.usage(self.prompt_tokens, completion_tokens, cached_tokens));
                     }
                     self.tail.push_back(Event::default().data("[DONE]"));
                     Some(self.chunks.chunk(json!({}), Some(reason)))

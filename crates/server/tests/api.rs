@@ -71,7 +71,8 @@ async fn streaming_chunks_follow_the_openai_format() {
     assert_eq!(
         chunks[n - 1]["usage"],
         json!({"prompt_tokens": want.prompt_tokens, "completion_tokens": want.completion_tokens,
-               "total_tokens": want.prompt_tokens + want.completion_tokens})
+               "total_tokens": want.prompt_tokens + want.completion_tokens,
+               "prompt_tokens_details": {"cached_tokens": 0}})
     );
 
     // Without include_usage: no usage anywhere.
@@ -120,7 +121,7 @@ async fn our_openai_client_sees_the_engines_tokens() {
     }
     assert_eq!(text, want.text);
     let reason = if want.finish == "length" { FinishReason::Length } else { FinishReason::Stop };
-    let usage = Usage { prompt_tokens: want.prompt_tokens, completion_tokens: want.completion_tokens };
+    let usage = Usage { prompt_tokens: want.prompt_tokens, completion_tokens: want.completion_tokens, ..Usage::default() };
     assert_eq!(finished, Some((reason, Some(usage))));
     server.shutdown().await.unwrap();
 }

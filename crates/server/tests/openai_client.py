@@ -52,6 +52,7 @@ print(json.dumps({
         "role": plain.choices[0].message.role,
         "finish": plain.choices[0].finish_reason,
         "usage": plain.usage.model_dump(include={"prompt_tokens", "completion_tokens", "total_tokens"}),
+        "cached_tokens": plain.usage.prompt_tokens_details.cached_tokens,
         "model": plain.model,
         "object": plain.object,
     },

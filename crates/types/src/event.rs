@@ -33,6 +33,10 @@ impl FinishReason {
 pub struct Usage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
+    /// Prompt tokens whose KV entries came from a prefix cache (OpenAI's
+    /// `usage.prompt_tokens_details.cached_tokens`); 0 when nothing was reused or nobody said.
+    #[serde(default)]
+    pub cached_prompt_tokens: u32,
 }
 
 /// One event of a streaming generation. `at` is taken from the monotonic clock when the event was produced

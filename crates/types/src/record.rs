@@ -63,6 +63,10 @@ pub struct Record {
     pub backoff_s: f64,
     // Tokens.
     pub prompt_tokens: Option<u32>,
+    /// Prompt tokens served from a prefix cache (the engine's, or a server's `prompt_tokens_details.cached_tokens`);
+    /// None where the backend reported no usage.
+    #[serde(default)]
+    pub cached_prompt_tokens: Option<u32>,
     pub output_tokens: Option<u32>,
     pub token_count_source: Option<TokenCountSource>,
     // Timings of the final attempt (seconds, monotonic clock).

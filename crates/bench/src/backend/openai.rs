@@ -254,6 +254,13 @@ struct Delta {
 struct UsageJson {
     prompt_tokens: Option<u32>,
     completion_tokens: Option<u32>,
+    /// OpenAI, vLLM and `ttc serve` report prefix-cache hits here.
+    prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptTokensDetails {
+    cached_tokens: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -318,7 +325,12 @@ impl ChunkDecoder {
         }
         if let Some(u) = chunk.usage.or(chunk.x_groq.and_then(|x| x.usage)) {
             if let Some(completion) = u.completion_tokens {
-                self.usage = Some(Usage { prompt_tokens: u.prompt_tokens.unwrap_or(0), completion_tokens: completion });
+                let cached = u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0);
+                self.usage = Some(Usage {
+                    prompt_tokens: u.prompt_tokens.unwrap_or(0),
+                    completion_tokens: completion,
+                    cached_prompt_tokens: cached,
+                });
             }
         }
     }
@@ -468,7 +480,7 @@ mod tests {
         let out = decode(OPENAI_STREAM);
         assert_eq!(
             texts(&out),
-            vec!["C:Hel", "C:lo", "F:Length:Some(Usage { prompt_tokens: 9, completion_tokens: 2 })"]
+            vec!["C:Hel", "C:lo", "F:Length:Some(Usage { prompt_tokens: 9, completion_tokens: 2, cached_prompt_tokens: 0 })"]
         );
     }
 
@@ -496,7 +508,7 @@ mod tests {
             "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"x_groq\":{\"id\":\"r\",\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":1}}}\n\n",
             "data: [DONE]\n\n",
         );
-        assert_eq!(texts(&decode(raw)), vec!["C:ok", "F:Stop:Some(Usage { prompt_tokens: 4, completion_tokens: 1 })"]);
+        assert_eq!(texts(&decode(raw)), vec!["C:ok", "F:Stop:Some(Usage { prompt_tokens: 4, completion_tokens: 1, cached_prompt_tokens: 0 })"]);
     }
 
     #[test]

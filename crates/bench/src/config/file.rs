@@ -147,6 +147,9 @@ pub struct BackendConfig {
     pub model: Option<String>,
     /// Embedded: weight format (`auto`, `q8_0`, `f32`, `native`).
     pub weights: Option<String>,
+    /// Embedded: MiB of KV entries of prompt prefixes reused across requests (off when unset or 0). Off by
+    /// default, so every policy's TTFT is measured cold and the order of requests does not favour later ones.
+    pub prefix_cache_mb: Option<u64>,
     /// Seconds allowed to open a connection.
     pub connect_timeout_s: PositiveF64,
 }
@@ -159,6 +162,7 @@ impl Default for BackendConfig {
             api_key_env: None,
             model: None,
             weights: None,
+            prefix_cache_mb: None,
             connect_timeout_s: PositiveF64(10.0),
         }
     }

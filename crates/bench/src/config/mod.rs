@@ -50,6 +50,9 @@ pub struct ResolvedBackend {
     pub api_key_env: Option<String>,
     pub model: Option<String>,
     pub weights: Option<String>,
+    /// Embedded: MiB of the engine's prefix cache (None = off). Left out of the config hash when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_cache_mb: Option<u64>,
     pub connect_timeout_s: f64,
 }
 
@@ -177,6 +180,7 @@ impl RunConfig {
             api_key_env,
             model: b.model.clone(),
             weights: b.weights.clone(),
+            prefix_cache_mb: b.prefix_cache_mb.filter(|&mb| mb > 0),
             connect_timeout_s: b.connect_timeout_s.0,
         };
         let kpis = match file.kpis {

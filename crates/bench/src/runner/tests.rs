@@ -77,7 +77,7 @@ fn answer() -> Reply {
         Step::text("a"),
         Step::Delay(Duration::from_millis(60)),
         Step::text("b"),
-        Step::finish(Some(Usage { prompt_tokens: 3, completion_tokens: 2 })),
+        Step::finish(Some(Usage { prompt_tokens: 3, completion_tokens: 2, ..Usage::default() })),
     ])
 }
 

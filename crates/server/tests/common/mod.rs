@@ -49,7 +49,7 @@ pub struct Reference {
 pub fn reference(prompt: &str, max_tokens: usize, stop: &[&str], policy: &Policy) -> Reference {
     let e = engine();
     let ids = e.prompt_tokens(&[ChatMessage::new("user", prompt.to_string())]).expect("prompt");
-    let req = GenRequest { prompt: ids, max_tokens, stop: stop.iter().map(|s| s.to_string()).collect() };
+    let req = GenRequest { prompt: ids, max_tokens, stop: stop.iter().map(|s| s.to_string()).collect(), ..Default::default() };
     let (out, _) = e.generate_policy(&req, policy, None, &mut |_| true).expect("generate");
     Reference {
         text: out.text,
