@@ -12,6 +12,10 @@ pub enum BenchCommand {
     /// Decode speed of each decoding policy as a ratio to baseline greedy in the same process, with acceptance
     /// rates, exit layers and token agreement, on input-grounded and open-ended prompts.
     Policies(PolicyBenchArgs),
+    /// KV-cache shrinking frontier: KV memory (final, mean, peak), prefill time, decode speed and teacher-forced
+    /// agreement against the full cache, for each method x shrink ratio (and the configured kv_shrink policies)
+    /// on long prompts, the baseline measured in the same run.
+    Kv(crate::cmd_bench_kv::KvBenchArgs),
 }
 
 #[derive(Args)]
@@ -54,6 +58,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
     match cmd {
         BenchCommand::Engine(a) => engine(a),
         BenchCommand::Policies(a) => policies(a),
+        BenchCommand::Kv(a) => crate::cmd_bench_kv::kv(a),
     }
 }
 
