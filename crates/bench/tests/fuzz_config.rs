@@ -92,9 +92,7 @@ fn algorithm() -> impl Strategy<Value = Algorithm> {
             method: if sinks { KvMethod::Sinks } else { KvMethod::HeavyHitters },
             shrink_ratio,
             decay_schedule: DecaySchedule::Linear,
-            decay_steps: 0,
-            recent_window: 32,
-            sink_tokens: 4,
+            ..KvShrinkParams::default()
         })),
     ]
 }

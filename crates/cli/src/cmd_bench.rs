@@ -15,6 +15,10 @@ pub enum BenchCommand {
     /// Time to first token of a request whose long system prompt was seen before (prefix cache) against the
     /// cold request, as a ratio measured in the same process.
     PrefixCache(PrefixCacheBenchArgs),
+    /// KV-cache shrinking frontier: KV memory (final, mean, peak), prefill time, decode speed and teacher-forced
+    /// agreement against the full cache, for each method x shrink ratio (and the configured kv_shrink policies)
+    /// on long prompts, the baseline measured in the same run.
+    Kv(crate::cmd_bench_kv::KvBenchArgs),
 }
 
 #[derive(Args)]
@@ -73,6 +77,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
         BenchCommand::Engine(a) => engine(a),
         BenchCommand::Policies(a) => policies(a),
         BenchCommand::PrefixCache(a) => prefix_cache(a),
+        BenchCommand::Kv(a) => crate::cmd_bench_kv::kv(a),
     }
 }
 

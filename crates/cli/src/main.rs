@@ -1,6 +1,7 @@
 //! `ttc`: benchmark test-time-compute inference policies. Thin glue over the library crates.
 
 mod cmd_bench;
+mod cmd_bench_kv;
 mod cmd_generate;
 mod cmd_model;
 mod cmd_policies;

@@ -1,7 +1,9 @@
 //! The KV cache the engine owns: per layer, preallocated K and V buffers laid out (n_kv, capacity, head_dim),
 //! holding post-RoPE keys. Appending writes in place; truncation (speculative rollback) only moves the length;
-//! eviction (KV shrinking) compacts the kept rows. Positions are tracked apart from the length, because an
-//! evicting policy keeps a token's original position while the cache gets shorter.
+//! eviction (KV shrinking) fills each evicted slot with one of the kept entries from the end of the buffer, so it
+//! costs O(evicted) copies, never a rewrite of everything kept. Attention is a sum over the entries, so their order
+//! in the buffer does not matter. Positions are tracked apart from the length, because an evicting policy keeps a
+//! token's original position while the cache gets shorter.
 //!
 //! A cache can also accumulate attention scores per KV head (H2O's heavy-hitter statistic, see kv_shrink.rs). That
 //! is off by default, so the plain decoding path does no extra work.
@@ -9,6 +11,7 @@
 use crate::error::{EngineError, Result};
 use candle_core::Tensor;
 
+#[derive(Clone)]
 pub struct LayerKv {
     /// Keys and values, each laid out (n_kv, capacity, head_dim): one contiguous run of entries per KV head, which
     /// is what the attention kernel reads.
@@ -163,30 +166,74 @@ impl LayerKv {
         Ok(())
     }
 
-    /// Keep only the entries at `keep` (ascending cache indices), per KV head: `keep[h]` lists head h's rows.
-    /// All heads must keep the same number of rows.
-    pub fn retain_per_head(&mut self, keep: &[Vec<u32>]) -> Result<()> {
-        let n = keep.first().map(|k| k.len()).unwrap_or(0);
-        let d = self.head_dim;
-        for (h, idx) in keep.iter().enumerate().take(self.n_kv) {
-            if idx.len() != n || idx.windows(2).any(|w| w[0] >= w[1]) || idx.last().is_some_and(|&j| j as usize >= self.len) {
-                return Err(EngineError::InvalidRequest(format!("KV retain list for head {h} is not ascending, in range and of length {n}")));
+    /// Stop accumulating attention scores and drop them (SnapKV needs them only for its one-off selection).
+    pub fn stop_tracking_scores(&mut self) {
+        self.scores = None;
+    }
+
+    /// Entries the buffers can hold without growing.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Evict the entries at `evict[h]` (ascending cache indices) of each KV head h; every head evicts the same
+    /// number. Each hole below the new length is filled with a kept entry from above it, in ascending order, so
+    /// only O(evicted) entries move and the kept ones stay where they are. Returns each head's moves as
+    /// (from, to) cache indices, so a caller tracking per-entry data (positions) can mirror them.
+    pub fn evict_per_head(&mut self, evict: &[Vec<u32>]) -> Result<Vec<Vec<(u32, u32)>>> {
+        let e = evict.first().map(|x| x.len()).unwrap_or(0);
+        if evict.len() != self.n_kv {
+            return Err(EngineError::InvalidRequest(format!("KV evict lists for {} heads, the cache has {}", evict.len(), self.n_kv)));
+        }
+        let len = self.len;
+        for (h, idx) in evict.iter().enumerate() {
+            if idx.len() != e || idx.windows(2).any(|w| w[0] >= w[1]) || idx.last().is_some_and(|&j| j as usize >= len) {
+                return Err(EngineError::InvalidRequest(format!(
+                    "KV evict list for head {h} is not ascending, in range and of length {e}"
+                )));
             }
+        }
+        let new_len = len - e;
+        let d = self.head_dim;
+        let mut all_moves = Vec::with_capacity(self.n_kv);
+        for (h, idx) in evict.iter().enumerate() {
+            let moves = fill_holes(idx, new_len, len);
             let base = h * self.capacity * d;
-            // Ascending indices: entry i moves to slot i' <= i, so copying in order never overwrites a source.
-            for (dst, &src) in idx.iter().enumerate() {
-                let (src, dst) = (base + src as usize * d, base + dst * d);
+            for &(from, to) in &moves {
+                let (src, dst) = (base + from as usize * d, base + to as usize * d);
                 self.k.copy_within(src..src + d, dst);
                 self.v.copy_within(src..src + d, dst);
             }
-        }
-        self.len = n;
-        if let Some(scores) = &mut self.scores {
-            for (s, idx) in scores.iter_mut().zip(keep) {
-                *s = idx.iter().map(|&j| s.get(j as usize).copied().unwrap_or(0.0)).collect();
+            if let Some(scores) = &mut self.scores {
+                let s = &mut scores[h];
+                for &(from, to) in &moves {
+                    s[to as usize] = s[from as usize];
+                }
+                s.truncate(new_len);
             }
+            all_moves.push(moves);
         }
-        Ok(())
+        self.len = new_len;
+        Ok(all_moves)
+    }
+
+    /// Give back buffer memory after evictions: when the capacity is more than twice what `len + headroom`
+    /// needs, reallocate to that (rounded up to a power of two). One O(len) copy, rare: the cache only grows
+    /// by doubling.
+    pub fn release_spare(&mut self, headroom: usize) {
+        let want = (self.len + headroom).next_power_of_two().max(1);
+        if self.capacity <= 2 * want {
+            return;
+        }
+        let d = self.head_dim;
+        for buf in [&mut self.k, &mut self.v] {
+            let mut kept = vec![0.0; self.n_kv * want * d];
+            for h in 0..self.n_kv {
+                kept[h * want * d..][..self.len * d].copy_from_slice(&buf[h * self.capacity * d..][..self.len * d]);
+            }
+            *buf = kept;
+        }
+        self.capacity = want;
     }
 
     /// Bytes of K and V currently held (f32).
@@ -196,10 +243,32 @@ impl LayerKv {
 }
 
 /// One sequence's cache over all layers, plus the next token position.
+#[derive(Clone)]
 pub struct KvCache {
     pub layers: Vec<LayerKv>,
     /// Position (RoPE index) the next token will get. Equals the number of tokens seen so far.
     pub next_pos: usize,
+}
+
+/// The moves that close the holes left by evicting `evict` (ascending, all < `len`) out of `len` entries: the
+/// holes below `new_len` are filled, in ascending order, by the kept entries at or above it, ascending.
+pub fn fill_holes(evict: &[u32], new_len: usize, len: usize) -> Vec<(u32, u32)> {
+    let split = evict.partition_point(|&j| (j as usize) < new_len);
+    let (holes, evicted_above) = (&evict[..split], &evict[split..]);
+    let mut moves = Vec::with_capacity(holes.len());
+    let mut above = evicted_above.iter().peekable();
+    let mut hole = holes.iter();
+    for from in new_len as u32..len as u32 {
+        if above.peek() == Some(&&from) {
+            above.next();
+            continue;
+        }
+        match hole.next() {
+            Some(&to) => moves.push((from, to)),
+            None => break,
+        }
+    }
+    moves
 }
 
 impl KvCache {
@@ -234,5 +303,56 @@ impl KvCache {
 
     pub fn reset(&mut self) {
         self.truncate(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holes_are_filled_from_the_end_and_kept_entries_below_stay() {
+        // 10 entries, evict 1, 4 and 8: new length 7; holes 1 and 4 take the kept entries 7 and 9.
+        assert_eq!(fill_holes(&[1, 4, 8], 7, 10), vec![(7, 1), (9, 4)]);
+        // Evicting only the tail moves nothing.
+        assert_eq!(fill_holes(&[8, 9], 8, 10), vec![]);
+        assert_eq!(fill_holes(&[], 10, 10), vec![]);
+    }
+
+    #[test]
+    fn evict_per_head_moves_keys_values_and_scores_together() {
+        // 1 KV head of dim 2, 6 entries whose K row is (j, -j) and V row (10j, 0).
+        let mut l = LayerKv::new(2, 2, 4).unwrap();
+        let (mut k, mut v) = (Vec::new(), Vec::new());
+        for j in 0..6 {
+            for h in 0..2 {
+                k.extend([j as f32 + 100.0 * h as f32, -(j as f32)]);
+                v.extend([10.0 * j as f32, h as f32]);
+            }
+        }
+        l.track_scores();
+        l.append_rows(&k, &v);
+        l.add_head_probs(&[vec![0.0, 0.1, 0.2, 0.3, 0.4, 0.5], vec![1.0, 1.1, 1.2, 1.3, 1.4, 1.5]], 2);
+        let moves = l.evict_per_head(&[vec![0, 2], vec![4, 5]]).unwrap();
+        assert_eq!(moves, vec![vec![(4, 0), (5, 2)], vec![]]);
+        assert_eq!(l.len(), 4);
+        let (kb, vb, cap) = l.buffers();
+        let key = |h: usize, j: usize| kb[(h * cap + j) * 2];
+        // Head 0 holds entries 4, 1, 5, 3; head 1 entries 0..4 untouched.
+        assert_eq!((0..4).map(|j| key(0, j)).collect::<Vec<_>>(), vec![4.0, 1.0, 5.0, 3.0]);
+        assert_eq!((0..4).map(|j| key(1, j)).collect::<Vec<_>>(), vec![100.0, 101.0, 102.0, 103.0]);
+        assert_eq!(vb[2 * 2], 50.0);
+        assert_eq!(l.scores().unwrap()[0], vec![0.4, 0.1, 0.5, 0.3]);
+        assert_eq!(l.scores().unwrap()[1], vec![1.0, 1.1, 1.2, 1.3]);
+        // Uneven or unsorted lists are refused.
+        assert!(l.evict_per_head(&[vec![0], vec![]]).is_err());
+        assert!(l.evict_per_head(&[vec![2, 1], vec![0, 1]]).is_err());
+        // Spare capacity goes back once the cache is far smaller than its buffers.
+        l.reserve(60);
+        assert!(l.capacity() >= 64);
+        l.release_spare(4);
+        assert_eq!(l.capacity(), 8);
+        let (kb, _, cap) = l.buffers();
+        assert_eq!((0..4).map(|j| kb[(cap + j) * 2]).collect::<Vec<_>>(), vec![100.0, 101.0, 102.0, 103.0]);
     }
 }

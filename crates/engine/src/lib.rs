@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod gguf;
 pub mod kv;
+pub mod kv_bench;
 pub mod kv_shrink;
 pub mod model;
 pub mod policy;

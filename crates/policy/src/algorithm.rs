@@ -157,6 +157,33 @@ pub enum KvMethod {
     HeavyHitters,
     /// Attention sinks (StreamingLLM, Xiao et al. 2023): keep the first and the most recent entries.
     Sinks,
+    /// SnapKV (Li et al. 2024): compress the prompt once after the prefill, keeping per KV head the positions the
+    /// last `window` prompt tokens attend to most (pooled); generated tokens are all kept.
+    Snapkv,
+}
+
+impl KvMethod {
+    pub const NAMES: &'static [&'static str] = &["heavy_hitters", "sinks", "snapkv"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KvMethod::HeavyHitters => "heavy_hitters",
+            KvMethod::Sinks => "sinks",
+            KvMethod::Snapkv => "snapkv",
+        }
+    }
+}
+
+impl std::str::FromStr for KvMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<KvMethod, String> {
+        match s {
+            "heavy_hitters" | "h2o" => Ok(KvMethod::HeavyHitters),
+            "sinks" => Ok(KvMethod::Sinks),
+            "snapkv" => Ok(KvMethod::Snapkv),
+            other => Err(format!("unknown KV method `{other}` (known: {})", KvMethod::NAMES.join(", "))),
+        }
+    }
 }
 
 /// How the KV budget moves from the full cache to its target over decoding.
@@ -169,26 +196,133 @@ pub enum DecaySchedule {
     None,
 }
 
-/// Adaptive KV-cache shrinking; used by the engine's KV policy module.
+/// When the KV budget reaches its target: right after the prefill, within a number of generated tokens, or at
+/// the request's `max_tokens` (the seed's behaviour, which with short answers barely shrinks). Written as
+/// `prefill`, `max_tokens` or a number >= 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Horizon {
+    Prefill,
+    MaxTokens,
+    Tokens(usize),
+}
+
+impl Serialize for Horizon {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Horizon::Prefill => s.serialize_str("prefill"),
+            Horizon::MaxTokens => s.serialize_str("max_tokens"),
+            Horizon::Tokens(n) => s.serialize_u64(*n as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Horizon {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Horizon, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Horizon;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`prefill`, `max_tokens` or a number of generated tokens >= 1")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Horizon, E> {
+                Ok(Horizon::Tokens(n as usize))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Horizon, E> {
+                if n < 0 {
+                    return Err(E::custom(format!("must be `prefill`, `max_tokens` or a number of generated tokens >= 1, got {n}")));
+                }
+                Ok(Horizon::Tokens(n as usize))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Horizon, E> {
+                match s {
+                    "prefill" => Ok(Horizon::Prefill),
+                    "max_tokens" => Ok(Horizon::MaxTokens),
+                    other => Err(E::custom(format!(
+                        "must be `prefill`, `max_tokens` or a number of generated tokens >= 1, got `{other}`"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl std::fmt::Display for Horizon {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Horizon::Prefill => f.write_str("prefill"),
+            Horizon::MaxTokens => f.write_str("max_tokens"),
+            Horizon::Tokens(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Adaptive KV-cache shrinking; used by the engine's KV policy module (docs/kv-and-batching.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KvShrinkParams {
-    /// `heavy_hitters` (H2O) or `sinks` (StreamingLLM).
+    /// `heavy_hitters` (H2O), `sinks` (StreamingLLM) or `snapkv` (SnapKV).
     pub method: KvMethod,
-    /// Fraction of cached entries evicted at full strength (0 = none, < 1).
+    /// Fraction of cached entries evicted at full strength (0 = none, < 1). For `snapkv`, the fraction of the
+    /// prompt's entries dropped after the prefill.
     pub shrink_ratio: f64,
     /// How the budget moves from the full cache to the target over decoding: `cosine`, `linear` or `none`.
     #[serde(default = "cosine")]
     pub decay_schedule: DecaySchedule,
-    /// Decode steps over which the schedule reaches the target (0 = the request's max_tokens).
-    #[serde(default)]
-    pub decay_steps: usize,
-    /// Most recent entries always kept.
+    /// When the budget reaches its target: `prefill`, a number of generated tokens (>= 1), or `max_tokens`.
+    #[serde(default = "h16")]
+    pub horizon: Horizon,
+    /// Most recent entries always kept (`heavy_hitters`, `sinks`).
     #[serde(default = "d32")]
     pub recent_window: usize,
     /// First entries always kept (attention sinks).
     #[serde(default = "d4")]
     pub sink_tokens: usize,
+    /// Entries evicted at least at once (>= 1): an over-budget cache is cut to budget - evict_block + 1, so the
+    /// selection and the moves run once every few tokens instead of every token. 1 = cut exactly to the budget.
+    #[serde(default = "d16")]
+    pub evict_block: usize,
+    /// `snapkv`: the observation window, the last prompt tokens whose attention votes (and which are always kept).
+    #[serde(default = "d32")]
+    pub window: usize,
+    /// `snapkv`: width of the average pooling over the votes (odd, >= 1; 1 = no pooling).
+    #[serde(default = "d5")]
+    pub pool_kernel: usize,
+}
+
+impl Default for KvShrinkParams {
+    /// H2O at ratio 0 (no shrinking) with every other param at its documented default.
+    fn default() -> KvShrinkParams {
+        KvShrinkParams {
+            method: KvMethod::HeavyHitters,
+            shrink_ratio: 0.0,
+            decay_schedule: DecaySchedule::Cosine,
+            horizon: h16(),
+            recent_window: 32,
+            sink_tokens: 4,
+            evict_block: 16,
+            window: 32,
+            pool_kernel: 5,
+        }
+    }
+}
+
+impl KvShrinkParams {
+    /// Range checks that need no prompt (the window against the prompt is checked per request).
+    pub fn validate(&self) -> Result<(), String> {
+        let r = self.shrink_ratio;
+        range("shrink_ratio", r, (0.0..1.0).contains(&r), "in [0, 1)")?;
+        range(
+            "horizon",
+            self.horizon,
+            self.horizon != Horizon::Tokens(0),
+            "`prefill`, `max_tokens` or a number of generated tokens >= 1",
+        )?;
+        range("evict_block", self.evict_block, self.evict_block >= 1, ">= 1")?;
+        range("window", self.window, self.window >= 1, ">= 1 (and at most the prompt length)")?;
+        let k = self.pool_kernel;
+        range("pool_kernel", k, k >= 1 && k % 2 == 1, "an odd number >= 1")
+    }
 }
 
 /// How the engine's scheduler forms batches.
@@ -224,8 +358,17 @@ fn d3() -> usize {
 fn d4() -> usize {
     4
 }
+fn d5() -> usize {
+    5
+}
 fn d8() -> usize {
     8
+}
+fn d16() -> usize {
+    16
+}
+fn h16() -> Horizon {
+    Horizon::Tokens(16)
 }
 fn d24() -> usize {
     24
@@ -331,9 +474,7 @@ impl Algorithm {
                 .expect("pruning has a sampler")
                 .validate()
                 .map_err(|e| format!("params.{}: {}", e.field, e.message)),
-            Algorithm::KvShrink(p) => {
-                range("shrink_ratio", p.shrink_ratio, (0.0..1.0).contains(&p.shrink_ratio), "in [0, 1)")
-            }
+            Algorithm::KvShrink(p) => p.validate(),
             Algorithm::Batching(p) => {
                 range("max_batch_size", p.max_batch_size, (1..=64).contains(&p.max_batch_size), "in 1..=64")
             }

@@ -8,7 +8,7 @@ pub mod yaml;
 
 pub use algorithm::{
     Algorithm, BatchingMode, BatchingParams, ConfidenceExitParams, ConfidenceMeasure, DecaySchedule, FixedExitParams,
-    KvMethod, KvShrinkParams, NgramParams, PruningMode, PruningParams, SelfSpecParams, ALGORITHM_NAMES,
+    Horizon, KvMethod, KvShrinkParams, NgramParams, PruningMode, PruningParams, SelfSpecParams, ALGORITHM_NAMES,
 };
 pub use policy::{Policy, PolicyFile, PolicyList, PolicySource, RemoteParams};
 pub use yaml::{load_yaml, parse_yaml, YamlError};

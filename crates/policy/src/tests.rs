@@ -38,7 +38,7 @@ fn unknown_param_wrong_type_and_out_of_range_are_located() {
     let e = parse("kv:\n  algorithm: kv_shrink\n  params: {method: sinks, shrink_ratio: 1.5}\n").unwrap_err();
     assert!(e.contains("params.shrink_ratio: must be in [0, 1), got 1.5"), "{e}");
     let e = parse("kv:\n  algorithm: kv_shrink\n  params: {method: lru, shrink_ratio: 0.5}\n").unwrap_err();
-    assert!(e.contains("params.method: unknown variant `lru`, expected `heavy_hitters` or `sinks`"), "{e}");
+    assert!(e.contains("params.method: unknown variant `lru`, expected one of `heavy_hitters`, `sinks`, `snapkv`"), "{e}");
     let e = parse("b:\n  algorithm: batching\n  params: {mode: elastic, max_batch_size: 0}\n").unwrap_err();
     assert!(e.contains("params.max_batch_size: must be in 1..=64, got 0"), "{e}");
     let e = parse("p:\n  algorithm: token_pruning\n  params: {mode: eta}\n").unwrap_err();
@@ -105,4 +105,33 @@ fn a_list_under_a_misspelt_key_and_a_top_level_list_read_cleanly() {
     assert!(e.starts_with("p.yaml:2:3: polices: `polices` holds a list"), "{e}");
     let e = parse("- name: x\n  algorithm: nope\n").unwrap_err();
     assert!(e.starts_with("p.yaml:1:3: [0]: policy `x`: algorithm: unknown algorithm `nope`"), "{e}");
+}
+
+#[test]
+fn kv_shrink_params_name_the_key_and_the_valid_range() {
+    let kv = |params: &str| parse(&format!("kv:\n  algorithm: kv_shrink\n  params: {{method: snapkv, shrink_ratio: 0.5, {params}}}\n"));
+    let e = kv("horizon: 0").unwrap_err();
+    assert!(e.contains("params.horizon: must be `prefill`, `max_tokens` or a number of generated tokens >= 1, got 0"), "{e}");
+    let e = kv("horizon: soon").unwrap_err();
+    assert!(e.contains("params.horizon: must be `prefill`, `max_tokens` or a number of generated tokens >= 1, got `soon`"), "{e}");
+    let e = kv("horizon: -3").unwrap_err();
+    assert!(e.contains("params.horizon: must be"), "{e}");
+    let e = kv("pool_kernel: 4").unwrap_err();
+    assert!(e.contains("params.pool_kernel: must be an odd number >= 1, got 4"), "{e}");
+    let e = kv("window: 0").unwrap_err();
+    assert!(e.contains("params.window: must be >= 1 (and at most the prompt length), got 0"), "{e}");
+    let e = kv("evict_block: 0").unwrap_err();
+    assert!(e.contains("params.evict_block: must be >= 1, got 0"), "{e}");
+    let e = kv("decay_steps: 8").unwrap_err();
+    assert!(e.contains("params.decay_steps: unknown field `decay_steps`"), "{e}");
+    // Every accepted form of the horizon, and the defaults.
+    for (written, want) in [("prefill", Horizon::Prefill), ("max_tokens", Horizon::MaxTokens), ("24", Horizon::Tokens(24))] {
+        let p = kv(&format!("horizon: {written}")).unwrap();
+        let Algorithm::KvShrink(k) = &p[0].algorithm else { panic!("not kv_shrink") };
+        assert_eq!(k.horizon, want);
+        assert!(p[0].algorithm.params_json().contains(&format!("\"horizon\":{}", if written == "24" { "24".to_string() } else { format!("\"{written}\"") })));
+    }
+    let p = parse("kv:\n  algorithm: kv_shrink\n  params: {method: heavy_hitters, shrink_ratio: 0.7}\n").unwrap();
+    let Algorithm::KvShrink(k) = &p[0].algorithm else { panic!("not kv_shrink") };
+    assert_eq!(*k, KvShrinkParams { method: KvMethod::HeavyHitters, shrink_ratio: 0.7, ..KvShrinkParams::default() });
 }

@@ -22,7 +22,7 @@ const PARAMS: &[&str] = &[
     "lookahead_tokens", "max_ngram", "min_ngram", "draft_layers", "verification_threshold", "exit_layer", "exit_threshold",
     "confidence_boost", "min_layer", "exit_interval", "measure", "position_temp", "mode", "temperature", "top_p",
     "entropy_threshold", "min_p", "eta", "top_k", "min_tokens_to_keep", "method", "shrink_ratio", "decay_schedule",
-    "decay_steps", "recent_window", "sink_tokens", "max_batch_size", "lookahead",
+    "horizon", "evict_block", "window", "pool_kernel", "recent_window", "sink_tokens", "max_batch_size", "lookahead",
 ];
 
 fn value() -> impl Strategy<Value = Value> {
