@@ -269,18 +269,39 @@ impl Engine {
         sampling: Option<ttc_sampling::SamplerConfig>,
         on_event: &mut dyn FnMut(GenEvent) -> bool,
     ) -> Result<(GenOutput, ttc_types::PolicyStats)> {
-        use crate::policy::Algorithm;
         self.check_policy(policy)?;
+        let mut chooser = self.policy_chooser(policy, sampling)?;
+        self.run_policy(req, policy, &mut chooser, on_event)
+    }
+
+    /// The chooser a policy decodes with: its own sampler (pruning policies), else the run's (None = greedy).
+    pub(crate) fn policy_chooser(
+        &self,
+        policy: &crate::policy::Policy,
+        sampling: Option<ttc_sampling::SamplerConfig>,
+    ) -> Result<crate::chooser::Chooser> {
         let seed = sampling.as_ref().map(|s| s.seed).unwrap_or(0);
-        let mut chooser = crate::chooser::Chooser::new(policy.algorithm.sampler_config(seed).or(sampling))?;
+        crate::chooser::Chooser::new(policy.algorithm.sampler_config(seed).or(sampling))
+    }
+
+    /// Runs the policy's decoding strategy with `chooser` picking every token (the fidelity replay passes a
+    /// forced one, `crate::fidelity`).
+    pub(crate) fn run_policy(
+        &self,
+        req: &GenRequest,
+        policy: &crate::policy::Policy,
+        chooser: &mut crate::chooser::Chooser,
+        on_event: &mut dyn FnMut(GenEvent) -> bool,
+    ) -> Result<(GenOutput, ttc_types::PolicyStats)> {
+        use crate::policy::Algorithm;
         match &policy.algorithm {
-            Algorithm::SpeculativeNgram(p) => crate::speculative::generate_ngram(self, req, p, &mut chooser, on_event),
+            Algorithm::SpeculativeNgram(p) => crate::speculative::generate_ngram(self, req, p, chooser, on_event),
             Algorithm::SpeculativeSelf(p) => {
-                crate::speculative::generate_self_speculative(self, req, p, &mut chooser, on_event)
+                crate::speculative::generate_self_speculative(self, req, p, chooser, on_event)
             }
-            Algorithm::EarlyExitFixed(p) => crate::early_exit::generate_fixed_exit(self, req, p, &mut chooser, on_event),
+            Algorithm::EarlyExitFixed(p) => crate::early_exit::generate_fixed_exit(self, req, p, chooser, on_event),
             Algorithm::EarlyExitConfidence(p) => {
-                crate::early_exit::generate_confidence_exit(self, req, p, &mut chooser, on_event)
+                crate::early_exit::generate_confidence_exit(self, req, p, chooser, on_event)
             }
             Algorithm::KvShrink(p) => {
                 let (out, mut stats) = chooser
