@@ -102,3 +102,32 @@ fn rounds_stop_at_max_samples() {
     assert_eq!(samples_of(&records, "other").len(), 30);
     assert!(ttc_bench::rounds::widths(&records, None).iter().all(|w| w.half_width.unwrap() > 0.01));
 }
+
+#[test]
+fn bad_until_ci_and_fidelity_requests_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("run.yaml"), "suites: [{name: syn, samples: 4}]\npolicies: [{name: fast, algorithm: early_exit_fixed, params: {exit_layer: 28}}]\n").unwrap();
+    let base = RunArgs { config: Some(dir.path().join("run.yaml")), results: Some(dir.path().join("r")), quiet: true, ..Default::default() };
+    let remote = RunArgs {
+        backend: Some(ttc_bench::config::BackendKind::Openai),
+        base_url: Some("http://127.0.0.1:9/v1".into()),
+        model: Some("m".into()),
+        until_ci_width: Some(0.05),
+        ..base.clone()
+    };
+    let cases = [
+        // --ci-metric / --max-samples without a width
+        RunArgs { ci_metric: Some("rouge_l".into()), ..base.clone() },
+        RunArgs { max_samples: Some(10), ..base.clone() },
+        RunArgs { until_ci_width: Some(0.0), ..base.clone() },
+        RunArgs { until_ci_width: Some(0.05), ci_metric: Some("nope".into()), ..base.clone() },
+        // a teacher-forced metric on an HTTP backend; an output one without a baseline policy in the run
+        RunArgs { ci_metric: Some("fidelity_top1".into()), ..remote.clone() },
+        RunArgs { ci_metric: Some("fidelity_rouge_l".into()), ..remote.clone() },
+    ];
+    for args in cases {
+        let shown = format!("{:?} {:?} {:?}", args.until_ci_width, args.ci_metric, args.max_samples);
+        assert_eq!(ttc_bench::run_with(args, hooks()).unwrap(), 2, "{shown}");
+    }
+    assert!(!dir.path().join("r").exists(), "a usage error stores nothing");
+}

@@ -85,3 +85,31 @@ pub fn check_ci_metric(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Policy;
+
+    fn until(metric: &str) -> UntilCiConfig {
+        UntilCiConfig { width: PositiveF64(0.05), metric: Some(metric.into()), max_samples: None }
+    }
+
+    #[test]
+    fn ci_metric_needs_what_it_measures() {
+        let on = FidelityConfig::default();
+        let with_base = vec![Policy::baseline()];
+        let check = |m: &str, embedded: bool, ps: &[Policy]| check_ci_metric(Some(&until(m)), &on, embedded, ps);
+        assert!(check("rouge_l", false, &[]).is_ok());
+        assert!(check("fidelity_top1", true, &[]).is_ok(), "teacher-forced: against the full model, no baseline needed");
+        assert!(check("fidelity_rouge_l", false, &with_base).is_ok());
+        let e = check("fidelity_kl", false, &with_base).unwrap_err();
+        assert!(e.contains("--ci-metric `fidelity_kl`") && e.contains("embedded backend"), "{e}");
+        let e = check("fidelity_exact_match", false, &[]).unwrap_err();
+        assert!(e.contains("no baseline policy"), "{e}");
+        let e = check("bogus", true, &with_base).unwrap_err();
+        assert!(e.contains("unknown metric") && e.contains("fidelity_top1"), "{e}");
+        let off = FidelityConfig { teacher_forced: false, output: true };
+        assert!(check_ci_metric(Some(&until("fidelity_top1")), &off, true, &[]).unwrap_err().contains("is off"));
+    }
+}
