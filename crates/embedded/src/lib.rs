@@ -45,6 +45,9 @@ struct Job {
     stats: tokio::sync::oneshot::Sender<PolicyStats>,
 }
 
+/// (prompt token ids, max_tokens): what a greedy trajectory depends on.
+type PromptKey = (Vec<u32>, usize);
+
 pub struct EmbeddedBackend {
     engine: Arc<Engine>,
     jobs: mpsc::Sender<Job>,
@@ -57,10 +60,10 @@ pub struct EmbeddedBackend {
     schedulers: Mutex<HashMap<String, Arc<Scheduler>>>,
     /// The full model's greedy trajectory per (prompt, max_tokens): computed once per sample, replayed by every
     /// policy's fidelity pass.
-    trajectories: Arc<Mutex<HashMap<(Vec<u32>, usize), Arc<Vec<u32>>>>>,
+    trajectories: Arc<Mutex<HashMap<PromptKey, Arc<Vec<u32>>>>>,
     /// Fidelity of the plain greedy loop per (prompt, max_tokens): baseline and batching policies replay exactly
     /// that loop with the same chooser, so one replay serves all of them.
-    plain_fidelity: Arc<Mutex<HashMap<(Vec<u32>, usize, String), Fidelity>>>,
+    plain_fidelity: Arc<Mutex<HashMap<(PromptKey, String), Fidelity>>>,
 }
 
 impl EmbeddedBackend {
@@ -147,7 +150,7 @@ impl EmbeddedBackend {
             let prompt = engine.prompt_tokens(&messages)?;
             let req = ttc_engine::GenRequest { prompt, max_tokens, stop: Vec::new() };
             let key = (req.prompt.clone(), max_tokens);
-            let done_key = (key.0.clone(), key.1, plain_key);
+            let done_key = (key.clone(), plain_key);
             if let Some(done) = plain.as_ref().and_then(|p| relock(p).get(&done_key).cloned()) {
                 return Ok(done);
             }
