@@ -198,7 +198,7 @@ fn scenario(a: &Args, n: usize, chunks: usize, arrival: Arrival, rate: f64, conc
         let sink = MemorySink::default();
         let (tx, rx) = tokio::sync::mpsc::channel(4096);
         let collector =
-            Collector { scorer: None, sink: Box::new(sink.clone()), progress: Progress::hidden() }.spawn(rx).unwrap();
+            Collector { scorer: None, fidelity: None, sink: Box::new(sink.clone()), progress: Progress::hidden(), seen: None }.spawn(rx).unwrap();
         let timing = runner.run(jobs.into(), tx).await;
         tokio::task::spawn_blocking(move || collector.join().unwrap().unwrap()).await.unwrap();
         let records = sink.records();

@@ -1,18 +1,23 @@
 //! The consumer side of a run, on its own thread so scoring and storage never stall the request tasks:
 //! each record is scored, shown in the progress bar, summarized, and pushed to the sink as it arrives.
 
+use crate::fidelity::FidelityJoin;
 use crate::progress::Progress;
 use crate::scoring::{self, Scorer};
 use crate::sink::RecordSink;
 use crate::summary::Summary;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use ttc_types::Record;
 
 pub struct Collector {
     pub scorer: Option<Arc<dyn Scorer>>,
+    /// Attaches fidelity columns (None: the run measures none).
+    pub fidelity: Option<FidelityJoin>,
     pub sink: Box<dyn RecordSink>,
     pub progress: Progress,
+    /// A copy of every stored record, for a run that reads its own results between sampling rounds.
+    pub seen: Option<Arc<Mutex<Vec<Record>>>>,
 }
 
 /// What the collector hands back when the channel closes.
@@ -36,7 +41,19 @@ impl Collector {
                 }
                 summary.add(&rec);
                 self.progress.on_record(&rec, &summary);
-                self.sink.push(rec)?;
+                let ready = match &mut self.fidelity {
+                    Some(f) => f.push(rec),
+                    None => vec![rec],
+                };
+                for r in ready {
+                    if let Some(seen) = &self.seen {
+                        seen.lock().map(|mut v| v.push(r.clone())).ok();
+                    }
+                    self.sink.push(r)?;
+                }
+            }
+            for r in self.fidelity.as_mut().map(FidelityJoin::drain).unwrap_or_default() {
+                self.sink.push(r)?;
             }
             self.sink.finish()?;
             self.progress.finish(&summary);

@@ -58,10 +58,20 @@ pub struct Plan {
 
 /// Draws `n` items (all if `n` is None or larger), stratified by task, deterministic for `seed`.
 pub fn draw_samples(items: Vec<WorkItem>, n: Option<usize>, seed: u64) -> Vec<WorkItem> {
-    let n = match n {
-        Some(n) if n < items.len() => n,
-        _ => return items,
-    };
+    match n {
+        Some(n) if n < items.len() => {
+            let mut out = sample_pool(items, seed);
+            out.truncate(n);
+            out
+        }
+        _ => items,
+    }
+}
+
+/// Every item in draw order: tasks shuffled (seeded) and taken round-robin. `draw_samples(items, Some(n))` is its
+/// first n, so later sampling rounds (`--until-ci-width`) extend a draw instead of replacing it.
+pub fn sample_pool(items: Vec<WorkItem>, seed: u64) -> Vec<WorkItem> {
+    let n = items.len();
     let mut groups: BTreeMap<Option<String>, Vec<WorkItem>> = BTreeMap::new();
     for it in items {
         groups.entry(it.task.clone()).or_default().push(it);
@@ -77,9 +87,6 @@ pub fn draw_samples(items: Vec<WorkItem>, n: Option<usize>, seed: u64) -> Vec<Wo
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         for q in &mut queues {
-            if out.len() == n {
-                break;
-            }
             if let Some(it) = q.next() {
                 out.push(it);
             }

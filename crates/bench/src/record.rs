@@ -130,6 +130,7 @@ pub fn build_record(
         metrics: BTreeMap::new(),
         extra_metrics: BTreeMap::new(),
         policy_stats: outcome.policy_stats.unwrap_or_default(),
+        fidelity: Default::default(),
     }
 }
 

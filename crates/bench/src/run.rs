@@ -8,9 +8,11 @@ use crate::backend::endpoint::redact_str;
 use crate::backend::openai::{OpenAiBackend, OpenAiSettings};
 use crate::backend::Backend;
 use crate::collect::Collector;
-use crate::config::{secs, BackendKind, EmbedderChoice, LogFormat, RunArgs, RunConfig};
+use crate::config::{secs, BackendKind, EmbedderChoice, LogFormat, RunArgs, RunConfig, SuiteConfig};
 use crate::eval_adapter::EvalAdapter;
-use crate::plan::{build_plan, draw_samples, Plan, SuiteLoader};
+use crate::fidelity::{teacher_forced_pass, FidelityJoin};
+use crate::config::quality::baseline_policy;
+use crate::plan::{build_plan, draw_samples, sample_pool, Plan, SuiteLoader, WorkItem};
 use crate::progress::{Progress, ProgressMode};
 use crate::record::{host_info, RunContext};
 use crate::runner::{make_jobs, Runner, RunnerSettings};
@@ -19,7 +21,7 @@ use crate::sink::RecordSink;
 use crate::tokens::TokenCounter;
 use anyhow::Context;
 use rand::Rng;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use ttc_results::{ResultsStore, RunMeta, RunWriter, WriterOptions};
@@ -74,17 +76,34 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<i32> {
             adapter
         }
     };
+    if cfg.until_ci.is_some() && args.resume.is_some() {
+        return usage("--until-ci-width/until_ci cannot be combined with --resume (the rounds need the whole run)");
+    }
     let mut suites = Vec::new();
+    let mut pools = Vec::new();
     for s in &cfg.suites {
         let seed = s.seed.unwrap_or(cfg.seed);
-        let items = match loader.load(s, seed, cfg.data_dir.as_deref()) {
+        // Sampling rounds draw from the whole suite (capped at max_samples); the first round is its first `samples`.
+        let load_spec = match &cfg.until_ci {
+            Some(_) => SuiteConfig { samples: None, ..s.clone() },
+            None => s.clone(),
+        };
+        let items = match loader.load(&load_spec, seed, cfg.data_dir.as_deref()) {
             Ok(v) => v,
             Err(e) => return usage(format!("suite `{}`: {e:#}", s.name)),
         };
         if items.is_empty() {
             return usage(format!("suite `{}` has no items (check `tasks` and the data path)", s.name));
         }
-        suites.push(draw_samples(items, s.samples, seed));
+        match &cfg.until_ci {
+            Some(u) => {
+                let mut pool = sample_pool(items, seed);
+                pool.truncate(u.max_samples.map_or(usize::MAX, |m| m.0 as usize));
+                suites.push(pool[..s.samples.unwrap_or(pool.len()).min(pool.len())].to_vec());
+                pools.push(pool);
+            }
+            None => suites.push(draw_samples(items, s.samples, seed)),
+        }
     }
     // Only a real run creates the results directory; `--dry-run` and `--resume` read what exists.
     let stored = match &args.resume {
@@ -109,7 +128,7 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<i32> {
     };
     let store = ResultsStore::create(&cfg.results)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(execute(args, cfg, hooks, backend, store, plan))
+    runtime.block_on(execute(args, cfg, hooks, backend, store, plan, pools))
 }
 
 fn init_logging(args: &RunArgs) {
@@ -212,6 +231,7 @@ async fn execute(
     backend: Arc<dyn Backend>,
     store: ResultsStore,
     plan: Plan,
+    pools: Vec<Vec<WorkItem>>,
 ) -> anyhow::Result<i32> {
     let info = backend.info();
     let config_hash = cfg.hash();
@@ -230,6 +250,7 @@ async fn execute(
                     "policies": cfg.policies.iter().map(|p| &p.name).collect::<Vec<_>>(),
                     "suites": cfg.suites.iter().map(|s| &s.name).collect::<Vec<_>>(),
                     "load": cfg.load, "generation": cfg.generation, "kpis": cfg.kpis,
+                    "fidelity": cfg.fidelity, "until_ci": cfg.until_ci,
                 }),
             };
             store.start_run(meta, writer_options())?
@@ -263,6 +284,7 @@ async fn execute(
     };
     // The backend's own model name (for HTTP: `backend.model`; for the engine: its model, not a file path).
     let jobs = make_jobs(&plan.entries, &cfg.generation, &info.model);
+    let fidelity_backend = backend.clone();
     let runner = Arc::new(Runner::new(backend, RunnerSettings::from_config(&cfg), ctx, hooks.token_counter.clone()));
 
     let stop = runner.stop_flag();
@@ -276,15 +298,67 @@ async fn execute(
         }
     });
 
+    // Teacher-forced fidelity first, so the replays never share the cores with a measured request.
+    let forced = if cfg.fidelity.teacher_forced {
+        teacher_forced_pass(&*fidelity_backend, &jobs, &runner.stop_flag()).await
+    } else {
+        None
+    };
+    let output_baseline = cfg.fidelity.output.then(|| baseline_policy(&cfg.policies).map(str::to_string)).flatten();
+    let join = (forced.is_some() || output_baseline.is_some())
+        .then(|| FidelityJoin::new(forced.unwrap_or_default(), output_baseline));
+    let forced_handle = join.as_ref().map(FidelityJoin::forced_handle);
     runner.warmup(&jobs).await;
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let seen = cfg.until_ci.as_ref().map(|_| Arc::new(std::sync::Mutex::new(Vec::new())));
     let collector = Collector {
         scorer: hooks.scorer.clone(),
+        fidelity: join,
         sink: Box::new(StoreSink(Some(writer))),
         progress: Progress::new(mode, planned as u64),
+        seen: seen.clone(),
     }
     .spawn(rx)?;
-    let timing = runner.run(jobs.into(), tx).await;
+    let mut sent = jobs.len();
+    let mut timing = runner.run(jobs.into(), tx.clone()).await;
+    if let (Some(until), Some(seen)) = (&cfg.until_ci, &seen) {
+        let mut taken: BTreeMap<String, usize> = BTreeMap::new();
+        for (s, pool) in cfg.suites.iter().zip(&pools) {
+            taken.insert(s.name.clone(), s.samples.unwrap_or(pool.len()).min(pool.len()));
+        }
+        let pool_sizes: BTreeMap<String, usize> = cfg.suites.iter().zip(&pools).map(|(s, p)| (s.name.clone(), p.len())).collect();
+        for round in 2.. {
+            if runner.stop_flag().load(Ordering::Relaxed) || !wait_for_records(seen, sent, &tx).await {
+                break;
+            }
+            let records = seen.lock().map(|v| v.clone()).unwrap_or_default();
+            let widths = crate::rounds::widths(&records, until.metric.as_deref());
+            let next = crate::rounds::next_sizes(&widths, until.width.0, &taken, &pool_sizes);
+            eprint!("after round {}:\n{}", round - 1, crate::rounds::describe(&widths, until.width.0));
+            if next.is_empty() {
+                break;
+            }
+            let mut new_items = Vec::new();
+            for (s, pool) in cfg.suites.iter().zip(&pools) {
+                let from = taken[&s.name];
+                let to = next.get(&s.name).copied().unwrap_or(from);
+                new_items.push(pool[from..to].to_vec());
+                taken.insert(s.name.clone(), to);
+            }
+            eprintln!("round {round}: samples per suite now {next:?} (target CI half-width {})", until.width.0);
+            let plan = build_plan(&cfg.policies, new_items, cfg.seed.wrapping_add(round), &BTreeSet::new())?;
+            let jobs = make_jobs(&plan.entries, &cfg.generation, &info.model);
+            if let (Some(handle), true) = (&forced_handle, cfg.fidelity.teacher_forced) {
+                if let Some(more) = teacher_forced_pass(&*fidelity_backend, &jobs, &runner.stop_flag()).await {
+                    handle.lock().map(|mut m| m.extend(more)).ok();
+                }
+            }
+            sent += jobs.len();
+            let t = runner.run(jobs.into(), tx.clone()).await;
+            timing.wall += t.wall;
+        }
+    }
+    drop(tx);
     let collected = tokio::task::spawn_blocking(move || collector.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the collector thread panicked"))??;
@@ -296,6 +370,20 @@ async fn execute(
         return Ok(130);
     }
     Ok(0)
+}
+
+/// Waits until the collector has stored `n` records (a round's records are all scored before its widths are
+/// computed). False when the collector stopped first (a store failure).
+async fn wait_for_records(seen: &std::sync::Mutex<Vec<Record>>, n: usize, tx: &tokio::sync::mpsc::Sender<Record>) -> bool {
+    loop {
+        if seen.lock().map(|v| v.len() >= n).unwrap_or(false) {
+            return true;
+        }
+        if tx.is_closed() {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Part-file flushing: `TTC_FLUSH_RECORDS=N` writes a part every N records (default 64, or every 5 s); a smaller N

@@ -162,6 +162,7 @@ mod tests {
             metrics: Default::default(),
             extra_metrics: Default::default(),
             policy_stats: Default::default(),
+            fidelity: Default::default(),
         }
     }
 

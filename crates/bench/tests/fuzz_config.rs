@@ -200,6 +200,8 @@ fn run_file() -> impl Strategy<Value = RunFile> {
             generation,
             scoring,
             kpis,
+            fidelity: Default::default(),
+            until_ci: None,
         })
 }
 

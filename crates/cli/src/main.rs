@@ -29,7 +29,7 @@ enum Command {
     /// Generate text with the embedded engine, streaming it to stdout.
     Generate(cmd_generate::GenerateArgs),
     /// Run a benchmark: suites x policies through a backend, stored in Parquet, summarised at the end.
-    Run(cmd_run::CliRunArgs),
+    Run(Box<cmd_run::CliRunArgs>),
     /// List the policies of a policies file with their parameters.
     Policies(cmd_policies::PoliciesArgs),
     /// List the evaluation suites, their tasks and item counts.
@@ -63,7 +63,7 @@ fn main() -> ExitCode {
         Command::Tokenize(a) => cmd_generate::tokenize(a),
         Command::Generate(a) => cmd_generate::generate(a),
         Command::Bench(c) => cmd_bench::run(c),
-        Command::Run(a) => cmd_run::run(a),
+        Command::Run(a) => cmd_run::run(*a),
         Command::Serve(a) => ttc_server::run(a),
         Command::Dashboard(a) => ttc_dashboard::run(a),
         Command::Policies(a) => cmd_policies::run(a),

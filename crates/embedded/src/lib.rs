@@ -34,7 +34,7 @@ use ttc_engine::policy::{Algorithm, BatchingParams};
 use ttc_engine::scheduler::{ChooseFn, EventSink, Scheduler, StreamItem};
 use ttc_engine::{Cancel, Engine, EngineError, Policy};
 use ttc_sampling::{Pruning, SamplerConfig};
-use ttc_types::{GenEvent, PolicyStats};
+use ttc_types::{Fidelity, GenEvent, PolicyStats};
 
 struct Job {
     messages: Vec<ttc_engine::ChatMessage>,
@@ -44,6 +44,9 @@ struct Job {
     events: EventSender,
     stats: tokio::sync::oneshot::Sender<PolicyStats>,
 }
+
+/// (prompt token ids, max_tokens): what a greedy trajectory depends on.
+type PromptKey = (Vec<u32>, usize);
 
 pub struct EmbeddedBackend {
     engine: Arc<Engine>,
@@ -55,6 +58,12 @@ pub struct EmbeddedBackend {
     checked: Mutex<HashSet<String>>,
     /// One scheduler per batching policy, started on first use.
     schedulers: Mutex<HashMap<String, Arc<Scheduler>>>,
+    /// The full model's greedy trajectory per (prompt, max_tokens): computed once per sample, replayed by every
+    /// policy's fidelity pass.
+    trajectories: Arc<Mutex<HashMap<PromptKey, Arc<Vec<u32>>>>>,
+    /// Fidelity of the plain greedy loop per (prompt, max_tokens): baseline and batching policies replay exactly
+    /// that loop with the same chooser, so one replay serves all of them.
+    plain_fidelity: Arc<Mutex<HashMap<(PromptKey, String), Fidelity>>>,
 }
 
 impl EmbeddedBackend {
@@ -80,6 +89,8 @@ impl EmbeddedBackend {
             faults,
             checked: Mutex::new(HashSet::new()),
             schedulers: Mutex::new(HashMap::new()),
+            trajectories: Arc::default(),
+            plain_fidelity: Arc::default(),
         }
     }
 
@@ -122,6 +133,48 @@ impl EmbeddedBackend {
         let s = Arc::new(Scheduler::new(self.engine.clone(), config).map_err(engine_error)?);
         map.insert(policy.name.clone(), s.clone());
         Ok(s)
+    }
+
+    /// See [`Backend::fidelity`]. Runs on a blocking thread beside the (idle) engine worker: the runner calls it
+    /// before the measured requests, never during them.
+    async fn teacher_forced(&self, request: &GenRequest) -> Result<Fidelity, BackendError> {
+        let policy = self.policy(&request.policy)?;
+        let engine = self.engine.clone();
+        let messages = engine_messages(&request.messages);
+        let sampling = sampling_from_request(request);
+        let max_tokens = request.max_tokens as usize;
+        let cache = self.trajectories.clone();
+        // Keyed by the sampler too: a policy's `remote.temperature` changes the run's sampler for it.
+        let plain_key = format!("{sampling:?}");
+        let plain = matches!(policy.algorithm, Algorithm::Baseline | Algorithm::Batching(_))
+            .then(|| self.plain_fidelity.clone());
+        let work = move || -> Result<Fidelity, EngineError> {
+            let prompt = engine.prompt_tokens(&messages)?;
+            let req = ttc_engine::GenRequest { prompt, max_tokens, stop: Vec::new(), ..Default::default() };
+            let key = (req.prompt.clone(), max_tokens);
+            let done_key = (key.clone(), plain_key);
+            if let Some(done) = plain.as_ref().and_then(|p| relock(p).get(&done_key).cloned()) {
+                return Ok(done);
+            }
+            let known = relock(&cache).get(&key).cloned();
+            let trajectory = match known {
+                Some(t) => t,
+                None => {
+                    let t = Arc::new(engine.greedy_trajectory(&req)?);
+                    relock(&cache).insert(key, t.clone());
+                    t
+                }
+            };
+            let f = engine.fidelity(&req, &policy, sampling, &trajectory)?;
+            if let Some(p) = &plain {
+                relock(p).insert(done_key, f.clone());
+            }
+            Ok(f)
+        };
+        match tokio::task::spawn_blocking(work).await {
+            Ok(r) => r.map_err(engine_error),
+            Err(e) => Err(BackendError::Engine(format!("the fidelity pass failed: {e}"))),
+        }
     }
 
     /// A batching policy's request: submitted to its scheduler, streamed back through a [`BatchSink`].
@@ -291,6 +344,10 @@ impl Backend for EmbeddedBackend {
     /// that wait is what the policy measures).
     fn max_concurrency(&self, policy: &Policy) -> Option<usize> {
         (!policy.algorithm.is_batching()).then_some(1)
+    }
+
+    async fn fidelity(&self, request: &GenRequest) -> Option<Result<Fidelity, BackendError>> {
+        Some(self.teacher_forced(request).await)
     }
 
     async fn generate(&self, request: &GenRequest) -> Result<Generation, BackendError> {

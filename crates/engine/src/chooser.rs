@@ -9,6 +9,8 @@ use ttc_types::PolicyStats;
 pub enum Chooser {
     Greedy,
     Sample(Box<Sampler>),
+    /// A policy's chooser replayed along the baseline's trajectory, scoring each step (`crate::fidelity`).
+    Forced(Box<crate::fidelity::Forced>),
 }
 
 impl Chooser {
@@ -26,6 +28,7 @@ impl Chooser {
         match self {
             Chooser::Greedy => Ok(argmax(logits)),
             Chooser::Sample(s) => s.sample(logits).map_err(|e| EngineError::InvalidRequest(e.to_string())),
+            Chooser::Forced(f) => f.step(logits),
         }
     }
 
@@ -66,6 +69,7 @@ impl Chooser {
                 let q = vec![DraftDist::OneHot; draft.len()];
                 verify_stochastic(draft, &q, &p, s.rng_mut()).map_err(err)
             }
+            Chooser::Forced(f) => f.verify(draft, rows),
         }
     }
 

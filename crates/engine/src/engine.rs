@@ -335,7 +335,8 @@ impl Engine {
         on_event: &mut dyn FnMut(GenEvent) -> bool,
     ) -> Result<(GenOutput, ttc_types::PolicyStats)> {
         self.check_policy(policy)?;
-        match self.run_policy(req, policy, sampling, on_event) {
+        let mut chooser = self.policy_chooser(policy, sampling)?;
+        match self.run_policy(req, policy, &mut chooser, on_event) {
             // Cancelled before its first token (during the prefill): close the stream like a cancelled decode.
             Err(EngineError::Cancelled) => {
                 let now = Instant::now();
@@ -356,24 +357,34 @@ impl Engine {
         }
     }
 
-    fn run_policy(
+    /// The chooser a policy decodes with: its own sampler (pruning policies), else the run's (None = greedy).
+    pub(crate) fn policy_chooser(
+        &self,
+        policy: &crate::policy::Policy,
+        sampling: Option<ttc_sampling::SamplerConfig>,
+    ) -> Result<crate::chooser::Chooser> {
+        let seed = sampling.as_ref().map(|s| s.seed).unwrap_or(0);
+        crate::chooser::Chooser::new(policy.algorithm.sampler_config(seed).or(sampling))
+    }
+
+    /// Runs the policy's decoding strategy with `chooser` picking every token (the fidelity replay passes a
+    /// forced one, `crate::fidelity`).
+    pub(crate) fn run_policy(
         &self,
         req: &GenRequest,
         policy: &crate::policy::Policy,
-        sampling: Option<ttc_sampling::SamplerConfig>,
+        chooser: &mut crate::chooser::Chooser,
         on_event: &mut dyn FnMut(GenEvent) -> bool,
     ) -> Result<(GenOutput, ttc_types::PolicyStats)> {
         use crate::policy::Algorithm;
-        let seed = sampling.as_ref().map(|s| s.seed).unwrap_or(0);
-        let mut chooser = crate::chooser::Chooser::new(policy.algorithm.sampler_config(seed).or(sampling))?;
         match &policy.algorithm {
-            Algorithm::SpeculativeNgram(p) => crate::speculative::generate_ngram(self, req, p, &mut chooser, on_event),
+            Algorithm::SpeculativeNgram(p) => crate::speculative::generate_ngram(self, req, p, chooser, on_event),
             Algorithm::SpeculativeSelf(p) => {
-                crate::speculative::generate_self_speculative(self, req, p, &mut chooser, on_event)
+                crate::speculative::generate_self_speculative(self, req, p, chooser, on_event)
             }
-            Algorithm::EarlyExitFixed(p) => crate::early_exit::generate_fixed_exit(self, req, p, &mut chooser, on_event),
+            Algorithm::EarlyExitFixed(p) => crate::early_exit::generate_fixed_exit(self, req, p, chooser, on_event),
             Algorithm::EarlyExitConfidence(p) => {
-                crate::early_exit::generate_confidence_exit(self, req, p, &mut chooser, on_event)
+                crate::early_exit::generate_confidence_exit(self, req, p, chooser, on_event)
             }
             Algorithm::KvShrink(p) => {
                 let (out, mut stats) = chooser

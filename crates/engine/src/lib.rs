@@ -9,6 +9,7 @@ pub mod chat;
 pub mod chooser;
 pub mod early_exit;
 pub mod engine;
+pub mod fidelity;
 pub mod error;
 pub mod gguf;
 pub mod kv;

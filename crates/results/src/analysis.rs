@@ -227,6 +227,15 @@ pub fn error_rate(records: &[&Record]) -> f64 {
     records.iter().filter(|r| r.status == RecordStatus::Error).count() as f64 / records.len() as f64
 }
 
+/// A record's value of a quality metric, `extra.<name>` scorer output or `fidelity_*` column, by name.
+pub fn metric_value(r: &Record, name: &str) -> Option<f64> {
+    let v = match name.strip_prefix("extra.") {
+        Some(e) => r.extra_metrics.get(e).copied(),
+        None => r.metrics.get(name).or_else(|| r.extra_metrics.get(name)).copied().or_else(|| r.fidelity.get(name)),
+    };
+    v.filter(|x| !x.is_nan())
+}
+
 /// Whether a record's answer counts as correct for quality-aware goodput.
 pub fn is_correct(r: &Record, metric: Option<&str>, min: f64) -> bool {
     metric.and_then(|m| r.metrics.get(m).or_else(|| r.extra_metrics.get(m))).is_some_and(|v| *v >= min)
@@ -275,6 +284,9 @@ fn quality_estimates(records: &[&Record], label: &str, cfg: &BootstrapConfig) ->
         }
         for (k, v) in r.extra_metrics.iter().filter(|(_, v)| !v.is_nan()) {
             by_extra.entry(k).or_default().push(*v);
+        }
+        for (k, v) in r.fidelity.values() {
+            by_metric.entry(k).or_default().push(v);
         }
     }
     let named = by_metric.into_iter().map(|(k, v)| (k.to_string(), v));

@@ -17,7 +17,7 @@ use arrow_buffer::{NullBuffer, OffsetBuffer};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
-use ttc_types::{PolicyStats, Record, RecordStatus, TokenCountSource, QUALITY_METRICS};
+use ttc_types::{Fidelity, PolicyStats, Record, RecordStatus, TokenCountSource, QUALITY_METRICS};
 
 /// Prefix of the quality metric columns.
 pub const METRIC_PREFIX: &str = "metric_";
@@ -103,6 +103,40 @@ ps_fields!(
 /// Names of the numeric policy-internals fields (without the `ps_` prefix), in column order.
 pub fn policy_stat_fields() -> impl Iterator<Item = &'static str> {
     PS_U64.iter().chain(PS_F64.iter()).copied()
+}
+
+/// `fidelity_*` columns (docs/metrics.md "Fidelity"); all nullable, absent in stores written before them. The
+/// decoder builds `Fidelity` with every field named, so a new field fails to compile until it has a column.
+fn encode_fidelity(c: &mut Cols, rs: &[Record]) {
+    c.opt_u32("fidelity_steps", rs, |r| r.fidelity.steps);
+    c.opt_f64("fidelity_top1", rs, |r| r.fidelity.top1);
+    c.opt_f64("fidelity_kl", rs, |r| r.fidelity.kl);
+    c.opt_f64("fidelity_top5", rs, |r| r.fidelity.top5);
+    c.opt_u32("fidelity_first_divergence", rs, |r| r.fidelity.first_divergence);
+    c.opt_f64("fidelity_pruned_mass", rs, |r| r.fidelity.pruned_mass);
+    c.opt_f64("fidelity_rouge_l", rs, |r| r.fidelity.rouge_l);
+    c.opt_f64("fidelity_exact_match", rs, |r| r.fidelity.exact_match);
+}
+
+fn fidelity_decoder<'a>(b: &BatchReader<'a>) -> Result<impl Fn(usize) -> Fidelity + 'a> {
+    let steps = b.prim::<UInt32Type>("fidelity_steps", false)?;
+    let top1 = b.prim::<Float64Type>("fidelity_top1", false)?;
+    let kl = b.prim::<Float64Type>("fidelity_kl", false)?;
+    let top5 = b.prim::<Float64Type>("fidelity_top5", false)?;
+    let first_divergence = b.prim::<UInt32Type>("fidelity_first_divergence", false)?;
+    let pruned_mass = b.prim::<Float64Type>("fidelity_pruned_mass", false)?;
+    let rouge_l = b.prim::<Float64Type>("fidelity_rouge_l", false)?;
+    let exact_match = b.prim::<Float64Type>("fidelity_exact_match", false)?;
+    Ok(move |i| Fidelity {
+        steps: steps.opt(i),
+        top1: top1.opt(i),
+        kl: kl.opt(i),
+        top5: top5.opt(i),
+        first_divergence: first_divergence.opt(i),
+        pruned_mass: pruned_mass.opt(i),
+        rouge_l: rouge_l.opt(i),
+        exact_match: exact_match.opt(i),
+    })
 }
 
 fn status_label(s: RecordStatus) -> &'static str {
@@ -240,6 +274,7 @@ pub fn encode(rs: &[Record]) -> Result<RecordBatch> {
     let extra: Vec<String> = rs.iter().map(|r| extra_metrics_json(r, |k| !known.contains(k))).collect();
     c.add("extra_metrics_json", false, StringArray::from_iter_values(extra));
     encode_policy_stats(&mut c, rs)?;
+    encode_fidelity(&mut c, rs);
 
     let fields: Vec<Field> =
         c.0.iter().map(|(n, nullable, a)| Field::new(n.as_str(), a.data_type().clone(), *nullable)).collect();
@@ -418,6 +453,7 @@ pub fn decode(batch: &RecordBatch, file: &Path, run_id: &str) -> Result<Vec<Reco
         metric_cols.push((*name, arr));
     }
     let policy_stats = policy_stats_decoder(&b)?;
+    let fidelity = fidelity_decoder(&b)?;
 
     let mut out = Vec::with_capacity(batch.num_rows());
     for i in 0..batch.num_rows() {
@@ -475,6 +511,7 @@ pub fn decode(batch: &RecordBatch, file: &Path, run_id: &str) -> Result<Vec<Reco
             metrics,
             extra_metrics,
             policy_stats: policy_stats(i)?,
+            fidelity: fidelity(i),
         });
     }
     Ok(out)

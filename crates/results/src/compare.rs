@@ -149,7 +149,13 @@ pub fn compare(
 
     let quality_names: BTreeSet<String> = pairs
         .iter()
-        .flat_map(|(ra, _)| ra.metrics.keys().cloned().chain(ra.extra_metrics.keys().map(|k| format!("extra.{k}"))))
+        .flat_map(|(ra, _)| {
+            ra.metrics
+                .keys()
+                .cloned()
+                .chain(ra.extra_metrics.keys().map(|k| format!("extra.{k}")))
+                .chain(ra.fidelity.values().into_iter().map(|(k, _)| k.to_string()))
+        })
         .collect();
     let mut quality = Vec::new();
     let mut exact_match = Vec::new();

@@ -36,6 +36,8 @@ pub enum RecordField {
     PolicyStat(&'static str),
     /// A scorer output outside `QUALITY_METRICS` (`extra.<name>`).
     Extra(String),
+    /// A `fidelity_*` column (`ttc_types::FIDELITY_METRICS`).
+    Fidelity(&'static str),
 }
 
 const TIMING_FIELDS: &[(&str, RecordField)] = &[
@@ -69,6 +71,9 @@ impl RecordField {
         if let Some(m) = QUALITY_METRICS.iter().find(|m| **m == q) {
             return Ok(RecordField::Quality(m.to_string()));
         }
+        if let Some((f, _)) = ttc_types::FIDELITY_METRICS.iter().find(|(f, _)| *f == alias) {
+            return Ok(RecordField::Fidelity(f));
+        }
         let p = alias.strip_prefix(crate::columns::PS_PREFIX).unwrap_or(alias);
         if let Some(f) = policy_stat_fields().find(|f| *f == p) {
             return Ok(RecordField::PolicyStat(f));
@@ -80,7 +85,8 @@ impl RecordField {
         }
         bail!(
             "unknown metric `{name}` (use a timing field like ttft_s/e2e_s/tpot_s/throughput_tok_s, a quality metric \
-             like rouge_l, a policy internal like acceptance_rate, extra.<name>, or a group metric: {})",
+             like rouge_l, a fidelity metric like fidelity_top1, a policy internal like acceptance_rate, extra.<name>, or a \
+             group metric: {})",
             GroupMetric::NAMES.join(", ")
         )
     }
@@ -90,6 +96,7 @@ impl RecordField {
             RecordField::Quality(m) => m.clone(),
             RecordField::PolicyStat(f) => f.to_string(),
             RecordField::Extra(e) => format!("extra.{e}"),
+            RecordField::Fidelity(f) => f.to_string(),
             other => TIMING_FIELDS.iter().find(|(_, f)| f == other).map_or("?", |(n, _)| n).to_string(),
         }
     }
@@ -99,6 +106,7 @@ impl RecordField {
             RecordField::ThroughputTokS => Direction::HigherIsBetter,
             RecordField::Quality(m) => ttc_types::quality_direction(m).unwrap_or(Direction::HigherIsBetter),
             RecordField::Extra(_) => Direction::HigherIsBetter,
+            RecordField::Fidelity(f) => ttc_types::fidelity_direction(f).unwrap_or(Direction::HigherIsBetter),
             RecordField::PolicyStat(
                 "acceptance_rate" | "mean_accepted_per_step" | "layers_skipped_share" | "accepted_tokens",
             ) => Direction::HigherIsBetter,
@@ -107,7 +115,7 @@ impl RecordField {
     }
 
     pub fn is_quality(&self) -> bool {
-        matches!(self, RecordField::Quality(_) | RecordField::Extra(_))
+        matches!(self, RecordField::Quality(_) | RecordField::Extra(_) | RecordField::Fidelity(_))
     }
 
     /// The value of one record. Timings and tokens are only meaningful for successful requests, so errored
@@ -131,6 +139,7 @@ impl RecordField {
                 r.policy_stats.numeric_fields().into_iter().find(|(n, _)| n == f).map(|(_, v)| v)
             }
             RecordField::Extra(e) => r.extra_metrics.get(e).copied(),
+            RecordField::Fidelity(f) => r.fidelity.get(f),
         };
         v.filter(|x| !x.is_nan())
     }

@@ -98,6 +98,8 @@ pub fn build(run: &LoadedRun, opts: &ReportOptions) -> Report {
     settings(&ctx, &mut blocks);
     results_table(&ctx, &mut blocks);
     findings(&ctx, &mut blocks);
+    fidelity_table(&ctx, &mut blocks);
+    sample_size(&ctx, &mut blocks);
     tradeoffs(&ctx, &mut blocks);
     kpi_status(&ctx, &mut blocks);
     recommendations(&ctx, &mut blocks);
@@ -308,6 +310,40 @@ struct VsBaseline {
     /// Paired bootstrap of the p95 E2E difference (policy - baseline).
     p95: Option<compare::MetricDiff>,
     quality: Option<compare::MetricDiff>,
+    /// Paired differences of the fidelity metrics that decide when the task metric cannot (`fidelity_*`).
+    fidelity: Vec<compare::MetricDiff>,
+}
+
+/// Fidelity metrics in the order they decide a verdict: teacher-forced agreement and divergence first (they
+/// measure the policy's own computation), then output-level similarity to the baseline's text.
+const FIDELITY_EVIDENCE: &[&str] = &["fidelity_top1", "fidelity_kl", "fidelity_rouge_l", "fidelity_exact_match"];
+
+/// The quality verdict of a policy against the baseline and the evidence that decided it: the task metric when
+/// its paired difference is significant; else (task-metric CIs overlapping) the first fidelity metric whose
+/// paired difference is; else no significant difference on either.
+fn quality_verdict(v: &VsBaseline) -> (Verdict, String) {
+    let task = v.quality.as_ref();
+    if let Some(d) = task.filter(|d| d.verdict != Verdict::NoSignificantDifference) {
+        return (d.verdict, format!("task metric ({})", d.metric.trim_start_matches("mean ")));
+    }
+    for name in FIDELITY_EVIDENCE {
+        let Some(d) = v.fidelity.iter().find(|d| d.metric == format!("mean {name}")) else { continue };
+        if d.verdict != Verdict::NoSignificantDifference {
+            let why = if task.is_some() { "task metric not significant" } else { "no task metric" };
+            return (d.verdict, format!("{name} {:+.3} ({why})", d.diff.value));
+        }
+    }
+    let measured: Vec<&str> = FIDELITY_EVIDENCE
+        .iter()
+        .copied()
+        .filter(|n| v.fidelity.iter().any(|d| d.metric == format!("mean {n}")))
+        .collect();
+    let evidence = match (task.is_some(), measured.is_empty()) {
+        (true, true) => "task metric".to_string(),
+        (_, false) => format!("task metric and {}", measured.join(", ")),
+        (false, true) => "-".to_string(),
+    };
+    (Verdict::NoSignificantDifference, evidence)
 }
 
 /// `(-23.1%, significant)` style note for a paired latency difference.
@@ -331,12 +367,14 @@ fn vs_baseline(c: &Ctx, suite: &str) -> Vec<VsBaseline> {
             .primary_metric
             .as_ref()
             .and_then(|m| cmp.quality.iter().find(|d| d.metric == format!("mean {m}")).cloned());
+        let fidelity = cmp.quality.iter().filter(|d| d.metric.starts_with("mean fidelity_")).cloned().collect();
         out.push(VsBaseline {
             policy: g.policy.clone(),
             p95_rel: rel(bg.e2e_s.p95, g.e2e_s.p95),
             tput_rel: rel(bg.output_tok_s, g.output_tok_s),
             p95: cmp.performance.iter().find(|d| d.metric == "p95 e2e_s").cloned(),
             quality,
+            fidelity,
         });
     }
     out
@@ -354,24 +392,34 @@ fn findings(c: &Ctx, b: &mut Vec<Block>) {
             let mut rows = Vec::new();
             for suite in &c.suites {
                 for v in vs_baseline(c, suite) {
-                    let (dq, verdict) = match &v.quality {
-                        Some(d) => (
-                            format!("{:+.3} [{:+.3}, {:+.3}]", d.diff.value, d.diff.lo, d.diff.hi),
-                            d.verdict.label().to_string(),
-                        ),
-                        None => ("-".into(), "-".into()),
+                    let dq = match &v.quality {
+                        Some(d) => format!("{:+.3} [{:+.3}, {:+.3}]", d.diff.value, d.diff.lo, d.diff.hi),
+                        None => "-".into(),
                     };
+                    let (verdict, evidence) = quality_verdict(&v);
+                    let verdict = if evidence == "-" { "-".to_string() } else { verdict.label().to_string() };
                     let p95 = v.p95.as_ref().map_or("-".into(), |d| d.verdict.label().to_string());
-                    rows.push(vec![v.policy.clone(), suite.clone(), signed_pct(v.p95_rel), p95, signed_pct(v.tput_rel), dq, verdict]);
+                    rows.push(vec![
+                        v.policy.clone(),
+                        suite.clone(),
+                        signed_pct(v.p95_rel),
+                        p95,
+                        signed_pct(v.tput_rel),
+                        dq,
+                        verdict,
+                        evidence,
+                    ]);
                 }
             }
             b.push(Block::Para(format!(
                 "Cost of each policy relative to the baseline `{base}` on the same samples (paired bootstrap: p95 E2E \
                  verdict from the CI of the p95 difference, quality from the CI of the difference in the suite's \
-                 primary metric; negative latency change = faster)."
+                 primary metric; negative latency change = faster). When that quality CI includes zero, the verdict \
+                 falls to the policy's fidelity (teacher-forced top-1 agreement, then KL, then ROUGE-L and exact \
+                 match against the baseline's output), and `decided by` names the evidence."
             )));
             b.push(Block::Table {
-                header: ["policy", "suite", "p95 E2E change", "p95 verdict", "throughput change", "quality diff [95% CI]", "quality verdict"]
+                header: ["policy", "suite", "p95 E2E change", "p95 verdict", "throughput change", "quality diff [95% CI]", "quality verdict", "decided by"]
                     .map(String::from)
                     .to_vec(),
                 rows,
@@ -407,6 +455,86 @@ fn findings(c: &Ctx, b: &mut Vec<Block>) {
     if !bullets.is_empty() {
         b.push(Block::Bullets(bullets));
     }
+}
+
+/// Fidelity per policy x suite with 95% CIs (docs/metrics.md "Fidelity"); left out when no record has any.
+fn fidelity_table(c: &Ctx, b: &mut Vec<Block>) {
+    let cols = ["fidelity_top1", "fidelity_kl", "fidelity_top5", "fidelity_first_divergence", "fidelity_pruned_mass", "fidelity_rouge_l", "fidelity_exact_match"];
+    let mut rows = Vec::new();
+    for suite in &c.suites {
+        for g in c.groups_of(suite) {
+            if !cols.iter().any(|m| g.quality.contains_key(*m)) {
+                continue;
+            }
+            let mut row = vec![g.policy.clone(), suite.clone()];
+            row.extend(cols.iter().map(|m| g.quality.get(*m).map_or("-".into(), |e| estimate(e, 3))));
+            rows.push(row);
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    b.push(Block::Heading(2, "Fidelity to the full model".into()));
+    b.push(Block::Para(
+        "Each policy replayed along the baseline's greedy trajectory for the same prompt (embedded engine): top-1 = \
+         probability its decision rule picks the baseline's token, KL(full ‖ policy) in nats per token over its \
+         candidate set, top-5 overlap, first divergence (token index), full-model mass it pruned; then ROUGE-L and \
+         exact match of its output against the baseline policy's output. Means over requests with 95% bootstrap CIs."
+            .into(),
+    ));
+    let mut header = vec!["policy".to_string(), "suite".to_string()];
+    header.extend(["top-1 agreement", "KL (nats)", "top-5 overlap", "first divergence", "pruned mass", "ROUGE-L vs baseline", "exact vs baseline"].map(String::from));
+    b.push(Block::Table { header, rows });
+}
+
+/// Achieved CI half-widths and the smallest paired difference the run could detect: with n pairs whose
+/// differences have standard deviation s, a true difference below (z₀.₉₇₅ + z₀.₈)·s/√n ≈ 2.8·s/√n is detected less
+/// than 80% of the time (the usual minimum detectable effect at α = 0.05, power 0.8).
+fn sample_size(c: &Ctx, b: &mut Vec<Block>) {
+    let target = c.run.manifest.as_ref().and_then(|m| m.meta.extra.get("until_ci")).filter(|u| !u.is_null());
+    let watched = target.and_then(|u| u.get("metric")).and_then(|m| m.as_str()).map(str::to_string);
+    let mut rows = Vec::new();
+    for suite in &c.suites {
+        let gs = c.groups_of(suite);
+        let Some(metric) = watched.clone().or_else(|| gs.iter().find_map(|g| g.primary_metric.clone())) else { continue };
+        let base = c.baseline.as_ref().map(|p| c.records_of(p, suite)).unwrap_or_default();
+        for g in gs {
+            let Some(e) = g.quality.get(&metric) else { continue };
+            let mde = (!base.is_empty() && Some(&g.policy) != c.baseline.as_ref())
+                .then(|| min_detectable(&base, &c.records_of(&g.policy, suite), &metric))
+                .flatten();
+            rows.push(vec![g.policy.clone(), suite.clone(), metric.clone(), e.n.to_string(), num(Some((e.hi - e.lo) / 2.0), 4), num(mde, 4)]);
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    b.push(Block::Heading(2, "Sample size".into()));
+    let goal = match target.and_then(|u| u.get("width")).and_then(|w| w.as_f64()) {
+        Some(w) => format!(" The run added samples in rounds until every half-width was at most {w} (or the suite ran out)."),
+        None => String::new(),
+    };
+    b.push(Block::Para(format!(
+        "Achieved 95% CI half-width of each policy's metric, and the smallest difference from the baseline that the \
+         paired samples could detect (80% power, α = 0.05: 2.8 × sd of the paired differences / √pairs).{goal}"
+    )));
+    b.push(Block::Table {
+        header: ["policy", "suite", "metric", "n", "CI half-width", "detectable paired diff"].map(String::from).to_vec(),
+        rows,
+    });
+}
+
+/// 80%-power minimum detectable paired difference of `metric` between two policies' records on common samples.
+fn min_detectable(a: &[Record], b: &[Record], metric: &str) -> Option<f64> {
+    let by: BTreeMap<(&str, &str), f64> =
+        a.iter().filter_map(|r| Some(((r.suite.as_str(), r.sample_id.as_str()), analysis::metric_value(r, metric)?))).collect();
+    let diffs: Vec<f64> = b
+        .iter()
+        .filter_map(|r| Some(analysis::metric_value(r, metric)? - by.get(&(r.suite.as_str(), r.sample_id.as_str()))?))
+        .collect();
+    let sd = crate::stats::std_dev(&diffs)?;
+    let z = crate::stats::normal_quantile(0.975) + crate::stats::normal_quantile(0.8);
+    Some(z * sd / (diffs.len() as f64).sqrt())
 }
 
 fn tradeoffs(c: &Ctx, b: &mut Vec<Block>) {

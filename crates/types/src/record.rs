@@ -1,6 +1,6 @@
 //! One row of the results store: one request (its final attempt) under one policy on one sample.
 
-use crate::PolicyStats;
+use crate::{Fidelity, PolicyStats};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -89,6 +89,9 @@ pub struct Record {
     pub metrics: BTreeMap<String, f64>,
     pub extra_metrics: BTreeMap<String, f64>,
     pub policy_stats: PolicyStats,
+    /// Fidelity to the full model and to the baseline's output (columns `fidelity_*`).
+    #[serde(default)]
+    pub fidelity: Fidelity,
 }
 
 impl Record {

@@ -24,7 +24,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use ttc_types::{GenEvent, PolicyStats};
+use ttc_types::{Fidelity, GenEvent, PolicyStats};
 
 use crate::config::Policy;
 
@@ -171,6 +171,13 @@ pub trait Backend: Send + Sync {
     /// Requests of `policy` this backend serves at the same time, if limited (an engine with N slots). The runner
     /// caps its concurrency to it, so requests do not sit in the backend's queue while their timeout runs.
     fn max_concurrency(&self, _policy: &Policy) -> Option<usize> {
+        None
+    }
+
+    /// Teacher-forced fidelity of the request's policy to the full model (docs/metrics.md "Fidelity"), for a
+    /// backend that runs the model itself; None when it cannot (HTTP backends). Called outside any measured
+    /// request, so it may take the engine for as long as it needs.
+    async fn fidelity(&self, _request: &GenRequest) -> Option<Result<Fidelity, BackendError>> {
         None
     }
 }

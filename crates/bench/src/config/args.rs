@@ -1,7 +1,7 @@
 //! `ttc run` flags. Each flag overrides the matching key of the run file (docs/config.md).
 
 use super::file::{Arrival, BackendKind, NonNegativeF64, NonZero, PositiveF64, RunFile, SuiteConfig};
-use super::ConfigError;
+use super::{ConfigError, UntilCiConfig};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -88,6 +88,29 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Fidelity measurements (docs/metrics.md "Fidelity"): `all` = teacher-forced (embedded engine) and
+    /// output-level against the baseline policy; `output` = output-level only; `off`.
+    #[arg(long, value_enum, value_name = "WHICH")]
+    pub fidelity: Option<FidelityMode>,
+    /// Add samples in rounds until every policy x suite's 95% CI half-width of the metric is at most W.
+    #[arg(long, value_name = "W")]
+    pub until_ci_width: Option<f64>,
+    /// The metric `--until-ci-width` watches (a quality or `fidelity_*` metric); default: the primary one.
+    #[arg(long, value_name = "METRIC")]
+    pub ci_metric: Option<String>,
+    /// Most samples per suite that `--until-ci-width` may draw (default: the whole suite).
+    #[arg(long, value_name = "N")]
+    pub max_samples: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FidelityMode {
+    /// Teacher-forced (embedded engine) and output-level fidelity.
+    All,
+    /// Only ROUGE-L / exact match against the baseline policy's prediction.
+    Output,
+    /// No fidelity columns.
+    Off,
 }
 
 fn flag<T, V: TryInto<T, Error = String>>(name: &str, v: V) -> Result<T, ConfigError> {
@@ -163,6 +186,31 @@ impl RunArgs {
         }
         if let Some(s) = self.seed {
             f.seed = s;
+        }
+        if let Some(m) = self.fidelity {
+            f.fidelity.teacher_forced = m == FidelityMode::All;
+            f.fidelity.output = m != FidelityMode::Off;
+        }
+        if let Some(w) = self.until_ci_width {
+            let width = flag::<PositiveF64, _>("until-ci-width", w)?;
+            let base = f.until_ci.take();
+            f.until_ci = Some(UntilCiConfig {
+                width,
+                metric: base.as_ref().and_then(|b| b.metric.clone()),
+                max_samples: base.and_then(|b| b.max_samples),
+            });
+        }
+        if self.ci_metric.is_some() || self.max_samples.is_some() {
+            let Some(u) = f.until_ci.as_mut() else {
+                let which = if self.ci_metric.is_some() { "--ci-metric" } else { "--max-samples" };
+                return Err(ConfigError(format!("{which}: only meaningful with --until-ci-width W (or `until_ci:` in the run file)")));
+            };
+            if let Some(m) = &self.ci_metric {
+                u.metric = Some(m.clone());
+            }
+            if let Some(n) = self.max_samples {
+                u.max_samples = Some(flag::<NonZero, _>("max-samples", n)?);
+            }
         }
         Ok(())
     }

@@ -26,6 +26,10 @@ pub struct RunFile {
     pub scoring: ScoringConfig,
     /// KPI gates: a path (relative to this file) or inline; evaluated by `ttc check`, stored with the run.
     pub kpis: Option<serde_yaml::Value>,
+    /// Fidelity to the full model and to the baseline's output (docs/metrics.md "Fidelity").
+    pub fidelity: super::FidelityConfig,
+    /// Add samples in rounds until the CIs are this narrow (docs/runner.md "Enough samples").
+    pub until_ci: Option<super::UntilCiConfig>,
 }
 
 /// How finished requests are scored (the eval crate's metric registry).
@@ -71,6 +75,8 @@ impl Default for RunFile {
             generation: GenerationConfig::default(),
             scoring: ScoringConfig::default(),
             kpis: None,
+            fidelity: super::FidelityConfig::default(),
+            until_ci: None,
         }
     }
 }

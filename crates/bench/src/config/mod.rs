@@ -7,12 +7,14 @@
 pub mod args;
 pub mod file;
 pub mod policy;
+pub mod quality;
 
-pub use args::{LogFormat, RunArgs};
+pub use args::{FidelityMode, LogFormat, RunArgs};
 pub use file::EmbedderChoice;
 pub use file::{
     Arrival, BackendConfig, BackendKind, GenerationConfig, LoadConfig, RunFile, ScoringConfig, SuiteConfig,
 };
+pub use quality::{FidelityConfig, UntilCiConfig};
 pub use policy::{Policy, PolicyFile, PolicyList, PolicySource, RemoteParams};
 
 use serde::de::DeserializeOwned;
@@ -71,6 +73,8 @@ pub struct RunConfig {
     pub generation: GenerationConfig,
     pub scoring: ScoringConfig,
     pub kpis: Option<serde_yaml::Value>,
+    pub fidelity: FidelityConfig,
+    pub until_ci: Option<UntilCiConfig>,
 }
 
 impl RunConfig {
@@ -183,6 +187,8 @@ impl RunConfig {
             prefix_cache_mb: b.prefix_cache_mb.filter(|&mb| mb > 0),
             connect_timeout_s: b.connect_timeout_s.0,
         };
+        quality::check_ci_metric(file.until_ci.as_ref(), &file.fidelity, b.kind == BackendKind::Embedded, &policies)
+            .map_err(cfg_err)?;
         let kpis = match file.kpis {
             Some(serde_yaml::Value::String(p)) => {
                 Some(serde_yaml::Value::String(rel(base_dir, Path::new(&p)).display().to_string()))
@@ -201,6 +207,8 @@ impl RunConfig {
             generation: file.generation,
             scoring: file.scoring,
             kpis,
+            fidelity: file.fidelity,
+            until_ci: file.until_ci,
         })
     }
 
