@@ -12,6 +12,7 @@ pub mod error;
 pub mod gguf;
 pub mod kv;
 pub mod kv_shrink;
+pub mod logprobs;
 pub mod model;
 pub mod policy;
 pub mod q8_tiles;

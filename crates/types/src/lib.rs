@@ -5,6 +5,7 @@
 //! store persists records. It has no heavy dependencies so every crate can use it.
 
 pub mod event;
+pub mod logprob;
 pub mod metric;
 pub mod policy_stats;
 pub mod record;
@@ -12,6 +13,7 @@ pub mod timing;
 pub mod yaml;
 
 pub use event::{FinishReason, GenEvent, Usage};
+pub use logprob::{Logprob, TokenLogprob, TokenRef, MAX_TOP_LOGPROBS};
 pub use metric::{quality_direction, Direction, PRIMARY_METRIC_PRIORITY};
 pub use policy_stats::PolicyStats;
 pub use record::{Record, RecordStatus, TokenCountSource, QUALITY_METRICS, SCHEMA_VERSION};

@@ -68,6 +68,9 @@ pub struct RunConfig {
     pub generation: GenerationConfig,
     pub scoring: ScoringConfig,
     pub kpis: Option<serde_yaml::Value>,
+    /// The run's price (cost columns); absent from the hash when unset, so older runs keep theirs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<ttc_results::cost::Price>,
 }
 
 impl RunConfig {
@@ -197,6 +200,7 @@ impl RunConfig {
             generation: file.generation,
             scoring: file.scoring,
             kpis,
+            cost: file.cost,
         })
     }
 
