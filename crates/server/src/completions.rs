@@ -145,7 +145,7 @@ pub async fn handle(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
     let (mut prompt_tokens, mut completion_tokens) = (0u64, 0u64);
     let mut guard = Some(active);
     for (index, prompt) in c.prompts.iter().enumerate() {
-        let score = (c.echo && c.logprobs.is_some()).then(|| c.logprobs.unwrap_or(0) as usize);
+        let score = c.logprobs.filter(|_| c.echo).map(|k| k as usize);
         let (gen, scores) =
             state.backend().generate_tokens(prompt.clone(), &c.request, score).map_err(|e| ApiError::from_backend(&e))?;
         let scored: Option<Vec<Option<TokenLogprob>>> = match scores {
