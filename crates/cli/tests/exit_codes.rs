@@ -178,8 +178,8 @@ fn malformed_cost_block_and_logprob_counts_are_usage_errors_naming_the_key() {
     let r = r.to_str().unwrap();
     for (yaml, want) in [
         ("cost:\n  usd_per_hour: -1\n", "run.yaml:2:3: cost.usd_per_hour: invalid value -1"),
-        ("cost:\n  usd_per_1m_input: 0.1\n", "run.yaml:2:3: cost: usd_per_1m_output is missing"),
-        ("generation:\n  logprobs: 21\n", "generation.logprobs: invalid value 21"),
+        ("cost:\n  usd_per_1m_input: 0.1\n", "run.yaml:1:1: cost: usd_per_1m_output is missing"),
+        ("generation:\n  logprobs: 21\n", "run.yaml:2:3: generation.logprobs: invalid value 21"),
     ] {
         std::fs::write(tmp.path().join("run.yaml"), yaml).unwrap();
         let o = ttc(&["run", "--dry-run", "--config", "run.yaml", "--results", r], tmp.path());

@@ -294,11 +294,13 @@ fn cost_and_logprobs_keys_parse_and_bad_values_are_located() {
     assert!(!serde_json::to_string(&resolve("seed: 1\n").unwrap()).unwrap().contains("cost"));
     for (text, want) in [
         ("seed: 0\ncost:\n  usd_per_hour: -2\n", "run.yaml:3:3: cost.usd_per_hour: invalid value -2: expected a price in dollars"),
-        ("cost:\n  usd_per_hour: 2\n  usd_per_1m_output: 1\n", "run.yaml:2:3: cost: usd_per_hour cannot be combined"),
-        ("cost:\n  usd_per_1m_output: 1\n", "run.yaml:2:3: cost: usd_per_1m_input is missing"),
+        // A wrong combination is found once the block is read: located at the file (serde_yaml reports no span
+        // for it), named by its key.
+        ("cost:\n  usd_per_hour: 2\n  usd_per_1m_output: 1\n", "run.yaml:1:1: cost: usd_per_hour cannot be combined"),
+        ("cost:\n  usd_per_1m_output: 1\n", "run.yaml:1:1: cost: usd_per_1m_input is missing"),
         ("cost:\n  usd_per_hr: 2\n", "run.yaml:2:3: cost.usd_per_hr: unknown field `usd_per_hr`"),
-        ("generation:\n  logprobs: 21\n", "run.yaml:2:13: generation.logprobs: invalid value 21: expected an integer in 0..=20"),
-        ("generation:\n  logprobs: -1\n", "run.yaml:2:13: generation.logprobs: invalid value -1: expected an integer in 0..=20"),
+        ("generation:\n  logprobs: 21\n", "run.yaml:2:3: generation.logprobs: invalid value 21: expected an integer in 0..=20"),
+        ("generation:\n  logprobs: -1\n", "run.yaml:2:3: generation.logprobs: invalid value -1: expected an integer in 0..=20"),
     ] {
         let e = err(text);
         assert!(e.starts_with(want), "{text:?}: {e}");
