@@ -57,9 +57,11 @@ pub fn build_record(
     let mut reasoning = String::new();
     let (mut chunks, mut ids, mut all_have_ids) = (0u32, 0u32, true);
     let mut finished = None;
+    let mut logprobs: Vec<f32> = Vec::new();
     for ev in &outcome.events {
         match ev {
-            GenEvent::Content { text, token_ids, .. } => {
+            GenEvent::Content { text, token_ids, logprobs: lps, .. } => {
+                logprobs.extend(lps.iter().map(|l| l.chosen.logprob));
                 prediction.push_str(text);
                 chunks += 1;
                 ids += token_ids.len() as u32;
@@ -125,6 +127,7 @@ pub fn build_record(
         token_times_s: t.token_times_s,
         throughput_tok_s: t.throughput_tok_s,
         finish_reason: finished.map(|(r, _)| r.openai_label().to_string()),
+        token_logprobs: (!logprobs.is_empty()).then_some(logprobs),
         prediction,
         reference: entry.item.reference.clone(),
         metrics: BTreeMap::new(),
@@ -188,7 +191,7 @@ mod tests {
     }
 
     fn content(t0: Instant, ms: u64, text: &str, ids: Vec<u32>) -> GenEvent {
-        GenEvent::Content { at: t0 + Duration::from_millis(ms), text: text.into(), token_ids: ids }
+        GenEvent::Content { at: t0 + Duration::from_millis(ms), text: text.into(), token_ids: ids, logprobs: vec![] }
     }
 
     #[test]

@@ -249,7 +249,7 @@ async fn execute(
                     "backend": info.kind, "base_url": info.base_url, "model": info.model, "weights": info.weights,
                     "policies": cfg.policies.iter().map(|p| &p.name).collect::<Vec<_>>(),
                     "suites": cfg.suites.iter().map(|s| &s.name).collect::<Vec<_>>(),
-                    "load": cfg.load, "generation": cfg.generation, "kpis": cfg.kpis,
+                    "load": cfg.load, "generation": cfg.generation, "kpis": cfg.kpis, "cost": cfg.cost,
                     "fidelity": cfg.fidelity, "until_ci": cfg.until_ci,
                 }),
             };

@@ -157,6 +157,7 @@ mod tests {
             token_times_s: vec![],
             throughput_tok_s: None,
             finish_reason: None,
+            token_logprobs: None,
             prediction: String::new(),
             reference: None,
             metrics: Default::default(),

@@ -18,7 +18,7 @@ use serde_yaml::{Mapping, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use ttc_bench::config::file::{
-    BackoffConfig, NonNegativeF64, NonZero, PositiveF64, UnitF64,
+    BackoffConfig, NonNegativeF64, NonZero, PositiveF64, TopLogprobs, UnitF64,
 };
 use ttc_bench::config::{
     parse_yaml, Arrival, BackendConfig, BackendKind, EmbedderChoice, GenerationConfig, LoadConfig, PolicyFile,
@@ -162,12 +162,19 @@ fn run_file() -> impl Strategy<Value = RunFile> {
             backoff: BackoffConfig { base_s: NonNegativeF64(base), cap_s: NonNegativeF64(cap) },
             max_retry_after_s: NonNegativeF64(after),
         });
-    let generation = (1u64.., non_negative(), prop::option::of(prop_oneof![Just(1.0), f64::MIN_POSITIVE..1.0]), prop::option::of(any::<u64>()))
-        .prop_map(|(m, t, p, seed)| GenerationConfig {
+    let generation = (
+        1u64..,
+        non_negative(),
+        prop::option::of(prop_oneof![Just(1.0), f64::MIN_POSITIVE..1.0]),
+        prop::option::of(any::<u64>()),
+        prop::option::of(0u32..=20),
+    )
+        .prop_map(|(m, t, p, seed, k)| GenerationConfig {
             max_tokens: NonZero(m),
             temperature: NonNegativeF64(t),
             top_p: p.map(UnitF64),
             seed,
+            logprobs: k.map(TopLogprobs),
         });
     let scoring = (
         prop::sample::select(vec![EmbedderChoice::Minilm, EmbedderChoice::Mpnet, EmbedderChoice::Hash, EmbedderChoice::None]),
@@ -202,6 +209,7 @@ fn run_file() -> impl Strategy<Value = RunFile> {
             kpis,
             fidelity: Default::default(),
             until_ci: None,
+            cost: None,
         })
 }
 

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 use ttc_engine::{ChatMessage, Engine, GenRequest, WeightFormat};
 use ttc_sampling::{Pruning, Sampler, SamplerConfig};
-use ttc_types::GenEvent;
+use ttc_engine::Policy;
+use ttc_types::{GenEvent, TokenLogprob, TokenRef};
 
 #[derive(Args)]
 pub struct ModelArgs {
@@ -79,6 +80,11 @@ pub struct GenerateArgs {
     /// Print one JSON object with the text, token ids and timings instead of streaming text.
     #[arg(long)]
     pub json: bool,
+    /// With --json: each generated token's logprob and its K most likely alternatives (0..=20), from the logits
+    /// row the token was chosen from.
+    #[arg(long, value_name = "K", requires = "json", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(0..=ttc_types::MAX_TOP_LOGPROBS as i64))]
+    pub logprobs: Option<i64>,
     /// Decode under this policy (a name from the policies file); default: plain decoding.
     #[arg(long)]
     pub policy: Option<String>,
@@ -137,23 +143,28 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<i32> {
     };
     let stream = !args.json;
     let mut stdout = std::io::stdout();
+    let mut logprobs: Vec<TokenLogprob> = Vec::new();
     let mut on_event = |ev: GenEvent| {
-        if stream {
-            if let GenEvent::Content { text, .. } = &ev {
+        if let GenEvent::Content { text, logprobs: lps, .. } = ev {
+            logprobs.extend(lps);
+            if stream {
                 let _ = stdout.write_all(text.as_bytes());
                 let _ = stdout.flush();
             }
         }
         true
     };
+    let top = args.logprobs.map(|k| k as usize);
+    let sampling = (!cfg.is_greedy()).then_some(cfg.clone());
     let started = Instant::now();
-    let (out, stats) = match &policy {
-        Some(p) => {
-            let sampling = (!cfg.is_greedy()).then_some(cfg.clone());
-            let (o, s) = engine.generate_policy(&req, p, sampling, &mut on_event)?;
+    let (out, stats) = match (&policy, top) {
+        (Some(p), _) => {
+            let (o, s) = engine.generate_policy_logprobs(&req, p, sampling, top, &mut on_event)?;
             (o, Some(s))
         }
-        None => (engine.generate_plain(&req, &mut choose, &mut on_event)?, None),
+        // Logprobs come from the policy chooser; plain decoding is the baseline policy.
+        (None, Some(_)) => (engine.generate_policy_logprobs(&req, &Policy::baseline(), sampling, top, &mut on_event)?.0, None),
+        (None, None) => (engine.generate_plain(&req, &mut choose, &mut on_event)?, None),
     };
     if let Some(e) = sample_err {
         anyhow::bail!("sampling failed: {e}");
@@ -172,6 +183,9 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<i32> {
             "weights": engine.model.format.label(),
             "model": engine.model_name,
         });
+        if top.is_some() {
+            obj["logprobs"] = logprobs_json(&engine, &logprobs);
+        }
         if let (Some(p), Some(s)) = (&policy, &stats) {
             obj["policy"] = serde_json::json!(p.name);
             obj["policy_stats"] = serde_json::to_value(s)?;
@@ -191,4 +205,22 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// `[{token_id, token, logprob, top_logprobs: [{token_id, token, logprob}]}]`, one entry per generated token.
+fn logprobs_json(engine: &Engine, lps: &[TokenLogprob]) -> serde_json::Value {
+    let entry = |t: &TokenRef, lp: f32| {
+        let (id, text) = match t {
+            TokenRef::Id(id) => (Some(*id), String::from_utf8_lossy(engine.tokenizer.token_bytes(*id)).into_owned()),
+            TokenRef::Text(s) => (None, s.clone()),
+        };
+        serde_json::json!({ "token_id": id, "token": text, "logprob": lp })
+    };
+    lps.iter()
+        .map(|l| {
+            let mut e = entry(&l.chosen.token, l.chosen.logprob);
+            e["top_logprobs"] = l.top.iter().map(|a| entry(&a.token, a.logprob)).collect();
+            e
+        })
+        .collect()
 }

@@ -170,3 +170,27 @@ fn truncated_gguf_is_one_clear_error_exit_2() {
         assert!(lines[1].contains("ttc model pull"), "{err}");
     }
 }
+
+#[test]
+fn malformed_cost_block_and_logprob_counts_are_usage_errors_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("results");
+    let r = r.to_str().unwrap();
+    for (yaml, want) in [
+        ("cost:\n  usd_per_hour: -1\n", "run.yaml:2:3: cost.usd_per_hour: invalid value -1"),
+        ("cost:\n  usd_per_1m_input: 0.1\n", "run.yaml:1:1: cost: usd_per_1m_output is missing"),
+        ("generation:\n  logprobs: 21\n", "run.yaml:2:3: generation.logprobs: invalid value 21"),
+    ] {
+        std::fs::write(tmp.path().join("run.yaml"), yaml).unwrap();
+        let o = ttc(&["run", "--dry-run", "--config", "run.yaml", "--results", r], tmp.path());
+        assert_eq!(o.status.code(), Some(2), "{yaml}: {}", stderr(&o));
+        assert!(stderr(&o).starts_with(&format!("error: {want}")), "{yaml}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    }
+    // `ttc generate --logprobs K`: K in 0..=20, checked before the model loads.
+    for k in ["21", "-1"] {
+        let o = ttc(&["generate", "--prompt", "hi", "--json", "--logprobs", k], tmp.path());
+        assert_eq!(o.status.code(), Some(2), "--logprobs {k}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--logprobs"), "{}", stderr(&o));
+    }
+}

@@ -24,6 +24,8 @@ const num = (v) => typeof v === "number" && isFinite(v);
 const fmtMs = (s) => (num(s) ? (s * 1000).toFixed(1) : "–");
 const fmtQ = (v) => (num(v) ? v.toFixed(3) : "–");
 const fmtRate = (v) => (num(v) ? v.toFixed(1) : "–");
+// Dollars: sub-cent prices in scientific notation so they do not all read $0.00.
+const fmtUsd = (v) => (!num(v) ? "–" : v !== 0 && Math.abs(v) < 0.01 ? "$" + v.toExponential(2) : "$" + v.toFixed(4));
 const fmtPct = (v) => (num(v) ? (v * 100).toFixed(1) + "%" : "–");
 
 function colorOf(policy) {
@@ -183,6 +185,10 @@ const COLUMNS = [
   { key: "output_tok_s", label: "Output tok/s", get: (g) => g.output_tok_s, fmt: fmtRate, kpi: "output_tok_s" },
   { key: "goodput", label: "Goodput (req/s)", get: (g) => g.goodput, fmt: (v) => (num(v) ? v.toFixed(2) : "–"), kpi: "goodput" },
   { key: "quality", label: "Quality", get: (g) => (g.primary_metric && g.quality[g.primary_metric] ? g.quality[g.primary_metric].value : null), quality: true },
+  { key: "tok_per_correct", label: "Out tok / correct", get: (g) => g.output_tokens_per_correct, fmt: fmtRate },
+  { key: "cost_request", label: "$ / request", get: (g) => (g.cost ? g.cost.per_request_usd : null), fmt: fmtUsd, cost: true },
+  { key: "cost_1m", label: "$ / 1M out tok", get: (g) => (g.cost ? g.cost.per_1m_output_usd : null), fmt: fmtUsd, cost: true },
+  { key: "cost_correct", label: "$ / correct", get: (g) => (g.cost ? g.cost.per_correct_usd : null), fmt: fmtUsd, cost: true },
   { key: "pareto", label: "Pareto", get: (g) => (g.pareto_optimal ? 1 : 0), fmt: (v) => (v ? "&#9733;" : "") },
 ];
 
@@ -203,7 +209,9 @@ function renderCompare() {
   const s = state.summary;
   if (!s) return;
   const multi = s.runs.length > 1;
-  const cols = COLUMNS.filter((c) => !c.multiRun || multi);
+  // Cost columns appear when a run set a price (`cost:` in its run file).
+  const priced = s.groups.some((g) => g.cost);
+  const cols = COLUMNS.filter((c) => (!c.multiRun || multi) && (!c.cost || priced));
   $("#compare-runs").textContent = s.runs.join(", ") + ` · ${s.n_records} records`;
   $("#slo").textContent = s.slo;
   const thead = $("#compare-table thead");

@@ -54,7 +54,12 @@ impl RunData {
     }
 
     pub fn summary(&self, cfg: &AnalysisConfig) -> &Summary {
-        self.summary.get_or_init(|| summarize(&self.run.records, cfg))
+        self.summary.get_or_init(|| {
+            // The run's price (`cost:` of its run file) gives the cost columns.
+            let mut cfg = cfg.clone();
+            cfg.prices.extend(ttc_results::cost::prices_of(std::slice::from_ref(&self.run)));
+            summarize(&self.run.records, &cfg)
+        })
     }
 
     pub fn kpis(&self, file: &KpiFile) -> &CheckReport {

@@ -30,23 +30,37 @@ use ttc_bench::backend::{
     event_channel, Backend, BackendError, BackendInfo, ChatMessage, EventSender, GenRequest, Generation,
 };
 use ttc_engine::chooser::Chooser;
+use ttc_engine::logprobs::LogprobTap;
 use ttc_engine::policy::{Algorithm, BatchingParams};
 use ttc_engine::scheduler::{ChooseFn, EventSink, Scheduler, StreamItem};
 use ttc_engine::{Cancel, Engine, EngineError, Policy};
 use ttc_sampling::{Pruning, SamplerConfig};
-use ttc_types::{Fidelity, GenEvent, PolicyStats};
+use ttc_types::{Fidelity, GenEvent, PolicyStats, TokenLogprob};
 
 struct Job {
-    messages: Vec<ttc_engine::ChatMessage>,
+    prompt: JobPrompt,
     policy: Policy,
     max_tokens: usize,
     sampling: Option<SamplerConfig>,
+    /// Logprob alternatives per output token (None: no logprobs).
+    logprobs: Option<usize>,
+    /// Teacher-forced logprobs of the prompt's tokens with this many alternatives, sent before generating.
+    score_prompt: Option<(usize, PromptScores)>,
     events: EventSender,
     stats: tokio::sync::oneshot::Sender<PolicyStats>,
 }
 
 /// (prompt token ids, max_tokens): what a greedy trajectory depends on.
 type PromptKey = (Vec<u32>, usize);
+
+/// A chat (rendered with the model's template) or raw token ids (`/v1/completions`).
+enum JobPrompt {
+    Chat(Vec<ttc_engine::ChatMessage>),
+    Tokens(Vec<u32>),
+}
+
+/// Where a job's prompt logprobs go: entry i scores prompt token i given the tokens before it (None for the first).
+pub type PromptScores = tokio::sync::oneshot::Sender<Result<Vec<Option<TokenLogprob>>, BackendError>>;
 
 pub struct EmbeddedBackend {
     engine: Arc<Engine>,
@@ -123,6 +137,42 @@ impl EmbeddedBackend {
 }
 
 impl EmbeddedBackend {
+    /// Generate from raw prompt token ids (no chat template) under `request`'s policy and sampling, queued on the
+    /// engine thread like any request (`/v1/completions`). With `score_prompt: Some(k)` the prompt's
+    /// teacher-forced logprobs (k alternatives each) arrive on the returned receiver before generation starts.
+    /// `max_tokens: 0` only scores. Batching policies are served by the engine thread here too (one prompt at a
+    /// time), since scoring needs the whole prompt's logits, which a scheduler step does not keep.
+    pub fn generate_tokens(
+        &self,
+        prompt: Vec<u32>,
+        request: &GenRequest,
+        score_prompt: Option<usize>,
+    ) -> Result<(Generation, Option<tokio::sync::oneshot::Receiver<Result<Vec<Option<TokenLogprob>>, BackendError>>>), BackendError>
+    {
+        let policy = self.policy(&request.policy)?;
+        let (tx, stream) = event_channel(256);
+        let (stats_tx, stats_rx) = tokio::sync::oneshot::channel();
+        let (score_tx, score_rx) = match score_prompt {
+            Some(k) => {
+                let (t, r) = tokio::sync::oneshot::channel();
+                (Some((k, t)), Some(r))
+            }
+            None => (None, None),
+        };
+        let job = Job {
+            prompt: JobPrompt::Tokens(prompt),
+            policy,
+            max_tokens: request.max_tokens as usize,
+            sampling: sampling_from_request(request),
+            logprobs: request.logprobs.map(|k| k as usize),
+            score_prompt: score_tx,
+            events: tx,
+            stats: stats_tx,
+        };
+        self.jobs.send(job).map_err(|_| BackendError::Engine("the engine thread has stopped".into()))?;
+        Ok((Generation::new(stream).with_policy_stats(stats_rx), score_rx))
+    }
+
     fn scheduler(&self, policy: &Policy, params: &BatchingParams) -> Result<Arc<Scheduler>, BackendError> {
         let mut map = relock(&self.schedulers);
         if let Some(s) = map.get(&policy.name) {
@@ -193,10 +243,14 @@ impl EmbeddedBackend {
             move || tx.is_closed()
         });
         let req = ttc_engine::GenRequest { prompt, max_tokens: request.max_tokens as usize, stop: Vec::new(), cancel };
-        let mut chooser = Chooser::new(sampling_from_request(request)).map_err(engine_error)?;
+        let mut chooser = Chooser::new(sampling_from_request(request))
+            .map_err(engine_error)?
+            .with_logprobs(request.logprobs.map(|k| k as usize));
+        let tap = chooser.tap();
         let choose: ChooseFn = Box::new(move |logits| chooser.choose(logits));
         let (stats_tx, stats_rx) = tokio::sync::oneshot::channel();
-        scheduler.submit(req, choose, BatchSink { events: tx, stats: Some(stats_tx), finished: None }).map_err(engine_error)?;
+        let sink = BatchSink { events: tx, stats: Some(stats_tx), finished: None, tap };
+        scheduler.submit(req, choose, sink).map_err(engine_error)?;
         Ok(Generation::new(stream).with_policy_stats(stats_rx))
     }
 }
@@ -208,6 +262,8 @@ struct BatchSink {
     events: EventSender,
     stats: Option<tokio::sync::oneshot::Sender<PolicyStats>>,
     finished: Option<GenEvent>,
+    /// The request's chooser records logprobs here; they join their tokens' events on the way out.
+    tap: Option<LogprobTap>,
 }
 
 impl EventSink for BatchSink {
@@ -217,7 +273,12 @@ impl EventSink for BatchSink {
                 self.finished = Some(ev);
                 true
             }
-            StreamItem::Event(ev) => self.events.blocking_send(Ok(ev)).is_ok(),
+            StreamItem::Event(mut ev) => {
+                if let Some(t) = &self.tap {
+                    t.attach(&mut ev);
+                }
+                self.events.blocking_send(Ok(ev)).is_ok()
+            }
             StreamItem::Done(Ok(done)) => {
                 if let Some(tx) = self.stats.take() {
                     let _ = tx.send(done.stats);
@@ -278,19 +339,38 @@ fn run_guarded(engine: &Engine, job: Job, faults: &fault::Faults) {
 }
 
 fn run_job(engine: &Engine, job: Job, faults: &fault::Faults) {
-    let Job { messages, policy, max_tokens, sampling, events, stats } = job;
+    let Job { prompt, policy, max_tokens, sampling, logprobs, score_prompt, events, stats } = job;
     // The client left while this job was queued: skip it before the prefill, which cannot be interrupted.
     if events.is_closed() {
         return;
     }
     faults.in_job();
-    let prompt = match engine.prompt_tokens(&messages) {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = events.blocking_send(Err(engine_error(e)));
-            return;
-        }
+    let prompt = match prompt {
+        JobPrompt::Chat(messages) => match engine.prompt_tokens(&messages) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = events.blocking_send(Err(engine_error(e)));
+                return;
+            }
+        },
+        JobPrompt::Tokens(t) => t,
     };
+    if let Some((top, tx)) = score_prompt {
+        let scored = engine.prompt_logprobs(&prompt, top).map_err(engine_error);
+        let failed = scored.is_err();
+        let _ = tx.send(scored);
+        if failed {
+            return; // the caller reports the scoring error; the dropped stream ends its generation
+        }
+    }
+    if max_tokens == 0 {
+        // Scoring only (`/v1/completions` with `echo` and `max_tokens: 0`): nothing to generate.
+        let usage = ttc_types::Usage { prompt_tokens: prompt.len() as u32, ..Default::default() };
+        let _ = stats.send(PolicyStats::default());
+        let at = std::time::Instant::now();
+        let _ = events.blocking_send(Ok(GenEvent::Finished { at, reason: ttc_types::FinishReason::Length, usage: Some(usage) }));
+        return;
+    }
     // A dropped stream stops the prefill between chunks (and the decode at its next token).
     let cancel = Cancel::when({
         let events = events.clone();
@@ -306,7 +386,7 @@ fn run_job(engine: &Engine, job: Job, faults: &fault::Faults) {
         }
         events.blocking_send(Ok(ev)).is_ok()
     };
-    match engine.generate_policy(&req, &policy, sampling, &mut on_event) {
+    match engine.generate_policy_logprobs(&req, &policy, sampling, logprobs, &mut on_event) {
         Ok((_, s)) => {
             let _ = stats.send(s);
             if let Some(f) = finished {
@@ -358,10 +438,12 @@ impl Backend for EmbeddedBackend {
         let (tx, stream) = event_channel(256);
         let (stats_tx, stats_rx) = tokio::sync::oneshot::channel();
         let job = Job {
-            messages: engine_messages(&request.messages),
+            prompt: JobPrompt::Chat(engine_messages(&request.messages)),
             policy,
             max_tokens: request.max_tokens as usize,
             sampling: sampling_from_request(request),
+            logprobs: request.logprobs.map(|k| k as usize),
+            score_prompt: None,
             events: tx,
             stats: stats_tx,
         };

@@ -224,7 +224,7 @@ impl<'a> Emitter<'a> {
         } else {
             self.text.push_str(&piece);
         }
-        let keep_going = (self.on_event)(GenEvent::Content { at: now, text: piece, token_ids: vec![id] });
+        let keep_going = (self.on_event)(GenEvent::Content { at: now, text: piece, token_ids: vec![id], logprobs: Vec::new() });
         if hit_stop {
             self.finish = Some(FinishReason::StopString);
         } else if !keep_going {
@@ -334,9 +334,29 @@ impl Engine {
         sampling: Option<ttc_sampling::SamplerConfig>,
         on_event: &mut dyn FnMut(GenEvent) -> bool,
     ) -> Result<(GenOutput, ttc_types::PolicyStats)> {
+        self.generate_policy_logprobs(req, policy, sampling, None, on_event)
+    }
+
+    /// [`Engine::generate_policy`], with each `Content` event carrying its token's logprob and `logprobs`
+    /// alternatives (`Some(0)`: the chosen token's only), computed from the logits row the policy chose it from.
+    pub fn generate_policy_logprobs(
+        &self,
+        req: &GenRequest,
+        policy: &crate::policy::Policy,
+        sampling: Option<ttc_sampling::SamplerConfig>,
+        logprobs: Option<usize>,
+        on_event: &mut dyn FnMut(GenEvent) -> bool,
+    ) -> Result<(GenOutput, ttc_types::PolicyStats)> {
         self.check_policy(policy)?;
-        let mut chooser = self.policy_chooser(policy, sampling)?;
-        match self.run_policy(req, policy, &mut chooser, on_event) {
+        let mut chooser = self.policy_chooser(policy, sampling)?.with_logprobs(logprobs);
+        let tap = chooser.tap();
+        let mut tapped = |mut ev: GenEvent| {
+            if let Some(t) = &tap {
+                t.attach(&mut ev);
+            }
+            on_event(ev)
+        };
+        match self.run_policy(req, policy, &mut chooser, &mut tapped) {
             // Cancelled before its first token (during the prefill): close the stream like a cancelled decode.
             Err(EngineError::Cancelled) => {
                 let now = Instant::now();

@@ -140,7 +140,7 @@ impl Forced {
                 full.len()
             )));
         }
-        if matches!(inner, Chooser::Forced(_)) {
+        if inner.is_forced() {
             return Err(EngineError::InvalidRequest("fidelity: a forced chooser cannot wrap another".into()));
         }
         Ok(Forced { inner, tokens, full, pos: 0, acc: FidelityAcc::default() })
@@ -155,12 +155,12 @@ impl Forced {
                 self.tokens.len()
             )));
         };
-        match &mut self.inner {
-            Chooser::Sample(s) => {
+        match self.inner.sampler_mut() {
+            Some(s) => {
                 let d = s.distribution(row).map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
                 self.acc.observe(full, PolicyView::Dist(&d), token);
             }
-            _ => self.acc.observe(full, PolicyView::Row(row), token),
+            None => self.acc.observe(full, PolicyView::Row(row), token),
         }
         self.pos += 1;
         Ok(token)
@@ -224,14 +224,11 @@ impl Engine {
         self.check_policy(policy)?;
         let full = self.teacher_forced_rows(&req.prompt, trajectory)?;
         let inner = self.policy_chooser(policy, sampling)?;
-        let mut chooser = Chooser::Forced(Box::new(Forced::new(inner, trajectory.to_vec(), full)?));
+        let mut chooser = Chooser::forced(Forced::new(inner, trajectory.to_vec(), full)?);
         if !trajectory.is_empty() {
             self.run_policy(req, policy, &mut chooser, &mut |_| true)?;
         }
-        match &chooser {
-            Chooser::Forced(f) => Ok(f.result()),
-            _ => unreachable!("built as forced above"),
-        }
+        chooser.forced_result().ok_or_else(|| EngineError::InvalidRequest("fidelity: the chooser is not forced".into()))
     }
 }
 
@@ -288,7 +285,7 @@ mod tests {
     #[test]
     fn forced_verification_accepts_along_the_trajectory() {
         let rows: Vec<Vec<f32>> = (0..4).map(|i| { let mut r = vec![0.0f32; 8]; r[i + 1] = 1.0; r }).collect();
-        let mut f = Forced::new(Chooser::Greedy, vec![1, 2, 3, 4], rows.clone()).unwrap();
+        let mut f = Forced::new(Chooser::new(None).unwrap(), vec![1, 2, 3, 4], rows.clone()).unwrap();
         assert_eq!(f.step(&rows[0]).unwrap(), 1);
         // Draft [2, 9]: only 2 follows the trajectory; next is the trajectory's 3.
         let v = f.verify(&[2, 9], &rows[1..4]).unwrap();

@@ -15,6 +15,7 @@ pub mod gguf;
 pub mod kv;
 pub mod kv_bench;
 pub mod kv_shrink;
+pub mod logprobs;
 pub mod model;
 pub mod policy;
 pub mod prefix_cache;

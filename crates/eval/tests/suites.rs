@@ -31,7 +31,9 @@ fn bundled_samples_load_in_every_format() {
 
     let worf = load_suite(&SuiteSpec::new("worfbench"), &samples()).unwrap();
     assert_eq!(worf.len(), 16);
-    assert!(worf.iter().all(|i| i.messages.len() == 2 && i.messages[1].content.starts_with("Now it's your turn.\n")));
+    // System, the task's official one-shot example (user + Node/Edge workflow), then the task.
+    assert!(worf.iter().all(|i| i.messages.len() == 4 && i.messages[3].content.starts_with("Now it's your turn.\n")));
+    assert!(worf.iter().all(|i| ttc_eval::workflow::parse_workflow(&i.messages[2].content).is_some()));
     assert!(worf.iter().all(|i| ttc_eval::workflow::parse_workflow(i.reference.as_deref().unwrap()).is_some()));
 }
 

@@ -83,6 +83,9 @@ pub struct AnalysisConfig {
     pub by_task: bool,
     /// Quality metric for Pareto fronts and correctness; default: per suite from [`PRIMARY_METRIC_PRIORITY`].
     pub quality_metric: Option<String>,
+    /// Each run's price (run id -> `cost:` of its run file), for the cost columns.
+    #[serde(default)]
+    pub prices: BTreeMap<String, crate::cost::Price>,
 }
 
 impl Default for AnalysisConfig {
@@ -92,6 +95,7 @@ impl Default for AnalysisConfig {
             slo: Slo::default(),
             by_task: false,
             quality_metric: None,
+            prices: BTreeMap::new(),
         }
     }
 }
@@ -150,6 +154,17 @@ pub struct GroupSummary {
     /// Means of the numeric policy internals present.
     pub internals: BTreeMap<String, f64>,
     pub pareto_optimal: bool,
+    /// The metric that decided correctness ([`correct_metric`]) and how many successful answers were correct.
+    #[serde(default)]
+    pub correct_metric: Option<String>,
+    #[serde(default)]
+    pub n_correct: Option<usize>,
+    /// Output tokens spent per correct answer: all successful requests' output tokens / correct answers.
+    #[serde(default)]
+    pub output_tokens_per_correct: Option<f64>,
+    /// Costs from the run's price (`cost:` in the run file), when it set one.
+    #[serde(default)]
+    pub cost: Option<crate::cost::Cost>,
 }
 
 impl GroupSummary {
@@ -241,6 +256,30 @@ pub fn is_correct(r: &Record, metric: Option<&str>, min: f64) -> bool {
     metric.and_then(|m| r.metrics.get(m).or_else(|| r.extra_metrics.get(m))).is_some_and(|v| *v >= min)
 }
 
+/// The metric that decides whether an answer is correct (quality-aware goodput, cost per correct answer):
+/// `configured` (`--quality-metric`) when set, else per suite (docs/metrics.md "Correct answers"):
+/// - CRMArena, CRMArena-Pro: `exact_match_normalized`, CRMArena's own `em` (the normalised answer equals the
+///   gold; for the ID, month and state answers of its exact-match tasks this is the official reward up to case
+///   and punctuation);
+/// - WorfBench and any other suite: the primary quality metric (e.g. `f1_graph`, `rouge_l`).
+///
+/// An answer is correct when the metric is >= `correct_min` (0.5 by default; a 0/1 match counts when it is 1).
+/// Falls back to the primary metric when the records lack the suite's metric (a restricted `scoring.metrics`).
+pub fn correct_metric(records: &[&Record], primary: Option<&str>, configured: Option<&str>) -> Option<String> {
+    if let Some(c) = configured {
+        return Some(c.to_string());
+    }
+    let suite = records.first().map(|r| r.suite.as_str()).unwrap_or_default();
+    let by_suite = match suite {
+        "crmarena" | "crmarena_pro" | "crmarena-pro" => Some("exact_match_normalized"),
+        _ => None,
+    };
+    by_suite
+        .filter(|m| records.iter().any(|r| r.metrics.contains_key(*m)))
+        .map(str::to_string)
+        .or_else(|| primary.map(str::to_string))
+}
+
 /// (goodput, quality goodput, SLO attainment) of a group.
 pub fn goodput(records: &[&Record], slo: &Slo, correct_metric: Option<&str>) -> (Option<f64>, Option<f64>, f64) {
     let (_, _, span) = throughput_span(records);
@@ -328,8 +367,13 @@ pub fn summarize_group(records: &[&Record], primary: Option<String>, cfg: &Analy
     }
     let dist = |f: fn(&Record) -> Option<f64>| Dist::of(ok.iter().filter_map(|r| f(r)).collect());
     let (tokens, count, span) = throughput_span(records);
-    let correct_metric = cfg.slo.correct_metric.clone().or_else(|| primary.clone());
+    let correct_metric = correct_metric(records, primary.as_deref(), cfg.slo.correct_metric.as_deref());
     let (goodput, quality_goodput, slo_attainment) = goodput(records, &cfg.slo, correct_metric.as_deref());
+    let n_correct = correct_metric
+        .as_deref()
+        .map(|m| ok.iter().filter(|r| is_correct(r, Some(m), cfg.slo.correct_min)).count());
+    let run_id = get(|r| &r.run_id);
+    let cost = cfg.prices.get(&run_id).and_then(|p| crate::cost::cost(records, p, tokens, n_correct));
     let label = format!("{}/{}/{}/{}", get(|r| &r.run_id), get(|r| &r.policy), get(|r| &r.suite), cfg.by_task);
     GroupSummary {
         run_id: get(|r| &r.run_id),
@@ -357,6 +401,10 @@ pub fn summarize_group(records: &[&Record], primary: Option<String>, cfg: &Analy
         primary_metric: primary,
         internals: internals(records),
         pareto_optimal: false,
+        output_tokens_per_correct: n_correct.filter(|&n| n > 0).map(|n| tokens as f64 / n as f64),
+        correct_metric,
+        n_correct,
+        cost,
     }
 }
 

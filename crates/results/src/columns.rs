@@ -8,7 +8,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{ArrowPrimitiveType, Float64Type, UInt32Type, UInt64Type};
+use arrow_array::types::{ArrowPrimitiveType, Float32Type, Float64Type, UInt32Type, UInt64Type};
 use arrow_array::{
     Array, ArrayRef, Float64Array, ListArray, PrimitiveArray, RecordBatch, StringArray, UInt32Array, UInt64Array,
 };
@@ -265,6 +265,7 @@ pub fn encode(rs: &[Record]) -> Result<RecordBatch> {
     c.add("token_times_s", false, token_times_column(rs)?);
     c.opt_f64("throughput_tok_s", rs, |r| r.throughput_tok_s);
     c.opt_str("finish_reason", rs, |r| r.finish_reason.as_deref());
+    c.add("token_logprobs", true, list_column::<Float32Type>(rs.iter().map(|r| r.token_logprobs.clone()), rs.len())?);
     c.str("prediction", rs, |r| &r.prediction);
     c.opt_str("reference", rs, |r| r.reference.as_deref());
     for (name, col) in QUALITY_METRICS.iter().zip(metric_columns(rs)) {
@@ -440,6 +441,7 @@ pub fn decode(batch: &RecordBatch, file: &Path, run_id: &str) -> Result<Vec<Reco
     let token_times_s = b.list::<Float64Type>("token_times_s")?;
     let throughput_tok_s = b.prim::<Float64Type>("throughput_tok_s", false)?;
     let finish_reason = b.str("finish_reason", false)?;
+    let token_logprobs = b.list::<Float32Type>("token_logprobs")?;
     let prediction = b.str("prediction", true)?;
     let reference = b.str("reference", false)?;
     let extra_metrics_json = b.str("extra_metrics_json", false)?;
@@ -506,6 +508,7 @@ pub fn decode(batch: &RecordBatch, file: &Path, run_id: &str) -> Result<Vec<Reco
             token_times_s: token_times_s.get(i).unwrap_or_default(),
             throughput_tok_s: throughput_tok_s.opt(i),
             finish_reason: finish_reason.opt(i),
+            token_logprobs: token_logprobs.get(i),
             prediction: prediction.req(i)?,
             reference: reference.opt(i),
             metrics,

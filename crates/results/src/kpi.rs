@@ -335,7 +335,8 @@ pub fn metric_value(records: &[&Record], metric: &MetricRef, slo: &Slo) -> Optio
         }
         MetricRef::Group(g) => {
             let (tokens, count, span) = analysis::throughput_span(records);
-            let correct = slo.correct_metric.clone().or_else(|| analysis::primary_metric(records, None));
+            let primary = analysis::primary_metric(records, None);
+            let correct = analysis::correct_metric(records, primary.as_deref(), slo.correct_metric.as_deref());
             let (goodput, quality_goodput, attainment) = analysis::goodput(records, slo, correct.as_deref());
             match g {
                 GroupMetric::ErrorRate => Some(analysis::error_rate(records)),

@@ -15,6 +15,7 @@ pub mod analysis;
 pub mod cmd;
 pub mod columns;
 pub mod compare;
+pub mod cost;
 pub mod kpi;
 pub mod manifest;
 pub mod metrics;

@@ -118,6 +118,8 @@ pub fn summary_table(s: &Summary) -> String {
 
     out.push_str(&quality_tables(s, multi_run, by_task));
 
+    out.push_str(&efficiency_table(s, multi_run, by_task));
+
     let internals: BTreeSet<&String> = s.groups.iter().flat_map(|g| g.internals.keys()).collect();
     if !internals.is_empty() {
         let mut h = labels.clone();
@@ -148,6 +150,54 @@ pub fn summary_table(s: &Summary) -> String {
         s.run_ids.len()
     ));
     out
+}
+
+/// Dollars with enough digits for sub-cent prices: `$0.000123`, `$1.25`; `-` when absent.
+pub fn usd(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(x) if x != 0.0 && x.abs() < 0.01 => format!("${x:.3e}"),
+        Some(x) => format!("${x:.4}"),
+    }
+}
+
+/// Correct answers, output tokens per correct answer and, with a price (`cost:` in the run file), cost per
+/// request, per 1M output tokens and per correct answer.
+fn efficiency_table(s: &Summary, multi_run: bool, by_task: bool) -> String {
+    if s.groups.iter().all(|g| g.n_correct.is_none() && g.cost.is_none()) {
+        return String::new();
+    }
+    let with_cost = s.groups.iter().any(|g| g.cost.is_some());
+    let mut h = label_header(multi_run, by_task);
+    let nl = h.len();
+    h.extend(["correct", "by", "out tok/correct"].map(String::from));
+    if with_cost {
+        h.extend(["$/request", "$/1M out tok", "$/correct"].map(String::from));
+    }
+    let mut t = table(h, nl);
+    for g in &s.groups {
+        let mut row = group_label_cells(g, multi_run, by_task);
+        row.push(g.n_correct.map_or("-".into(), |c| format!("{c}/{}", g.n)));
+        row.push(g.correct_metric.clone().unwrap_or_else(|| "-".into()));
+        row.push(num(g.output_tokens_per_correct, 1));
+        if with_cost {
+            let c = g.cost.as_ref();
+            row.extend([usd(c.map(|c| c.per_request_usd)), usd(c.and_then(|c| c.per_1m_output_usd)), usd(c.and_then(|c| c.per_correct_usd))]);
+        }
+        t.add_row(row);
+    }
+    let prices: Vec<String> = s.config.prices.iter().map(|(run, p)| {
+        if multi_run { format!("{run}: {}", p.describe()) } else { p.describe() }
+    }).collect();
+    let price = if prices.is_empty() {
+        "no price set (add `cost:` to the run file for cost columns)".to_string()
+    } else {
+        format!("price {}", prices.join("; "))
+    };
+    format!(
+        "\nEfficiency (correct = metric >= {}; {price})\n{t}\n",
+        s.config.slo.correct_min
+    )
 }
 
 /// Quality per suite, transposed so that many metrics stay readable: one row per metric, one column per
@@ -197,7 +247,8 @@ pub fn summary_csv(s: &Summary) -> Result<String> {
         "run_id", "policy", "algorithm", "suite", "task", "n", "n_ok", "n_error", "error_rate", "ttft_mean_s",
         "ttft_p50_s", "ttft_p95_s", "ttft_p99_s", "e2e_mean_s", "e2e_p50_s", "e2e_p95_s", "e2e_p99_s", "tpot_mean_s",
         "tpot_p50_s", "output_tokens", "span_s", "output_tok_s", "output_tok_s_per_request", "request_rate", "goodput",
-        "quality_goodput", "slo_attainment", "pareto_optimal", "primary_metric",
+        "quality_goodput", "slo_attainment", "pareto_optimal", "primary_metric", "correct_metric", "n_correct",
+        "output_tokens_per_correct", "cost_usd", "cost_per_request_usd", "cost_per_1m_output_usd", "cost_per_correct_usd",
     ]
     .map(String::from)
     .to_vec();
@@ -237,6 +288,13 @@ pub fn summary_csv(s: &Summary) -> Result<String> {
             g.slo_attainment.to_string(),
             g.pareto_optimal.to_string(),
             g.primary_metric.clone().unwrap_or_default(),
+            g.correct_metric.clone().unwrap_or_default(),
+            g.n_correct.map_or(String::new(), |n| n.to_string()),
+            opt(g.output_tokens_per_correct),
+            opt(g.cost.map(|c| c.total_usd)),
+            opt(g.cost.map(|c| c.per_request_usd)),
+            opt(g.cost.and_then(|c| c.per_1m_output_usd)),
+            opt(g.cost.and_then(|c| c.per_correct_usd)),
         ]);
         for m in &metrics {
             match g.quality.get(*m) {

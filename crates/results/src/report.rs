@@ -87,7 +87,9 @@ impl Ctx<'_> {
 }
 
 pub fn build(run: &LoadedRun, opts: &ReportOptions) -> Report {
-    let summary = analysis::summarize(&run.records, &opts.analysis);
+    let mut analysis_cfg = opts.analysis.clone();
+    analysis_cfg.prices.extend(crate::cost::prices_of(std::slice::from_ref(run)));
+    let summary = analysis::summarize(&run.records, &analysis_cfg);
     let check = kpi::evaluate(&opts.kpis, &run.run_id, &run.records, None);
     let baseline = find_baseline(&run.records, opts.baseline_policy.as_deref());
     let suites = distinct(run.records.iter().map(|r| r.suite.as_str()));
@@ -239,6 +241,53 @@ fn settings(c: &Ctx, b: &mut Vec<Block>) {
     b.push(Block::Table { header: vec!["policy".into(), "algorithm".into(), "parameters".into()], rows: policy_rows });
 }
 
+/// Correct answers, output tokens per correct answer, and the cost columns when the run set a price.
+fn efficiency_table(c: &Ctx, b: &mut Vec<Block>) {
+    let groups = &c.summary.groups;
+    if groups.iter().all(|g| g.n_correct.is_none() && g.cost.is_none()) {
+        return;
+    }
+    let with_cost = groups.iter().any(|g| g.cost.is_some());
+    b.push(Block::Heading(3, "Efficiency".into()));
+    let mut header: Vec<String> = ["policy", "suite", "correct", "correct by", "output tokens / correct"].map(String::from).to_vec();
+    if with_cost {
+        header.extend(["$ / request", "$ / 1M output tokens", "$ / correct answer"].map(String::from));
+    }
+    let rows = groups
+        .iter()
+        .map(|g| {
+            let mut row = vec![
+                g.policy.clone(),
+                g.suite.clone(),
+                g.n_correct.map_or("-".into(), |n| format!("{n}/{}", g.n)),
+                g.correct_metric.clone().unwrap_or_else(|| "-".into()),
+                num(g.output_tokens_per_correct, 1),
+            ];
+            if with_cost {
+                let k = g.cost.as_ref();
+                row.extend([
+                    crate::render::usd(k.map(|k| k.per_request_usd)),
+                    crate::render::usd(k.and_then(|k| k.per_1m_output_usd)),
+                    crate::render::usd(k.and_then(|k| k.per_correct_usd)),
+                ]);
+            }
+            row
+        })
+        .collect();
+    b.push(Block::Table { header, rows });
+    let price = match c.summary.config.prices.get(&c.run.run_id) {
+        Some(p) => format!("Costs use the run's price, {}.", p.describe()),
+        None => "No price was set: add `cost: {usd_per_hour: ..}` or `cost: {usd_per_1m_input: .., usd_per_1m_output: ..}` \
+                 to the run file for cost per request, per 1M output tokens and per correct answer."
+            .to_string(),
+    };
+    b.push(Block::Para(format!(
+        "An answer is correct when its metric (`correct by`) is >= {}: CRMArena's normalised exact match, else the \
+         suite's primary metric (docs/metrics.md). {price}",
+        c.opts.analysis.slo.correct_min
+    )));
+}
+
 fn results_table(c: &Ctx, b: &mut Vec<Block>) {
     b.push(Block::Heading(2, "Results".into()));
     let header = [
@@ -278,10 +327,10 @@ fn results_table(c: &Ctx, b: &mut Vec<Block>) {
     b.push(Block::Table { header, rows });
     b.push(Block::Para(format!(
         "Latencies are over successful requests; aggregate throughput is output tokens / busy time (wall time with at least one of the group's requests in flight); \
-         goodput counts requests meeting {} per second, quality goodput also requires the primary metric >= {}.",
+         goodput counts requests meeting {} per second, quality goodput also requires a correct answer (see Efficiency).",
         c.opts.analysis.slo.describe(),
-        c.opts.analysis.slo.correct_min
     )));
+    efficiency_table(c, b);
     let internals: BTreeSet<&String> = c.summary.groups.iter().flat_map(|g| g.internals.keys()).collect();
     if !internals.is_empty() {
         let mut header = vec!["policy".to_string(), "suite".to_string()];

@@ -44,6 +44,7 @@ pub fn record(policy: &str, suite: &str, sample_id: &str) -> Record {
         token_times_s: vec![0.1, 0.2, 0.3, 0.4],
         throughput_tok_s: Some(10.0),
         finish_reason: Some("stop".into()),
+        token_logprobs: None,
         prediction: "the answer".into(),
         reference: Some("the answer".into()),
         metrics,

@@ -11,11 +11,13 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use ttc_bench::backend::EventStream;
-use ttc_types::GenEvent;
+use ttc_types::{GenEvent, TokenLogprob};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
-    Text(String),
+    /// A text piece and the logprobs of the tokens it completes (empty unless the request asked for them; text
+    /// held back by a stop-string check keeps its tokens' logprobs until it is released).
+    Text(String, Vec<TokenLogprob>),
     /// `reason` is the OpenAI label (`stop`, `length`); `completion_tokens` counts every generated token,
     /// the one that completed a stop string included (the engine's rule).
     /// `cached_tokens`: prompt tokens served from the engine's prefix cache (0 when a stop string ended the
@@ -62,6 +64,8 @@ pub struct Generation {
     stop: StopMatcher,
     tokens: u32,
     queue: VecDeque<Step>,
+    /// Logprobs of tokens whose text has not been handed out yet.
+    pending: Vec<TokenLogprob>,
     /// Whether the final step was handed out (else dropping this is a cancellation).
     over: bool,
     active: ActiveGuard,
@@ -69,7 +73,7 @@ pub struct Generation {
 
 impl Generation {
     pub fn new(events: EventStream, stops: Vec<String>, active: ActiveGuard) -> Generation {
-        Generation { events: Some(events), stop: StopMatcher::new(stops), tokens: 0, queue: VecDeque::new(), over: false, active }
+        Generation { events: Some(events), stop: StopMatcher::new(stops), tokens: 0, queue: VecDeque::new(), pending: Vec::new(), over: false, active }
     }
 
     /// The next non-empty text piece or the final step; None after the final step.
@@ -77,7 +81,7 @@ impl Generation {
         loop {
             if let Some(step) = self.queue.pop_front() {
                 let counter = match step {
-                    Step::Text(_) => None,
+                    Step::Text(..) => None,
                     Step::Done { .. } => Some(&self.active.0.completed),
                     Step::Failed(_) => Some(&self.active.0.failed),
                 };
@@ -89,14 +93,16 @@ impl Generation {
             }
             let events = self.events.as_mut()?;
             match events.next().await {
-                Some(Ok(GenEvent::Content { text, token_ids, .. })) => {
+                Some(Ok(GenEvent::Content { text, token_ids, logprobs, .. })) => {
                     self.tokens += token_ids.len() as u32;
+                    self.pending.extend(logprobs);
                     match self.stop.push(&text) {
                         StopStep::Emit(t) => self.push_text(t),
                         StopStep::Stopped(t) => {
                             // Dropping the stream cancels the rest of the generation in the engine.
                             self.events = None;
                             self.push_text(t);
+                            self.flush_logprobs();
                             self.queue.push_back(Step::Done { reason: "stop", completion_tokens: self.tokens, cached_tokens: 0 });
                         }
                     }
@@ -107,6 +113,7 @@ impl Generation {
                     self.events = None;
                     let tail = self.stop.flush();
                     self.push_text(tail);
+                    self.flush_logprobs();
                     let completion_tokens = usage.map(|u| u.completion_tokens).unwrap_or(self.tokens);
                     let cached_tokens = usage.map(|u| u.cached_prompt_tokens).unwrap_or(0);
                     self.queue.push_back(Step::Done { reason: reason.openai_label(), completion_tokens, cached_tokens });
@@ -125,7 +132,17 @@ impl Generation {
 
     fn push_text(&mut self, t: String) {
         if !t.is_empty() {
-            self.queue.push_back(Step::Text(t));
+            let lps = std::mem::take(&mut self.pending);
+            self.queue.push_back(Step::Text(t, lps));
+        }
+    }
+
+    /// At the end: logprobs of tokens whose text was never released (e.g. the tokens that completed a stop
+    /// string, which the stop-string rule still counts as generated) go out on an empty piece.
+    fn flush_logprobs(&mut self) {
+        if !self.pending.is_empty() {
+            let lps = std::mem::take(&mut self.pending);
+            self.queue.push_back(Step::Text(String::new(), lps));
         }
     }
 }
@@ -146,7 +163,7 @@ mod tests {
     use ttc_types::{FinishReason, Usage};
 
     fn content(text: &str) -> ttc_bench::backend::EventItem {
-        Ok(GenEvent::Content { at: Instant::now(), text: text.into(), token_ids: vec![7] })
+        Ok(GenEvent::Content { at: Instant::now(), text: text.into(), token_ids: vec![7], logprobs: vec![] })
     }
 
     #[tokio::test]
@@ -157,8 +174,8 @@ mod tests {
         for t in ["Hi", "", " there\nmore"] {
             tx.send(content(t)).await.unwrap();
         }
-        assert_eq!(g.next().await, Some(Step::Text("Hi".into())));
-        assert_eq!(g.next().await, Some(Step::Text(" there".into())));
+        assert_eq!(g.next().await, Some(Step::Text("Hi".into(), vec![])));
+        assert_eq!(g.next().await, Some(Step::Text(" there".into(), vec![])));
         assert_eq!(g.next().await, Some(Step::Done { reason: "stop", completion_tokens: 3, cached_tokens: 0 }));
         assert_eq!(g.next().await, None);
         assert!(tx.is_closed(), "the engine must see the request cancelled");
@@ -174,7 +191,7 @@ mod tests {
         let counters = Arc::new(Counters::default());
         let mut g = Generation::new(events, vec![], guard(&counters));
         tx.send(content("x")).await.unwrap();
-        assert_eq!(g.next().await, Some(Step::Text("x".into())));
+        assert_eq!(g.next().await, Some(Step::Text("x".into(), vec![])));
         drop(g);
         assert!(tx.is_closed());
         let c = &counters;
@@ -203,8 +220,8 @@ mod tests {
         tx.send(content("a E")).await.unwrap();
         let usage = Some(Usage { prompt_tokens: 5, completion_tokens: 1, ..Usage::default() });
         tx.send(Ok(GenEvent::Finished { at: Instant::now(), reason: FinishReason::Length, usage })).await.unwrap();
-        assert_eq!(g.next().await, Some(Step::Text("a ".into())));
-        assert_eq!(g.next().await, Some(Step::Text("E".into())));
+        assert_eq!(g.next().await, Some(Step::Text("a ".into(), vec![])));
+        assert_eq!(g.next().await, Some(Step::Text("E".into(), vec![])));
         assert_eq!(g.next().await, Some(Step::Done { reason: "length", completion_tokens: 1, cached_tokens: 0 }));
     }
 
@@ -214,7 +231,7 @@ mod tests {
         let mut g = Generation::new(events, vec![], guard(&Arc::default()));
         tx.send(content("x")).await.unwrap();
         drop(tx);
-        assert_eq!(g.next().await, Some(Step::Text("x".into())));
+        assert_eq!(g.next().await, Some(Step::Text("x".into(), vec![])));
         assert!(matches!(g.next().await, Some(Step::Failed(e)) if e.status == 500));
     }
 }

@@ -1,6 +1,8 @@
 //! `ttc serve`: an OpenAI-compatible HTTP server over the embedded engine.
 //!
-//! - `POST /v1/chat/completions`: streaming (SSE) and not, `usage`, `stream_options.include_usage`, `stop`;
+//! - `POST /v1/chat/completions`: streaming (SSE) and not, `usage`, `stream_options.include_usage`, `stop`,
+//!   `logprobs` / `top_logprobs`;
+//! - `POST /v1/completions`: raw prompts, `echo` + `logprobs` for prompt log-likelihoods ([`completions`]);
 //! - `GET /v1/models`: `<model>` (baseline) and `<model>:<policy>` for every policy of the policies file;
 //!   the model name of a request picks the policy the engine runs;
 //! - `GET /health`: 200, or 503 once the engine thread is gone.
@@ -14,7 +16,9 @@
 
 pub mod body;
 pub mod error;
+pub mod completions;
 pub mod generation;
+pub mod logprobs;
 pub mod models;
 pub mod request;
 pub mod server;

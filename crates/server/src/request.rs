@@ -10,7 +10,7 @@ use ttc_bench::backend::{ChatMessage, GenRequest};
 use ttc_engine::Engine;
 
 /// OpenAI's limit on stop sequences.
-const MAX_STOPS: usize = 4;
+pub const MAX_STOPS: usize = 4;
 
 #[derive(Debug, Deserialize)]
 pub struct ChatRequest {
@@ -35,6 +35,12 @@ pub struct ChatRequest {
     pub stream_options: Option<StreamOptions>,
     #[serde(default)]
     pub n: Option<u64>,
+    /// Return each output token's logprob (`choices[].logprobs.content`).
+    #[serde(default)]
+    pub logprobs: Option<bool>,
+    /// Alternatives per output token, 0..=20; needs `logprobs: true`.
+    #[serde(default)]
+    pub top_logprobs: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,6 +91,11 @@ pub struct Prepared {
 
 /// Parses the body; a syntax or type error names the field path and the line/column.
 pub fn parse(body: &[u8]) -> Result<ChatRequest, ApiError> {
+    parse_json(body)
+}
+
+/// Parses a JSON request body into `T`; a syntax or type error names the field path and the line/column.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -108,13 +119,8 @@ pub fn prepare(req: ChatRequest, catalog: &Catalog, engine: &Engine, default_max
     if let Some(n) = req.n.filter(|&n| n != 1) {
         return Err(ApiError::bad_request(format!("n = {n}: this server generates one choice per request"), Some("n")));
     }
-    let temperature = req.temperature.unwrap_or(1.0);
-    if !(0.0..=2.0).contains(&temperature) {
-        return Err(ApiError::bad_request(format!("temperature = {temperature}: must be between 0 and 2"), Some("temperature")));
-    }
-    if let Some(p) = req.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
-        return Err(ApiError::bad_request(format!("top_p = {p}: must be in (0, 1]"), Some("top_p")));
-    }
+    let temperature = check_sampling(req.temperature, req.top_p)?;
+    let logprobs = chat_logprobs(req.logprobs, req.top_logprobs)?;
     let stops = match req.stop {
         None => Vec::new(),
         Some(StopField::One(s)) => vec![s],
@@ -158,10 +164,7 @@ pub fn prepare(req: ChatRequest, catalog: &Catalog, engine: &Engine, default_max
     };
     // No seed: a fresh one, so sampled requests differ as they do on other servers. A negative seed is
     // reinterpreted bit for bit (a distinct, reproducible u64).
-    let seed = match req.seed {
-        Some(s) => s as u64,
-        None => rand::random(),
-    };
+    let seed = seed_of(req.seed);
     // Both fit in u32: they are at most the context length, which the engine holds as a usize of a GGUF u32.
     let request = GenRequest {
         messages,
@@ -172,6 +175,7 @@ pub fn prepare(req: ChatRequest, catalog: &Catalog, engine: &Engine, default_max
         top_p: req.top_p,
         seed: Some(seed),
         extra_body: Default::default(),
+        logprobs,
     };
     Ok(Prepared {
         request,
@@ -180,6 +184,45 @@ pub fn prepare(req: ChatRequest, catalog: &Catalog, engine: &Engine, default_max
         include_usage: req.stream_options.and_then(|o| o.include_usage).unwrap_or(false),
         prompt_tokens: u32::try_from(prompt_len).unwrap_or(u32::MAX),
     })
+}
+
+/// The temperature (default 1, OpenAI's) after checking it and `top_p` against OpenAI's ranges.
+pub fn check_sampling(temperature: Option<f64>, top_p: Option<f64>) -> Result<f64, ApiError> {
+    let temperature = temperature.unwrap_or(1.0);
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(ApiError::bad_request(format!("temperature = {temperature}: must be between 0 and 2"), Some("temperature")));
+    }
+    if let Some(p) = top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+        return Err(ApiError::bad_request(format!("top_p = {p}: must be in (0, 1]"), Some("top_p")));
+    }
+    Ok(temperature)
+}
+
+/// A seed for the sampler: the client's (a negative one reinterpreted bit for bit), else a fresh one.
+pub fn seed_of(seed: Option<i64>) -> u64 {
+    match seed {
+        Some(s) => s as u64,
+        None => rand::random(),
+    }
+}
+
+/// OpenAI's chat rule: `top_logprobs` (0..=20) only with `logprobs: true`. Returns the alternatives to compute.
+pub fn chat_logprobs(logprobs: Option<bool>, top: Option<i64>) -> Result<Option<u32>, ApiError> {
+    let top = top.map(|k| check_top(k, "top_logprobs")).transpose()?;
+    match (logprobs.unwrap_or(false), top) {
+        (true, k) => Ok(Some(k.unwrap_or(0))),
+        (false, None) => Ok(None),
+        (false, Some(_)) => Err(ApiError::bad_request("top_logprobs requires logprobs: true", Some("top_logprobs"))),
+    }
+}
+
+/// A count of logprob alternatives: 0..=20 (`MAX_TOP_LOGPROBS`), else a 400 naming `param`.
+pub fn check_top(k: i64, param: &str) -> Result<u32, ApiError> {
+    let max = ttc_types::MAX_TOP_LOGPROBS;
+    u32::try_from(k)
+        .ok()
+        .filter(|&k| k as usize <= max)
+        .ok_or_else(|| ApiError::bad_request(format!("{param} = {k}: must be an integer in 0..={max}"), Some(param)))
 }
 
 fn messages(input: Vec<InMessage>) -> Result<Vec<ChatMessage>, ApiError> {
@@ -265,5 +308,17 @@ mod tests {
         let r = parse(br#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]}"#).unwrap();
         assert_eq!(messages(r.messages).unwrap_err().param.as_deref(), Some("messages[0].content[0]"));
         assert!(messages(Vec::new()).is_err());
+    }
+
+    #[test]
+    fn logprob_fields_follow_openai_rules() {
+        assert_eq!(chat_logprobs(None, None).unwrap(), None);
+        assert_eq!(chat_logprobs(Some(true), None).unwrap(), Some(0));
+        assert_eq!(chat_logprobs(Some(true), Some(20)).unwrap(), Some(20));
+        for (lp, top) in [(Some(true), 21), (Some(true), -1), (None, 3), (Some(false), 0)] {
+            let e = chat_logprobs(lp, Some(top)).unwrap_err();
+            assert_eq!(e.status, 400);
+            assert_eq!(e.param.as_deref(), Some("top_logprobs"), "{lp:?} {top}: {}", e.message);
+        }
     }
 }

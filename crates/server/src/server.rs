@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ttc_bench::backend::Backend;
 use ttc_embedded::EmbeddedBackend;
 use ttc_engine::{Engine, Policy};
+use ttc_types::TokenLogprob;
 
 /// Server settings besides the engine and its policies.
 #[derive(Debug, Clone)]
@@ -75,6 +76,28 @@ pub struct AppState {
     started: u64,
 }
 
+impl AppState {
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+    pub(crate) fn backend(&self) -> &EmbeddedBackend {
+        &self.backend
+    }
+    pub(crate) fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+    pub(crate) fn max_queue(&self) -> usize {
+        self.opts.max_queue
+    }
+    /// Generations admitted at once: one generating plus `max_queue` waiting.
+    pub(crate) fn queue_limit(&self) -> usize {
+        self.opts.max_queue.saturating_add(1)
+    }
+}
+
 /// The application: build it once per engine and serve it with `ttc_http::serve` (or `axum::serve`).
 pub fn router(engine: Arc<Engine>, policies: &[Policy], opts: ServerOptions) -> anyhow::Result<Router> {
     router_with_backend(Arc::new(EmbeddedBackend::new(engine)), policies, opts)
@@ -94,6 +117,7 @@ pub fn router_with_backend(backend: Arc<EmbeddedBackend>, policies: &[Policy], o
     });
     let v1 = Router::new()
         .route("/chat/completions", post(chat_completions))
+        .route("/completions", post(completions))
         .route("/models", get(list_models))
         .route("/models/{id}", get(get_model))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key))
@@ -107,7 +131,7 @@ pub fn router_with_backend(backend: Arc<EmbeddedBackend>, policies: &[Policy], o
         .with_state(state))
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
@@ -194,11 +218,28 @@ async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> R
         }
     };
     match start(&state, body).await {
-        Ok((prepared, generation)) if prepared.stream => stream_response(prepared, generation).into_response(),
-        Ok((prepared, generation)) => match complete(&prepared, generation).await {
+        Ok((prepared, generation)) if prepared.stream => {
+            stream_response(prepared, generation, state.engine.clone()).into_response()
+        }
+        Ok((prepared, generation)) => match complete(&prepared, generation, &state.engine).await {
             Ok(v) => Json(v).into_response(),
             Err(e) => e.into_response(),
         },
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let body = match crate::body::read(req.into_body(), state.opts.body_timeout).await {
+        Ok(b) => b,
+        Err(e) => {
+            let mut r = e.into_response();
+            r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            return r;
+        }
+    };
+    match crate::completions::handle(&state, &body).await {
+        Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -231,11 +272,15 @@ fn usage_json(prompt: u32, completion: u32, cached: u32) -> Value {
 }
 
 /// `stream: false`: one `chat.completion` object.
-async fn complete(p: &Prepared, mut gen: Generation) -> Result<Value, ApiError> {
+async fn complete(p: &Prepared, mut gen: Generation, engine: &Engine) -> Result<Value, ApiError> {
     let mut text = String::new();
+    let mut lps = Vec::new();
     while let Some(step) = gen.next().await {
         match step {
-            Step::Text(t) => text.push_str(&t),
+            Step::Text(t, l) => {
+                text.push_str(&t);
+                lps.extend(l);
+            }
             Step::Failed(e) => return Err(e),
             Step::Done { reason, completion_tokens, cached_tokens } => {
                 return Ok(json!({
@@ -246,7 +291,7 @@ async fn complete(p: &Prepared, mut gen: Generation) -> Result<Value, ApiError> 
                     "choices": [{
                         "index": 0,
                         "message": { "role": "assistant", "content": text },
-                        "logprobs": null,
+                        "logprobs": crate::logprobs::chat(&engine.tokenizer, p.request.logprobs.is_some(), &lps),
                         "finish_reason": reason,
                     }],
                     "usage": usage_json(p.prompt_tokens, completion_tokens, cached_tokens),
@@ -263,16 +308,30 @@ struct Chunks {
     created: u64,
     model: String,
     include_usage: bool,
+    /// Whether the request asked for logprobs (content chunks then carry their tokens').
+    logprobs: bool,
+    engine: Arc<Engine>,
 }
 
 impl Chunks {
+    /// The role or finish chunk: `logprobs: null`, as OpenAI sends them.
     fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> Event {
+        self.chunk_with(delta, finish_reason, Value::Null)
+    }
+
+    /// A content chunk, carrying its tokens' logprobs when the request asked for them.
+    fn content(&self, text: String, lps: &[TokenLogprob]) -> Event {
+        let logprobs = crate::logprobs::chat(&self.engine.tokenizer, self.logprobs, lps);
+        self.chunk_with(json!({ "content": text }), None, logprobs)
+    }
+
+    fn chunk_with(&self, delta: Value, finish_reason: Option<&str>, logprobs: Value) -> Event {
         let mut v = json!({
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
-            "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason }],
+            "choices": [{ "index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason }],
         });
         if self.include_usage {
             // With include_usage, OpenAI sends `usage: null` on every chunk but the last.
@@ -320,7 +379,7 @@ impl StreamState {
             }
             Phase::Over => None,
             Phase::Body => match self.gen.next().await {
-                Some(Step::Text(t)) => Some(self.chunks.chunk(json!({ "content": t }), None)),
+                Some(Step::Text(t, lps)) => Some(self.chunks.content(t, &lps)),
                 Some(Step::Done { reason, completion_tokens, cached_tokens }) => {
                     self.phase = Phase::Over;
                     if self.chunks.include_usage {
@@ -342,8 +401,15 @@ impl StreamState {
 
 /// `stream: true`: role chunk, content deltas, finish chunk, optional usage chunk, `[DONE]`. When the client
 /// goes away axum drops this stream, which drops the generation and cancels it in the engine.
-fn stream_response(p: Prepared, gen: Generation) -> impl IntoResponse {
-    let chunks = Chunks { id: completion_id(), created: unix_now(), model: p.request.model.clone(), include_usage: p.include_usage };
+fn stream_response(p: Prepared, gen: Generation, engine: Arc<Engine>) -> impl IntoResponse {
+    let chunks = Chunks {
+        id: completion_id(),
+        created: unix_now(),
+        model: p.request.model.clone(),
+        include_usage: p.include_usage,
+        logprobs: p.request.logprobs.is_some(),
+        engine,
+    };
     let s = StreamState { gen, chunks, prompt_tokens: p.prompt_tokens, phase: Phase::Role, tail: Default::default() };
     let events = futures_util::stream::unfold(s, |mut s| async move { s.next().await.map(|ev| (Ok::<_, Infallible>(ev), s)) });
     // Keep-alive comments hold idle connections open while a request waits in the engine's queue.

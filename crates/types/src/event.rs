@@ -1,6 +1,7 @@
 //! The timed event stream every backend produces for one generation request.
 
 use serde::{Deserialize, Serialize};
+use crate::logprob::TokenLogprob;
 use std::time::Instant;
 
 /// Why a generation stopped.
@@ -49,6 +50,8 @@ pub enum GenEvent {
         at: Instant,
         text: String,
         token_ids: Vec<u32>,
+        /// Log-probabilities of this chunk's tokens, in order, when the request asked for them (else empty).
+        logprobs: Vec<TokenLogprob>,
     },
     /// Reasoning content (`reasoning_content` deltas of some servers); counted as output but kept apart.
     Reasoning { at: Instant, text: String },

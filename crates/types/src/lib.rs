@@ -6,6 +6,7 @@
 
 pub mod event;
 pub mod fidelity;
+pub mod logprob;
 pub mod metric;
 pub mod policy_stats;
 pub mod record;
@@ -14,6 +15,7 @@ pub mod yaml;
 
 pub use event::{FinishReason, GenEvent, Usage};
 pub use fidelity::{fidelity_direction, Fidelity, FIDELITY_METRICS, TEACHER_FORCED_METRICS};
+pub use logprob::{Logprob, TokenLogprob, TokenRef, MAX_TOP_LOGPROBS};
 pub use metric::{quality_direction, Direction, PRIMARY_METRIC_PRIORITY};
 pub use policy_stats::PolicyStats;
 pub use record::{Record, RecordStatus, TokenCountSource, QUALITY_METRICS, SCHEMA_VERSION};

@@ -82,6 +82,9 @@ pub struct Record {
     pub token_times_s: Vec<f64>,
     pub throughput_tok_s: Option<f64>,
     pub finish_reason: Option<String>,
+    /// Natural-log probability of each output token as the model scored it, in order; None unless the run asked
+    /// for logprobs (`generation.logprobs`) and the backend returned them.
+    pub token_logprobs: Option<Vec<f32>>,
     // Text.
     pub prediction: String,
     pub reference: Option<String>,

@@ -73,7 +73,7 @@ mod tests {
     use std::time::Duration;
 
     fn content(at: Instant) -> GenEvent {
-        GenEvent::Content { at, text: "x".into(), token_ids: vec![1] }
+        GenEvent::Content { at, text: "x".into(), token_ids: vec![1], logprobs: vec![] }
     }
 
     #[test]

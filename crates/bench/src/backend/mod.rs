@@ -57,6 +57,8 @@ pub struct GenRequest {
     pub seed: Option<u64>,
     /// Extra top-level JSON fields for an HTTP request body (policy `remote.extra_body`).
     pub extra_body: serde_json::Map<String, serde_json::Value>,
+    /// Ask for each output token's logprob and this many alternatives (`generation.logprobs`); None: don't.
+    pub logprobs: Option<u32>,
 }
 
 /// What a backend says about itself, copied into every record.
@@ -233,7 +235,7 @@ mod tests {
         use futures_util::StreamExt;
         let (tx, mut stream) = event_channel(4);
         let at = std::time::Instant::now();
-        tx.send(Ok(GenEvent::Content { at, text: "a".into(), token_ids: vec![1] })).await.unwrap();
+        tx.send(Ok(GenEvent::Content { at, text: "a".into(), token_ids: vec![1], logprobs: vec![] })).await.unwrap();
         let first = stream.next().await.unwrap().unwrap();
         assert!(matches!(first, GenEvent::Content { ref text, .. } if text == "a"));
         assert!(!tx.is_closed());

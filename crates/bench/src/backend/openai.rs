@@ -30,7 +30,7 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
-use ttc_types::{FinishReason, GenEvent, Usage};
+use ttc_types::{FinishReason, GenEvent, Logprob, TokenLogprob, TokenRef, Usage};
 
 /// How to reach an OpenAI-compatible server.
 #[derive(Debug, Clone)]
@@ -112,6 +112,12 @@ pub fn request_body(req: &GenRequest) -> serde_json::Value {
     }
     if let Some(s) = req.seed {
         body.insert("seed".into(), s.into());
+    }
+    if let Some(k) = req.logprobs {
+        body.insert("logprobs".into(), true.into());
+        if k > 0 {
+            body.insert("top_logprobs".into(), k.into());
+        }
     }
     for (k, v) in &req.extra_body {
         body.insert(k.clone(), v.clone());
@@ -241,6 +247,39 @@ struct Choice {
     index: u32,
     delta: Option<Delta>,
     finish_reason: Option<String>,
+    #[serde(default)]
+    logprobs: Option<ChoiceLogprobs>,
+}
+
+/// `choices[].logprobs` of a chat chunk: `{"content": [{"token", "logprob", "top_logprobs": [..]}]}`.
+#[derive(Deserialize)]
+struct ChoiceLogprobs {
+    #[serde(default)]
+    content: Option<Vec<LogprobJson>>,
+}
+
+#[derive(Deserialize)]
+struct LogprobJson {
+    token: String,
+    logprob: f64,
+    #[serde(default)]
+    top_logprobs: Vec<TopLogprobJson>,
+}
+
+#[derive(Deserialize)]
+struct TopLogprobJson {
+    token: String,
+    logprob: f64,
+}
+
+impl LogprobJson {
+    fn into_token(self) -> TokenLogprob {
+        let lp = |token: String, logprob: f64| Logprob { token: TokenRef::Text(token), logprob: logprob as f32 };
+        TokenLogprob {
+            chosen: lp(self.token, self.logprob),
+            top: self.top_logprobs.into_iter().map(|t| lp(t.token, t.logprob)).collect(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -274,6 +313,8 @@ pub struct ChunkDecoder {
     finish_reason: Option<String>,
     usage: Option<Usage>,
     content_chunks: usize,
+    /// Logprobs received and not yet attached to a content event.
+    logprobs: Vec<TokenLogprob>,
     /// `[DONE]` seen or an error reported: later events are ignored.
     pub done: bool,
 }
@@ -310,13 +351,18 @@ impl ChunkDecoder {
             return;
         }
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
+            if let Some(content) = choice.logprobs.and_then(|l| l.content) {
+                self.logprobs.extend(content.into_iter().map(LogprobJson::into_token));
+            }
             if let Some(delta) = choice.delta {
                 if let Some(text) = delta.reasoning_content.or(delta.reasoning).filter(|t| !t.is_empty()) {
                     out.push_back(Ok(GenEvent::Reasoning { at, text }));
                 }
                 if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
                     self.content_chunks += 1;
-                    out.push_back(Ok(GenEvent::Content { at, text, token_ids: Vec::new() }));
+                    // Logprobs that arrived on a chunk without text travel with the next text.
+                    let logprobs = std::mem::take(&mut self.logprobs);
+                    out.push_back(Ok(GenEvent::Content { at, text, token_ids: Vec::new(), logprobs }));
                 }
             }
             if let Some(r) = choice.finish_reason {
@@ -485,6 +531,51 @@ mod tests {
     }
 
     #[test]
+    fn logprobs_of_chunks_travel_with_their_content() {
+        let raw = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"logprobs\":{\"content\":[{\"token\":\"Hi\",\"logprob\":-0.5,\"bytes\":[72,105],\"top_logprobs\":[{\"token\":\"Hi\",\"logprob\":-0.5,\"bytes\":[72,105]},{\"token\":\"Hey\",\"logprob\":-1.25,\"bytes\":null}]}],\"refusal\":null}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"!\"},\"logprobs\":{\"content\":[{\"token\":\"!\",\"logprob\":-2.0,\"top_logprobs\":[]}]},\"finish_reason\":\"stop\"}]}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let out = decode(raw);
+        let lps: Vec<Vec<TokenLogprob>> = out
+            .iter()
+            .filter_map(|i| match i {
+                Ok(GenEvent::Content { logprobs, .. }) => Some(logprobs.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lps.len(), 2);
+        let t = |s: &str, lp: f32| Logprob { token: TokenRef::Text(s.into()), logprob: lp };
+        assert_eq!(lps[0], vec![TokenLogprob { chosen: t("Hi", -0.5), top: vec![t("Hi", -0.5), t("Hey", -1.25)] }]);
+        assert_eq!(lps[1], vec![TokenLogprob { chosen: t("!", -2.0), top: vec![] }]);
+    }
+
+    #[test]
+    fn logprobs_are_requested_when_the_run_asks() {
+        let mut req = GenRequest {
+            messages: vec![ChatMessage::new("user", "hi")],
+            policy: Arc::new(Policy::baseline()),
+            model: "m".into(),
+            max_tokens: 8,
+            temperature: 0.0,
+            top_p: None,
+            seed: None,
+            extra_body: Default::default(),
+            logprobs: Some(3),
+        };
+        let body = request_body(&req);
+        assert_eq!((body["logprobs"].clone(), body["top_logprobs"].clone()), (serde_json::json!(true), serde_json::json!(3)));
+        req.logprobs = Some(0);
+        let body = request_body(&req);
+        assert_eq!(body["logprobs"], serde_json::json!(true));
+        assert!(body.get("top_logprobs").is_none(), "top_logprobs 0 is left out for servers that reject it");
+        req.logprobs = None;
+        assert!(request_body(&req).get("logprobs").is_none());
+    }
+
+    #[test]
     fn crlf_framing_gives_the_same_events() {
         let crlf = OPENAI_STREAM.replace('\n', "\r\n");
         assert_eq!(texts(&decode(&crlf)), texts(&decode(OPENAI_STREAM)));
@@ -599,6 +690,7 @@ mod tests {
             top_p: Some(0.9),
             seed: Some(7),
             extra_body: extra,
+            logprobs: None,
         };
         let body = request_body(&req);
         assert_eq!(

@@ -125,7 +125,7 @@ impl Backend for ScriptedBackend {
                         continue;
                     }
                     Step::Content { text, token_ids } => {
-                        Ok(GenEvent::Content { at: tokio::time::Instant::now().into_std(), text, token_ids })
+                        Ok(GenEvent::Content { at: tokio::time::Instant::now().into_std(), text, token_ids, logprobs: Vec::new() })
                     }
                     Step::Reasoning(text) => {
                         Ok(GenEvent::Reasoning { at: tokio::time::Instant::now().into_std(), text })

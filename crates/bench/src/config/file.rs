@@ -30,6 +30,10 @@ pub struct RunFile {
     pub fidelity: super::FidelityConfig,
     /// Add samples in rounds until the CIs are this narrow (docs/runner.md "Enough samples").
     pub until_ci: Option<super::UntilCiConfig>,
+    /// The price of what the run uses, for the cost columns: `{usd_per_hour: 2.5}` (embedded engine,
+    /// self-hosted server) or `{usd_per_1m_input: .., usd_per_1m_output: ..}` (an API). Stored with the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<ttc_results::cost::Price>,
 }
 
 /// How finished requests are scored (the eval crate's metric registry).
@@ -77,6 +81,7 @@ impl Default for RunFile {
             kpis: None,
             fidelity: super::FidelityConfig::default(),
             until_ci: None,
+            cost: None,
         }
     }
 }
@@ -244,11 +249,34 @@ pub struct GenerationConfig {
     pub temperature: NonNegativeF64,
     pub top_p: Option<UnitF64>,
     pub seed: Option<u64>,
+    /// Store each output token's logprob (record column `token_logprobs`), asking for this many alternatives
+    /// (0..=20; an HTTP backend sends `logprobs: true, top_logprobs: K`). Absent: logprobs are not requested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<TopLogprobs>,
 }
 
 impl Default for GenerationConfig {
     fn default() -> Self {
-        GenerationConfig { max_tokens: NonZero(256), temperature: NonNegativeF64(0.0), top_p: None, seed: None }
+        GenerationConfig { max_tokens: NonZero(256), temperature: NonNegativeF64(0.0), top_p: None, seed: None, logprobs: None }
+    }
+}
+
+/// A `top_logprobs` count: 0..=20 (OpenAI's limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "u32")]
+pub struct TopLogprobs(pub u32);
+impl TryFrom<i64> for TopLogprobs {
+    type Error = String;
+    fn try_from(v: i64) -> Result<Self, String> {
+        match u32::try_from(v) {
+            Ok(k) if k as usize <= ttc_types::MAX_TOP_LOGPROBS => Ok(TopLogprobs(k)),
+            _ => Err(format!("invalid value {v}: expected an integer in 0..={}", ttc_types::MAX_TOP_LOGPROBS)),
+        }
+    }
+}
+impl From<TopLogprobs> for u32 {
+    fn from(v: TopLogprobs) -> u32 {
+        v.0
     }
 }
 

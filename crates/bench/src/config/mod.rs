@@ -75,6 +75,9 @@ pub struct RunConfig {
     pub kpis: Option<serde_yaml::Value>,
     pub fidelity: FidelityConfig,
     pub until_ci: Option<UntilCiConfig>,
+    /// The run's price (cost columns); absent from the hash when unset, so older runs keep theirs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<ttc_results::cost::Price>,
 }
 
 impl RunConfig {
@@ -209,6 +212,7 @@ impl RunConfig {
             kpis,
             fidelity: file.fidelity,
             until_ci: file.until_ci,
+            cost: file.cost,
         })
     }
 

@@ -282,3 +282,27 @@ fn base_url_credentials_are_redacted_in_config_errors() {
         .to_string();
     assert_eq!(e, "backend.base_url: `ftp://***@x/v1?token=***` must start with http:// or https://");
 }
+
+#[test]
+fn cost_and_logprobs_keys_parse_and_bad_values_are_located() {
+    let c = resolve("cost: {usd_per_hour: 2.5}\ngeneration: {logprobs: 5}\n").unwrap();
+    assert_eq!(c.cost, Some(ttc_results::cost::Price::PerHour { usd_per_hour: 2.5 }));
+    assert_eq!(c.generation.logprobs.map(|k| k.0), Some(5));
+    let c = resolve("cost:\n  usd_per_1m_input: 0.15\n  usd_per_1m_output: 0.6\n").unwrap();
+    assert_eq!(c.cost, Some(ttc_results::cost::Price::PerToken { usd_per_1m_input: 0.15, usd_per_1m_output: 0.6 }));
+    // No cost and no logprobs: the hash of an older run file is unchanged (neither key is serialized).
+    assert!(!serde_json::to_string(&resolve("seed: 1\n").unwrap()).unwrap().contains("cost"));
+    for (text, want) in [
+        ("seed: 0\ncost:\n  usd_per_hour: -2\n", "run.yaml:3:3: cost.usd_per_hour: invalid value -2: expected a price in dollars"),
+        // A wrong combination is found once the block is read: located at the file (serde_yaml reports no span
+        // for it), named by its key.
+        ("cost:\n  usd_per_hour: 2\n  usd_per_1m_output: 1\n", "run.yaml:1:1: cost: usd_per_hour cannot be combined"),
+        ("cost:\n  usd_per_1m_output: 1\n", "run.yaml:1:1: cost: usd_per_1m_input is missing"),
+        ("cost:\n  usd_per_hr: 2\n", "run.yaml:2:3: cost.usd_per_hr: unknown field `usd_per_hr`"),
+        ("generation:\n  logprobs: 21\n", "run.yaml:2:3: generation.logprobs: invalid value 21: expected an integer in 0..=20"),
+        ("generation:\n  logprobs: -1\n", "run.yaml:2:3: generation.logprobs: invalid value -1: expected an integer in 0..=20"),
+    ] {
+        let e = err(text);
+        assert!(e.starts_with(want), "{text:?}: {e}");
+    }
+}

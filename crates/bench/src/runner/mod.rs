@@ -85,6 +85,7 @@ pub fn make_jobs(entries: &[PlanEntry], generation: &GenerationConfig, default_m
                 top_p: remote.top_p.or(generation.top_p.map(|p| p.0)),
                 seed: remote.seed.or(generation.seed),
                 extra_body: remote.extra_body.into_iter().collect(),
+                logprobs: generation.logprobs.map(|k| k.0),
             };
             Job { entry: e.clone(), request }
         })

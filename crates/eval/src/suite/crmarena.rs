@@ -4,7 +4,9 @@
 //! system turn (our wording) carrying what the official agent appends to its system prompt — `metadata.required`
 //! always, `metadata.optional` in `aided` mode (the official runs use `EVAL_MODE=aided`), the persona for Pro —
 //! and the query as the user turn. The model is asked to end with `<submit>ANSWER</submit>`, the official
-//! answer protocol.
+//! answer protocol and the first form the scorer extracts (`text::extract_answer`). Small models follow a
+//! format they are shown far better than one they are told, so two short worked exchanges (ours, not from the
+//! dataset: an ID-style and a free-text answer, each only a `<submit>` tag) precede the query.
 
 use super::json_items::{array_items, kind, Fields};
 use super::{ChatMessage, Source, SuiteItem};
@@ -44,6 +46,31 @@ pub fn crmarena_system_prompt(required: &str, optional: Option<&str>, persona: O
     s
 }
 
+/// Worked exchanges shown before every query: (user, assistant). Invented records, so no dataset answer leaks.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "Cases closed per agent this quarter: Agent 005Wx000001AbcD closed 12 cases, agent 005Wx000002EfgH closed \
+         19 cases. Which agent closed the most cases? Return only the Id of the agent.",
+        "<submit>005Wx000002EfgH</submit>",
+    ),
+    (
+        "Knowledge article: 'Gift cards cannot be exchanged for cash and expire 24 months after purchase.' \
+         When do gift cards expire?",
+        "<submit>24 months after purchase.</submit>",
+    ),
+];
+
+/// System turn, the worked exchanges, then the query.
+fn messages(system: String, query: &str) -> Vec<ChatMessage> {
+    let mut m = vec![ChatMessage::new("system", system)];
+    for (user, assistant) in EXAMPLES {
+        m.push(ChatMessage::new("user", *user));
+        m.push(ChatMessage::new("assistant", *assistant));
+    }
+    m.push(ChatMessage::new("user", query.trim()));
+    m
+}
+
 /// Parse a CRMArena (`pro == false`) or CRMArena-Pro file.
 pub(crate) fn parse(src: &Source, pro: bool, mode: CrmMode) -> Result<Vec<SuiteItem>, EvalError> {
     let suite = if pro { "crmarena_pro" } else { "crmarena" };
@@ -81,7 +108,7 @@ pub(crate) fn parse(src: &Source, pro: bool, mode: CrmMode) -> Result<Vec<SuiteI
             suite: suite.to_string(),
             task: Some(task),
             sample_id: idx,
-            messages: vec![ChatMessage::new("system", system), ChatMessage::new("user", query.trim())],
+            messages: messages(system, query),
             reference: Some(answers.join(", ")),
             reference_list: answers,
             reward_metric,
@@ -108,5 +135,24 @@ fn answers(f: &Fields) -> Result<Vec<String>, EvalError> {
         Some(Value::Array(items)) => items.iter().map(item).collect(),
         Some(v @ (Value::Null | Value::String(_) | Value::Number(_))) => Ok(vec![item(v)?]),
         Some(other) => Err(f.err("answer", format!("expected a string, null or a list, found {}", kind(other)))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::{extract_answer, AnswerStyle};
+
+    #[test]
+    fn worked_exchanges_answer_in_the_form_the_scorer_extracts() {
+        for (user, assistant) in EXAMPLES {
+            let answer = extract_answer(assistant, AnswerStyle::Short);
+            assert!(!answer.is_empty() && !answer.contains('<'), "{assistant}");
+            assert!(user.contains(answer.trim_end_matches('.')), "the answer comes from the exchange's own text");
+        }
+        let m = messages("sys".into(), " q ");
+        let roles: Vec<&str> = m.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(roles, ["system", "user", "assistant", "user", "assistant", "user"]);
+        assert_eq!(m.last().unwrap().content, "q");
     }
 }

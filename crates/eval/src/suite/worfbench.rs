@@ -1,7 +1,13 @@
-//! WorfBench loader (`gold_traj/<task>/graph_eval.json`, datasets.md §2.1). The prompt is the system turn plus
-//! the user turn prefixed with "Now it's your turn.\n", as `node_eval.py: build_message` does (zero-shot:
-//! the official two-shot examples live in the evaluator's code, not in the data); the assistant turn is the
-//! gold workflow.
+//! WorfBench loader (`gold_traj/<task>/graph_eval.json`, datasets.md §2.1). The prompt is built as the official
+//! `node_eval.py: build_message --few_shot` does: the system turn (the planner instruction), the task's worked
+//! example as a user/assistant pair (a task and its gold `Node:` / `Edge:` workflow), then the user turn
+//! prefixed with "Now it's your turn.\n"; the assistant turn of the data is the gold workflow.
+//!
+//! The examples are WorfBench's own `one_shot_example` (`worfbench_examples.json`, copied with its MIT notice),
+//! one per task: the official README runs two-shot, but a 135M model's prompt budget and CPU prefill time favour
+//! one. The held-out tasks have no official example; seal_tools (function calls) uses toolalpaca's and
+//! intercodesql (code actions) uses os's. Without an example the model never writes the Node/Edge format
+//! (issue 15: f1 0.000 for every policy).
 
 use super::json_items::{array_items, kind, Fields};
 use super::{ChatMessage, Source, SuiteItem};
@@ -11,6 +17,21 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub const TURN_PREFIX: &str = "Now it's your turn.\n";
+
+/// The official one-shot example (user turn, assistant workflow) for `task`, if there is one.
+pub fn example(task: &str) -> Option<(&'static str, &'static str)> {
+    use std::sync::LazyLock;
+    static EXAMPLES: LazyLock<BTreeMap<String, Value>> = LazyLock::new(|| {
+        serde_json::from_str(include_str!("worfbench_examples.json")).expect("bundled WorfBench examples are valid JSON")
+    });
+    let key = match task {
+        "seal_tools" => "toolalpaca",
+        "intercodesql" => "os",
+        t => t,
+    };
+    let e = EXAMPLES.get(key)?;
+    Some((e.get("user")?.as_str()?, e.get("assistant")?.as_str()?))
+}
 
 /// Task directories under `gold_traj/` that hold a `graph_eval.json`, sorted.
 pub(crate) fn task_dirs(root: &Path) -> std::io::Result<Vec<String>> {
@@ -58,7 +79,7 @@ pub(crate) fn parse(src: &Source, task: &str) -> Result<Vec<SuiteItem>, EvalErro
             suite: "worfbench".into(),
             task: Some(task.to_string()),
             sample_id: id,
-            messages: vec![ChatMessage::new("system", system), ChatMessage::new("user", format!("{TURN_PREFIX}{user}"))],
+            messages: messages(task, system, user),
             reference: Some(gold.to_string()),
             reference_list: vec![gold.to_string()],
             reward_metric: None,
@@ -66,4 +87,36 @@ pub(crate) fn parse(src: &Source, task: &str) -> Result<Vec<SuiteItem>, EvalErro
         });
     }
     Ok(out)
+}
+
+/// System turn, the task's example pair when there is one, then the task.
+fn messages(task: &str, system: &str, user: &str) -> Vec<ChatMessage> {
+    let mut m = vec![ChatMessage::new("system", system)];
+    if let Some((ex_user, ex_assistant)) = example(task) {
+        m.push(ChatMessage::new("user", ex_user));
+        m.push(ChatMessage::new("assistant", ex_assistant));
+    }
+    m.push(ChatMessage::new("user", format!("{TURN_PREFIX}{user}")));
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_gets_an_official_example_in_the_node_edge_format() {
+        for task in ["alfworld", "webshop", "os", "toolbench", "toolalpaca", "lumos", "wikihow", "seal_tools", "intercodesql"] {
+            let (user, assistant) = example(task).unwrap_or_else(|| panic!("no example for {task}"));
+            assert!(user.starts_with("Here is an example.") || user.starts_with("Here are an example."), "{task}");
+            // The example's workflow parses with the official rules: `k: text` nodes and `(a,b)` edges.
+            let g = crate::workflow::parse_workflow(assistant);
+            assert!(g.as_ref().is_some_and(|g| g.nodes.len() > 2 && !g.edges.is_empty()), "{task}: {assistant}");
+        }
+        assert!(example("no_such_task").is_none());
+        let m = messages("os", "sys", "task");
+        let roles: Vec<&str> = m.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(roles, ["system", "user", "assistant", "user"]);
+        assert_eq!(m[3].content, "Now it's your turn.\ntask");
+    }
 }

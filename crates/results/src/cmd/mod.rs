@@ -137,6 +137,7 @@ impl SloArgs {
             slo: self.slo(),
             by_task,
             quality_metric: self.quality_metric.clone(),
+            prices: Default::default(),
         })
     }
 }

@@ -47,9 +47,10 @@ impl SummaryArgs {
 
 /// The summary as text in the requested format, and the exit code.
 pub fn execute(args: &SummaryArgs) -> Result<(i32, String)> {
-    let cfg = args.slo.analysis(&args.bootstrap, args.by_task)?;
+    let mut cfg = args.slo.analysis(&args.bootstrap, args.by_task)?;
     let runs = args.dir.open()?.load(&args.selection())?;
     super::warn(&runs);
+    cfg.prices = crate::cost::prices_of(&runs);
     let records: Vec<_> = runs.into_iter().flat_map(|r| r.records).collect();
     if records.is_empty() {
         anyhow::bail!("the selected run(s) contain no readable records");
