@@ -129,6 +129,7 @@ pub fn build_record(
         metrics: BTreeMap::new(),
         extra_metrics: BTreeMap::new(),
         policy_stats: outcome.policy_stats.unwrap_or_default(),
+        load: Default::default(),
     }
 }
 

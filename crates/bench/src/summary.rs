@@ -161,6 +161,7 @@ mod tests {
             metrics: Default::default(),
             extra_metrics: Default::default(),
             policy_stats: Default::default(),
+            load: Default::default(),
         }
     }
 

@@ -161,6 +161,7 @@ fn run_file() -> impl Strategy<Value = RunFile> {
             max_retries,
             backoff: BackoffConfig { base_s: NonNegativeF64(base), cap_s: NonNegativeF64(cap) },
             max_retry_after_s: NonNegativeF64(after),
+            sweep: None,
         });
     let generation = (1u64.., non_negative(), prop::option::of(prop_oneof![Just(1.0), f64::MIN_POSITIVE..1.0]), prop::option::of(any::<u64>()))
         .prop_map(|(m, t, p, seed)| GenerationConfig {
@@ -200,6 +201,7 @@ fn run_file() -> impl Strategy<Value = RunFile> {
             generation,
             scoring,
             kpis,
+            capacity: None,
         })
 }
 

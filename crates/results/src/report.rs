@@ -97,6 +97,7 @@ pub fn build(run: &LoadedRun, opts: &ReportOptions) -> Report {
     executive_summary(&ctx, &mut blocks);
     settings(&ctx, &mut blocks);
     results_table(&ctx, &mut blocks);
+    blocks.extend(crate::load_report::blocks(&ctx.summary, &run.records, ctx.baseline.as_deref(), &opts.analysis.bootstrap));
     findings(&ctx, &mut blocks);
     tradeoffs(&ctx, &mut blocks);
     kpi_status(&ctx, &mut blocks);

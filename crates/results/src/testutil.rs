@@ -48,6 +48,7 @@ pub fn record(policy: &str, suite: &str, sample_id: &str) -> Record {
         metrics,
         extra_metrics: BTreeMap::new(),
         policy_stats: PolicyStats::default(),
+        load: Default::default(),
     }
 }
 

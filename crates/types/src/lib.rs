@@ -14,5 +14,5 @@ pub mod yaml;
 pub use event::{FinishReason, GenEvent, Usage};
 pub use metric::{quality_direction, Direction, PRIMARY_METRIC_PRIORITY};
 pub use policy_stats::PolicyStats;
-pub use record::{Record, RecordStatus, TokenCountSource, QUALITY_METRICS, SCHEMA_VERSION};
+pub use record::{LoadTag, Record, RecordStatus, TokenCountSource, QUALITY_METRICS, SCHEMA_VERSION};
 pub use timing::Timings;

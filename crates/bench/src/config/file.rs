@@ -3,6 +3,7 @@
 //! reported with its file, line and key path like a type error.
 
 use super::policy::{PolicyList, PolicySource};
+use super::sweep::{CapacityConfig, SweepConfig};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -26,6 +27,9 @@ pub struct RunFile {
     pub scoring: ScoringConfig,
     /// KPI gates: a path (relative to this file) or inline; evaluated by `ttc check`, stored with the run.
     pub kpis: Option<serde_yaml::Value>,
+    /// Capacity search at an SLO after the plan (`ttc capacity` runs only the search); absent = none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityConfig>,
 }
 
 /// How finished requests are scored (the eval crate's metric registry).
@@ -71,6 +75,7 @@ impl Default for RunFile {
             generation: GenerationConfig::default(),
             scoring: ScoringConfig::default(),
             kpis: None,
+            capacity: None,
         }
     }
 }
@@ -195,6 +200,9 @@ pub struct LoadConfig {
     pub backoff: BackoffConfig,
     /// The longest `Retry-After` obeyed; longer ones are cut to this.
     pub max_retry_after_s: NonNegativeF64,
+    /// Offered-load sweep: each policy is measured at each level, alone (replaces `arrival`/`rate`/`concurrency`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepConfig>,
 }
 
 impl Default for LoadConfig {
@@ -209,6 +217,7 @@ impl Default for LoadConfig {
             max_retries: 3,
             backoff: BackoffConfig::default(),
             max_retry_after_s: NonNegativeF64(60.0),
+            sweep: None,
         }
     }
 }

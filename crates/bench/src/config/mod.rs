@@ -7,6 +7,7 @@
 pub mod args;
 pub mod file;
 pub mod policy;
+pub mod sweep;
 
 pub use args::{LogFormat, RunArgs};
 pub use file::EmbedderChoice;
@@ -14,6 +15,7 @@ pub use file::{
     Arrival, BackendConfig, BackendKind, GenerationConfig, LoadConfig, RunFile, ScoringConfig, SuiteConfig,
 };
 pub use policy::{Policy, PolicyFile, PolicyList, PolicySource, RemoteParams};
+pub use sweep::{CapacityConfig, Level, SweepConfig};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -68,6 +70,9 @@ pub struct RunConfig {
     pub generation: GenerationConfig,
     pub scoring: ScoringConfig,
     pub kpis: Option<serde_yaml::Value>,
+    /// Capacity search after the plan (`capacity:` in the run file; `ttc capacity` always has one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityConfig>,
 }
 
 impl RunConfig {
@@ -197,6 +202,7 @@ impl RunConfig {
             generation: file.generation,
             scoring: file.scoring,
             kpis,
+            capacity: file.capacity,
         })
     }
 
