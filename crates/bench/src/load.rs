@@ -122,7 +122,8 @@ mod tests {
     use super::*;
     use crate::backend::scripted::{Reply, ScriptedBackend, Step};
     use crate::backend::{BackendInfo, ChatMessage};
-    use crate::config::{GenerationConfig, NonZero, PositiveF64};
+    use crate::config::file::{NonZero, PositiveF64};
+    use crate::config::GenerationConfig;
     use crate::plan::{build_plan, WorkItem};
     use crate::record::RunContext;
     use crate::runner::retry::Backoff;

@@ -82,7 +82,7 @@ pub const MIN_PROBE_REQUESTS: u64 = 20;
 
 /// `capacity`: how `ttc capacity` (and `ttc run`, when the section is present) searches each policy's capacity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "RawCapacity")]
+#[serde(from = "RawCapacity")]
 pub struct CapacityConfig {
     /// Conditions every probe's steady state must meet, e.g. `p95_e2e_s<=2,p95_ttft_s<=1,error_rate<0.01`.
     pub slo: String,
@@ -114,40 +114,95 @@ impl Default for CapacityConfig {
     }
 }
 
+// Each key is checked by its own type while parsing, so an error names its line and key (`capacity.slo`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCapacity {
     #[serde(default)]
-    slo: Option<String>,
+    slo: Option<SloText>,
     #[serde(default)]
-    probe_requests: Option<u64>,
+    probe_requests: Option<ProbeRequests>,
     #[serde(default)]
-    warmup_requests: Option<u64>,
+    warmup_requests: Option<NonZero>,
     #[serde(default)]
     start_rate: Option<PositiveF64>,
     #[serde(default)]
-    max_probes: Option<NonZero>,
+    max_probes: Option<AtLeastTwo>,
     #[serde(default)]
     tolerance: Option<PositiveF64>,
     #[serde(default)]
-    arrival: Option<Arrival>,
+    arrival: Option<OpenArrival>,
 }
 
-impl TryFrom<RawCapacity> for CapacityConfig {
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct SloText(String);
+impl TryFrom<String> for SloText {
     type Error = String;
-    fn try_from(r: RawCapacity) -> Result<CapacityConfig, String> {
+    fn try_from(s: String) -> Result<Self, String> {
+        SloSpec::parse(&s).map_err(|e| format!("cannot parse `{s}`: {e}"))?;
+        Ok(SloText(s))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(try_from = "u64")]
+struct ProbeRequests(u64);
+impl TryFrom<u64> for ProbeRequests {
+    type Error = String;
+    fn try_from(n: u64) -> Result<Self, String> {
+        if n < MIN_PROBE_REQUESTS {
+            return Err(too_few(n));
+        }
+        Ok(ProbeRequests(n))
+    }
+}
+
+fn too_few(n: u64) -> String {
+    format!(
+        "{n} measured requests per probe are too few to reach and measure a steady state (at least \
+         {MIN_PROBE_REQUESTS}: a p95 needs 20 values)"
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(try_from = "u64")]
+struct AtLeastTwo(u64);
+impl TryFrom<u64> for AtLeastTwo {
+    type Error = String;
+    fn try_from(n: u64) -> Result<Self, String> {
+        if n < 2 {
+            return Err(format!("{n}: a search needs at least 2 probes"));
+        }
+        Ok(AtLeastTwo(n))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(try_from = "Arrival")]
+struct OpenArrival(Arrival);
+impl TryFrom<Arrival> for OpenArrival {
+    type Error = String;
+    fn try_from(a: Arrival) -> Result<Self, String> {
+        if a == Arrival::Closed {
+            return Err("closed: capacity probes offer a rate; use poisson or constant".into());
+        }
+        Ok(OpenArrival(a))
+    }
+}
+
+impl From<RawCapacity> for CapacityConfig {
+    fn from(r: RawCapacity) -> CapacityConfig {
         let d = CapacityConfig::default();
-        let c = CapacityConfig {
-            slo: r.slo.unwrap_or(d.slo),
-            probe_requests: r.probe_requests.unwrap_or(d.probe_requests),
-            warmup_requests: r.warmup_requests.unwrap_or(d.warmup_requests),
+        CapacityConfig {
+            slo: r.slo.map_or(d.slo, |v| v.0),
+            probe_requests: r.probe_requests.map_or(d.probe_requests, |v| v.0),
+            warmup_requests: r.warmup_requests.map_or(d.warmup_requests, |v| v.0),
             start_rate: r.start_rate.map_or(d.start_rate, |v| v.0),
             max_probes: r.max_probes.map_or(d.max_probes, |v| v.0),
             tolerance: r.tolerance.map_or(d.tolerance, |v| v.0),
-            arrival: r.arrival.unwrap_or(d.arrival),
-        };
-        c.check().map_err(|(key, msg)| format!("{key}: {msg}"))?;
-        Ok(c)
+            arrival: r.arrival.map_or(d.arrival, |v| v.0),
+        }
     }
 }
 
@@ -161,14 +216,7 @@ impl CapacityConfig {
     pub fn check(&self) -> Result<(), (&'static str, String)> {
         SloSpec::parse(&self.slo).map_err(|e| ("slo", format!("cannot parse `{}`: {e}", self.slo)))?;
         if self.probe_requests < MIN_PROBE_REQUESTS {
-            return Err((
-                "probe_requests",
-                format!(
-                    "{} measured requests per probe are too few to reach and measure a steady state (at least \
-                     {MIN_PROBE_REQUESTS}: a p95 needs 20 values)",
-                    self.probe_requests
-                ),
-            ));
+            return Err(("probe_requests", too_few(self.probe_requests)));
         }
         if self.warmup_requests == 0 {
             return Err((

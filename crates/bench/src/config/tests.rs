@@ -293,7 +293,7 @@ fn load_sweep_and_capacity_parse_and_bad_levels_name_the_key() {
     let e = err("load:\n  sweep: {arrival: poisson, rates: []}\n");
     assert!(e.starts_with("run.yaml:2:") && e.contains("load.sweep: no load level"), "{e}");
     let e = err("load:\n  sweep:\n    rates: [1, 0]\n");
-    assert_eq!(e, "run.yaml:3:16: load.sweep.rates[1]: invalid value 0: expected a number > 0");
+    assert_eq!(e, "run.yaml:3:12: load.sweep.rates[1]: invalid value 0: expected a number > 0");
     let e = err("load:\n  sweep:\n    rates: [-2]\n");
     assert!(e.starts_with("run.yaml:3:") && e.contains("load.sweep.rates[0]: invalid value -2"), "{e}");
     let e = err("load:\n  sweep: {arrival: closed}\n");
@@ -304,10 +304,12 @@ fn load_sweep_and_capacity_parse_and_bad_levels_name_the_key() {
         .capacity
         .unwrap();
     assert_eq!((c.probe_requests, c.warmup_requests, c.slo_spec().conditions.len()), (30, 4, 3));
-    let e = err("capacity:\n  slo: \"p95_e2e_s=2\"\n");
-    assert!(e.starts_with("run.yaml:2:") && e.contains("capacity: slo: cannot parse `p95_e2e_s=2`"), "{e}");
+    let e = err("seed: 1\ncapacity:\n  slo: \"p95_e2e_s=2\"\n");
+    assert!(e.starts_with("run.yaml:3:3: capacity.slo: cannot parse `p95_e2e_s=2`"), "{e}");
     let e = err("capacity:\n  probe_requests: 5\n");
-    assert!(e.contains("capacity: probe_requests: 5 measured requests per probe are too few"), "{e}");
+    assert!(e.starts_with("run.yaml:2:3: capacity.probe_requests: 5 measured requests per probe are too few"), "{e}");
+    let e = err("capacity:\n  arrival: closed\n");
+    assert!(e.starts_with("run.yaml:2:") && e.contains("capacity.arrival: closed: capacity probes offer a rate"), "{e}");
     // Absent sections stay out of the config hash (old runs keep their hashes).
     let plain = resolve("{}").unwrap();
     let json = serde_json::to_string(&plain).unwrap();

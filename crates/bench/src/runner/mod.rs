@@ -105,8 +105,8 @@ pub struct Phase {
 pub struct PhaseLoad {
     /// Copied into every record of the phase.
     pub tag: LoadTag,
-    /// Open loop: when a request has waited this long in the queue the phase is saturated; the requests not
-    /// yet served are dropped (not recorded) and the phase ends.
+    /// Open loop: when a request has waited this long in the queue the phase is saturated: the requests still
+    /// queued are recorded as not served (`abandoned` errors), no more arrive, and the phase ends.
     pub abandon_after: Option<Duration>,
     /// Records of the first `discard` arrivals are not sent on (a probe's warm-up: the queue fills first).
     pub discard: usize,
@@ -115,7 +115,7 @@ pub struct PhaseLoad {
 /// What the driver saw of one phase besides its records.
 #[derive(Debug, Clone, Default)]
 pub struct PhaseReport {
-    /// Requests dropped after the queue wait passed `abandon_after`.
+    /// Requests given up (queue wait past `abandon_after`, or the run stopped).
     pub abandoned: usize,
     /// How late the load generator dispatched each arrival, seconds (open loop).
     pub dispatch_lag_s: Vec<f64>,
@@ -323,11 +323,23 @@ impl Runner {
                     // The lock is held only while waiting for the next arrival: servers take requests in order.
                     let next = queue_rx.lock().await.recv().await;
                     let Some((i, arrived)) = next else { break };
-                    let too_long = load.abandon_after.is_some_and(|d| arrived.elapsed() > d);
-                    if too_long || saturated.load(Ordering::Relaxed) || me.stop.load(Ordering::Relaxed) {
-                        saturated.store(too_long || saturated.load(Ordering::Relaxed), Ordering::Relaxed);
+                    if me.stop.load(Ordering::Relaxed) {
                         abandoned.fetch_add(1, Ordering::Relaxed);
                         continue;
+                    }
+                    if let Some(limit) = load.abandon_after {
+                        if arrived.elapsed() > limit {
+                            saturated.store(true, Ordering::Relaxed);
+                        }
+                        // Once saturated, every request still queued is given up and recorded as not served.
+                        if saturated.load(Ordering::Relaxed) {
+                            abandoned.fetch_add(1, Ordering::Relaxed);
+                            let rec = me.abandoned(&jobs[i], start, arrived, &load.tag, limit);
+                            if i >= load.discard && out.send(rec).await.is_err() {
+                                break;
+                            }
+                            continue;
+                        }
                     }
                     let rec = me.execute_tagged(&jobs[i], start, Some(arrived), &load.tag).await;
                     if i >= load.discard && out.send(rec).await.is_err() {
@@ -354,6 +366,23 @@ impl Runner {
         drop(queue_tx);
         while set.join_next().await.is_some() {}
         PhaseReport { abandoned: abandoned.load(Ordering::Relaxed), dispatch_lag_s: lags }
+    }
+
+    /// The record of a request given up in a saturated phase: an error (`abandoned`) timed from its arrival.
+    fn abandoned(&self, job: &Job, run_start: Instant, arrived: Instant, tag: &LoadTag, limit: Duration) -> Record {
+        let outcome = Outcome {
+            sent: arrived.into_std(),
+            start_offset_s: arrived.duration_since(run_start).as_secs_f64(),
+            events: Vec::new(),
+            error: Some(BackendError::Abandoned(limit)),
+            attempts: 0,
+            backoff: Duration::ZERO,
+            policy_stats: None,
+        };
+        let mut record = build_record(&self.ctx, &job.entry, &job.request.model, outcome, self.counter.as_deref());
+        record.load = tag.clone();
+        record.load.queue_s = Some(arrived.elapsed().as_secs_f64());
+        record
     }
 
     /// One request, all its attempts, as a record. A request that `arrived` (when it waited for a slot): its first attempt's timings start at the arrival,
