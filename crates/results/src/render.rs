@@ -331,6 +331,7 @@ pub fn summary_csv(s: &Summary) -> Result<String> {
         }
     }
     header.extend(internals.iter().map(|f| format!("ps_{f}")));
+    header.extend(["load", "offered_rate", "concurrency_level"].map(String::from));
     w.write_record(&header)?;
     let opt = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
     for g in &s.groups {
@@ -369,6 +370,7 @@ pub fn summary_csv(s: &Summary) -> Result<String> {
             }
         }
         row.extend(internals.iter().map(|f| opt(g.internals.get(*f).copied())));
+        row.extend([g.load.clone().unwrap_or_default(), opt(g.offered_rate), g.concurrency_level.map_or(String::new(), |c| c.to_string())]);
         w.write_record(&row)?;
     }
     Ok(String::from_utf8(w.into_inner()?)?)
@@ -410,6 +412,40 @@ pub fn check_table(r: &CheckReport) -> String {
         r.count(Outcome::Skip),
         if r.passed() { "PASS" } else { "FAIL" }
     )
+}
+
+/// The KPI check in one line per KPI (the end of `ttc run`): counts, and the policies that failed with their values;
+/// `ttc check` prints the full table.
+pub fn check_compact(r: &CheckReport) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for x in &r.results {
+        if !names.contains(&x.kpi.as_str()) {
+            names.push(&x.kpi);
+        }
+    }
+    let mut out = String::new();
+    for name in names {
+        let rows: Vec<_> = r.results.iter().filter(|x| x.kpi == name).collect();
+        let count = |o: Outcome| rows.iter().filter(|x| x.outcome == o).count();
+        let failed: Vec<String> = rows
+            .iter()
+            .filter(|x| x.outcome == Outcome::Fail)
+            .map(|x| {
+                let scope = x.suite.as_ref().map_or(String::new(), |s| format!("/{s}"));
+                format!("{}{scope} {}", x.policy, num(x.value, 3))
+            })
+            .collect();
+        let requirement = rows.first().map_or(String::new(), |x| x.requirement.clone());
+        let verdict = if count(Outcome::Fail) == 0 { "PASS" } else { "FAIL" };
+        out.push_str(&format!(
+            "{verdict} {name} ({requirement}): {} pass, {} fail, {} skip{}\n",
+            count(Outcome::Pass),
+            count(Outcome::Fail),
+            count(Outcome::Skip),
+            if failed.is_empty() { String::new() } else { format!("; failing: {}", failed.join(", ")) }
+        ));
+    }
+    out
 }
 
 fn diff_row(d: &MetricDiff, digits: usize) -> Vec<String> {
