@@ -180,6 +180,50 @@ fn slo_line(text: &str, key: &str) -> usize {
     1
 }
 
+/// The line (1-based) of `name:` inside the top-level `slos:` block (that block's line when not found).
+fn slos_line(text: &str, name: &str) -> usize {
+    let mut block = None;
+    for (n, line) in text.lines().enumerate() {
+        let indented = line.starts_with(|c: char| c.is_whitespace());
+        if !indented && !line.trim().is_empty() && !line.trim_start().starts_with('#') {
+            block = line.starts_with("slos:").then_some(n + 1);
+            if block.is_some() && line.contains(&format!("{name}:")) {
+                return n + 1;
+            }
+        } else if block.is_some() && line.trim_start().starts_with(&format!("{name}:")) {
+            return n + 1;
+        }
+    }
+    text.lines().position(|l| l.starts_with("slos:")).map_or(1, |i| i + 1)
+}
+
+/// The line (1-based) of the `slo:` key of the `index`-th entry under `kpis:` (best effort: the entry's first line).
+fn slo_key_line(text: &str, index: usize) -> usize {
+    let mut in_kpis = false;
+    let mut entry: Option<usize> = None;
+    let mut entry_line = 1;
+    for (n, line) in text.lines().enumerate() {
+        let indented = line.starts_with(|c: char| c.is_whitespace());
+        let t = line.trim_start();
+        if !indented && !t.is_empty() && !t.starts_with('#') {
+            in_kpis = t.starts_with("kpis:");
+            continue;
+        }
+        if !in_kpis {
+            continue;
+        }
+        if t.starts_with("- ") || t == "-" {
+            entry = Some(entry.map_or(0, |e| e + 1));
+            entry_line = n + 1;
+        }
+        let key = t.trim_start_matches("- ").trim_start_matches('{').trim_start();
+        if entry == Some(index) && (key.starts_with("slo:") || t.contains(" slo:") || t.contains("{slo:")) {
+            return n + 1;
+        }
+    }
+    entry_line
+}
+
 /// A threshold must be finite: NaN compares false with everything (a gate that can never pass, or, with
 /// the outcome inverted, never fail) and an infinite one is vacuous.
 fn finite(key: &str, v: f64) -> Result<f64> {
@@ -288,7 +332,9 @@ impl KpiFile {
         let mut file: KpiFile =
             serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", locate(text, &e)))?;
         for (name, spec) in &file.slos {
-            SloSpec::parse(spec).map_err(|e| anyhow::anyhow!("{origin}: slos.{name}: cannot parse `{spec}`: {e}"))?;
+            SloSpec::parse(spec).map_err(|e| {
+                anyhow::anyhow!("{origin}: slos.{name}: cannot parse `{spec}`: {e} at line {}", slos_line(text, name))
+            })?;
         }
         let slos = file.slos.clone();
         for (i, k) in file.kpis.iter_mut().enumerate() {
@@ -298,9 +344,11 @@ impl KpiFile {
                     None => match SloSpec::parse(&s) {
                         Ok(spec) => spec.to_string(),
                         Err(e) => anyhow::bail!(
-                            "{origin}: kpis[{i}] ({}): key `slo`: `{s}` is neither a name under `slos:` ({}) nor an SLO: {e}",
+                            "{origin}: kpis[{i}] ({}): key `slo`: `{s}` is neither a name under `slos:` ({}) nor an SLO: {e} \
+                             at line {}",
                             k.name,
-                            slos.keys().cloned().collect::<Vec<_>>().join(", ")
+                            slos.keys().cloned().collect::<Vec<_>>().join(", "),
+                            slo_key_line(text, i)
                         ),
                     },
                 };
