@@ -5,10 +5,12 @@
 //! [`backend::Backend`]) -> [`record::build_record`] -> [`collect::Collector`] (scoring, progress, sink).
 
 pub mod backend;
+pub mod capacity;
 pub mod collect;
 pub mod config;
 pub mod eval_adapter;
 pub mod fidelity;
+pub mod load;
 pub mod plan;
 pub mod progress;
 pub mod record;
@@ -22,4 +24,4 @@ pub mod tokens;
 
 pub use backend::{Backend, BackendError, BackendInfo, ChatMessage, GenRequest, Generation};
 pub use config::{RunArgs, RunConfig};
-pub use run::{run, run_with, Hooks};
+pub use run::{run, run_capacity, run_with, Hooks};

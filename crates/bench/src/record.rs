@@ -134,6 +134,7 @@ pub fn build_record(
         extra_metrics: BTreeMap::new(),
         policy_stats: outcome.policy_stats.unwrap_or_default(),
         fidelity: Default::default(),
+        load: Default::default(),
     }
 }
 

@@ -8,7 +8,8 @@ use crate::backend::endpoint::redact_str;
 use crate::backend::openai::{OpenAiBackend, OpenAiSettings};
 use crate::backend::Backend;
 use crate::collect::Collector;
-use crate::config::{secs, BackendKind, EmbedderChoice, LogFormat, RunArgs, RunConfig, SuiteConfig};
+use crate::config::sweep::CapacityArgs;
+use crate::config::{secs, BackendKind, CapacityConfig, EmbedderChoice, LogFormat, RunArgs, RunConfig, SuiteConfig};
 use crate::eval_adapter::EvalAdapter;
 use crate::fidelity::{teacher_forced_pass, FidelityJoin};
 use crate::config::quality::baseline_policy;
@@ -52,11 +53,28 @@ fn usage(e: impl std::fmt::Display) -> anyhow::Result<i32> {
 }
 
 pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<i32> {
+    run_mode(args, hooks, None)
+}
+
+/// `ttc capacity`: the capacity search alone (no plan measured), with the `--slo` and probe flags applied to the
+/// run file's `capacity:` section.
+pub fn run_capacity(args: RunArgs, capacity: CapacityArgs, hooks: Hooks) -> anyhow::Result<i32> {
+    run_mode(args, hooks, Some(capacity))
+}
+
+fn run_mode(args: RunArgs, hooks: Hooks, capacity_only: Option<CapacityArgs>) -> anyhow::Result<i32> {
     init_logging(&args);
-    let cfg = match RunConfig::from_args(&args) {
+    let mut cfg = match RunConfig::from_args(&args) {
         Ok(c) => c,
         Err(e) => return usage(e),
     };
+    if let Some(flags) = &capacity_only {
+        match flags.apply(cfg.capacity.take()) {
+            Ok(c) => cfg.capacity = Some(c),
+            Err(e) => return usage(e),
+        }
+    }
+    let only_capacity = capacity_only.is_some();
     let mut hooks = hooks;
     let loader: Arc<dyn SuiteLoader> = match hooks.suites.clone() {
         Some(l) => l,
@@ -120,7 +138,16 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<i32> {
     if args.dry_run {
         print_header(&cfg, &plan);
         plan.print(&mut std::io::stdout().lock())?;
+        if let Some(c) = &cfg.capacity {
+            println!(
+                "capacity search after the plan: SLO {}, probes of {} (+{} warm-up) requests from {} r/s, at most {} per policy",
+                c.slo, c.probe_requests, c.warmup_requests, c.start_rate, c.max_probes
+            );
+        }
         return Ok(0);
+    }
+    if args.resume.is_some() && (cfg.load.sweep.is_some() || cfg.capacity.is_some()) {
+        return usage("--resume: a run with a load sweep or a capacity search cannot be resumed; start it again");
     }
     let backend = match build_backend(&cfg, &hooks) {
         Ok(b) => b,
@@ -128,7 +155,7 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<i32> {
     };
     let store = ResultsStore::create(&cfg.results)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(execute(args, cfg, hooks, backend, store, plan, pools))
+    runtime.block_on(execute(args, cfg, hooks, backend, store, plan, pools, only_capacity))
 }
 
 fn init_logging(args: &RunArgs) {
@@ -232,6 +259,7 @@ async fn execute(
     store: ResultsStore,
     plan: Plan,
     pools: Vec<Vec<WorkItem>>,
+    only_capacity: bool,
 ) -> anyhow::Result<i32> {
     let info = backend.info();
     let config_hash = cfg.hash();
@@ -285,13 +313,18 @@ async fn execute(
     // The backend's own model name (for HTTP: `backend.model`; for the engine: its model, not a file path).
     let jobs = make_jobs(&plan.entries, &cfg.generation, &info.model);
     let fidelity_backend = backend.clone();
-    let runner = Arc::new(Runner::new(backend, RunnerSettings::from_config(&cfg), ctx, hooks.token_counter.clone()));
+    let runner =
+        Arc::new(Runner::new(backend.clone(), RunnerSettings::from_config(&cfg), ctx.clone(), hooks.token_counter.clone()));
+    // Load phases offer their own rate: no token bucket in front of them.
+    let load_settings = RunnerSettings { rate: f64::INFINITY, ..RunnerSettings::from_config(&cfg) };
+    let load_runner = Arc::new(Runner::new(backend, load_settings, ctx, hooks.token_counter.clone()));
 
-    let stop = runner.stop_flag();
+    let (stop, load_stop) = (runner.stop_flag(), load_runner.stop_flag());
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("\ninterrupted: finishing the requests in flight (Ctrl-C again to abort)");
             stop.store(true, Ordering::Relaxed);
+            load_stop.store(true, Ordering::Relaxed);
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
             }
@@ -299,7 +332,7 @@ async fn execute(
     });
 
     // Teacher-forced fidelity first, so the replays never share the cores with a measured request.
-    let forced = if cfg.fidelity.teacher_forced {
+    let forced = if cfg.fidelity.teacher_forced && !only_capacity {
         teacher_forced_pass(&*fidelity_backend, &jobs, &runner.stop_flag()).await
     } else {
         None
@@ -308,20 +341,39 @@ async fn execute(
     let join = (forced.is_some() || output_baseline.is_some())
         .then(|| FidelityJoin::new(forced.unwrap_or_default(), output_baseline));
     let forced_handle = join.as_ref().map(FidelityJoin::forced_handle);
-    runner.warmup(&jobs).await;
+    let sweep = cfg.load.sweep.as_ref().filter(|_| !only_capacity);
+    let phases = sweep.map(|s| crate::load::sweep_phases(&jobs, s, cfg.seed));
+    let measured = match (&phases, only_capacity) {
+        (_, true) => 0,
+        (Some(p), _) => crate::load::sweep_size(p),
+        (None, _) => planned,
+    };
+    let expected = measured + cfg.capacity.as_ref().map_or(0, |c| capacity_estimate(c, cfg.policies.len()));
+    if !only_capacity {
+        runner.warmup(&jobs).await;
+    }
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
     let seen = cfg.until_ci.as_ref().map(|_| Arc::new(std::sync::Mutex::new(Vec::new())));
     let collector = Collector {
         scorer: hooks.scorer.clone(),
         fidelity: join,
         sink: Box::new(StoreSink(Some(writer))),
-        progress: Progress::new(mode, planned as u64),
+        progress: Progress::new(mode, expected as u64),
         seen: seen.clone(),
     }
     .spawn(rx)?;
-    let mut sent = jobs.len();
-    let mut timing = runner.run(jobs.into(), tx.clone()).await;
-    if let (Some(until), Some(seen)) = (&cfg.until_ci, &seen) {
+    // Sampling rounds (--until-ci-width) extend the plain plan; a load sweep or a capacity-only run has none.
+    let rounds_apply = phases.is_none() && !only_capacity;
+    let mut sent = if rounds_apply { jobs.len() } else { 0 };
+    let mut timing = match (phases, only_capacity) {
+        (_, true) => crate::runner::RunTiming { started: std::time::Instant::now(), wall: std::time::Duration::ZERO },
+        (Some(phases), _) => {
+            let arrival = sweep.map_or(crate::config::Arrival::Poisson, |s| s.arrival);
+            crate::load::run_sweep(&load_runner, phases, arrival, tx.clone()).await
+        }
+        (None, _) => runner.run(jobs.clone().into(), tx.clone()).await,
+    };
+    if let (Some(until), Some(seen), true) = (&cfg.until_ci, &seen, rounds_apply) {
         let mut taken: BTreeMap<String, usize> = BTreeMap::new();
         for (s, pool) in cfg.suites.iter().zip(&pools) {
             taken.insert(s.name.clone(), s.samples.unwrap_or(pool.len()).min(pool.len()));
@@ -358,6 +410,22 @@ async fn execute(
             timing.wall += t.wall;
         }
     }
+    if let Some(capacity) = &cfg.capacity {
+        let t = tokio::time::Instant::now();
+        let start = tokio::time::Instant::from_std(timing.started);
+        let results = run_capacity_search(&load_runner, capacity, &jobs, cfg.seed, start, tx.clone()).await;
+        timing.wall += t.elapsed();
+        for r in &results {
+            let upper = r.upper_rps.map_or("not reached".into(), |u| format!("{u}"));
+            eprintln!(
+                "capacity of {} at {}: {} r/s (first failing rate: {upper}; {} probes)",
+                r.policy,
+                capacity.slo,
+                r.capacity_rps,
+                r.probes.len()
+            );
+        }
+    }
     drop(tx);
     let collected = tokio::task::spawn_blocking(move || collector.join())
         .await?
@@ -384,6 +452,39 @@ async fn wait_for_records(seen: &std::sync::Mutex<Vec<Record>>, n: usize, tx: &t
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// Requests a capacity search will probably send (for the progress bar; the search decides as it goes).
+fn capacity_estimate(c: &CapacityConfig, policies: usize) -> usize {
+    let probes = (c.max_probes as usize).min(6);
+    policies * probes * c.probe_requests as usize
+}
+
+/// Searches every policy's capacity, policies in a seeded order, each probe alone on the machine.
+async fn run_capacity_search(
+    runner: &Arc<Runner>,
+    config: &CapacityConfig,
+    jobs: &[crate::runner::Job],
+    seed: u64,
+    start: tokio::time::Instant,
+    out: tokio::sync::mpsc::Sender<Record>,
+) -> Vec<crate::capacity::SearchResult> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut policies = crate::load::jobs_by_policy(jobs);
+    // seed + 5: a stream of its own (see `load::sweep_phases`).
+    policies.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_add(5)));
+    let mut search =
+        crate::capacity::Search { runner, config, start, next_phase: 0, out };
+    let mut results = Vec::new();
+    for (policy, pj) in policies {
+        if runner.stop_flag().load(Ordering::Relaxed) {
+            break;
+        }
+        tracing::info!(policy = %policy.name, slo = %config.slo, "capacity search");
+        results.push(search.policy(&policy, &pj).await);
+    }
+    results
 }
 
 /// Part-file flushing: `TTC_FLUSH_RECORDS=N` writes a part every N records (default 64, or every 5 s); a smaller N

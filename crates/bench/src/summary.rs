@@ -164,6 +164,7 @@ mod tests {
             extra_metrics: Default::default(),
             policy_stats: Default::default(),
             fidelity: Default::default(),
+            load: Default::default(),
         }
     }
 

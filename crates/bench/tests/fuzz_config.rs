@@ -161,6 +161,7 @@ fn run_file() -> impl Strategy<Value = RunFile> {
             max_retries,
             backoff: BackoffConfig { base_s: NonNegativeF64(base), cap_s: NonNegativeF64(cap) },
             max_retry_after_s: NonNegativeF64(after),
+            sweep: None,
         });
     let generation = (
         1u64..,
@@ -210,6 +211,7 @@ fn run_file() -> impl Strategy<Value = RunFile> {
             fidelity: Default::default(),
             until_ci: None,
             cost: None,
+            capacity: None,
         })
 }
 

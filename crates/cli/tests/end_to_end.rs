@@ -19,7 +19,7 @@ fn default_run_reduced_produces_every_record_report_and_kpi_check() {
     // The plan the run will execute.
     let plan = ttc(&["run", "--dry-run", "--samples", "2", "--results", res], &repo);
     assert!(plan.status.success(), "dry run failed: {}", String::from_utf8_lossy(&plan.stderr));
-    let out = ttc(&["run", "--samples", "2", "--max-tokens", "8", "--results", res, "--quiet"], &repo);
+    let out = ttc(&["run", "--samples", "2", "--max-tokens", "8", "--results", res, "--quiet", "--no-capacity"], &repo);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "ttc run failed:\n{stdout}\n{stderr}");
@@ -82,6 +82,44 @@ fn default_run_reduced_produces_every_record_report_and_kpi_check() {
     assert!(text.contains("speculative_decoding") && text.contains("baseline"));
     assert!(stdout.contains("KPI check"), "{stdout}");
     assert!(stdout.contains(&format!("run_id={}", run.run_id)));
+}
+
+/// `ttc capacity` on the real engine, tiny: two probes of baseline on WorfBench prompts, stored like a run and read
+/// back by the summary and the report.
+#[test]
+fn capacity_search_on_the_engine_is_stored_and_reported() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let results = tempfile::tempdir().unwrap();
+    let res = results.path().to_str().unwrap();
+    let args = [
+        "capacity", "--policies", "baseline", "--suites", "worfbench", "--samples", "3", "--max-tokens", "4",
+        "--slo", "p95_e2e_s<=2,error_rate<0.01", "--probe-requests", "20", "--warmup-requests", "1",
+        "--start-rate", "4", "--max-probes", "2", "--results", res, "--quiet",
+    ];
+    let out = ttc(&args, &repo);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ttc capacity failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let run = ttc_results::ResultsStore::open(results.path()).unwrap().load_last().unwrap();
+    assert!(run.records.iter().all(|r| r.load.is_capacity() && r.load.slo.as_deref() == Some("p95_e2e_s<=2,error_rate<0.01")));
+    let phases: BTreeSet<_> = run.records.iter().map(|r| r.load.phase.clone().unwrap()).collect();
+    assert_eq!(phases.len(), 2, "two probes: {phases:?}");
+    // The first probe offers 4 r/s; the second doubles or halves it, as the first passed or failed.
+    let caps = ttc_results::capacity::capacities(&run.records, None);
+    assert_eq!(caps.len(), 1);
+    let probes = &caps[0].probes;
+    let first = probes.iter().find(|p| p.stats.offered_rate == 4.0).expect("a probe at the start rate");
+    let second = if first.pass { 8.0 } else { 2.0 };
+    assert!(probes.iter().any(|p| p.stats.offered_rate == second), "{:?}", probes.iter().map(|p| p.stats.offered_rate).collect::<Vec<_>>());
+    for p in probes {
+        // Every arrival of a probe is measured, or (saturated) recorded as abandoned: 20 at most, none lost silently.
+        assert!(p.stats.n <= 20 && p.stats.n > 0);
+        if p.stats.n < 20 {
+            assert!(p.stats.saturation.is_some(), "a probe cut short is flagged");
+        }
+    }
+    assert!(stdout.contains("Capacity: highest offered rate") && stdout.contains("Recommendation:"), "{stdout}");
+    let report = std::fs::read_to_string(results.path().join(format!("report-{}.md", run.run_id))).unwrap();
+    assert!(report.contains("### Capacity at the SLO") && report.contains("### Recommendation"), "{report}");
 }
 
 /// The redesign must preserve behaviour: every non-timing column of this reduced default run equals the committed

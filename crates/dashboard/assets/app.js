@@ -268,6 +268,80 @@ function renderKpiList() {
     `<span class="${r.outcome}" title="${esc(r.note || "")}">${esc(r.policy)}${r.suite ? "/" + esc(r.suite) : ""}: ${esc(r.kpi)} ${num(r.value) ? (+r.value.toPrecision(4)) : "n/a"} ${esc(r.requirement)}</span>`).join("");
 }
 
+// ------------------------------------------------------------------------------------------- load
+
+// Latency-vs-offered-load curves per policy (sweep levels, else unsaturated capacity probes), capacity bars,
+// the probes and the recommendation. Hidden for runs without a sweep or a capacity search.
+function loadCurves(s) {
+  const curves = new Map();
+  const add = (policy, rate, e2e, ttft) => {
+    if (!curves.has(policy)) curves.set(policy, []);
+    curves.get(policy).push({ rate, e2e, ttft });
+  };
+  const sweep = s.groups.filter((g) => num(g.offered_rate));
+  if (sweep.length) {
+    for (const g of sweep) add(g.policy, g.offered_rate, [g.e2e_s.p50, g.e2e_s.p95], [g.ttft_s.p50, g.ttft_s.p95]);
+  } else {
+    for (const c of s.capacity || []) {
+      for (const p of c.probes.filter((p) => !p.stats.saturation)) {
+        add(c.policy, p.stats.offered_rate, [p.stats.e2e_s.p50, p.stats.e2e_s.p95], [p.stats.ttft_s.p50, p.stats.ttft_s.p95]);
+      }
+    }
+  }
+  for (const v of curves.values()) v.sort((a, b) => a.rate - b.rate);
+  return curves;
+}
+
+function sloBound(s, field) {
+  const slo = (s.capacity || [])[0]?.slo || "";
+  const m = slo.match(new RegExp("p\\d+(?:\\.\\d+)?_" + field + "<=?([0-9.eE+-]+)"));
+  return m ? +m[1] : null;
+}
+
+function drawLoadChart(container, curves, key, bound) {
+  const pts = [...curves.values()].flat();
+  const xs = pts.map((p) => p.rate), ys = pts.flatMap((p) => p[key]).concat(num(bound) ? [bound] : []);
+  const f = frame(container, padded(xs, 0.05, true), padded(ys, 0.08, true), { xLabel: "offered load (requests/s)", yLabel: "seconds" });
+  if (num(bound)) el("line", { x1: f.m.l, x2: f.W - f.m.r, y1: f.y(bound), y2: f.y(bound), stroke: "#dc2626", "stroke-dasharray": "3 3" }, f.svg);
+  for (const [policy, v] of curves) {
+    [1, 0].forEach((i) => {
+      const line = v.filter((p) => num(p[key][i])).map((p) => `${f.x(p.rate)},${f.y(p[key][i])}`).join(" ");
+      el("polyline", { points: line, fill: "none", stroke: colorOf(policy), "stroke-width": 2, "stroke-dasharray": i ? "" : "5 3" }, f.svg);
+    });
+  }
+  legend(f.svg, [...curves.keys()], f.W - f.m.r - 150, f.m.t + 4);
+}
+
+function renderLoad() {
+  const s = state.summary;
+  const section = $("#load");
+  const curves = s ? loadCurves(s) : new Map();
+  const caps = s ? s.capacity || [] : [];
+  section.hidden = !curves.size && !caps.length;
+  if (section.hidden) return;
+  drawLoadChart($("#load-e2e"), curves, "e2e", sloBound(s, "e2e_s"));
+  drawLoadChart($("#load-ttft"), curves, "ttft", sloBound(s, "ttft_s"));
+  const bars = $("#capacity-bars");
+  bars.innerHTML = "";
+  if (caps.length) {
+    const f = frame(bars, [0, caps.length], padded(caps.map((c) => c.capacity_rps), 0.1, true), { xFmt: () => "", yLabel: "requests/s" });
+    caps.forEach((c, i) => {
+      const x0 = f.x(i + 0.15), x1 = f.x(i + 0.85), y = f.y(c.capacity_rps), base = f.y(0);
+      const r = el("rect", { x: x0, y, width: x1 - x0, height: Math.max(0, base - y), fill: colorOf(c.policy) }, f.svg);
+      r.addEventListener("mousemove", (e) => tooltip(e, `${c.policy}: ${c.capacity_rps} r/s (SLO ${c.slo})`));
+      r.addEventListener("mouseleave", () => tooltip(null));
+      el("text", { x: (x0 + x1) / 2, y: base + 14, "text-anchor": "middle" }, f.svg).textContent = c.policy;
+    });
+  }
+  $("#recommendation").innerHTML = (s.recommendations || []).map((r) =>
+    `<p><strong>Recommendation (${esc(r.slo)}):</strong> ${esc(r.paragraph.replace(/\*\*|`/g, ""))}</p>`).join("");
+  $("#probe-table tbody").innerHTML = caps.flatMap((c) => c.probes.map((p) => {
+    const v = p.stats.saturation ? "saturated: " + p.stats.saturation : p.pass ? "pass" : "fail: " + p.failed.join(", ");
+    return `<tr><td class="text">${esc(c.policy)}</td><td>${fmtQ(p.stats.offered_rate)}</td><td>${fmtQ(p.stats.achieved_rate)}</td><td>${p.stats.n}</td>` +
+      `<td>${fmtMs(p.stats.ttft_s.p95)}</td><td>${fmtMs(p.stats.e2e_s.p50)}</td><td>${fmtMs(p.stats.e2e_s.p95)}</td><td class="text ${p.pass ? "pass" : "fail"}">${esc(v)}</td></tr>`;
+  })).join("");
+}
+
 // ------------------------------------------------------------------------------------- trade-offs
 
 async function loadTradeoffs() {
@@ -539,6 +613,7 @@ async function refreshSelected(quiet) {
     fillSelect("#req-policy", policies);
     renderCompare();
     renderKpiList();
+    renderLoad();
     await Promise.all([loadTradeoffs(), loadDistributions(), loadRequests()]);
     if (!quiet) showError(null);
   } catch (e) { showError(e); }

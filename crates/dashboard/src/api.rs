@@ -168,6 +168,10 @@ pub struct SummaryResponse {
     pub slo: String,
     /// Read problems (corrupt parts skipped, duplicates) per run, prefixed with the run id.
     pub warnings: Vec<String>,
+    /// Each policy's capacity at its search's SLO, with the probes (runs with a capacity search).
+    pub capacity: Vec<ttc_results::capacity::Capacity>,
+    /// One recommendation per run x SLO searched.
+    pub recommendations: Vec<ttc_results::recommend::Recommendation>,
 }
 
 pub async fn summary(State(st): State<AppState>, ApiQuery(q): ApiQuery<RunQuery>) -> ApiResult<SummaryResponse> {
@@ -183,6 +187,8 @@ pub async fn summary(State(st): State<AppState>, ApiQuery(q): ApiQuery<RunQuery>
             latency_axes: LatencyAxis::NAMES.to_vec(),
             slo: st.analysis.slo.describe(),
             warnings: vec![],
+            capacity: vec![],
+            recommendations: vec![],
         };
         let mut metrics = std::collections::BTreeSet::new();
         for d in &data {
@@ -190,6 +196,15 @@ pub async fn summary(State(st): State<AppState>, ApiQuery(q): ApiQuery<RunQuery>
             out.n_records += s.n_records;
             out.groups.extend(s.groups.iter().cloned());
             out.pareto.extend(s.pareto.iter().cloned());
+            out.capacity.extend(s.capacity.iter().cloned());
+            if !s.capacity.is_empty() {
+                out.recommendations.extend(ttc_results::recommend::recommend(
+                    s,
+                    &d.run.records,
+                    None,
+                    &st.analysis.bootstrap,
+                ));
+            }
             metrics.extend(model::quality_metrics(s));
             out.warnings.extend(d.run.warnings.iter().map(|w| format!("{}: {w}", d.run.run_id)));
         }

@@ -165,6 +165,14 @@ pub struct GroupSummary {
     /// Costs from the run's price (`cost:` in the run file), when it set one.
     #[serde(default)]
     pub cost: Option<crate::cost::Cost>,
+    /// The load level of a sweep group (`2 r/s`, `c=4`), or `capacity probes` for a run that only searched
+    /// capacity; None for requests sent by the run's own `load:` settings.
+    #[serde(default)]
+    pub load: Option<String>,
+    #[serde(default)]
+    pub offered_rate: Option<f64>,
+    #[serde(default)]
+    pub concurrency_level: Option<u32>,
 }
 
 impl GroupSummary {
@@ -191,6 +199,9 @@ pub struct ParetoSet {
     /// Quality axis (maximised); latency axis is p95 E2E (minimised).
     pub metric: Option<String>,
     pub policies: Vec<String>,
+    /// The load level the front is at (sweeps).
+    #[serde(default)]
+    pub load: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,6 +211,9 @@ pub struct Summary {
     pub groups: Vec<GroupSummary>,
     pub pareto: Vec<ParetoSet>,
     pub config: AnalysisConfig,
+    /// Each policy's capacity at the SLO its capacity search used (runs with a capacity search).
+    #[serde(default)]
+    pub capacity: Vec<crate::capacity::Capacity>,
 }
 
 /// Output tokens, request count and busy span (seconds with at least one request in flight) of the successful
@@ -353,7 +367,7 @@ fn internals(records: &[&Record]) -> BTreeMap<String, f64> {
     sums.into_iter().map(|(k, (s, n))| (k.to_string(), s / n as f64)).collect()
 }
 
-type GroupKey<'a> = (&'a str, &'a str, &'a str, Option<&'a str>);
+type GroupKey<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Option<String>);
 
 /// Summarises one group of records (all with the same run, policy, suite, task).
 pub fn summarize_group(records: &[&Record], primary: Option<String>, cfg: &AnalysisConfig) -> GroupSummary {
@@ -405,35 +419,72 @@ pub fn summarize_group(records: &[&Record], primary: Option<String>, cfg: &Analy
         correct_metric,
         n_correct,
         cost,
+        load: None,
+        offered_rate: None,
+        concurrency_level: None,
     }
+}
+
+/// The group a record's latency belongs to on the load axis: its sweep level, `capacity probes` when its run has
+/// nothing but capacity probes, else None. Capacity probes of a run that has other requests are left out of the
+/// groups (they are summarised as capacities), as their latency mixes every probed rate.
+fn load_group(r: &Record, capacity_only_runs: &HashSet<&str>) -> Option<Option<String>> {
+    if r.load.is_capacity() {
+        return capacity_only_runs.contains(r.run_id.as_str()).then(|| Some("capacity probes".to_string()));
+    }
+    Some(r.load.level_label())
 }
 
 /// The full summary of a set of records (one run or several).
 pub fn summarize(records: &[Record], cfg: &AnalysisConfig) -> Summary {
     let mut groups: HashMap<GroupKey, Vec<&Record>> = HashMap::new();
     let mut by_suite: HashMap<(&str, &str, Option<&str>), Vec<&Record>> = HashMap::new();
+    let with_other: HashSet<&str> = records.iter().filter(|r| !r.load.is_capacity()).map(|r| r.run_id.as_str()).collect();
+    let capacity_only: HashSet<&str> =
+        records.iter().map(|r| r.run_id.as_str()).filter(|id| !with_other.contains(id)).collect();
     for r in records {
         let task = if cfg.by_task { r.task.as_deref() } else { None };
-        groups.entry((&r.run_id, &r.suite, &r.policy, task)).or_default().push(r);
         by_suite.entry((&r.run_id, &r.suite, task)).or_default().push(r);
+        let Some(level) = load_group(r, &capacity_only) else { continue };
+        groups.entry((&r.run_id, &r.suite, &r.policy, task, level)).or_default().push(r);
     }
     let primaries: HashMap<(&str, &str, Option<&str>), Option<String>> =
         by_suite.iter().map(|(k, rs)| (*k, primary_metric(rs, cfg.quality_metric.as_deref()))).collect();
 
     let mut groups: Vec<(GroupKey, Vec<&Record>)> = groups.into_iter().collect();
     groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // Within a policy, load levels in increasing order.
+    groups.sort_by(|a, b| {
+        let level = |g: &(GroupKey, Vec<&Record>)| {
+            let r = g.1[0];
+            (r.load.offered_rate.unwrap_or(-1.0), r.load.concurrency_level.unwrap_or(0))
+        };
+        (a.0 .0, a.0 .1, a.0 .2, a.0 .3)
+            .cmp(&(b.0 .0, b.0 .1, b.0 .2, b.0 .3))
+            .then(level(a).0.total_cmp(&level(b).0))
+            .then(level(a).1.cmp(&level(b).1))
+    });
     let mut out: Vec<GroupSummary> = groups
         .iter()
-        .map(|((run, suite, _, task), rs)| summarize_group(rs, primaries[&(*run, *suite, *task)].clone(), cfg))
+        .map(|((run, suite, _, task, level), rs)| {
+            let mut g = summarize_group(rs, primaries[&(*run, *suite, *task)].clone(), cfg);
+            g.load = level.clone();
+            if level.is_some() && !rs[0].load.is_capacity() {
+                g.offered_rate = rs[0].load.offered_rate;
+                g.concurrency_level = rs[0].load.concurrency_level;
+            }
+            g
+        })
         .collect();
 
     // Pareto fronts over (p95 E2E, primary quality) among the policies of one run x suite (x task).
     let mut pareto = Vec::new();
-    let mut idx_by_suite: BTreeMap<(String, String, Option<String>), Vec<usize>> = BTreeMap::new();
+    // Policies are compared at the same load: one front per load level.
+    let mut idx_by_suite: BTreeMap<(String, String, Option<String>, Option<String>), Vec<usize>> = BTreeMap::new();
     for (i, g) in out.iter().enumerate() {
-        idx_by_suite.entry((g.run_id.clone(), g.suite.clone(), g.task.clone())).or_default().push(i);
+        idx_by_suite.entry((g.run_id.clone(), g.suite.clone(), g.task.clone(), g.load.clone())).or_default().push(i);
     }
-    for ((run_id, suite, task), idx) in idx_by_suite {
+    for ((run_id, suite, task, load), idx) in idx_by_suite {
         let pts: Vec<(f64, f64)> = idx
             .iter()
             .map(|&i| (out[i].e2e_s.p95.unwrap_or(f64::NAN), out[i].primary_goodness().unwrap_or(f64::NAN)))
@@ -447,7 +498,7 @@ pub fn summarize(records: &[Record], cfg: &AnalysisConfig) -> Summary {
             }
         }
         let metric = idx.first().and_then(|&i| out[i].primary_metric.clone());
-        pareto.push(ParetoSet { run_id, suite, task, metric, policies });
+        pareto.push(ParetoSet { run_id, suite, task, metric, policies, load });
     }
 
     let run_ids: BTreeSet<&str> = records.iter().map(|r| r.run_id.as_str()).collect();
@@ -457,5 +508,6 @@ pub fn summarize(records: &[Record], cfg: &AnalysisConfig) -> Summary {
         groups: out,
         pareto,
         config: cfg.clone(),
+        capacity: crate::capacity::capacities(records, None),
     }
 }

@@ -276,11 +276,22 @@ pub fn encode(rs: &[Record]) -> Result<RecordBatch> {
     c.add("extra_metrics_json", false, StringArray::from_iter_values(extra));
     encode_policy_stats(&mut c, rs)?;
     encode_fidelity(&mut c, rs);
+    encode_load(&mut c, rs);
 
     let fields: Vec<Field> =
         c.0.iter().map(|(n, nullable, a)| Field::new(n.as_str(), a.data_type().clone(), *nullable)).collect();
     let arrays: Vec<ArrayRef> = c.0.into_iter().map(|(_, _, a)| a).collect();
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).context("building the Arrow batch")
+}
+
+/// The load-axis columns (issue 16): phase, level, queueing, and a capacity probe's SLO and saturation flag.
+fn encode_load(c: &mut Cols, rs: &[Record]) {
+    c.opt_str("phase", rs, |r| r.load.phase.as_deref());
+    c.opt_f64("offered_rate", rs, |r| r.load.offered_rate);
+    c.opt_u32("concurrency_level", rs, |r| r.load.concurrency_level);
+    c.opt_f64("queue_s", rs, |r| r.load.queue_s);
+    c.opt_str("slo", rs, |r| r.load.slo.as_deref());
+    c.opt_str("saturation", rs, |r| r.load.saturation.as_deref());
 }
 
 /// Resolves columns of one batch by name once (type-checked), with errors that name the file and column.
@@ -456,6 +467,12 @@ pub fn decode(batch: &RecordBatch, file: &Path, run_id: &str) -> Result<Vec<Reco
     }
     let policy_stats = policy_stats_decoder(&b)?;
     let fidelity = fidelity_decoder(&b)?;
+    let phase = b.str("phase", false)?;
+    let offered_rate = b.prim::<Float64Type>("offered_rate", false)?;
+    let concurrency_level = b.prim::<UInt32Type>("concurrency_level", false)?;
+    let queue_s = b.prim::<Float64Type>("queue_s", false)?;
+    let slo = b.str("slo", false)?;
+    let saturation = b.str("saturation", false)?;
 
     let mut out = Vec::with_capacity(batch.num_rows());
     for i in 0..batch.num_rows() {
@@ -515,6 +532,14 @@ pub fn decode(batch: &RecordBatch, file: &Path, run_id: &str) -> Result<Vec<Reco
             extra_metrics,
             policy_stats: policy_stats(i)?,
             fidelity: fidelity(i),
+            load: ttc_types::LoadTag {
+                phase: phase.opt(i),
+                offered_rate: offered_rate.opt(i),
+                concurrency_level: concurrency_level.opt(i),
+                queue_s: queue_s.opt(i),
+                slo: slo.opt(i),
+                saturation: saturation.opt(i),
+            },
         });
     }
     Ok(out)

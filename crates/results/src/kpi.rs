@@ -5,12 +5,13 @@
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::path::Path;
 use ttc_types::Record;
 
 use crate::analysis::{self, Slo};
+use crate::capacity::SloSpec;
 use crate::metrics::{Direction, GroupMetric, MetricRef, RecordField, Stat};
 
 /// Comparison a KPI value must satisfy against its threshold.
@@ -95,6 +96,53 @@ pub struct Kpi {
     pub by_suite: bool,
     /// A policy without data for the metric fails instead of being skipped.
     pub fail_if_missing: bool,
+    /// `capacity_rps`: the SLO it is judged at (a name under `slos:` resolved to its conditions, or the
+    /// conditions themselves); default: the SLO the capacity search used.
+    pub slo: Option<String>,
+    /// Only the requests measured at this load level (`2` r/s, `c=4`, or `capacity`: the probe at the policy's
+    /// capacity). Without it, every request except capacity probes (unless the run has nothing else).
+    pub load: Option<LoadSelector>,
+}
+
+/// A load level a KPI is evaluated at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LoadSelector {
+    /// The capacity probe at the policy's capacity (the highest passing one).
+    Capacity,
+    Rate(f64),
+    Concurrency(u32),
+}
+
+impl LoadSelector {
+    /// `capacity`, `c=4`, `2`, `2 r/s`.
+    pub fn parse(v: &serde_yaml::Value) -> Result<LoadSelector> {
+        let text = match v {
+            serde_yaml::Value::Number(n) => n.to_string(),
+            serde_yaml::Value::String(s) => s.trim().to_string(),
+            _ => anyhow::bail!("key `load`: expected `capacity`, a rate (`2` or `2 r/s`) or `c=N`"),
+        };
+        if text == "capacity" {
+            return Ok(LoadSelector::Capacity);
+        }
+        if let Some(c) = text.strip_prefix("c=") {
+            return match c.trim().parse::<u32>() {
+                Ok(c) if c > 0 => Ok(LoadSelector::Concurrency(c)),
+                _ => anyhow::bail!("key `load`: `{text}`: expected c=N with N >= 1"),
+            };
+        }
+        match text.trim_end_matches("r/s").trim().parse::<f64>() {
+            Ok(r) if r.is_finite() && r > 0.0 => Ok(LoadSelector::Rate(r)),
+            _ => anyhow::bail!("key `load`: `{text}`: expected `capacity`, a rate > 0 (`2` or `2 r/s`) or `c=N`"),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            LoadSelector::Capacity => "at capacity".into(),
+            LoadSelector::Rate(r) => format!("at {} r/s", ttc_types::record::fmt_rate(*r)),
+            LoadSelector::Concurrency(c) => format!("at c={c}"),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -111,6 +159,8 @@ struct RawKpi {
     by_suite: bool,
     #[serde(default)]
     fail_if_missing: bool,
+    slo: Option<String>,
+    load: Option<serde_yaml::Value>,
 }
 
 /// The line (1-based) of `key:` inside the top-level `slo:` block (1 when the block is written inline).
@@ -130,6 +180,50 @@ fn slo_line(text: &str, key: &str) -> usize {
     1
 }
 
+/// The line (1-based) of `name:` inside the top-level `slos:` block (that block's line when not found).
+fn slos_line(text: &str, name: &str) -> usize {
+    let mut block = None;
+    for (n, line) in text.lines().enumerate() {
+        let indented = line.starts_with(|c: char| c.is_whitespace());
+        if !indented && !line.trim().is_empty() && !line.trim_start().starts_with('#') {
+            block = line.starts_with("slos:").then_some(n + 1);
+            if block.is_some() && line.contains(&format!("{name}:")) {
+                return n + 1;
+            }
+        } else if block.is_some() && line.trim_start().starts_with(&format!("{name}:")) {
+            return n + 1;
+        }
+    }
+    text.lines().position(|l| l.starts_with("slos:")).map_or(1, |i| i + 1)
+}
+
+/// The line (1-based) of the `slo:` key of the `index`-th entry under `kpis:` (best effort: the entry's first line).
+fn slo_key_line(text: &str, index: usize) -> usize {
+    let mut in_kpis = false;
+    let mut entry: Option<usize> = None;
+    let mut entry_line = 1;
+    for (n, line) in text.lines().enumerate() {
+        let indented = line.starts_with(|c: char| c.is_whitespace());
+        let t = line.trim_start();
+        if !indented && !t.is_empty() && !t.starts_with('#') {
+            in_kpis = t.starts_with("kpis:");
+            continue;
+        }
+        if !in_kpis {
+            continue;
+        }
+        if t.starts_with("- ") || t == "-" {
+            entry = Some(entry.map_or(0, |e| e + 1));
+            entry_line = n + 1;
+        }
+        let key = t.trim_start_matches("- ").trim_start_matches('{').trim_start();
+        if entry == Some(index) && (key.starts_with("slo:") || t.contains(" slo:") || t.contains("{slo:")) {
+            return n + 1;
+        }
+    }
+    entry_line
+}
+
 /// A threshold must be finite: NaN compares false with everything (a gate that can never pass, or, with
 /// the outcome inverted, never fail) and an infinite one is vacuous.
 fn finite(key: &str, v: f64) -> Result<f64> {
@@ -145,8 +239,13 @@ impl TryFrom<RawKpi> for Kpi {
     fn try_from(r: RawKpi) -> Result<Self> {
         let metric = parse_metric_ref(&r.metric, &r.stat)?;
         finite("value", r.value)?;
+        let load = r.load.as_ref().map(LoadSelector::parse).transpose()?;
+        if r.slo.is_some() && metric != MetricRef::Group(GroupMetric::CapacityRps) && load != Some(LoadSelector::Capacity) {
+            anyhow::bail!("key `slo`: only for `metric: capacity_rps` or `load: capacity`");
+        }
+        let at = load.map(|l| format!(" {}", l.label())).unwrap_or_default();
         Ok(Kpi {
-            name: r.name.unwrap_or_else(|| format!("{} {} {}", metric.label(), r.op, r.value)),
+            name: r.name.unwrap_or_else(|| format!("{}{at} {} {}", metric.label(), r.op, r.value)),
             metric,
             op: r.op,
             value: r.value,
@@ -154,6 +253,8 @@ impl TryFrom<RawKpi> for Kpi {
             policies: r.policies,
             by_suite: r.by_suite,
             fail_if_missing: r.fail_if_missing,
+            slo: r.slo,
+            load,
         })
     }
 }
@@ -208,6 +309,9 @@ pub struct KpiFile {
     pub kpis: Vec<Kpi>,
     #[serde(default)]
     pub regressions: Vec<Regression>,
+    /// Named SLOs for capacity KPIs: `default: "p95_e2e_s<=2,error_rate<0.01"`.
+    #[serde(default)]
+    pub slos: BTreeMap<String, String>,
 }
 
 /// The original specification's gates: p95 latency < 2.0 s, output throughput > 300 tok/s, ROUGE-L > 0.1,
@@ -225,7 +329,32 @@ regressions:
 impl KpiFile {
     /// Parses KPI YAML; `origin` (a file name) prefixes every error, which names key path, line and column.
     pub fn parse(text: &str, origin: &str) -> Result<KpiFile> {
-        let file: KpiFile = serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", locate(text, &e)))?;
+        let mut file: KpiFile =
+            serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", locate(text, &e)))?;
+        for (name, spec) in &file.slos {
+            SloSpec::parse(spec).map_err(|e| {
+                anyhow::anyhow!("{origin}: slos.{name}: cannot parse `{spec}`: {e} at line {}", slos_line(text, name))
+            })?;
+        }
+        let slos = file.slos.clone();
+        for (i, k) in file.kpis.iter_mut().enumerate() {
+            if let Some(s) = k.slo.take() {
+                let spec = match slos.get(&s) {
+                    Some(spec) => spec.clone(),
+                    None => match SloSpec::parse(&s) {
+                        Ok(spec) => spec.to_string(),
+                        Err(e) => anyhow::bail!(
+                            "{origin}: kpis[{i}] ({}): key `slo`: `{s}` is neither a name under `slos:` ({}) nor an SLO: {e} \
+                             at line {}",
+                            k.name,
+                            slos.keys().cloned().collect::<Vec<_>>().join(", "),
+                            slo_key_line(text, i)
+                        ),
+                    },
+                };
+                k.slo = Some(spec);
+            }
+        }
         if file.kpis.is_empty() && file.regressions.is_empty() {
             anyhow::bail!("{origin}: defines no `kpis` and no `regressions`");
         }
@@ -346,9 +475,37 @@ pub fn metric_value(records: &[&Record], metric: &MetricRef, slo: &Slo) -> Optio
                 GroupMetric::QualityGoodput => quality_goodput,
                 GroupMetric::SloAttainment => Some(attainment),
                 GroupMetric::Count => Some(records.len() as f64),
+                GroupMetric::CapacityRps => {
+                    let probes: Vec<Record> = records.iter().map(|r| (*r).clone()).collect();
+                    crate::capacity::capacities(&probes, None).first().map(|c| c.capacity_rps)
+                }
             }
         }
     }
+}
+
+/// A KPI's value on the selected records, on its load axis: `capacity_rps` at its SLO, or the metric over the
+/// requests at its `load` level (plain requests when it names none).
+fn load_metric_value(recs: &[&Record], capacity_only: &HashSet<String>, kpi: &Kpi, slo: &Slo) -> Option<f64> {
+    let spec = kpi.slo.as_deref().and_then(|s| SloSpec::parse(s).ok());
+    let probes: Vec<Record> = recs.iter().filter(|r| r.load.is_capacity()).map(|r| (*r).clone()).collect();
+    let capacity = || crate::capacity::capacities(&probes, spec.as_ref()).into_iter().next();
+    if kpi.metric == MetricRef::Group(GroupMetric::CapacityRps) {
+        return capacity().map(|c| c.capacity_rps);
+    }
+    let at: Vec<&Record> = match kpi.load {
+        None => recs.iter().copied().filter(|r| crate::capacity::is_plain(r, capacity_only)).collect(),
+        Some(LoadSelector::Rate(x)) => {
+            recs.iter().copied().filter(|r| r.load.offered_rate.is_some_and(|o| (o - x).abs() <= 1e-9 * x.max(1.0))).collect()
+        }
+        Some(LoadSelector::Concurrency(c)) => recs.iter().copied().filter(|r| r.load.concurrency_level == Some(c)).collect(),
+        Some(LoadSelector::Capacity) => {
+            let c = capacity()?;
+            let phase = c.probes.iter().find(|p| p.pass && p.stats.offered_rate == c.capacity_rps)?.stats.phase.clone();
+            recs.iter().copied().filter(|r| r.load.is_capacity() && r.load.phase.as_deref() == Some(phase.as_str())).collect()
+        }
+    };
+    metric_value(&at, &kpi.metric, slo)
 }
 
 fn selected<'a>(records: &'a [Record], policy: &str, suite: Option<&str>, suites: &Option<Vec<String>>) -> Vec<&'a Record> {
@@ -470,10 +627,11 @@ pub fn evaluate(
     baseline: Option<(&str, &[Record])>,
 ) -> CheckReport {
     let mut results = Vec::new();
+    let plain = crate::capacity::capacity_only_runs(records);
     for kpi in &file.kpis {
         for (policy, suite) in scopes(records, &kpi.policies, &kpi.suites, kpi.by_suite) {
             let recs = selected(records, &policy, suite.as_deref(), &kpi.suites);
-            let value = metric_value(&recs, &kpi.metric, &file.slo);
+            let value = load_metric_value(&recs, &plain, kpi, &file.slo);
             let missing = || Some(missing_note(records, &policy, suite.as_deref(), &kpi.suites));
             let (outcome, note) = match value {
                 Some(v) if kpi.op.holds(v, kpi.value) => (Outcome::Pass, None),

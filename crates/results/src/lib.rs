@@ -12,13 +12,17 @@
 //! The column layout is documented in `docs/results-schema.md`.
 
 pub mod analysis;
+pub mod capacity;
 pub mod cmd;
 pub mod columns;
 pub mod compare;
 pub mod cost;
 pub mod kpi;
+pub mod load_render;
+pub mod load_report;
 pub mod manifest;
 pub mod metrics;
+pub mod recommend;
 pub mod render;
 pub mod report;
 mod parts;

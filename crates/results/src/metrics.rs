@@ -216,11 +216,13 @@ pub enum GroupMetric {
     SloAttainment,
     /// Number of requests.
     Count,
+    /// Highest offered rate meeting an SLO in a steady state (from a capacity search's probes).
+    CapacityRps,
 }
 
 impl GroupMetric {
     pub const NAMES: &'static [&'static str] =
-        &["error_rate", "output_tok_s", "request_rate", "goodput", "quality_goodput", "slo_attainment", "n"];
+        &["error_rate", "output_tok_s", "request_rate", "goodput", "quality_goodput", "slo_attainment", "n", "capacity_rps"];
 
     pub fn parse(name: &str) -> Option<GroupMetric> {
         Some(match name {
@@ -231,6 +233,7 @@ impl GroupMetric {
             "quality_goodput" => GroupMetric::QualityGoodput,
             "slo_attainment" => GroupMetric::SloAttainment,
             "n" | "count" => GroupMetric::Count,
+            "capacity_rps" | "capacity" => GroupMetric::CapacityRps,
             _ => return None,
         })
     }
@@ -244,6 +247,7 @@ impl GroupMetric {
             GroupMetric::QualityGoodput => "quality_goodput",
             GroupMetric::SloAttainment => "slo_attainment",
             GroupMetric::Count => "n",
+            GroupMetric::CapacityRps => "capacity_rps",
         }
     }
 

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::analysis::{GroupSummary, Summary};
 use crate::compare::{Comparison, MetricDiff};
@@ -28,7 +28,7 @@ pub fn estimate(e: &Estimate, digits: usize) -> String {
     format!("{:.d$} [{:.d$}, {:.d$}]", e.value, e.lo, e.hi, d = digits)
 }
 
-fn table(header: Vec<String>, right_from: usize) -> Table {
+pub(crate) fn table(header: Vec<String>, right_from: usize) -> Table {
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled).set_header(header);
     let n = t.column_count();
@@ -74,11 +74,138 @@ fn label_header(multi_run: bool, by_task: bool) -> Vec<String> {
     h
 }
 
-/// The terminal summary: a main table per policy x suite, a quality table with CIs, internals, Pareto sets.
+/// Width the default (compact) terminal summary fits in.
+pub const COMPACT_WIDTH: u16 = 120;
+
+/// The default terminal summary, fitting [`COMPACT_WIDTH`] columns: one row per policy x suite (x load level)
+/// with the headline latency, throughput and primary quality; quality tables only when they fit; each group's
+/// policy internals on one line (only the fields its policy family reports); capacities and their probes.
+/// `--wide` prints [`summary_table_wide`].
 pub fn summary_table(s: &Summary) -> String {
     let multi_run = s.run_ids.len() > 1;
     let by_task = s.config.by_task;
-    let labels = label_header(multi_run, by_task);
+    let with_load = s.groups.iter().any(|g| g.load.is_some());
+    let mut h = label_header(multi_run, by_task);
+    if with_load {
+        h.push("load".into());
+    }
+    let nl = h.len();
+    h.extend(["n", "err", "TTFT p95", "E2E p50", "E2E p95", "tok/s", "quality ±95% CI", "P"].map(String::from));
+    let mut t = table(h, nl);
+    t.set_content_arrangement(ContentArrangement::Dynamic).set_width(COMPACT_WIDTH);
+    let mut primaries: Vec<(String, String)> = Vec::new();
+    for g in &s.groups {
+        let mut row = group_label_cells(g, multi_run, by_task);
+        if with_load {
+            row.push(g.load.clone().unwrap_or_else(|| "-".into()));
+        }
+        let quality = match g.primary_metric.as_ref().and_then(|m| g.quality.get(m).map(|e| (m, e))) {
+            Some((m, e)) => {
+                if !primaries.iter().any(|(su, _)| su == &g.suite) {
+                    primaries.push((g.suite.clone(), m.clone()));
+                }
+                format!("{:.3}±{:.3}", e.value, (e.hi - e.lo) / 2.0)
+            }
+            None => "-".into(),
+        };
+        row.extend([
+            g.n.to_string(),
+            pct(g.error_rate),
+            ms(g.ttft_s.p95),
+            ms(g.e2e_s.p50),
+            ms(g.e2e_s.p95),
+            num(g.output_tok_s, 1),
+            quality,
+            if g.pareto_optimal { "*".into() } else { String::new() },
+        ]);
+        t.add_row(row);
+    }
+    let mut out = format!("{t}\n");
+    let metrics: Vec<String> = primaries.iter().map(|(su, m)| format!("{su} {m}")).collect();
+    out.push_str(&format!(
+        "Latency in ms; tok/s = aggregate output tokens/s; quality = primary metric ({}); P = Pareto-optimal.\n",
+        if metrics.is_empty() { "none".into() } else { metrics.join(", ") }
+    ));
+
+    // Quality tables only while they fit (about 22 columns per policy); else `--wide`.
+    let most = s.groups.iter().fold(BTreeMap::<&str, usize>::new(), |mut m, g| {
+        *m.entry(g.suite.as_str()).or_default() += 1;
+        m
+    });
+    if most.values().all(|&n| n <= 4) {
+        out.push_str(&quality_tables(s, multi_run, by_task));
+    }
+
+    let with_internals: Vec<&GroupSummary> = s.groups.iter().filter(|g| !g.internals.is_empty()).collect();
+    if !with_internals.is_empty() {
+        let mut h = label_header(multi_run, by_task);
+        if with_load {
+            h.push("load".into());
+        }
+        h.push("policy internals (means)".into());
+        let mut p = table(h, usize::MAX);
+        p.set_content_arrangement(ContentArrangement::Dynamic).set_width(COMPACT_WIDTH);
+        for g in with_internals {
+            let mut row = group_label_cells(g, multi_run, by_task);
+            if with_load {
+                row.push(g.load.clone().unwrap_or_else(|| "-".into()));
+            }
+            let cells: Vec<String> = g.internals.iter().map(|(k, v)| format!("{k} {}", compact_num(*v))).collect();
+            row.push(cells.join(", "));
+            p.add_row(row);
+        }
+        out.push_str(&format!("\n{p}\n"));
+    }
+    out.push_str(&crate::load_render::capacity_tables(&s.capacity, true));
+    out.push_str(&pareto_lines(s, multi_run));
+    out.push_str(&format!(
+        "Goodput SLO: {}. {} records in {} run(s). --wide: every column.\n",
+        s.config.slo.describe(),
+        s.n_records,
+        s.run_ids.len()
+    ));
+    out
+}
+
+/// 3 significant decimals for small values, fewer for large ones.
+fn compact_num(v: f64) -> String {
+    if v.abs() >= 1000.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn pareto_lines(s: &Summary, multi_run: bool) -> String {
+    let mut out = String::new();
+    for p in &s.pareto {
+        let mut scope = match (&p.task, multi_run) {
+            (Some(t), true) => format!("{} / {} / {}", p.run_id, p.suite, t),
+            (Some(t), false) => format!("{} / {}", p.suite, t),
+            (None, true) => format!("{} / {}", p.run_id, p.suite),
+            (None, false) => p.suite.clone(),
+        };
+        if let Some(l) = &p.load {
+            scope = format!("{scope} at {l}");
+        }
+        let axis = p.metric.as_deref().unwrap_or("no quality metric");
+        out.push_str(&format!("Pareto-optimal on {scope} (p95 E2E vs {axis}): {}\n", p.policies.join(", ")));
+    }
+    out
+}
+
+/// The full terminal summary (`--wide`): a main table per policy x suite, a quality table with CIs, internals,
+/// Pareto sets, capacities.
+pub fn summary_table_wide(s: &Summary) -> String {
+    let multi_run = s.run_ids.len() > 1;
+    let by_task = s.config.by_task;
+    let with_load = s.groups.iter().any(|g| g.load.is_some());
+    let mut labels = label_header(multi_run, by_task);
+    if with_load {
+        labels.push("load".into());
+    }
     let nl = labels.len();
 
     let mut h = labels.clone();
@@ -92,6 +219,9 @@ pub fn summary_table(s: &Summary) -> String {
     let mut t = table(h, nl);
     for g in &s.groups {
         let mut row = group_label_cells(g, multi_run, by_task);
+        if with_load {
+            row.push(g.load.clone().unwrap_or_else(|| "-".into()));
+        }
         let quality = match g.primary_metric.as_ref().and_then(|m| g.quality.get(m).map(|e| (m, e))) {
             Some((m, e)) => format!("{m} {}", estimate(e, 3)),
             None => "-".into(),
@@ -127,22 +257,16 @@ pub fn summary_table(s: &Summary) -> String {
         let mut p = table(h, nl);
         for g in s.groups.iter().filter(|g| !g.internals.is_empty()) {
             let mut row = group_label_cells(g, multi_run, by_task);
+            if with_load {
+                row.push(g.load.clone().unwrap_or_else(|| "-".into()));
+            }
             row.extend(internals.iter().map(|m| num(g.internals.get(*m).copied(), 3)));
             p.add_row(row);
         }
         out.push_str(&format!("\nPolicy internals (means)\n{p}\n"));
     }
-
-    for p in &s.pareto {
-        let scope = match (&p.task, multi_run) {
-            (Some(t), true) => format!("{} / {} / {}", p.run_id, p.suite, t),
-            (Some(t), false) => format!("{} / {}", p.suite, t),
-            (None, true) => format!("{} / {}", p.run_id, p.suite),
-            (None, false) => p.suite.clone(),
-        };
-        let axis = p.metric.as_deref().unwrap_or("no quality metric");
-        out.push_str(&format!("Pareto-optimal on {scope} (p95 E2E vs {axis}): {}\n", p.policies.join(", ")));
-    }
+    out.push_str(&crate::load_render::capacity_tables(&s.capacity, true));
+    out.push_str(&pareto_lines(s, multi_run));
     out.push_str(&format!(
         "Goodput SLO: {}. {} records in {} run(s).\n",
         s.config.slo.describe(),
@@ -258,6 +382,7 @@ pub fn summary_csv(s: &Summary) -> Result<String> {
         }
     }
     header.extend(internals.iter().map(|f| format!("ps_{f}")));
+    header.extend(["load", "offered_rate", "concurrency_level"].map(String::from));
     w.write_record(&header)?;
     let opt = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
     for g in &s.groups {
@@ -303,6 +428,7 @@ pub fn summary_csv(s: &Summary) -> Result<String> {
             }
         }
         row.extend(internals.iter().map(|f| opt(g.internals.get(*f).copied())));
+        row.extend([g.load.clone().unwrap_or_default(), opt(g.offered_rate), g.concurrency_level.map_or(String::new(), |c| c.to_string())]);
         w.write_record(&row)?;
     }
     Ok(String::from_utf8(w.into_inner()?)?)
@@ -344,6 +470,40 @@ pub fn check_table(r: &CheckReport) -> String {
         r.count(Outcome::Skip),
         if r.passed() { "PASS" } else { "FAIL" }
     )
+}
+
+/// The KPI check in one line per KPI (the end of `ttc run`): counts, and the policies that failed with their values;
+/// `ttc check` prints the full table.
+pub fn check_compact(r: &CheckReport) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for x in &r.results {
+        if !names.contains(&x.kpi.as_str()) {
+            names.push(&x.kpi);
+        }
+    }
+    let mut out = String::new();
+    for name in names {
+        let rows: Vec<_> = r.results.iter().filter(|x| x.kpi == name).collect();
+        let count = |o: Outcome| rows.iter().filter(|x| x.outcome == o).count();
+        let failed: Vec<String> = rows
+            .iter()
+            .filter(|x| x.outcome == Outcome::Fail)
+            .map(|x| {
+                let scope = x.suite.as_ref().map_or(String::new(), |s| format!("/{s}"));
+                format!("{}{scope} {}", x.policy, num(x.value, 3))
+            })
+            .collect();
+        let requirement = rows.first().map_or(String::new(), |x| x.requirement.clone());
+        let verdict = if count(Outcome::Fail) == 0 { "PASS" } else { "FAIL" };
+        out.push_str(&format!(
+            "{verdict} {name} ({requirement}): {} pass, {} fail, {} skip{}\n",
+            count(Outcome::Pass),
+            count(Outcome::Fail),
+            count(Outcome::Skip),
+            if failed.is_empty() { String::new() } else { format!("; failing: {}", failed.join(", ")) }
+        ));
+    }
+    out
 }
 
 fn diff_row(d: &MetricDiff, digits: usize) -> Vec<String> {

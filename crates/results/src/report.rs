@@ -99,6 +99,7 @@ pub fn build(run: &LoadedRun, opts: &ReportOptions) -> Report {
     executive_summary(&ctx, &mut blocks);
     settings(&ctx, &mut blocks);
     results_table(&ctx, &mut blocks);
+    blocks.extend(crate::load_report::blocks(&ctx.summary, &run.records, ctx.baseline.as_deref(), &opts.analysis.bootstrap));
     findings(&ctx, &mut blocks);
     fidelity_table(&ctx, &mut blocks);
     sample_size(&ctx, &mut blocks);

@@ -199,6 +199,46 @@ fn legend(out: &mut String, names: &[String]) {
     }
 }
 
+/// One curve of a line chart: points joined in x order; `dashed` for a second statistic of the same series.
+pub struct Line {
+    pub series: usize,
+    pub dashed: bool,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Lines over a numeric x axis (latency vs offered load), a legend of `series_names`, an optional horizontal
+/// reference line (an SLO bound) and a note under the chart.
+pub fn lines(title: &str, x_label: &str, y_label: &str, curves: &[Line], series_names: &[String], hline: Option<f64>, note: &str) -> String {
+    let mut out = String::new();
+    frame(&mut out, title);
+    let pts: Vec<(f64, f64)> =
+        curves.iter().flat_map(|c| c.points.iter().copied()).filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+    if pts.is_empty() {
+        out.push_str(r#"<text x="320" y="180" text-anchor="middle">no data</text></svg>"#);
+        return out;
+    }
+    let xmax = pts.iter().map(|p| p.0).fold(0.0, f64::max);
+    let ymax = pts.iter().map(|p| p.1).chain(hline).fold(0.0, f64::max);
+    let a = axes(&mut out, Some((0.0, if xmax > 0.0 { xmax * 1.05 } else { 1.0 })), (0.0, if ymax > 0.0 { ymax * 1.05 } else { 1.0 }), x_label, y_label);
+    if let Some(h) = hline {
+        let y = a.py(h);
+        let _ = write!(out, r##"<line x1="{LEFT}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#c00" stroke-dasharray="2 2"/>"##, W - RIGHT);
+    }
+    for c in curves {
+        let mut p: Vec<(f64, f64)> = c.points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+        p.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let path: Vec<String> = p.iter().map(|&(x, y)| format!("{:.1},{:.1}", a.px(x), a.py(y))).collect();
+        let dash = if c.dashed { r#" stroke-dasharray="5 3""# } else { "" };
+        let _ = write!(out, r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#, path.join(" "), color(c.series));
+        for &(x, y) in &p {
+            let _ = write!(out, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"/>"#, a.px(x), a.py(y), color(c.series));
+        }
+    }
+    legend(&mut out, series_names);
+    let _ = write!(out, r##"<text x="630" y="350" text-anchor="end" fill="#666">{}</text></svg>"##, escape(note));
+    out
+}
+
 /// Vertical bars, one per label.
 pub fn bars(title: &str, y_label: &str, items: &[(String, f64)]) -> String {
     let mut out = String::new();

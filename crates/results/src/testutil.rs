@@ -51,6 +51,7 @@ pub fn record(policy: &str, suite: &str, sample_id: &str) -> Record {
         extra_metrics: BTreeMap::new(),
         policy_stats: PolicyStats::default(),
         fidelity: Default::default(),
+        load: Default::default(),
     }
 }
 

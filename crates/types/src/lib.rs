@@ -18,5 +18,5 @@ pub use fidelity::{fidelity_direction, Fidelity, FIDELITY_METRICS, TEACHER_FORCE
 pub use logprob::{Logprob, TokenLogprob, TokenRef, MAX_TOP_LOGPROBS};
 pub use metric::{quality_direction, Direction, PRIMARY_METRIC_PRIORITY};
 pub use policy_stats::PolicyStats;
-pub use record::{Record, RecordStatus, TokenCountSource, QUALITY_METRICS, SCHEMA_VERSION};
+pub use record::{LoadTag, Record, RecordStatus, TokenCountSource, QUALITY_METRICS, SCHEMA_VERSION};
 pub use timing::Timings;

@@ -95,6 +95,56 @@ pub struct Record {
     /// Fidelity to the full model and to the baseline's output (columns `fidelity_*`).
     #[serde(default)]
     pub fidelity: Fidelity,
+    /// Where the request sits on the load axis (a sweep level or a capacity probe); empty otherwise.
+    #[serde(default)]
+    pub load: LoadTag,
+}
+
+/// The load a request was measured under (issue 16). All fields are None in a run without a load sweep or a
+/// capacity search, where requests are sent by the run's `load:` settings alone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadTag {
+    /// The measured phase: `sweep-NN` or `capacity-NN` (NN = its position in the run). Each phase is one policy
+    /// at one load level, alone on the machine.
+    pub phase: Option<String>,
+    /// Offered arrival rate of an open loop, requests per second.
+    pub offered_rate: Option<f64>,
+    /// Clients of a closed loop.
+    pub concurrency_level: Option<u32>,
+    /// Seconds from arrival until the backend took the request (first-come-first-served queue); included in
+    /// TTFT and E2E.
+    pub queue_s: Option<f64>,
+    /// The SLO a capacity probe was judged against, as written (`p95_e2e_s<=2,error_rate<0.01`).
+    pub slo: Option<String>,
+    /// Why a capacity probe was flagged as saturated (not counted as meeting the SLO), if it was.
+    pub saturation: Option<String>,
+}
+
+impl LoadTag {
+    /// True for the requests of a capacity search.
+    pub fn is_capacity(&self) -> bool {
+        self.phase.as_deref().is_some_and(|p| p.starts_with("capacity"))
+    }
+
+    /// True for the requests of a load sweep.
+    pub fn is_sweep(&self) -> bool {
+        self.phase.as_deref().is_some_and(|p| p.starts_with("sweep"))
+    }
+
+    /// `2 r/s`, `c=4`, or None: the level as shown in tables.
+    pub fn level_label(&self) -> Option<String> {
+        match (self.offered_rate, self.concurrency_level) {
+            (Some(r), _) => Some(format!("{} r/s", fmt_rate(r))),
+            (None, Some(c)) => Some(format!("c={c}")),
+            _ => None,
+        }
+    }
+}
+
+/// A rate without trailing zeros: 0.5, 2, 1.25.
+pub fn fmt_rate(r: f64) -> String {
+    let s = format!("{r:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 impl Record {

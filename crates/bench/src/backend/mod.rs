@@ -98,6 +98,9 @@ pub enum BackendError {
     Engine(String),
     #[error("bad request: {0}")]
     InvalidRequest(String),
+    /// A capacity probe gave up on a request that waited in the queue past its limit (the probe is saturated).
+    #[error("not served: waited in the queue longer than {0:?} (saturated load phase)")]
+    Abandoned(Duration),
 }
 
 impl BackendError {
@@ -116,6 +119,7 @@ impl BackendError {
             BackendError::Protocol(_) => "protocol",
             BackendError::Engine(_) => "engine",
             BackendError::InvalidRequest(_) => "invalid_request",
+            BackendError::Abandoned(_) => "abandoned",
         }
     }
 
@@ -130,7 +134,10 @@ impl BackendError {
             | BackendError::StreamCut(_)
             | BackendError::StreamError(_)
             | BackendError::Timeout(_) => true,
-            BackendError::Protocol(_) | BackendError::Engine(_) | BackendError::InvalidRequest(_) => false,
+            BackendError::Protocol(_)
+            | BackendError::Engine(_)
+            | BackendError::InvalidRequest(_)
+            | BackendError::Abandoned(_) => false,
         }
     }
 

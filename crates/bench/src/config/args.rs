@@ -79,6 +79,9 @@ pub struct RunArgs {
     /// Print the plan (policy x suite x sample, in execution order) and exit.
     #[arg(long)]
     pub dry_run: bool,
+    /// Skip the run file's capacity search (`capacity:`); measure the plan only.
+    #[arg(long)]
+    pub no_capacity: bool,
     /// Continue an interrupted run: requests already stored under RUN_ID are skipped.
     #[arg(long, value_name = "RUN_ID")]
     pub resume: Option<String>,
@@ -211,6 +214,9 @@ impl RunArgs {
             if let Some(n) = self.max_samples {
                 u.max_samples = Some(flag::<NonZero, _>("max-samples", n)?);
             }
+        }
+        if self.no_capacity {
+            f.capacity = None;
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! reported with its file, line and key path like a type error.
 
 use super::policy::{PolicyList, PolicySource};
+use super::sweep::{CapacityConfig, SweepConfig};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -34,6 +35,9 @@ pub struct RunFile {
     /// self-hosted server) or `{usd_per_1m_input: .., usd_per_1m_output: ..}` (an API). Stored with the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<ttc_results::cost::Price>,
+    /// Capacity search at an SLO after the plan (`ttc capacity` runs only the search); absent = none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityConfig>,
 }
 
 /// How finished requests are scored (the eval crate's metric registry).
@@ -82,6 +86,7 @@ impl Default for RunFile {
             fidelity: super::FidelityConfig::default(),
             until_ci: None,
             cost: None,
+            capacity: None,
         }
     }
 }
@@ -210,6 +215,9 @@ pub struct LoadConfig {
     pub backoff: BackoffConfig,
     /// The longest `Retry-After` obeyed; longer ones are cut to this.
     pub max_retry_after_s: NonNegativeF64,
+    /// Offered-load sweep: each policy is measured at each level, alone (replaces `arrival`/`rate`/`concurrency`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepConfig>,
 }
 
 impl Default for LoadConfig {
@@ -224,6 +232,7 @@ impl Default for LoadConfig {
             max_retries: 3,
             backoff: BackoffConfig::default(),
             max_retry_after_s: NonNegativeF64(60.0),
+            sweep: None,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod args;
 pub mod file;
 pub mod policy;
 pub mod quality;
+pub mod sweep;
 
 pub use args::{FidelityMode, LogFormat, RunArgs};
 pub use file::EmbedderChoice;
@@ -16,6 +17,7 @@ pub use file::{
 };
 pub use quality::{FidelityConfig, UntilCiConfig};
 pub use policy::{Policy, PolicyFile, PolicyList, PolicySource, RemoteParams};
+pub use sweep::{CapacityConfig, Level, SweepConfig};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -78,6 +80,9 @@ pub struct RunConfig {
     /// The run's price (cost columns); absent from the hash when unset, so older runs keep theirs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<ttc_results::cost::Price>,
+    /// Capacity search after the plan (`capacity:` in the run file; `ttc capacity` always has one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityConfig>,
 }
 
 impl RunConfig {
@@ -213,6 +218,7 @@ impl RunConfig {
             fidelity: file.fidelity,
             until_ci: file.until_ci,
             cost: file.cost,
+            capacity: file.capacity,
         })
     }
 

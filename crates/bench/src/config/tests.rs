@@ -306,3 +306,49 @@ fn cost_and_logprobs_keys_parse_and_bad_values_are_located() {
         assert!(e.starts_with(want), "{text:?}: {e}");
     }
 }
+
+#[test]
+fn load_sweep_and_capacity_parse_and_bad_levels_name_the_key() {
+    let f = parse("load:\n  sweep: {arrival: poisson, rates: [0.5, 1, 2]}\n").unwrap();
+    let s = f.load.sweep.unwrap();
+    assert_eq!(s.levels(), vec![Level::Rate(0.5), Level::Rate(1.0), Level::Rate(2.0)]);
+    let f = parse("load:\n  sweep: {arrival: closed, concurrency: [1, 4]}\n").unwrap();
+    assert_eq!(f.load.sweep.unwrap().levels(), vec![Level::Concurrency(1), Level::Concurrency(4)]);
+    let e = err("load:\n  sweep: {arrival: poisson, rates: []}\n");
+    assert!(e.starts_with("run.yaml:2:") && e.contains("load.sweep: no load level"), "{e}");
+    let e = err("load:\n  sweep:\n    rates: [1, 0]\n");
+    assert_eq!(e, "run.yaml:3:12: load.sweep.rates[1]: invalid value 0: expected a number > 0");
+    let e = err("load:\n  sweep:\n    rates: [-2]\n");
+    assert!(e.starts_with("run.yaml:3:") && e.contains("load.sweep.rates[0]: invalid value -2"), "{e}");
+    let e = err("load:\n  sweep: {arrival: closed}\n");
+    assert!(e.contains("load.sweep: no load level: a closed-loop sweep needs `concurrency"), "{e}");
+
+    let c = parse("capacity: {slo: \"p95_e2e_s<=2,p95_ttft_s<=1,error_rate<0.01\", probe_requests: 30}\n")
+        .unwrap()
+        .capacity
+        .unwrap();
+    assert_eq!((c.probe_requests, c.warmup_requests, c.slo_spec().conditions.len()), (30, 4, 3));
+    let e = err("seed: 1\ncapacity:\n  slo: \"p95_e2e_s=2\"\n");
+    assert!(e.starts_with("run.yaml:3:3: capacity.slo: cannot parse `p95_e2e_s=2`"), "{e}");
+    let e = err("capacity:\n  probe_requests: 5\n");
+    assert!(e.starts_with("run.yaml:2:3: capacity.probe_requests: 5 measured requests per probe are too few"), "{e}");
+    let e = err("capacity:\n  arrival: closed\n");
+    assert!(e.starts_with("run.yaml:2:") && e.contains("capacity.arrival: closed: capacity probes offer a rate"), "{e}");
+    // Absent sections stay out of the config hash (old runs keep their hashes).
+    let plain = resolve("{}").unwrap();
+    let json = serde_json::to_string(&plain).unwrap();
+    assert!(!json.contains("sweep") && !json.contains("capacity"), "{json}");
+}
+
+#[test]
+fn capacity_flags_name_themselves() {
+    use crate::config::sweep::CapacityArgs;
+    let flags = CapacityArgs { slo: Some("p95_e2e_s<=oops".into()), ..Default::default() };
+    let e = flags.apply(None).unwrap_err().to_string();
+    assert!(e.starts_with("--slo: cannot parse"), "{e}");
+    let flags = CapacityArgs { probe_requests: Some(3), ..Default::default() };
+    assert!(flags.apply(None).unwrap_err().to_string().starts_with("--probe-requests: 3 measured requests"));
+    let flags = CapacityArgs { slo: Some("p99_ttft_s<0.5".into()), max_probes: Some(4), ..Default::default() };
+    let c = flags.apply(Some(CapacityConfig::default())).unwrap();
+    assert_eq!((c.slo.as_str(), c.max_probes), ("p99_ttft_s<0.5", 4));
+}

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
-use ttc_types::{GenEvent, PolicyStats, Record};
+use ttc_types::{GenEvent, LoadTag, PolicyStats, Record};
 
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
@@ -101,6 +101,27 @@ pub struct Phase {
     pub jobs: Vec<Job>,
 }
 
+/// How one phase is driven and tagged beyond its arrival process (load sweeps and capacity probes).
+#[derive(Debug, Clone, Default)]
+pub struct PhaseLoad {
+    /// Copied into every record of the phase.
+    pub tag: LoadTag,
+    /// Open loop: when a request has waited this long in the queue the phase is saturated: the requests still
+    /// queued are recorded as not served (`abandoned` errors), no more arrive, and the phase ends.
+    pub abandon_after: Option<Duration>,
+    /// Records of the first `discard` arrivals are not sent on (a probe's warm-up: the queue fills first).
+    pub discard: usize,
+}
+
+/// What the driver saw of one phase besides its records.
+#[derive(Debug, Clone, Default)]
+pub struct PhaseReport {
+    /// Requests given up (queue wait past `abandon_after`, or the run stopped).
+    pub abandoned: usize,
+    /// How late the load generator dispatched each arrival, seconds (open loop).
+    pub dispatch_lag_s: Vec<f64>,
+}
+
 /// When the measured part of a run started and how long it took.
 #[derive(Debug, Clone, Copy)]
 pub struct RunTiming {
@@ -126,6 +147,20 @@ impl Runner {
     ) -> Runner {
         let limiter = (!settings.rate.is_infinite()).then(|| TokenBucket::new(settings.rate, settings.burst));
         Runner { backend, settings, ctx: Arc::new(ctx), counter, limiter, stop: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Requests of `policy` served at once in a load phase: what the backend takes at once (one for a
+    /// one-at-a-time engine), else the policy's own `concurrency`, else the run's.
+    pub fn slots_for(&self, policy: &crate::config::Policy) -> usize {
+        let own = policy.concurrency.map(|c| c.min(1 << 20) as usize).unwrap_or(self.settings.concurrency);
+        match self.backend.max_concurrency(policy) {
+            Some(cap) if cap > 0 => cap.min(own.max(1)),
+            _ => own.max(1),
+        }
+    }
+
+    pub fn settings(&self) -> &RunnerSettings {
+        &self.settings
     }
 
     /// Set it to stop sending new requests (Ctrl-C); requests in flight finish and are recorded.
@@ -179,7 +214,7 @@ impl Runner {
         let (tx, mut rx) = mpsc::channel(1024);
         let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
         let start = Instant::now();
-        self.closed_loop(warm, tx, start, first.concurrency.min(n)).await;
+        self.closed_loop(warm, tx, start, first.concurrency.min(n), None, &PhaseLoad::default()).await;
         let _ = drain.await;
         tracing::info!(requests = n, seconds = start.elapsed().as_secs_f64(), "warm-up done");
     }
@@ -205,25 +240,35 @@ impl Runner {
                 );
             }
             let jobs: Arc<[Job]> = phase.jobs.into();
+            let load = PhaseLoad::default();
             match arrival::offsets(self.settings.arrival, self.settings.rate, jobs.len(), self.settings.seed) {
-                None => self.closed_loop(jobs, out.clone(), start, phase.concurrency).await,
-                Some(offsets) => self.open_loop(jobs, offsets, out.clone(), start, phase.concurrency).await,
+                None => self.closed_loop(jobs, out.clone(), start, phase.concurrency, None, &load).await,
+                Some(offsets) => {
+                    self.open_loop(jobs, offsets, out.clone(), start, phase.concurrency, &load).await;
+                }
             }
         }
         RunTiming { started: start.into_std(), wall: start.elapsed() }
     }
 
-    async fn closed_loop(
+    /// `workers` clients, each sending its next request when the previous one finished. With `slots`, the backend
+    /// serves at most that many at once and the clients wait for a slot in arrival order (FCFS); the wait counts
+    /// in their TTFT and E2E.
+    pub(crate) async fn closed_loop(
         self: &Arc<Self>,
         jobs: Arc<[Job]>,
         out: mpsc::Sender<Record>,
         start: Instant,
         workers: usize,
+        slots: Option<usize>,
+        load: &PhaseLoad,
     ) {
         let next = Arc::new(AtomicUsize::new(0));
+        let slots = slots.map(|n| Arc::new(Semaphore::new(n.max(1))));
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..workers.min(jobs.len()).max(1) {
-            let (me, jobs, next, out) = (self.clone(), jobs.clone(), next.clone(), out.clone());
+            let (me, jobs, next, out, slots) = (self.clone(), jobs.clone(), next.clone(), out.clone(), slots.clone());
+            let load = load.clone();
             set.spawn(async move {
                 loop {
                     if me.stop.load(Ordering::Relaxed) {
@@ -231,7 +276,19 @@ impl Runner {
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
-                    let rec = me.execute(job, start).await;
+                    let arrived = Instant::now();
+                    let permit = match &slots {
+                        Some(s) => match s.clone().acquire_owned().await {
+                            Ok(p) => Some(p),
+                            Err(_) => break,
+                        },
+                        None => None,
+                    };
+                    let rec = me.execute_tagged(job, start, slots.is_some().then_some(arrived), &load.tag).await;
+                    drop(permit);
+                    if i < load.discard {
+                        continue;
+                    }
                     if out.send(rec).await.is_err() {
                         break; // the collector is gone (store failure): stop
                     }
@@ -241,48 +298,109 @@ impl Runner {
         while set.join_next().await.is_some() {}
     }
 
-    /// Sends jobs at `offsets` from now; records keep their offsets from the run's `start`.
-    async fn open_loop(
+    /// Open loop: job i arrives at `offsets[i]` from now and joins a FIFO queue that `servers` tasks take requests
+    /// from (a first-come-first-served queue in front of a backend serving `servers` at once). Records keep their
+    /// offsets from the run's `start`; their timings start at the arrival.
+    pub(crate) async fn open_loop(
         self: &Arc<Self>,
         jobs: Arc<[Job]>,
         offsets: Vec<Duration>,
         out: mpsc::Sender<Record>,
         start: Instant,
-        concurrency: usize,
-    ) {
+        servers: usize,
+        load: &PhaseLoad,
+    ) -> PhaseReport {
         let phase_start = Instant::now();
-        let slots = Arc::new(Semaphore::new(concurrency));
+        let (queue_tx, queue_rx) = mpsc::unbounded_channel::<(usize, Instant)>();
+        let queue_rx = Arc::new(tokio::sync::Mutex::new(queue_rx));
+        let saturated = Arc::new(AtomicBool::new(false));
+        let abandoned = Arc::new(AtomicUsize::new(0));
         let mut set = tokio::task::JoinSet::new();
+        for _ in 0..servers.max(1) {
+            let (me, jobs, out, queue_rx) = (self.clone(), jobs.clone(), out.clone(), queue_rx.clone());
+            let (saturated, abandoned, load) = (saturated.clone(), abandoned.clone(), load.clone());
+            set.spawn(async move {
+                loop {
+                    // The lock is held only while waiting for the next arrival: servers take requests in order.
+                    let next = queue_rx.lock().await.recv().await;
+                    let Some((i, arrived)) = next else { break };
+                    if me.stop.load(Ordering::Relaxed) {
+                        abandoned.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    if let Some(limit) = load.abandon_after {
+                        if arrived.elapsed() > limit {
+                            saturated.store(true, Ordering::Relaxed);
+                        }
+                        // Once saturated, every request still queued is given up and recorded as not served.
+                        if saturated.load(Ordering::Relaxed) {
+                            abandoned.fetch_add(1, Ordering::Relaxed);
+                            let rec = me.abandoned(&jobs[i], start, arrived, &load.tag, limit);
+                            if i >= load.discard && out.send(rec).await.is_err() {
+                                break;
+                            }
+                            continue;
+                        }
+                    }
+                    let rec = me.execute_tagged(&jobs[i], start, Some(arrived), &load.tag).await;
+                    if i >= load.discard && out.send(rec).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let mut lags = Vec::with_capacity(offsets.len());
         for (i, off) in offsets.into_iter().enumerate() {
-            if self.stop.load(Ordering::Relaxed) || out.is_closed() {
+            if self.stop.load(Ordering::Relaxed) || out.is_closed() || saturated.load(Ordering::Relaxed) {
+                abandoned.fetch_add(jobs.len() - i, Ordering::Relaxed);
                 break;
             }
-            tokio::time::sleep_until(phase_start + off).await;
-            let Ok(permit) = slots.clone().acquire_owned().await else { break };
-            let (me, jobs, out) = (self.clone(), jobs.clone(), out.clone());
-            set.spawn(async move {
-                let rec = me.execute(&jobs[i], start).await;
-                let _ = out.send(rec).await;
-                drop(permit);
-            });
-            // Reap finished tasks so the set does not grow with the run.
-            while set.try_join_next().is_some() {}
+            let at = phase_start + off;
+            tokio::time::sleep_until(at).await;
+            lags.push(at.elapsed().as_secs_f64());
+            // Timings start at the scheduled arrival: a load generator that falls behind makes latency worse,
+            // never better, and the lag is reported.
+            if queue_tx.send((i, at)).is_err() {
+                break;
+            }
         }
+        drop(queue_tx);
         while set.join_next().await.is_some() {}
+        PhaseReport { abandoned: abandoned.load(Ordering::Relaxed), dispatch_lag_s: lags }
     }
 
-    /// One request, all its attempts, as a record.
-    async fn execute(&self, job: &Job, run_start: Instant) -> Record {
+    /// The record of a request given up in a saturated phase: an error (`abandoned`) timed from its arrival.
+    fn abandoned(&self, job: &Job, run_start: Instant, arrived: Instant, tag: &LoadTag, limit: Duration) -> Record {
+        let outcome = Outcome {
+            sent: arrived.into_std(),
+            start_offset_s: arrived.duration_since(run_start).as_secs_f64(),
+            events: Vec::new(),
+            error: Some(BackendError::Abandoned(limit)),
+            attempts: 0,
+            backoff: Duration::ZERO,
+            policy_stats: None,
+        };
+        let mut record = build_record(&self.ctx, &job.entry, &job.request.model, outcome, self.counter.as_deref());
+        record.load = tag.clone();
+        record.load.queue_s = Some(arrived.elapsed().as_secs_f64());
+        record
+    }
+
+    /// One request, all its attempts, as a record. A request that `arrived` (when it waited for a slot): its first attempt's timings start at the arrival,
+    /// and the record carries `tag` and the time it queued.
+    async fn execute_tagged(&self, job: &Job, run_start: Instant, arrived: Option<Instant>, tag: &LoadTag) -> Record {
         let s = &self.settings;
         let mut attempts = 0u32;
         let mut backoff = Duration::ZERO;
         let mut rng: Option<ChaCha8Rng> = None;
+        let mut first_send: Option<Instant> = None;
         loop {
             attempts += 1;
             if let Some(l) = &self.limiter {
                 l.acquire().await;
             }
             let sent = Instant::now();
+            first_send.get_or_insert(sent);
             let mut events = Vec::new();
             let mut stats = None;
             let result =
@@ -309,16 +427,22 @@ impl Runner {
                     backoff += t.elapsed();
                 }
                 result => {
+                    // Only the first attempt waited in the queue; a retry is timed from its own send.
+                    let base = arrived.filter(|_| attempts == 1).unwrap_or(sent);
                     let outcome = Outcome {
-                        sent: sent.into_std(),
-                        start_offset_s: sent.duration_since(run_start).as_secs_f64(),
+                        sent: base.into_std(),
+                        start_offset_s: base.duration_since(run_start).as_secs_f64(),
                         events,
                         error: result.err(),
                         attempts,
                         backoff,
                         policy_stats: stats,
                     };
-                    return build_record(&self.ctx, &job.entry, &job.request.model, outcome, self.counter.as_deref());
+                    let mut record =
+                        build_record(&self.ctx, &job.entry, &job.request.model, outcome, self.counter.as_deref());
+                    record.load = tag.clone();
+                    record.load.queue_s = first_send.zip(arrived).map(|(f, a)| f.duration_since(a).as_secs_f64());
+                    return record;
                 }
             }
         }

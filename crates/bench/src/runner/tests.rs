@@ -244,11 +244,16 @@ async fn open_loop_sends_on_schedule() {
 async fn open_loop_respects_the_concurrency_cap() {
     let backend = Arc::new(ScriptedBackend::new(|_, _| answer()));
     let s = RunnerSettings { arrival: Arrival::Constant, rate: 1000.0, concurrency: 2, burst: 100.0, ..settings() };
-    let recs = run_with(backend, s, jobs(6)).await;
-    let mut starts: Vec<u64> = recs.iter().map(|r| ms(r.start_offset_s)).collect();
-    starts.sort();
-    // Arrivals every 1 ms, but only 2 in flight: later ones wait for a slot.
-    assert_eq!(starts, vec![0, 1, 100, 101, 200, 201]);
+    let mut recs = run_with(backend, s, jobs(6)).await;
+    recs.sort_by(|a, b| a.start_offset_s.total_cmp(&b.start_offset_s));
+    // Arrivals every 1 ms, but only 2 in flight: later ones wait for a slot, first come first served, and their
+    // timings start at the arrival (records keep the arrival as `start_offset_s`, the wait as `queue_s`).
+    let arrivals: Vec<u64> = recs.iter().map(|r| ms(r.start_offset_s)).collect();
+    assert_eq!(arrivals, vec![0, 1, 2, 3, 4, 5]);
+    let sends: Vec<u64> = recs.iter().map(|r| ms(r.start_offset_s + r.load.queue_s.unwrap())).collect();
+    assert_eq!(sends, vec![0, 1, 100, 101, 200, 201]);
+    let e2e: Vec<u64> = recs.iter().map(|r| ms(r.e2e_s.unwrap())).collect();
+    assert_eq!(e2e, vec![100, 100, 198, 198, 296, 296], "E2E includes the queue");
 }
 
 #[tokio::test(start_paused = true)]

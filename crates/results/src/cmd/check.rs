@@ -54,7 +54,7 @@ pub fn load_kpis(explicit: Option<&Path>) -> Result<(KpiFile, String)> {
 pub fn check_report_only(run: &LoadedRun, kpis: Option<&Path>) -> Result<(CheckReport, String)> {
     let (file, _) = load_kpis(kpis)?;
     let report = kpi::evaluate(&file, &run.run_id, &run.records, None);
-    let text = render::check_table(&report);
+    let text = render::check_compact(&report);
     Ok((report, text))
 }
 

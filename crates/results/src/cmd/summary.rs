@@ -29,6 +29,10 @@ pub struct SummaryArgs {
     /// Split groups by task as well as by suite.
     #[arg(long)]
     pub by_task: bool,
+    /// Every column (all latency percentiles, every quality metric, every policy internal); the default view
+    /// fits 120 columns.
+    #[arg(long)]
+    pub wide: bool,
     #[command(flatten)]
     pub slo: SloArgs,
     #[command(flatten)]
@@ -57,7 +61,13 @@ pub fn execute(args: &SummaryArgs) -> Result<(i32, String)> {
     }
     let summary = analysis::summarize(&records, &cfg);
     let text = match args.format {
-        TableFormat::Table => render::summary_table(&summary),
+        TableFormat::Table => {
+            let mut t = if args.wide { render::summary_table_wide(&summary) } else { render::summary_table(&summary) };
+            for r in crate::recommend::recommend(&summary, &records, None, &cfg.bootstrap) {
+                t.push_str(&format!("\nRecommendation: {}\n", r.paragraph.replace("**", "").replace('`', "")));
+            }
+            t
+        }
         TableFormat::Json => serde_json::to_string_pretty(&summary)? + "\n",
         TableFormat::Csv => render::summary_csv(&summary)?,
     };

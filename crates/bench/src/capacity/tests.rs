@@ -1,0 +1,148 @@
+//! The search on tokio's paused clock against queues whose answer is known in closed form.
+
+use super::*;
+use crate::backend::scripted::{Reply, ScriptedBackend, Step};
+use crate::backend::{BackendInfo, ChatMessage};
+use crate::config::{Arrival, GenerationConfig};
+use crate::plan::{build_plan, WorkItem};
+use crate::record::RunContext;
+use crate::runner::retry::Backoff;
+use crate::runner::{make_jobs, RunnerSettings};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Exp};
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+fn runner(backend: ScriptedBackend) -> Arc<Runner> {
+    let settings = RunnerSettings {
+        arrival: Arrival::Poisson,
+        concurrency: 1,
+        rate: f64::INFINITY,
+        burst: 1.0,
+        warmup: 0,
+        timeout: Duration::from_secs(100_000),
+        max_retries: 0,
+        backoff: Backoff { base: Duration::ZERO, cap: Duration::ZERO, max_retry_after: Duration::ZERO },
+        seed: 11,
+    };
+    let ctx = RunContext {
+        run_id: "t".into(),
+        run_started_at: "2025-01-01T00:00:00Z".into(),
+        config_hash: "h".into(),
+        project_version: "0".into(),
+        host: "host".into(),
+        backend: BackendInfo { kind: "scripted".into(), base_url: None, model: "m".into(), weights: None, usage_is_engine: false },
+    };
+    Arc::new(Runner::new(Arc::new(backend), settings, ctx, None))
+}
+
+fn jobs(n: usize) -> Vec<Job> {
+    let items = (0..n)
+        .map(|i| WorkItem {
+            suite: "s".into(),
+            task: None,
+            sample_id: i.to_string(),
+            messages: vec![ChatMessage::new("user", format!("q{i}"))],
+            reference: None,
+        })
+        .collect();
+    let plan = build_plan(&[Policy::baseline()], vec![items], 0, &BTreeSet::new()).unwrap();
+    make_jobs(&plan.entries, &GenerationConfig::default(), "m")
+}
+
+/// A server that takes one request at a time and serves it in an exponential time of rate `mu` (seeded).
+fn exponential_server(mu: f64, seed: u64) -> ScriptedBackend {
+    let rng = Mutex::new(ChaCha8Rng::seed_from_u64(seed));
+    let exp = Exp::new(mu).unwrap();
+    ScriptedBackend::new(move |_, _| {
+        let service = exp.sample(&mut *rng.lock().unwrap());
+        Reply::Stream(vec![Step::Delay(Duration::from_secs_f64(service)), Step::text("x"), Step::finish(None)])
+    })
+    .with_max_concurrency(1)
+}
+
+async fn search(runner: &Arc<Runner>, config: &CapacityConfig, jobs: &[Job]) -> (SearchResult, Vec<Record>) {
+    let (tx, mut rx) = mpsc::channel(1 << 16);
+    let stored = tokio::spawn(async move {
+        let mut v = Vec::new();
+        while let Some(r) = rx.recv().await {
+            v.push(r);
+        }
+        v
+    });
+    let mut s = Search { runner, config, start: Instant::now(), next_phase: 0, out: tx };
+    let policy = jobs[0].entry.policy.clone();
+    let result = s.policy(&policy, jobs).await;
+    drop(s);
+    (result, stored.await.unwrap())
+}
+
+/// M/M/1: the sojourn time (queue + service, what E2E measures here) is exponential with rate mu - lambda, so
+/// its p95 is ln(20) / (mu - lambda), and the highest rate with p95 <= T is lambda* = mu - ln(20) / T.
+#[tokio::test(start_paused = true)]
+async fn mm1_capacity_is_mu_minus_ln20_over_t() {
+    let (mu, t) = (10.0, 1.0);
+    let expected = mu - 20f64.ln() / t; // 7.004 requests/s
+    let config = CapacityConfig {
+        slo: format!("p95_e2e_s<={t}"),
+        probe_requests: 4000,
+        warmup_requests: 200,
+        start_rate: 1.0,
+        max_probes: 14,
+        tolerance: 0.01,
+        arrival: Arrival::Poisson,
+    };
+    let runner = runner(exponential_server(mu, 3));
+    let (result, records) = search(&runner, &config, &jobs(50)).await;
+    let got = result.capacity_rps;
+    assert!((got - expected).abs() / expected < 0.05, "capacity {got} vs M/M/1 {expected}: {:?}", result.probes.iter().map(|p| (p.rate, p.probe.pass)).collect::<Vec<_>>());
+    let upper = result.upper_rps.unwrap();
+    assert!(upper > got && (upper - got) / got <= 0.0101, "bisection stops within the tolerance: [{got}, {upper})");
+    // Doubling from 1 r/s brackets the limit at [4, 8): 8 r/s is the first failing probe.
+    let rates: Vec<f64> = result.probes.iter().map(|p| p.rate).collect();
+    assert_eq!(&rates[..4], &[1.0, 2.0, 4.0, 8.0]);
+    // Stored: the measured requests only (no warm-up), each tagged with its probe; a saturated probe stops
+    // taking arrivals and records the requests it gave up as `abandoned` errors.
+    for p in &result.probes {
+        let n = records.iter().filter(|r| r.load.offered_rate == Some(p.rate)).count();
+        if p.probe.pass {
+            assert_eq!(n, 4000);
+        } else {
+            assert!(n <= 4000);
+        }
+    }
+    assert!(records.iter().all(|r| r.load.is_capacity() && r.load.slo.as_deref() == Some("p95_e2e_s<=1")));
+    // The stored probes give back the same capacity.
+    let caps = ttc_results::capacity::capacities(&records, None);
+    assert_eq!((caps[0].capacity_rps, caps[0].upper_rps), (got, Some(upper)));
+}
+
+/// Above the service rate the queue grows without bound: flagged as saturated (and cut short), never counted.
+#[tokio::test(start_paused = true)]
+async fn overload_is_flagged_as_saturation() {
+    let config = CapacityConfig {
+        slo: "p95_e2e_s<=5".into(),
+        probe_requests: 200,
+        warmup_requests: 10,
+        start_rate: 40.0,
+        max_probes: 2,
+        tolerance: 0.1,
+        arrival: Arrival::Constant,
+    };
+    // Deterministic 100 ms service: mu = 10 r/s, offered 40 and 20 r/s.
+    let backend = ScriptedBackend::new(|_, _| {
+        Reply::Stream(vec![Step::Delay(Duration::from_millis(100)), Step::text("x"), Step::finish(None)])
+    })
+    .with_max_concurrency(1);
+    let runner = runner(backend);
+    let (result, records) = search(&runner, &config, &jobs(5)).await;
+    assert_eq!(result.probes.len(), 2);
+    for p in &result.probes {
+        assert!(!p.probe.pass);
+        let why = p.probe.stats.saturation.as_deref().unwrap();
+        assert!(why.contains("achieved") || why.contains("abandoned"), "{why}");
+    }
+    assert!(records.iter().all(|r| r.load.saturation.is_some()), "the flag is stored with the records");
+    assert_eq!(result.capacity_rps, 0.0);
+}

@@ -1,0 +1,73 @@
+//! Terminal tables of the load axis: each policy's capacity at its SLO, and the probes behind it.
+
+use crate::capacity::Capacity;
+use crate::render::{ms, num, table};
+use comfy_table::ContentArrangement;
+use ttc_types::record::fmt_rate;
+
+/// The capacity table (one row per policy) and, with `probes`, one row per probe. Empty without capacities.
+pub fn capacity_tables(caps: &[Capacity], probes: bool) -> String {
+    if caps.is_empty() {
+        return String::new();
+    }
+    let multi_run = caps.iter().any(|c| c.run_id != caps[0].run_id);
+    let mut h: Vec<String> = Vec::new();
+    if multi_run {
+        h.push("run".into());
+    }
+    let nl = h.len() + 1;
+    h.extend(["policy", "capacity r/s", "interval", "tok/s at capacity", "probes", "saturated"].map(String::from));
+    let mut t = table(h, nl);
+    for c in caps {
+        let mut row = Vec::new();
+        if multi_run {
+            row.push(c.run_id.clone());
+        }
+        row.extend([
+            c.policy.clone(),
+            fmt_rate(c.capacity_rps),
+            c.label(),
+            num(c.output_tok_s, 1),
+            c.probes.len().to_string(),
+            c.saturated_probes.to_string(),
+        ]);
+        t.add_row(row);
+    }
+    let slos: Vec<&str> = caps.iter().map(|c| c.slo.as_str()).fold(Vec::new(), |mut v, s| {
+        if !v.contains(&s) {
+            v.push(s);
+        }
+        v
+    });
+    let mut out = format!(
+        "\nCapacity: highest offered rate whose steady state meets the SLO ({})\n{t}\n",
+        slos.join("; ")
+    );
+    if probes {
+        let mut p = table(
+            ["policy", "offered r/s", "achieved r/s", "n", "TTFT p50", "TTFT p95", "E2E p50", "E2E p95", "verdict"]
+                .map(String::from)
+                .to_vec(),
+            1,
+        );
+        p.set_content_arrangement(ContentArrangement::Dynamic).set_width(crate::render::COMPACT_WIDTH);
+        for c in caps {
+            for probe in &c.probes {
+                let s = &probe.stats;
+                p.add_row(vec![
+                    c.policy.clone(),
+                    fmt_rate(s.offered_rate),
+                    s.achieved_rate.map_or("-".into(), fmt_rate),
+                    s.n.to_string(),
+                    ms(s.ttft_s.p50),
+                    ms(s.ttft_s.p95),
+                    ms(s.e2e_s.p50),
+                    ms(s.e2e_s.p95),
+                    probe.verdict_label(),
+                ]);
+            }
+        }
+        out.push_str(&format!("Capacity probes (latency in ms, queueing included)\n{p}\n"));
+    }
+    out
+}
