@@ -43,7 +43,7 @@ impl Scorer for Scores {
 
 fn hooks() -> Hooks {
     let backend = Arc::new(ScriptedBackend::new(|_, _| {
-        Reply::Stream(vec![Step::text("an answer"), Step::finish(Some(Usage { prompt_tokens: 3, completion_tokens: 2 }))])
+        Reply::Stream(vec![Step::text("an answer"), Step::finish(Some(Usage { prompt_tokens: 3, completion_tokens: 2, ..Usage::default() }))])
     }));
     Hooks {
         suites: Some(Arc::new(Items)),

@@ -25,7 +25,7 @@ fn policies() -> Vec<Policy> {
 }
 
 fn request(e: &Engine, text: &str, max_tokens: usize) -> GenRequest {
-    GenRequest { prompt: e.prompt_tokens(&[ChatMessage::new("user", text)]).unwrap(), max_tokens, stop: vec![] }
+    GenRequest { prompt: e.prompt_tokens(&[ChatMessage::new("user", text)]).unwrap(), max_tokens, stop: vec![], ..Default::default() }
 }
 
 #[test]

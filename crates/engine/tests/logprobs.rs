@@ -35,7 +35,7 @@ fn reference_top(row: &[f32], k: usize) -> Vec<u32> {
 }
 
 fn generate(e: &Engine, policy: &Policy, prompt: &[u32], n: usize, k: usize) -> (Vec<u32>, Vec<TokenLogprob>) {
-    let req = GenRequest { prompt: prompt.to_vec(), max_tokens: n, stop: vec![] };
+    let req = GenRequest { prompt: prompt.to_vec(), max_tokens: n, stop: vec![], ..Default::default() };
     let mut lps = Vec::new();
     let mut on_event = |ev: GenEvent| {
         if let GenEvent::Content { logprobs, token_ids, .. } = ev {

@@ -480,7 +480,8 @@ pub fn summarize(records: &[Record], cfg: &AnalysisConfig) -> Summary {
     // Pareto fronts over (p95 E2E, primary quality) among the policies of one run x suite (x task).
     let mut pareto = Vec::new();
     // Policies are compared at the same load: one front per load level.
-    let mut idx_by_suite: BTreeMap<(String, String, Option<String>, Option<String>), Vec<usize>> = BTreeMap::new();
+    type FrontKey = (String, String, Option<String>, Option<String>);
+    let mut idx_by_suite: BTreeMap<FrontKey, Vec<usize>> = BTreeMap::new();
     for (i, g) in out.iter().enumerate() {
         idx_by_suite.entry((g.run_id.clone(), g.suite.clone(), g.task.clone(), g.load.clone())).or_default().push(i);
     }

@@ -142,7 +142,7 @@ pub async fn handle(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
     };
     let tok = &state.engine().tokenizer;
     let mut choices = Vec::with_capacity(c.prompts.len());
-    let (mut prompt_tokens, mut completion_tokens) = (0u64, 0u64);
+    let (mut prompt_tokens, mut completion_tokens, mut cached_tokens) = (0u64, 0u64, 0u64);
     let mut guard = Some(active);
     for (index, prompt) in c.prompts.iter().enumerate() {
         let score = c.logprobs.filter(|_| c.echo).map(|k| k as usize);
@@ -167,9 +167,10 @@ pub async fn handle(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
                     lps.extend(l);
                 }
                 Step::Failed(e) => return Err(e),
-                Step::Done { reason: r, completion_tokens } => {
+                Step::Done { reason: r, completion_tokens, cached_tokens: cached } => {
                     reason = r;
                     n_out = completion_tokens;
+                    cached_tokens += u64::from(cached);
                 }
             }
         }
@@ -197,6 +198,11 @@ pub async fn handle(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
         "created": crate::server::unix_now(),
         "model": c.request.model,
         "choices": choices,
-        "usage": { "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens },
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": { "cached_tokens": cached_tokens },
+        },
     }))
 }

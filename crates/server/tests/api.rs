@@ -108,6 +108,7 @@ async fn our_openai_client_sees_the_engines_tokens() {
         temperature: 0.0,
         top_p: None,
         seed: None,
+        logprobs: None,
         extra_body: Default::default(),
     };
     let mut events = client.generate(&req).await.unwrap().events;

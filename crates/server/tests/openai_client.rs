@@ -59,7 +59,7 @@ fn official_python_client_streaming_and_not() {
 fn engine_logprobs(max_tokens: usize) -> Vec<ttc_types::TokenLogprob> {
     let e = engine();
     let ids = e.prompt_tokens(&[ttc_engine::ChatMessage::new("user", PROMPT)]).unwrap();
-    let req = ttc_engine::GenRequest { prompt: ids, max_tokens, stop: vec![] };
+    let req = ttc_engine::GenRequest { prompt: ids, max_tokens, stop: vec![], ..Default::default() };
     let mut lps = Vec::new();
     let mut on_event = |ev: ttc_types::GenEvent| {
         if let ttc_types::GenEvent::Content { logprobs, .. } = ev {
