@@ -3,9 +3,9 @@
 //! example as a user/assistant pair (a task and its gold `Node:` / `Edge:` workflow), then the user turn
 //! prefixed with "Now it's your turn.\n"; the assistant turn of the data is the gold workflow.
 //!
-//! The examples are WorfBench's own `one_shot_example` (`worfbench_examples.json`, copied with its MIT notice),
-//! one per task: the official README runs two-shot, but a 135M model's prompt budget and CPU prefill time favour
-//! one. The held-out tasks have no official example; seal_tools (function calls) uses toolalpaca's and
+//! The examples (`worfbench_examples.json`) are our own, one per task, written in the format of WorfBench's
+//! `one_shot_example` (a task, then its workflow as `Node:` / `Edge:` lists; no text taken from WorfBench or its
+//! data): the official README runs two-shot, but a 135M model's prompt budget and CPU prefill time favour one. The held-out tasks have no official example; seal_tools (function calls) uses toolalpaca's and
 //! intercodesql (code actions) uses os's. Without an example the model never writes the Node/Edge format
 //! (issue 15: f1 0.000 for every policy).
 
