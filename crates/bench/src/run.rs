@@ -155,7 +155,7 @@ fn run_mode(args: RunArgs, hooks: Hooks, capacity_only: Option<CapacityArgs>) ->
     };
     let store = ResultsStore::create(&cfg.results)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(execute(args, cfg, hooks, backend, store, plan, pools, only_capacity))
+    runtime.block_on(execute(args, cfg, hooks, backend, store, plan, Scope { pools, only_capacity }))
 }
 
 fn init_logging(args: &RunArgs) {
@@ -251,6 +251,13 @@ pub fn new_run_id() -> String {
     format!("{compact}-{:04x}", rand::rng().random::<u16>())
 }
 
+/// What `execute` may run beyond the plan: each suite's whole sample pool (for `--until-ci-width` rounds), and
+/// whether the run is only a capacity search.
+struct Scope {
+    pools: Vec<Vec<WorkItem>>,
+    only_capacity: bool,
+}
+
 async fn execute(
     args: RunArgs,
     cfg: RunConfig,
@@ -258,9 +265,9 @@ async fn execute(
     backend: Arc<dyn Backend>,
     store: ResultsStore,
     plan: Plan,
-    pools: Vec<Vec<WorkItem>>,
-    only_capacity: bool,
+    scope: Scope,
 ) -> anyhow::Result<i32> {
+    let Scope { pools, only_capacity } = scope;
     let info = backend.info();
     let config_hash = cfg.hash();
     let planned = plan.entries.len();

@@ -33,7 +33,7 @@ enum Command {
     Run(Box<cmd_run::CliRunArgs>),
     /// Capacity at an SLO: per policy, the highest offered rate (requests/s) whose steady state meets every
     /// condition of --slo (doubling, then bisection; saturated probes flagged, never counted).
-    Capacity(cmd_capacity::CliCapacityArgs),
+    Capacity(Box<cmd_capacity::CliCapacityArgs>),
     /// List the policies of a policies file with their parameters.
     Policies(cmd_policies::PoliciesArgs),
     /// List the evaluation suites, their tasks and item counts.
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => cmd_generate::generate(a),
         Command::Bench(c) => cmd_bench::run(c),
         Command::Run(a) => cmd_run::run(*a),
-        Command::Capacity(a) => cmd_capacity::run(a),
+        Command::Capacity(a) => cmd_capacity::run(*a),
         Command::Serve(a) => ttc_server::run(a),
         Command::Dashboard(a) => ttc_dashboard::run(a),
         Command::Policies(a) => cmd_policies::run(a),

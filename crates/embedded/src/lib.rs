@@ -62,6 +62,9 @@ enum JobPrompt {
 /// Where a job's prompt logprobs go: entry i scores prompt token i given the tokens before it (None for the first).
 pub type PromptScores = tokio::sync::oneshot::Sender<Result<Vec<Option<TokenLogprob>>, BackendError>>;
 
+/// The receiving end of [`PromptScores`].
+pub type PromptScoresReceiver = tokio::sync::oneshot::Receiver<Result<Vec<Option<TokenLogprob>>, BackendError>>;
+
 pub struct EmbeddedBackend {
     engine: Arc<Engine>,
     jobs: mpsc::Sender<Job>,
@@ -147,7 +150,7 @@ impl EmbeddedBackend {
         prompt: Vec<u32>,
         request: &GenRequest,
         score_prompt: Option<usize>,
-    ) -> Result<(Generation, Option<tokio::sync::oneshot::Receiver<Result<Vec<Option<TokenLogprob>>, BackendError>>>), BackendError>
+    ) -> Result<(Generation, Option<PromptScoresReceiver>), BackendError>
     {
         let policy = self.policy(&request.policy)?;
         let (tx, stream) = event_channel(256);
