@@ -16,7 +16,7 @@ use proptest::sample::Index;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use ttc_eval::suite::{crmarena_system_prompt, WORFBENCH_TURN_PREFIX};
+use ttc_eval::suite::{crmarena_system_prompt, CRMARENA_EXAMPLES, WORFBENCH_TURN_PREFIX};
 use ttc_eval::{load_suite, ChatMessage, DataSource, EvalError, SuiteItem, SuiteSpec};
 
 fn write(path: &Path, bytes: &[u8]) {
@@ -216,13 +216,17 @@ fn crm_item(i: usize, pro: bool) -> impl Strategy<Value = (Value, SuiteItem)> {
                 suite: if pro { "crmarena_pro" } else { "crmarena" }.into(),
                 task: Some(task),
                 sample_id: id_text(&idx),
-                messages: vec![
-                    ChatMessage::new(
-                        "system",
-                        crmarena_system_prompt(required.as_deref().unwrap_or(""), optional.as_deref(), persona.as_deref()),
-                    ),
-                    ChatMessage::new("user", query.trim()),
-                ],
+                messages: {
+                    // System turn, the bundled worked exchanges, then the query.
+                    let system = crmarena_system_prompt(required.as_deref().unwrap_or(""), optional.as_deref(), persona.as_deref());
+                    let mut m = vec![ChatMessage::new("system", system)];
+                    for (user, assistant) in CRMARENA_EXAMPLES {
+                        m.push(ChatMessage::new("user", *user));
+                        m.push(ChatMessage::new("assistant", *assistant));
+                    }
+                    m.push(ChatMessage::new("user", query.trim()));
+                    m
+                },
                 reference: Some(answers.join(", ")),
                 reference_list: answers,
                 reward_metric,

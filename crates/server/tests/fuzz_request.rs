@@ -157,7 +157,7 @@ fn request() -> impl Strategy<Value = Request> {
     let tokens = || prop::option::of(prop_oneof![Just(0u64), Just(1), Just(u32::MAX as u64 + 1), Just(u64::MAX), any::<u64>()]);
     let stop = prop::option::of(prop_oneof![text().prop_map(Ok), prop::collection::vec(text(), 0..6).prop_map(Err)]);
     let ignored = prop::collection::vec(
-        (prop::sample::select(vec!["user", "logit_bias", "logprobs", "tools", "response_format", "frequency_penalty"]), json_value()),
+        (prop::sample::select(vec!["user", "logit_bias", "presence_penalty", "tools", "response_format", "frequency_penalty"]), json_value()),
         0..3,
     );
     (

@@ -11,7 +11,7 @@ mod sampling;
 mod samples;
 mod worfbench;
 
-pub use crmarena::{crmarena_system_prompt, CrmMode};
+pub use crmarena::{crmarena_system_prompt, CrmMode, EXAMPLES as CRMARENA_EXAMPLES};
 pub use sampling::stratified_sample;
 pub use worfbench::TURN_PREFIX as WORFBENCH_TURN_PREFIX;
 
