@@ -435,6 +435,31 @@ pub fn capacities(records: &[Record], slo: Option<&SloSpec>) -> Vec<Capacity> {
     out
 }
 
+/// One row per probe of every policy: policy, offered and achieved rate, n, TTFT p50/p95 and E2E p50/p95 (ms),
+/// verdict. The terminal summary and the report print the same table.
+pub fn probe_rows(caps: &[Capacity]) -> Vec<Vec<String>> {
+    use crate::render::ms;
+    use ttc_types::record::fmt_rate;
+    let mut rows = Vec::new();
+    for c in caps {
+        for p in &c.probes {
+            let s = &p.stats;
+            rows.push(vec![
+                c.policy.clone(),
+                fmt_rate(s.offered_rate),
+                s.achieved_rate.map_or("-".into(), fmt_rate),
+                s.n.to_string(),
+                ms(s.ttft_s.p50),
+                ms(s.ttft_s.p95),
+                ms(s.e2e_s.p50),
+                ms(s.e2e_s.p95),
+                p.verdict_label(),
+            ]);
+        }
+    }
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,3 +538,4 @@ mod tests {
         assert_eq!(capacities(&records, Some(&loose))[0].capacity_rps, 4.0);
     }
 }
+

@@ -1,7 +1,7 @@
 //! Terminal tables of the load axis: each policy's capacity at its SLO, and the probes behind it.
 
 use crate::capacity::Capacity;
-use crate::render::{ms, num, table};
+use crate::render::{num, table};
 use comfy_table::ContentArrangement;
 use ttc_types::record::fmt_rate;
 
@@ -51,21 +51,8 @@ pub fn capacity_tables(caps: &[Capacity], probes: bool) -> String {
             1,
         );
         p.set_content_arrangement(ContentArrangement::Dynamic).set_width(crate::render::COMPACT_WIDTH);
-        for c in caps {
-            for probe in &c.probes {
-                let s = &probe.stats;
-                p.add_row(vec![
-                    c.policy.clone(),
-                    fmt_rate(s.offered_rate),
-                    s.achieved_rate.map_or("-".into(), fmt_rate),
-                    s.n.to_string(),
-                    ms(s.ttft_s.p50),
-                    ms(s.ttft_s.p95),
-                    ms(s.e2e_s.p50),
-                    ms(s.e2e_s.p95),
-                    probe.verdict_label(),
-                ]);
-            }
+        for row in crate::capacity::probe_rows(caps) {
+            p.add_row(row);
         }
         out.push_str(&format!("Capacity probes (latency in ms, queueing included)\n{p}\n"));
     }

@@ -2,13 +2,11 @@
 //! capacity search's probes), capacity bars, the probes, and the Recommendation per SLO.
 
 use std::collections::BTreeMap;
-use ttc_types::record::fmt_rate;
 use ttc_types::Record;
 
 use crate::analysis::{GroupSummary, Summary};
 use crate::capacity::{Capacity, SloQuantity, SloSpec};
 use crate::recommend;
-use crate::render::ms;
 use crate::report::Block;
 use crate::stats::BootstrapConfig;
 use crate::svg;
@@ -134,23 +132,7 @@ pub fn blocks(summary: &Summary, records: &[Record], baseline: Option<&str>, cfg
         b.push(Block::Para(r.paragraph));
     }
     b.push(Block::Heading(3, "Capacity probes".into()));
-    let mut rows = Vec::new();
-    for c in caps {
-        for p in &c.probes {
-            let s = &p.stats;
-            rows.push(vec![
-                c.policy.clone(),
-                fmt_rate(s.offered_rate),
-                s.achieved_rate.map_or("-".into(), fmt_rate),
-                s.n.to_string(),
-                ms(s.ttft_s.p50),
-                ms(s.ttft_s.p95),
-                ms(s.e2e_s.p50),
-                ms(s.e2e_s.p95),
-                p.verdict_label(),
-            ]);
-        }
-    }
+    let rows = crate::capacity::probe_rows(caps);
     b.push(Block::Table {
         header: ["policy", "offered r/s", "achieved r/s", "n", "TTFT p50 ms", "TTFT p95 ms", "E2E p50 ms", "E2E p95 ms", "verdict"]
             .map(String::from)
