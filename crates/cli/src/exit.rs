@@ -30,7 +30,8 @@ pub fn code_for(e: &anyhow::Error) -> u8 {
             | EngineError::Corrupt { .. }
             | EngineError::UnsupportedArch { .. }
             | EngineError::ContextOverflow { .. }
-            | EngineError::InvalidRequest(_) => 2,
+            | EngineError::InvalidRequest(_)
+            | EngineError::ExitHeads { .. } => 2,
             _ => 1,
         };
     }

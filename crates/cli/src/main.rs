@@ -2,6 +2,7 @@
 
 mod cmd_bench;
 mod cmd_bench_kv;
+mod cmd_calibrate;
 mod cmd_capacity;
 mod cmd_generate;
 mod cmd_model;
@@ -34,6 +35,9 @@ enum Command {
     /// Capacity at an SLO: per policy, the highest offered rate (requests/s) whose steady state meets every
     /// condition of --slo (doubling, then bisection; saturated probes flagged, never counted).
     Capacity(Box<cmd_capacity::CliCapacityArgs>),
+    /// Fit calibrated exit heads (a per-layer affine map to the last layer, the tuned lens) for early exit and
+    /// self-speculation, written beside the model; --report scores them against the logit lens on held-out prompts.
+    Calibrate(Box<cmd_calibrate::CalibrateArgs>),
     /// List the policies of a policies file with their parameters.
     Policies(cmd_policies::PoliciesArgs),
     /// List the evaluation suites, their tasks and item counts.
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
         Command::Capacity(a) => cmd_capacity::run(*a),
         Command::Serve(a) => ttc_server::run(a),
         Command::Dashboard(a) => ttc_dashboard::run(a),
+        Command::Calibrate(a) => cmd_calibrate::run(*a),
         Command::Policies(a) => cmd_policies::run(a),
         Command::Suites(a) => ttc_eval::cmd::run_suites(a),
         Command::Score(a) => ttc_eval::cmd::run_score(a),

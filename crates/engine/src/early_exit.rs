@@ -13,14 +13,16 @@
 //!   Skipped layers still need K/V for later tokens: CALM's state propagation feeds the exit hidden state to
 //!   every skipped layer's K/V projections (`LlamaModel::propagate_kv`).
 //!
-//! SmolLM2-135M was not trained for early exit (engine.md §0.4): expect lost quality; docs/policies.md has numbers.
+//! Both read the exit layer through `heads`: the logit lens (final norm + LM head), or the per-layer translator
+//! fitted by `ttc calibrate` (`exit_heads.rs`). SmolLM2-135M was not trained for early exit (engine.md §0.4):
+//! through the logit lens it loses most of its quality; docs/policies.md has numbers for both.
 
 use crate::chooser::Chooser;
 use crate::engine::{Emitter, GenOutput, GenRequest, Prefill};
 use crate::error::Result;
 use crate::kv::KvCache;
 use crate::model::logits_rows;
-use crate::policy::{ConfidenceExitParams, ConfidenceMeasure, FixedExitParams};
+use crate::policy::{ConfidenceExitParams, ConfidenceMeasure, ExitHeadKind, FixedExitParams};
 use crate::speculative::run_layers;
 use crate::Engine;
 use std::time::Instant;
@@ -51,12 +53,12 @@ impl ExitCounter {
 }
 
 /// Forward of a truncated model: layers 0..k, then the final norm and LM head on the last row.
-fn truncated_forward(engine: &Engine, tokens: &[u32], cache: &mut KvCache, k: usize) -> Result<Vec<f32>> {
+fn truncated_forward(engine: &Engine, tokens: &[u32], cache: &mut KvCache, k: usize, heads: ExitHeadKind) -> Result<Vec<f32>> {
     let pos = cache.next_pos;
     let h = run_layers(engine, engine.model.embed(tokens)?, 0, k, cache, pos)?;
     cache.next_pos += tokens.len();
     let last = h.narrow(0, tokens.len() - 1, 1)?;
-    Ok(logits_rows(&engine.model.logits(&last)?)?.remove(0))
+    Ok(logits_rows(&engine.exit_logits(heads, k, &last)?)?.remove(0))
 }
 
 pub fn generate_fixed_exit(
@@ -73,12 +75,12 @@ pub fn generate_fixed_exit(
     let mut cache = engine.model.new_cache()?;
     let mut em = Emitter::new(&engine.tokenizer, req, started, on_event);
     let mut exits = ExitCounter::new(n_layer);
-    let logits = truncated_forward(engine, &req.prompt, &mut cache, k)?;
+    let logits = truncated_forward(engine, &req.prompt, &mut cache, k, params.heads)?;
     let prefill_s = started.elapsed().as_secs_f64();
     let mut next = chooser.choose(&logits)?;
     exits.record(k);
     while req.max_tokens > 0 && em.push(next) {
-        let logits = truncated_forward(engine, &[next], &mut cache, k)?;
+        let logits = truncated_forward(engine, &[next], &mut cache, k, params.heads)?;
         next = chooser.choose(&logits)?;
         exits.record(k);
     }
@@ -148,7 +150,7 @@ pub fn generate_confidence_exit(
         for &c in &checkpoints {
             h = run_layers(engine, h, done, c, &mut cache, pos)?;
             done = c;
-            let r = logits_rows(&model.logits(&h)?)?.remove(0);
+            let r = logits_rows(&engine.exit_logits(params.heads, c, &h)?)?.remove(0);
             if confidence(&r, params.measure, params.confidence_boost as f32) >= lambda {
                 // State propagation: skipped layers get K/V computed from the exit state.
                 for l in c..n_layer {

@@ -8,6 +8,7 @@ use crate::model::{logits_rows, LlamaModel, LogitsMode};
 use crate::tokenizer::{GgufTokenizer, StreamDecoder};
 use crate::weights::WeightFormat;
 use crate::prefix_cache::{PrefixCache, PrefixStats, DEFAULT_BLOCK_TOKENS};
+use crate::exit_heads::{ExitHeadKind, ExitHeads};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
@@ -25,6 +26,9 @@ pub struct Engine {
     pub prefill_chunk: usize,
     /// KV entries of prompt prefixes seen before, reused across requests (off unless enabled).
     prefix_cache: Option<Mutex<PrefixCache>>,
+    /// Calibrated exit heads (`exit_heads.rs`), read from beside the model the first time a policy needs them;
+    /// a missing or foreign file is remembered as its error message.
+    exit_heads: std::sync::OnceLock<std::result::Result<std::sync::Arc<ExitHeads>, String>>,
 }
 
 /// Default [`Engine::prefill_chunk`]: big enough that the weight matmuls stay efficient (prefill speed is flat
@@ -50,7 +54,7 @@ impl Engine {
             .get_str("general.name")
             .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
         let model = LlamaModel::load(&mut file, format)?;
-        Ok(Engine { model, tokenizer, chat, model_path: path.to_path_buf(), model_name, prefill_chunk: DEFAULT_PREFILL_CHUNK, prefix_cache: None })
+        Ok(Engine { model, tokenizer, chat, model_path: path.to_path_buf(), model_name, prefill_chunk: DEFAULT_PREFILL_CHUNK, prefix_cache: None, exit_heads: Default::default() })
     }
 
     /// Prompt token ids: the chat template applied to `messages`, or `raw` text used as-is.
@@ -95,6 +99,46 @@ impl Engine {
         if let Some(m) = &self.prefix_cache {
             m.lock().unwrap_or_else(PoisonError::into_inner).insert(prompt, cache);
         }
+    }
+
+    /// Where this model's calibrated exit heads live (`ttc calibrate` writes them there).
+    pub fn exit_heads_path(&self) -> PathBuf {
+        crate::exit_heads::heads_path(&self.model_path)
+    }
+
+    /// Use `heads` from now on (after `ttc calibrate` fitted them in this process).
+    pub fn install_exit_heads(&mut self, heads: ExitHeads) {
+        self.exit_heads = std::sync::OnceLock::from(Ok(std::sync::Arc::new(heads)));
+    }
+
+    /// The calibrated exit heads beside the model, loaded (and checked against the model's SHA-256) on first use.
+    pub fn exit_heads(&self) -> Result<std::sync::Arc<ExitHeads>> {
+        let path = self.exit_heads_path();
+        let loaded = self.exit_heads.get_or_init(|| {
+            if !path.exists() {
+                return Err("no heads file for this model".to_string());
+            }
+            let load = || -> Result<ExitHeads> {
+                let sha = crate::exit_heads::file_sha256(&self.model_path)?;
+                ExitHeads::load(&path, &sha, self.model.cfg.n_embd)
+            };
+            match load() {
+                Ok(h) => Ok(std::sync::Arc::new(h)),
+                Err(EngineError::ExitHeads { reason, .. }) => Err(reason),
+                Err(e) => Err(e.to_string()),
+            }
+        });
+        loaded.clone().map_err(|reason| EngineError::ExitHeads { path, reason })
+    }
+
+    /// Logits of hidden rows `h` taken after `layer` blocks, read through `kind` of head. The last layer always
+    /// reads through the final norm (the calibrated head there is the identity).
+    pub fn exit_logits(&self, kind: ExitHeadKind, layer: usize, h: &candle_core::Tensor) -> Result<candle_core::Tensor> {
+        if kind == ExitHeadKind::LogitLens || layer >= self.model.cfg.n_layer {
+            return self.model.logits(h);
+        }
+        let heads = self.exit_heads()?;
+        self.model.head(&heads.apply(layer, h)?)
     }
 
     /// Reject a request that cannot fit before doing any work.
@@ -322,7 +366,30 @@ impl Engine {
         policy
             .algorithm
             .validate_for_model(self.model.cfg.n_layer)
-            .map_err(|m| EngineError::InvalidRequest(format!("policy `{}`: {m}", policy.name)))
+            .map_err(|m| EngineError::InvalidRequest(format!("policy `{}`: {m}", policy.name)))?;
+        let needed = policy.algorithm.calibrated_layers(self.model.cfg.n_layer);
+        if needed.is_empty() {
+            return Ok(());
+        }
+        let heads = self.exit_heads().map_err(|e| match e {
+            EngineError::ExitHeads { path, reason } => {
+                EngineError::ExitHeads { path, reason: format!("policy `{}` reads calibrated heads: {reason}", policy.name) }
+            }
+            other => other,
+        })?;
+        let missing: Vec<usize> = needed.iter().copied().filter(|&k| !heads.has(k)).collect();
+        if !missing.is_empty() {
+            return Err(EngineError::ExitHeads {
+                path: heads.path.clone(),
+                reason: format!(
+                    "policy `{}` reads calibrated heads at layers {}, but the file has layers {} (fit them with `ttc calibrate --layers ...`)",
+                    policy.name,
+                    crate::exit_heads::layer_list(&missing),
+                    crate::exit_heads::layer_list(&heads.layers())
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Generate one request under `policy`. `sampling` is the run's default sampler (None = greedy); pruning

@@ -12,6 +12,8 @@ pub enum EngineError {
     Corrupt { path: PathBuf, reason: String },
     #[error("unsupported model architecture `{arch}` in {path}: only `llama` GGUF models are supported")]
     UnsupportedArch { path: PathBuf, arch: String },
+    #[error("exit heads {path}: {reason}\n  fix: run `ttc calibrate` to fit exit heads for this model (they are written beside it)")]
+    ExitHeads { path: PathBuf, reason: String },
     #[error("GGUF metadata: {0}")]
     Metadata(String),
     #[error("tokenizer: {0}")]
@@ -32,7 +34,7 @@ pub enum EngineError {
 impl EngineError {
     /// True for errors the caller made (bad arguments, too long a prompt), false for runtime failures.
     pub fn is_usage_error(&self) -> bool {
-        matches!(self, EngineError::ContextOverflow { .. } | EngineError::InvalidRequest(_))
+        matches!(self, EngineError::ContextOverflow { .. } | EngineError::InvalidRequest(_) | EngineError::ExitHeads { .. })
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod bench;
+pub mod calibrate;
 pub mod cancel;
 pub mod chat;
 pub mod chooser;
@@ -11,6 +12,7 @@ pub mod early_exit;
 pub mod engine;
 pub mod fidelity;
 pub mod error;
+pub mod exit_heads;
 pub mod gguf;
 pub mod kv;
 pub mod kv_bench;
@@ -29,6 +31,7 @@ pub use cancel::Cancel;
 pub use chat::ChatMessage;
 pub use engine::{Emitter, Engine, GenOutput, GenRequest};
 pub use error::{EngineError, Result};
+pub use exit_heads::{ExitHeadKind, ExitHeads};
 pub use gguf::{GgufFile, LlamaConfig};
 pub use kv::KvCache;
 pub use model::{argmax, LlamaModel, LogitsMode};

@@ -204,8 +204,51 @@ impl LlamaModel {
 
     /// Final norm + LM head over hidden rows.
     pub fn logits(&self, h: &Tensor) -> Result<Tensor> {
-        let x = candle_nn::ops::rms_norm(&h.contiguous()?, &self.norm, self.cfg.rms_eps as f32)?;
-        self.lm_head.forward(&x)
+        self.head(&self.lm_input(h)?)
+    }
+
+    /// What the LM head reads: the final RMSNorm (with its gain) of hidden rows.
+    pub fn lm_input(&self, h: &Tensor) -> Result<Tensor> {
+        Ok(candle_nn::ops::rms_norm(&h.contiguous()?, &self.norm, self.cfg.rms_eps as f32)?)
+    }
+
+    /// The final RMSNorm's gain g (the logit lens is LMhead(g ⊙ rmsnorm(h))).
+    pub fn final_norm_gain(&self) -> Result<Vec<f32>> {
+        Ok(self.norm.flatten_all()?.to_vec1()?)
+    }
+
+    /// The LM head alone, over rows already normalised (`lm_input`, or a calibrated exit head's output).
+    pub fn head(&self, x: &Tensor) -> Result<Tensor> {
+        self.lm_head.forward(x)
+    }
+
+    /// Full forward of one sequence that also returns its hidden rows after each layer count in `capture`
+    /// (k = the rows after blocks 0..k; k = n_layer is the last block's output, before the final norm).
+    /// Used by exit-head calibration, which needs every layer's states of the same tokens.
+    pub fn forward_hidden(&self, tokens: &[u32], cache: &mut KvCache, capture: &[usize]) -> Result<Vec<Tensor>> {
+        if tokens.is_empty() {
+            return Err(EngineError::InvalidRequest("forward with no tokens".into()));
+        }
+        let pos = cache.next_pos;
+        if pos + tokens.len() > self.cfg.context_length {
+            return Err(EngineError::ContextOverflow { prompt_tokens: pos + tokens.len(), max_tokens: 0, context: self.cfg.context_length });
+        }
+        self.forwarded.fetch_add(tokens.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let mut out = vec![None; capture.len()];
+        let mut h = self.embed(tokens)?;
+        for l in 0..self.cfg.n_layer {
+            h = self.block_forward(l, &h, &[tokens.len()], &[pos], &mut [&mut cache.layers[l]])?;
+            for (slot, &k) in out.iter_mut().zip(capture) {
+                if k == l + 1 {
+                    *slot = Some(h.clone());
+                }
+            }
+        }
+        cache.next_pos += tokens.len();
+        out.into_iter()
+            .zip(capture)
+            .map(|(t, &k)| t.ok_or_else(|| EngineError::InvalidRequest(format!("layer {k} is not in 1..={}", self.cfg.n_layer))))
+            .collect()
     }
 
     /// One transformer block over stacked rows. `lens[i]` rows belong to sequence i, whose first new token has

@@ -4,7 +4,8 @@
 //! - prompt lookup / n-gram (Saxena 2023; HF `PromptLookupCandidateGenerator`): find the most recent earlier
 //!   occurrence of the last n tokens (n = max_ngram..min_ngram) in prompt + output and propose what followed it;
 //! - self-speculative early-exit draft (LayerSkip, Elhoushi et al. 2024; Draft & Verify, Zhang et al. 2024): the
-//!   first E layers + final norm + LM head draft greedily; drafting stops early when the draft's top-1
+//!   first E layers + final norm + LM head (or the calibrated exit head of layer E, `heads: calibrated`) draft
+//!   greedily; drafting stops early when the draft's top-1
 //!   probability is below `verification_threshold` (adaptive draft exiting). Verification then runs only layers
 //!   E..L over the drafted positions, reusing the K/V of layers 0..E and the exit hidden states computed while
 //!   drafting (LayerSkip's shared cache).
@@ -172,7 +173,7 @@ pub fn generate_self_speculative(
             if draft.len() == max_draft || drafted_eos {
                 break;
             }
-            let row = logits_rows(&model.logits(&h)?)?.remove(0);
+            let row = logits_rows(&engine.exit_logits(params.heads, e, &h)?)?.remove(0);
             let (d, p_top) = top1_prob(&row);
             if (p_top as f64) < params.verification_threshold {
                 break; // adaptive draft exiting: the draft is unsure, verify what we have

@@ -52,7 +52,7 @@ fn speculative_decoding_is_identical_to_greedy_on_21_prompts() {
     let ngram = policy("ngram", Algorithm::SpeculativeNgram(NgramParams { lookahead_tokens: 4, max_ngram: 3, min_ngram: 1 }));
     let selfspec = policy(
         "self",
-        Algorithm::SpeculativeSelf(SelfSpecParams { lookahead_tokens: 6, draft_layers: 24, verification_threshold: 0.5 }),
+        Algorithm::SpeculativeSelf(SelfSpecParams { lookahead_tokens: 6, draft_layers: 24, verification_threshold: 0.5, heads: Default::default() }),
     );
     let (mut drafted, mut accepted) = (0u64, 0u64);
     for text in PROMPTS {
@@ -76,7 +76,7 @@ fn fixed_exit_equals_an_independently_truncated_model() {
     let mut truncated = Engine::load(&common::model_path(), WeightFormat::Q8_0).unwrap();
     truncated.model.blocks.truncate(28);
     truncated.model.cfg.n_layer = 28;
-    let exit28 = policy("ee28", Algorithm::EarlyExitFixed(FixedExitParams { exit_layer: 28 }));
+    let exit28 = policy("ee28", Algorithm::EarlyExitFixed(FixedExitParams { exit_layer: 28, heads: Default::default() }));
     for text in &PROMPTS[..4] {
         let (a, stats) = run(e, &exit28, &ids(e, text), 16);
         let (b, _) = run(&truncated, &Policy::baseline(), &ids(&truncated, text), 16);
@@ -98,6 +98,7 @@ fn confidence_exit_above_one_equals_baseline_and_low_threshold_exits() {
             exit_interval: 2,
             measure: ttc_engine::policy::ConfidenceMeasure::SoftmaxMax,
             position_temp: 0.0,
+            heads: Default::default(),
         }),
     );
     let eager = policy(
@@ -109,6 +110,7 @@ fn confidence_exit_above_one_equals_baseline_and_low_threshold_exits() {
             exit_interval: 2,
             measure: ttc_engine::policy::ConfidenceMeasure::SoftmaxMax,
             position_temp: 4.0,
+            heads: Default::default(),
         }),
     );
     for text in &PROMPTS[..3] {

@@ -66,6 +66,21 @@ pub struct SelfSpecParams {
     /// Stop drafting when the draft's top-1 probability falls below this (0 = never stop early).
     #[serde(default)]
     pub verification_threshold: f64,
+    /// How the draft reads layer `draft_layers`: the final norm + LM head (`logit_lens`) or the fitted
+    /// translator of `ttc calibrate` (`calibrated`).
+    #[serde(default)]
+    pub heads: ExitHeadKind,
+}
+
+/// How an intermediate layer's hidden state becomes logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitHeadKind {
+    /// The final RMSNorm and LM head applied as they are (trained for the last layer only).
+    #[default]
+    LogitLens,
+    /// A per-layer affine translator fitted by `ttc calibrate` (tuned lens), then the LM head.
+    Calibrated,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +88,9 @@ pub struct SelfSpecParams {
 pub struct FixedExitParams {
     /// Layers run for every token (1..=n_layer); the rest are skipped.
     pub exit_layer: usize,
+    /// `logit_lens` or `calibrated` (see [`ExitHeadKind`]).
+    #[serde(default)]
+    pub heads: ExitHeadKind,
 }
 
 /// How CALM measures the confidence of an intermediate prediction.
@@ -105,6 +123,10 @@ pub struct ConfidenceExitParams {
     /// CALM's decay of the threshold over the output (τ of λ_t = 0.9λ + 0.1λ·e^(−τ·t/N)); 0 = constant.
     #[serde(default)]
     pub position_temp: f64,
+    /// `logit_lens` or `calibrated`: which head gives the logits the confidence is computed on (and the exit
+    /// token is chosen from).
+    #[serde(default)]
+    pub heads: ExitHeadKind,
 }
 
 /// The pruning filter of a `token_pruning` policy (see docs/sampling.md).
@@ -478,6 +500,20 @@ impl Algorithm {
             Algorithm::Batching(p) => {
                 range("max_batch_size", p.max_batch_size, (1..=64).contains(&p.max_batch_size), "in 1..=64")
             }
+        }
+    }
+
+    /// The layer counts whose calibrated exit heads this policy reads (empty unless `heads: calibrated`).
+    pub fn calibrated_layers(&self, n_layer: usize) -> Vec<usize> {
+        match self {
+            Algorithm::EarlyExitFixed(p) if p.heads == ExitHeadKind::Calibrated && p.exit_layer < n_layer => {
+                vec![p.exit_layer]
+            }
+            Algorithm::EarlyExitConfidence(p) if p.heads == ExitHeadKind::Calibrated => {
+                (p.min_layer..n_layer).step_by(p.exit_interval.max(1)).filter(|&c| c >= 1).collect()
+            }
+            Algorithm::SpeculativeSelf(p) if p.heads == ExitHeadKind::Calibrated => vec![p.draft_layers],
+            _ => Vec::new(),
         }
     }
 

@@ -7,7 +7,8 @@ pub mod policy;
 pub mod yaml;
 
 pub use algorithm::{
-    Algorithm, BatchingMode, BatchingParams, ConfidenceExitParams, ConfidenceMeasure, DecaySchedule, FixedExitParams,
+    Algorithm, BatchingMode, BatchingParams, ConfidenceExitParams, ConfidenceMeasure, DecaySchedule, ExitHeadKind,
+    FixedExitParams,
     Horizon, KvMethod, KvShrinkParams, NgramParams, PruningMode, PruningParams, SelfSpecParams, ALGORITHM_NAMES,
 };
 pub use policy::{Policy, PolicyFile, PolicyList, PolicySource, RemoteParams};
