@@ -346,7 +346,10 @@ fn quality_estimates(records: &[&Record], label: &str, cfg: &BootstrapConfig) ->
     let extra = by_extra.into_iter().map(|(k, v)| (format!("extra.{k}"), v));
     named
         .chain(extra)
-        .filter_map(|(k, v)| {
+        .filter_map(|(k, mut v)| {
+            // The interval depends on the values, not on the order the records were stored in (one process or N
+            // shards, in completion order): resample them in one order.
+            v.sort_by(f64::total_cmp);
             let c = BootstrapConfig { seed: stats::derive_seed(cfg.seed, &format!("{label}/{k}")), ..*cfg };
             stats::mean_ci(&v, &c).map(|e| (k, e))
         })
