@@ -172,7 +172,8 @@ fn run_mode(args: RunArgs, hooks: Hooks, capacity_only: Option<CapacityArgs>) ->
     if args.dry_run {
         print_header(&cfg, &plan);
         if let Some(info) = &shard_info {
-            println!("shard {} of the plan: {} requests per shard {:?}\n", info.shard, info.shard.count, info.planned_per_shard);
+            let whole: u64 = info.planned_per_shard.iter().sum();
+            println!("shard {} of a plan of {whole} requests (per shard: {:?})\n", info.shard, info.planned_per_shard);
         }
         plan.print(&mut std::io::stdout().lock())?;
         if let Some(c) = &cfg.capacity {

@@ -64,9 +64,10 @@ impl LoadedRun {
         let gaps: Vec<String> = self.shard_gaps.iter().map(|g| g.to_string()).collect();
         let missing: u64 = self.shard_gaps.iter().map(ShardGap::missing).sum();
         bail!(
-            "run {} is incomplete ({missing} records missing): {}. Wait for the shard, rerun it with `ttc run --shard I/N --resume {}`, or pass --partial to analyse the records that are there",
+            "run {} is incomplete ({missing} records missing): {}. Wait for it, rerun it with the run's flags and `--shard {} --resume {}`, or pass --partial to analyse the records that are there",
             self.run_id,
             gaps.join("; "),
+            self.shard_gaps[0].shard,
             self.run_id
         )
     }

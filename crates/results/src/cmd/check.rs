@@ -68,12 +68,12 @@ pub fn execute(args: &CheckArgs) -> Result<(i32, String)> {
         None => store.load_last()?,
     };
     let baseline = args.baseline.as_deref().map(|b| store.load_run(b)).transpose()?;
+    run.require_complete(args.partial.partial)?;
     super::warn(std::slice::from_ref(&run));
     if let Some(b) = &baseline {
-        super::warn(std::slice::from_ref(b));
         b.require_complete(args.partial.partial)?;
+        super::warn(std::slice::from_ref(b));
     }
-    run.require_complete(args.partial.partial)?;
     if run.records.is_empty() {
         anyhow::bail!("run `{}` contains no readable records", run.run_id);
     }

@@ -58,8 +58,8 @@ fn policies(records: &[Record]) -> String {
 fn resolve(store: &ResultsStore, spec: &str, run: Option<&str>, partial: bool) -> Result<Side> {
     let policy_of = |run_id: &str, policy: &str| -> Result<Side> {
         let loaded = store.load_run(run_id)?;
-        super::warn(std::slice::from_ref(&loaded));
         loaded.require_complete(partial)?;
+        super::warn(std::slice::from_ref(&loaded));
         let records: Vec<Record> = loaded.records.iter().filter(|r| r.policy == policy).cloned().collect();
         if records.is_empty() {
             bail!("policy `{policy}` not found in run `{run_id}` (policies: {})", policies(&loaded.records));
@@ -79,8 +79,8 @@ fn resolve(store: &ResultsStore, spec: &str, run: Option<&str>, partial: bool) -
     }
     if store.run_dir(spec).is_dir() && crate::store::validate_run_id(spec).is_ok() {
         let other = store.load_run(spec)?;
-        super::warn(std::slice::from_ref(&other));
         other.require_complete(partial)?;
+        super::warn(std::slice::from_ref(&other));
         return Ok(Side { label: spec.to_string(), kind: Kind::Run, records: other.records });
     }
     bail!(

@@ -81,8 +81,8 @@ pub fn execute(args: &ReportArgs) -> Result<(i32, String)> {
         Some(id) => store.load_run(id)?,
         None => store.load_last()?,
     };
-    super::warn(std::slice::from_ref(&run));
     run.require_complete(args.partial.partial)?;
+    super::warn(std::slice::from_ref(&run));
     if run.records.is_empty() {
         anyhow::bail!("run `{}` contains no readable records", run.run_id);
     }

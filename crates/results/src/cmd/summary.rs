@@ -55,10 +55,10 @@ impl SummaryArgs {
 pub fn execute(args: &SummaryArgs) -> Result<(i32, String)> {
     let mut cfg = args.slo.analysis(&args.bootstrap, args.by_task)?;
     let runs = args.dir.open()?.load(&args.selection())?;
-    super::warn(&runs);
     for r in &runs {
         r.require_complete(args.partial.partial)?;
     }
+    super::warn(&runs);
     cfg.prices = crate::cost::prices_of(&runs);
     let records: Vec<_> = runs.into_iter().flat_map(|r| r.records).collect();
     if records.is_empty() {
