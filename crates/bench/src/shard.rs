@@ -111,4 +111,14 @@ mod tests {
         assert_eq!(a.rate, base.rate / 4.0);
         assert!(a.seed != b.seed && a.seed != base.seed, "independent arrival streams");
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn start_at_waits_for_its_time_and_a_past_time_starts_at_once() {
+        let t = tokio::time::Instant::now();
+        wait_until(SystemTime::now() + std::time::Duration::from_secs(30)).await;
+        assert!(t.elapsed() >= std::time::Duration::from_secs(29), "{:?}", t.elapsed());
+        let t = tokio::time::Instant::now();
+        wait_until(SystemTime::now() - std::time::Duration::from_secs(30)).await;
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+    }
 }
