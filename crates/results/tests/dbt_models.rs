@@ -99,18 +99,21 @@ fn dbt_models_build_and_agree_with_ttc_summary() {
     write_store(&results);
     let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../analytics");
     let db = tmp.path().join("ttc.duckdb");
-    let dbt = std::env::var("TTC_DBT").unwrap_or_else(|_| "dbt".into());
-    let out = Command::new(&dbt)
-        .args(["build", "--project-dir", project.to_str().unwrap(), "--profiles-dir", project.to_str().unwrap()])
+    // dbt through the interpreter pip installed it into (scripts/test.sh: `python3 -m pip`), not a PATH lookup.
+    let dbt = "import sys; from dbt.cli.main import cli; sys.argv[0] = 'dbt'; cli()";
+    let out = Command::new(python())
+        .args(["-c", dbt, "build", "--project-dir", project.to_str().unwrap(), "--profiles-dir", project.to_str().unwrap()])
         .args(["--target-path", tmp.path().join("target").to_str().unwrap()])
         .args(["--log-path", tmp.path().join("logs").to_str().unwrap()])
         .args(["--vars", &format!("{{results: '{}'}}", results.display())])
         .env("TTC_DBT_DB", &db)
         .env("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
         .output()
-        .unwrap_or_else(|e| panic!("{dbt}: {e} (pip install -r scripts/test-requirements.txt installs dbt-duckdb)"));
+        .unwrap_or_else(|e| panic!("{}: {e}", python()));
     let log = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "dbt build failed:\n{log}\n{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("No module named 'dbt"), "dbt is not installed: pip install -r scripts/test-requirements.txt\n{err}");
+    assert!(out.status.success(), "dbt build failed:\n{log}\n{err}");
     assert!(log.contains("ERROR=0"), "{log}");
 
     for run in ["a", "b"] {
