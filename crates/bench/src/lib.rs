@@ -17,6 +17,7 @@ pub mod record;
 pub mod rounds;
 pub mod run;
 pub mod runner;
+pub mod shard;
 pub mod scoring;
 pub mod sink;
 pub mod summary;

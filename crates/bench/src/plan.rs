@@ -131,7 +131,37 @@ pub fn build_plan(
     Ok(Plan { entries, skipped })
 }
 
+/// The shard of every distinct sample (suite, sample_id) of `entries`: the samples sorted by (suite, sample id) and
+/// dealt round-robin, so shards differ by at most one sample. Depends only on the set of samples, which every
+/// shard computes alike from the same configuration (the manifests' config hash checks that).
+pub fn sample_shards(entries: &[PlanEntry], count: u32) -> BTreeMap<(String, String), u32> {
+    let samples: BTreeSet<(String, String)> =
+        entries.iter().map(|e| (e.item.suite.clone(), e.item.sample_id.clone())).collect();
+    samples.into_iter().enumerate().map(|(k, s)| (s, (k % count.max(1) as usize) as u32)).collect()
+}
+
 impl Plan {
+    /// Shard `index` of `count`: the entries of the samples [`sample_shards`] gives it (every policy of a sample on
+    /// one shard, so paired comparisons stay within a machine), in plan order, minus `already_stored`. Also
+    /// returns the number of requests each shard is given (before skipping), for the shard manifests.
+    /// Call on the whole plan (built with nothing stored).
+    pub fn shard(self, index: u32, count: u32, already_stored: &BTreeSet<RequestKey>) -> (Plan, Vec<u64>) {
+        let of = sample_shards(&self.entries, count);
+        let shard_of = |e: &PlanEntry| of[&(e.item.suite.clone(), e.item.sample_id.clone())];
+        let mut sizes = vec![0u64; count as usize];
+        for e in &self.entries {
+            sizes[shard_of(e) as usize] += 1;
+        }
+        let mut entries: Vec<PlanEntry> = self.entries.into_iter().filter(|e| shard_of(e) == index).collect();
+        let before = entries.len();
+        entries.retain(|e| !already_stored.contains(&e.key()));
+        let skipped = before - entries.len();
+        for (i, e) in entries.iter_mut().enumerate() {
+            e.index = i;
+        }
+        (Plan { entries, skipped }, sizes)
+    }
+
     /// The `--dry-run` listing: one line per request in execution order, then counts.
     pub fn print(&self, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "{:>6}  {:<28} {:<14} {:<28} sample", "#", "policy", "suite", "task")?;
@@ -239,6 +269,59 @@ mod tests {
         s[1].sample_id = s[0].sample_id.clone();
         let err = build_plan(&[policy("p")], vec![s], 0, &BTreeSet::new()).unwrap_err();
         assert!(err.to_string().contains("appears twice"), "{err}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Shards 0..N of a plan together hold every entry exactly once, every policy of a sample is on one
+        /// shard, the sizes are what each shard gets, and shards differ by at most one sample.
+        #[test]
+        fn shards_cover_the_plan_exactly_once(n_policies in 1usize..4, tasks in proptest::collection::vec(1usize..9, 1..4), seed in 0u64..1000) {
+            let names: Vec<String> = (0..n_policies).map(|i| format!("p{i}")).collect();
+            let policies: Vec<Policy> = names.iter().map(|n| policy(n)).collect();
+            let spec: Vec<(&str, usize)> = ["a", "b", "c"].iter().copied().zip(tasks.iter().copied()).collect();
+            let suites = || vec![items("s1", &spec), items("s2", &spec[..1])];
+            for count in 1..=8u32 {
+                let full = build_plan(&policies, suites(), seed, &BTreeSet::new()).unwrap();
+                let keys: Vec<RequestKey> = full.entries.iter().map(|e| e.key()).collect();
+                let mut seen: BTreeMap<RequestKey, u32> = BTreeMap::new();
+                let mut sample_shard: BTreeMap<(String, String), u32> = BTreeMap::new();
+                let mut samples_per_shard = vec![0usize; count as usize];
+                for index in 0..count {
+                    let (part, sizes) = build_plan(&policies, suites(), seed, &BTreeSet::new()).unwrap().shard(index, count, &BTreeSet::new());
+                    proptest::prop_assert_eq!(sizes.iter().sum::<u64>() as usize, keys.len());
+                    proptest::prop_assert_eq!(sizes[index as usize] as usize, part.entries.len());
+                    // Plan order is kept: the shard is a subsequence of the whole plan.
+                    let order: Vec<usize> = part.entries.iter().map(|e| keys.iter().position(|k| *k == e.key()).unwrap()).collect();
+                    proptest::prop_assert!(order.windows(2).all(|w| w[0] < w[1]));
+                    for e in &part.entries {
+                        *seen.entry(e.key()).or_default() += 1;
+                        let sample = (e.item.suite.clone(), e.item.sample_id.clone());
+                        if sample_shard.insert(sample.clone(), index).is_none() {
+                            samples_per_shard[index as usize] += 1;
+                        }
+                        proptest::prop_assert_eq!(sample_shard[&sample], index, "a sample split across shards");
+                    }
+                }
+                proptest::prop_assert_eq!(seen.len(), keys.len(), "every entry on some shard");
+                proptest::prop_assert!(seen.values().all(|&n| n == 1), "an entry on two shards");
+                let (lo, hi) = (samples_per_shard.iter().min().unwrap(), samples_per_shard.iter().max().unwrap());
+                proptest::prop_assert!(hi - lo <= 1, "unbalanced: {:?}", samples_per_shard);
+            }
+        }
+    }
+
+    #[test]
+    fn a_shard_resumes_without_its_stored_entries() {
+        let policies = [policy("p1"), policy("p2")];
+        let full = || build_plan(&policies, vec![items("s", &[("a", 6)])], 3, &BTreeSet::new()).unwrap();
+        let (part, sizes) = full().shard(1, 2, &BTreeSet::new());
+        assert_eq!(sizes, vec![6, 6]);
+        let stored: BTreeSet<_> = part.entries.iter().take(4).map(|e| e.key()).collect();
+        let (rest, sizes_again) = full().shard(1, 2, &stored);
+        assert_eq!(sizes_again, sizes, "sizes are of the whole shard, stored or not");
+        assert_eq!((rest.entries.len(), rest.skipped), (2, 4));
+        assert_eq!(rest.entries.iter().map(|e| e.key()).collect::<Vec<_>>(), part.entries[4..].iter().map(|e| e.key()).collect::<Vec<_>>());
     }
 
     #[test]

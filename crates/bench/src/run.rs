@@ -14,6 +14,7 @@ use crate::eval_adapter::EvalAdapter;
 use crate::fidelity::{teacher_forced_pass, FidelityJoin};
 use crate::config::quality::baseline_policy;
 use crate::plan::{build_plan, draw_samples, sample_pool, Plan, SuiteLoader, WorkItem};
+use crate::shard::{resolve_shard, shard_settings};
 use crate::progress::{Progress, ProgressMode};
 use crate::record::{host_info, RunContext};
 use crate::runner::{make_jobs, Runner, RunnerSettings};
@@ -25,7 +26,7 @@ use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use ttc_results::{ResultsStore, RunMeta, RunWriter, WriterOptions};
+use ttc_results::{ResultsStore, RunMeta, RunWriter, Shard, ShardInfo, WriterOptions};
 use ttc_types::Record;
 
 /// Builds the embedded backend from the resolved configuration (implemented by the engine side).
@@ -75,6 +76,25 @@ fn run_mode(args: RunArgs, hooks: Hooks, capacity_only: Option<CapacityArgs>) ->
         }
     }
     let only_capacity = capacity_only.is_some();
+    let shard = match resolve_shard(&args, &cfg, only_capacity) {
+        Ok(s) => s,
+        Err(e) => return usage(e),
+    };
+    if let Some(id) = &args.run_id {
+        if let Err(e) = ttc_results::store::validate_run_id(id) {
+            return usage(format!("--run-id: {e:#}"));
+        }
+        let exists = ResultsStore::open(&cfg.results).map(|s| s.run_dir(id).exists()).unwrap_or(false);
+        if shard.is_none() && exists {
+            return usage(format!("--run-id {id}: the run exists in `{}`; continue it with --resume {id}", cfg.results.display()));
+        }
+    }
+    if let (Some(s), Ok(store)) = (shard, ResultsStore::open(&cfg.results)) {
+        let id = args.run_id.as_deref().or(args.resume.as_deref()).unwrap_or_default();
+        if let Some(conflict) = store.shard_conflict(id, s, &cfg.hash(), args.resume.is_some()) {
+            return usage(conflict);
+        }
+    }
     let mut hooks = hooks;
     let loader: Arc<dyn SuiteLoader> = match hooks.suites.clone() {
         Some(l) => l,
@@ -125,18 +145,36 @@ fn run_mode(args: RunArgs, hooks: Hooks, capacity_only: Option<CapacityArgs>) ->
     }
     // Only a real run creates the results directory; `--dry-run` and `--resume` read what exists.
     let stored = match &args.resume {
+        // A shard resumed before it ever wrote (a retried pod) starts from nothing.
+        Some(id) if shard.is_some() && !cfg.results.join(format!("run_id={id}")).is_dir() => BTreeSet::new(),
         Some(id) => match ResultsStore::open(&cfg.results).and_then(|s| s.existing_keys(id)) {
             Ok(k) => k,
             Err(e) => return usage(format!("--resume {id}: {e:#}")),
         },
         None => BTreeSet::new(),
     };
-    let plan = match build_plan(&cfg.policies, suites, cfg.seed, &stored) {
+    let plan = match shard {
+        // The whole plan first, so that every shard deals the same samples, then this shard's part.
+        Some(s) => build_plan(&cfg.policies, suites, cfg.seed, &BTreeSet::new()).map(|p| {
+            let (part, sizes) = p.shard(s.index, s.count, &stored);
+            (part, Some(ShardInfo { shard: s, planned_per_shard: sizes }))
+        }),
+        None => build_plan(&cfg.policies, suites, cfg.seed, &stored).map(|p| (p, None)),
+    };
+    let (plan, shard_info) = match plan {
         Ok(p) => p,
         Err(e) => return usage(format!("{e:#}")),
     };
+    let start_at = match args.start_at.as_deref().map(humantime::parse_rfc3339_weak).transpose() {
+        Ok(t) => t,
+        Err(e) => return usage(format!("--start-at: {e} (expected an RFC 3339 UTC time, e.g. 2026-12-02T17:00:00Z)")),
+    };
     if args.dry_run {
         print_header(&cfg, &plan);
+        if let Some(info) = &shard_info {
+            let whole: u64 = info.planned_per_shard.iter().sum();
+            println!("shard {} of a plan of {whole} requests (per shard: {:?})\n", info.shard, info.planned_per_shard);
+        }
         plan.print(&mut std::io::stdout().lock())?;
         if let Some(c) = &cfg.capacity {
             println!(
@@ -155,7 +193,7 @@ fn run_mode(args: RunArgs, hooks: Hooks, capacity_only: Option<CapacityArgs>) ->
     };
     let store = ResultsStore::create(&cfg.results)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(execute(args, cfg, hooks, backend, store, plan, Scope { pools, only_capacity }))
+    runtime.block_on(execute(args, cfg, hooks, backend, store, plan, Scope { pools, only_capacity, shard: shard_info, start_at }))
 }
 
 fn init_logging(args: &RunArgs) {
@@ -256,6 +294,10 @@ pub fn new_run_id() -> String {
 struct Scope {
     pools: Vec<Vec<WorkItem>>,
     only_capacity: bool,
+    /// This process's shard of the plan (`--shard`), with the plan's size per shard.
+    shard: Option<ShardInfo>,
+    /// `--start-at`: when the measured requests start.
+    start_at: Option<std::time::SystemTime>,
 }
 
 async fn execute(
@@ -267,18 +309,21 @@ async fn execute(
     plan: Plan,
     scope: Scope,
 ) -> anyhow::Result<i32> {
-    let Scope { pools, only_capacity } = scope;
+    let Scope { pools, only_capacity, shard: shard_info, start_at } = scope;
+    let shard: Option<Shard> = shard_info.as_ref().map(|s| s.shard);
     let info = backend.info();
     let config_hash = cfg.hash();
     let planned = plan.entries.len();
-    let writer = match &args.resume {
-        Some(id) => store.resume_run(id, writer_options())?,
-        None => {
+    let writer = match (&args.resume, shard_info) {
+        (Some(id), None) => store.resume_run(id, writer_options())?,
+        (_, shard_info) => {
+            let started = start_at.unwrap_or_else(std::time::SystemTime::now);
+            let shard_planned = shard_info.as_ref().map(|s| s.planned_per_shard[s.shard.index as usize]);
             let meta = RunMeta {
-                run_id: new_run_id(),
-                started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+                run_id: args.run_id.clone().or(args.resume.clone()).unwrap_or_else(new_run_id),
+                started_at: humantime::format_rfc3339_seconds(started).to_string(),
                 config_hash: config_hash.clone(),
-                planned: Some(planned as u64),
+                planned: Some(shard_planned.unwrap_or(planned as u64)),
                 project_version: env!("CARGO_PKG_VERSION").into(),
                 extra: serde_json::json!({
                     "backend": info.kind, "base_url": info.base_url, "model": info.model, "weights": info.weights,
@@ -288,7 +333,10 @@ async fn execute(
                     "fidelity": cfg.fidelity, "until_ci": cfg.until_ci,
                 }),
             };
-            store.start_run(meta, writer_options())?
+            match shard_info {
+                Some(s) => store.start_shard(meta, s, args.resume.is_some(), writer_options())?,
+                None => store.start_run(meta, writer_options())?,
+            }
         }
     };
     let meta = writer.manifest().meta.clone();
@@ -305,7 +353,8 @@ async fn execute(
         backend: info.clone(),
     };
     eprintln!(
-        "run {run_id}: {planned} requests ({} policies, {} suites) on {} {}{}",
+        "run {run_id}{}: {planned} requests ({} policies, {} suites) on {} {}{}",
+        shard.map(|s| format!(" shard {s}")).unwrap_or_default(),
         cfg.policies.len(),
         cfg.suites.len(),
         info.kind,
@@ -320,8 +369,12 @@ async fn execute(
     // The backend's own model name (for HTTP: `backend.model`; for the engine: its model, not a file path).
     let jobs = make_jobs(&plan.entries, &cfg.generation, &info.model);
     let fidelity_backend = backend.clone();
-    let runner =
-        Arc::new(Runner::new(backend.clone(), RunnerSettings::from_config(&cfg), ctx.clone(), hooks.token_counter.clone()));
+    let runner = Arc::new(Runner::new(
+        backend.clone(),
+        shard_settings(RunnerSettings::from_config(&cfg), shard),
+        ctx.clone(),
+        hooks.token_counter.clone(),
+    ));
     // Load phases offer their own rate: no token bucket in front of them.
     let load_settings = RunnerSettings { rate: f64::INFINITY, ..RunnerSettings::from_config(&cfg) };
     let load_runner = Arc::new(Runner::new(backend, load_settings, ctx, hooks.token_counter.clone()));
@@ -358,6 +411,9 @@ async fn execute(
     let expected = measured + cfg.capacity.as_ref().map_or(0, |c| capacity_estimate(c, cfg.policies.len()));
     if !only_capacity {
         runner.warmup(&jobs).await;
+    }
+    if let Some(at) = start_at {
+        crate::shard::wait_until(at).await;
     }
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
     let seen = cfg.until_ci.as_ref().map(|_| Arc::new(std::sync::Mutex::new(Vec::new())));

@@ -68,7 +68,16 @@ pub(crate) fn after_run(args: &RunArgs) -> anyhow::Result<()> {
     use clap::Parser;
     let cfg = RunConfig::from_args(args).map_err(|e| crate::exit::usage(e.to_string()))?;
     let store = ttc_results::ResultsStore::open(&cfg.results)?;
-    let run_id = store.last_run_id()?;
+    let run_id = match args.run_id.clone().or(args.resume.clone()) {
+        Some(id) => id,
+        None => store.last_run_id()?,
+    };
+    if args.shard.is_some() || args.shards.is_some() {
+        // One shard's records are not the run's answer: analyse once every shard is done.
+        println!("this shard is done; when every shard of run {run_id} is, analyse the run as one:");
+        println!("           ttc summary --results {} --run {run_id} (names any shard still missing)", cfg.results.display());
+        return Ok(());
+    }
     #[derive(Parser)]
     struct Wrap {
         #[command(flatten)]

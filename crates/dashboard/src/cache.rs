@@ -147,9 +147,17 @@ pub const PARALLEL_MIN_PARTS: usize = 32;
 /// Whether `new` only adds part files to `old` (and rewrites the manifest): the writer appended.
 fn appended_only(old: &Fingerprint, new: &Fingerprint) -> bool {
     let is_part = |n: &str| n.starts_with("part-") && n.ends_with(".parquet");
+    if is_sharded(new) {
+        return false; // the store's read merges the shards and counts what each lacks
+    }
     let kept = old.iter().filter(|e| e.0 != MANIFEST_FILE).all(|e| new.contains(e));
     let added_ok = new.iter().filter(|e| !old.contains(e)).all(|e| is_part(&e.0) || e.0 == MANIFEST_FILE);
     kept && added_ok && !old.is_empty()
+}
+
+/// A run written by `ttc run --shard I/N` (shard manifests `_shard-I-of-N.json`).
+fn is_sharded(fp: &Fingerprint) -> bool {
+    fp.iter().any(|e| ttc_results::Shard::from_manifest_file(&e.0).is_some())
 }
 
 fn read_manifest(run_dir: &Path, warnings: &mut Vec<String>) -> Option<RunManifest> {
@@ -178,14 +186,14 @@ fn append(run_dir: &Path, old: &RunData, fp: &Fingerprint) -> Result<LoadedRun> 
     let mut records = old.run.records.clone();
     records.extend(new_records);
     warnings.extend(parts::duplicate_warning(run_id, &records));
-    Ok(LoadedRun { run_id: run_id.clone(), manifest, records, warnings })
+    Ok(LoadedRun { run_id: run_id.clone(), manifest, records, warnings, shard_gaps: Vec::new() })
 }
 
 /// A whole run: on several threads when it has many parts, else (or when parts overlap) the store's read.
 fn load_full(store: &ResultsStore, run_dir: &Path, run_id: &str, fp: &Fingerprint) -> Result<LoadedRun> {
     let names = parts::part_names(fp);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if names.len() >= PARALLEL_MIN_PARTS && threads > 1 && ttc_results::store::validate_run_id(run_id).is_ok() {
+    if names.len() >= PARALLEL_MIN_PARTS && threads > 1 && !is_sharded(fp) && ttc_results::store::validate_run_id(run_id).is_ok() {
         if let Some((records, part_warnings)) = parts::load_parallel(run_dir, run_id, &names, threads)? {
             let mut warnings = Vec::new();
             let manifest = read_manifest(run_dir, &mut warnings);
@@ -196,7 +204,7 @@ fn load_full(store: &ResultsStore, run_dir: &Path, run_id: &str, fp: &Fingerprin
                 }
             }
             warnings.extend(part_warnings);
-            return Ok(LoadedRun { run_id: run_id.to_string(), manifest, records, warnings });
+            return Ok(LoadedRun { run_id: run_id.to_string(), manifest, records, warnings, shard_gaps: Vec::new() });
         }
     }
     store.load_run(run_id)

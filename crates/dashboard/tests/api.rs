@@ -503,3 +503,43 @@ fn cache_reads_equal_the_store_after_appends_corruption_and_in_parallel() {
     ResultsStore::open(tmp.path()).unwrap().compact("big").unwrap();
     check("compacted");
 }
+
+/// A run written by two shards (in another order) gives the dashboard the summary of the same run written by one
+/// process; with a shard gone, the summary carries a warning naming it and the records it lacks.
+#[tokio::test]
+async fn a_sharded_run_summarises_like_one_run_and_names_a_missing_shard() {
+    use ttc_results::{Shard, ShardInfo};
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let records = common::records("sh", 240, 5);
+    common::write_run(one.path(), common::meta("sh", "2025-01-01T00:00:00Z", Some(240)), &records, 50);
+    let part = |i: u32| -> Vec<_> { records.iter().filter(|r| r.sample_id.ends_with(['0', '2', '4', '6', '8']) == (i == 0)).cloned().collect() };
+    let sizes = vec![part(0).len() as u64, part(1).len() as u64];
+    let store = ResultsStore::create(two.path()).unwrap();
+    for index in [1, 0] {
+        let info = ShardInfo { shard: Shard { index, count: 2 }, planned_per_shard: sizes.clone() };
+        let mut w = store.start_shard(common::meta("sh", "2025-01-01T00:00:00Z", None), info, false, common::opts(30)).unwrap();
+        part(index).into_iter().rev().for_each(|r| w.push(r).unwrap());
+        w.finish().unwrap();
+    }
+    let (_, a) = get(one.path(), "/api/summary?run=sh").await;
+    let (status, b) = get(two.path(), "/api/summary?run=sh").await;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    assert_eq!(b["warnings"], serde_json::json!([]));
+    assert_eq!(a["n_records"], b["n_records"]);
+    for (ga, gb) in a["groups"].as_array().unwrap().iter().zip(b["groups"].as_array().unwrap()) {
+        for k in ["policy", "suite", "n", "n_ok", "n_error", "quality", "ttft_s", "e2e_s", "output_tokens"] {
+            assert_eq!(ga[k], gb[k], "{k} of {} {}", ga["policy"], ga["suite"]);
+        }
+    }
+    for entry in std::fs::read_dir(two.path().join("run_id=sh")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().contains("1of2") || p.ends_with("_shard-1-of-2.json") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let (_, c) = get(two.path(), "/api/summary?run=sh").await;
+    let warnings = c["warnings"].to_string();
+    assert!(warnings.contains("shard 1/2 is missing") && warnings.contains(&format!("{} missing", sizes[1])), "{warnings}");
+    let (_, runs) = get(two.path(), "/api/runs").await;
+    assert_eq!(runs["runs"][0]["status"], "running", "not finished while a shard is missing: {runs}");
+}

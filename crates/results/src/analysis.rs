@@ -346,7 +346,11 @@ fn quality_estimates(records: &[&Record], label: &str, cfg: &BootstrapConfig) ->
     let extra = by_extra.into_iter().map(|(k, v)| (format!("extra.{k}"), v));
     named
         .chain(extra)
-        .filter_map(|(k, v)| {
+        .filter_map(|(k, mut v)| {
+            // The estimate depends on the values, not on the order the records were stored in (one process or N
+            // shards, in completion order): the mean is summed and the bootstrap resamples in sorted order (the
+            // mean is then `stats::order_free_mean`, as the KPIs and trends compute it).
+            v.sort_by(f64::total_cmp);
             let c = BootstrapConfig { seed: stats::derive_seed(cfg.seed, &format!("{label}/{k}")), ..*cfg };
             stats::mean_ci(&v, &c).map(|e| (k, e))
         })

@@ -144,8 +144,11 @@ pub fn compare(
     cfg: &BootstrapConfig,
 ) -> Comparison {
     let b_index: HashMap<(String, String, String), &Record> = b.iter().map(|r| (key(r, pair_by_policy), r)).collect();
-    let pairs: Vec<(&Record, &Record)> =
+    let mut pairs: Vec<(&Record, &Record)> =
         a.iter().filter_map(|ra| b_index.get(&key(ra, pair_by_policy)).map(|rb| (ra, *rb))).collect();
+    // Pairs in one order whatever order the records were stored in (one process or N shards), so the seeded
+    // bootstrap gives the same interval for the same pairs.
+    pairs.sort_by_cached_key(|(ra, _)| (ra.policy.clone(), key(ra, true)));
 
     let quality_names: BTreeSet<String> = pairs
         .iter()

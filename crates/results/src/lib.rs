@@ -26,6 +26,7 @@ pub mod recommend;
 pub mod render;
 pub mod report;
 mod parts;
+pub mod shard;
 pub mod sink;
 pub mod stats;
 pub mod store;
@@ -36,6 +37,7 @@ pub mod writer;
 
 pub use manifest::{RunManifest, RunMeta, RunStatus};
 pub use sink::RecordSink;
+pub use shard::{Shard, ShardGap, ShardInfo};
 pub use store::{CompactReport, LoadedRun, ResultsStore, RunInfo, RunSelection};
 pub use writer::{RunWriter, WriterOptions};
 

@@ -6,7 +6,9 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use crate::shard::{Shard, ShardInfo};
 
 pub const MANIFEST_FILE: &str = "_run.json";
 
@@ -48,6 +50,9 @@ pub struct RunManifest {
     /// How many times the run was resumed.
     #[serde(default)]
     pub resumes: u32,
+    /// Set in a shard's manifest (`_shard-I-of-N.json`): which shard, and the plan's size per shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
 }
 
 impl RunManifest {
@@ -60,7 +65,8 @@ impl RunManifest {
     /// `sync` also makes it durable against power loss (an fsync): used at start and finish, not for the
     /// progress updates after each flush, which the part files make redundant.
     pub fn write_atomic(&self, path: &Path, sync: bool) -> Result<()> {
-        let tmp = path.with_file_name(format!(".{MANIFEST_FILE}.tmp"));
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(MANIFEST_FILE);
+        let tmp = path.with_file_name(format!(".{name}.tmp"));
         let text = serde_json::to_string_pretty(self)?;
         let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(text.as_bytes())?;
@@ -70,6 +76,55 @@ impl RunManifest {
         fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
         Ok(())
     }
+}
+
+/// The manifest file of a run (`_run.json`) or of one of its shards (`_shard-I-of-N.json`).
+pub fn manifest_path(run_dir: &Path, shard: Option<Shard>) -> PathBuf {
+    run_dir.join(shard.map_or_else(|| MANIFEST_FILE.to_string(), |s| s.manifest_file()))
+}
+
+/// The shard manifests of a run folder, by shard; unreadable ones as errors.
+pub fn shard_manifests(run_dir: &Path) -> Vec<(Shard, Result<RunManifest>)> {
+    let mut out: Vec<(Shard, Result<RunManifest>)> = fs::read_dir(run_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let shard = Shard::from_manifest_file(e.file_name().to_str()?)?;
+            Some((shard, RunManifest::read(&e.path())))
+        })
+        .collect();
+    out.sort_by_key(|(s, _)| *s);
+    out
+}
+
+/// The manifest of a run as one: `_run.json`, or for a sharded run the shards' manifests merged (the first
+/// shard's metadata, the whole plan's `planned`, the records of all, `finished` once every shard is).
+/// None when there is none; unreadable files are reported in `warnings`.
+pub fn read_run_manifest(run_dir: &Path, warnings: &mut Vec<String>) -> Option<RunManifest> {
+    let single = run_dir.join(MANIFEST_FILE);
+    if single.exists() {
+        return RunManifest::read(&single).map_err(|e| warnings.push(format!("{e:#}"))).ok();
+    }
+    let mut shards = Vec::new();
+    for (_, m) in shard_manifests(run_dir) {
+        match m {
+            Ok(m) => shards.push(m),
+            Err(e) => warnings.push(format!("{e:#}")),
+        }
+    }
+    let first = shards.first()?.clone();
+    let count = first.shard.as_ref().map_or(1, |s| s.shard.count) as usize;
+    let all_finished = shards.len() == count && shards.iter().all(|m| m.status == RunStatus::Finished);
+    let planned = first.shard.as_ref().map(|s| s.planned_per_shard.iter().sum::<u64>());
+    Some(RunManifest {
+        meta: RunMeta { planned: planned.or(first.meta.planned), ..first.meta.clone() },
+        status: if all_finished { RunStatus::Finished } else { RunStatus::Running },
+        records_written: shards.iter().map(|m| m.records_written).sum(),
+        updated_at: shards.iter().map(|m| m.updated_at.clone()).max().unwrap_or_default(),
+        resumes: shards.iter().map(|m| m.resumes).sum(),
+        ..first
+    })
 }
 
 pub fn now_rfc3339() -> String {

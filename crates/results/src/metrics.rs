@@ -182,7 +182,7 @@ impl Stat {
 
     pub fn apply(&self, values: &[f64]) -> Option<f64> {
         match self {
-            Stat::Mean => stats::mean(values),
+            Stat::Mean => stats::order_free_mean(values),
             Stat::Min => values.iter().copied().min_by(f64::total_cmp),
             Stat::Max => values.iter().copied().max_by(f64::total_cmp),
             Stat::Percentile(q) => stats::percentile(values, *q),
@@ -193,6 +193,8 @@ impl Stat {
     pub fn apply_mut(&self, values: &mut [f64]) -> Option<f64> {
         match self {
             Stat::Percentile(q) => stats::percentile_select(values, *q),
+            // A resample's order is random already: no need to sort it.
+            Stat::Mean => stats::mean(values),
             other => other.apply(values),
         }
     }

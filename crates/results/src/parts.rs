@@ -1,5 +1,7 @@
 //! Part files: one Parquet file per flush, `part-NNNNN.parquet`, committed atomically.
 //!
+//! A sharded run's parts carry their shard in the name: `part-shardIofN-NNNNN.parquet` ([`crate::shard`]).
+//!
 //! A part is written under a hidden temporary name, synced, then hard-linked to its final name (which fails
 //! if that name exists, so two writers can never overwrite each other) and the temporary name removed. Readers
 //! only look at `part-*.parquet`, so they see whole parts or nothing. A compacted part lists in its footer
@@ -20,32 +22,56 @@ use std::path::{Path, PathBuf};
 use ttc_types::Record;
 
 use crate::columns;
+use crate::shard::Shard;
 
 pub const SUPERSEDES_KEY: &str = "ttc.supersedes";
 pub const SCHEMA_VERSION_KEY: &str = "ttc.schema_version";
 /// Rows per Parquet row group: bounds the memory a reader needs per batch.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
-pub fn part_name(index: u32) -> String {
-    format!("part-{index:05}.parquet")
+/// `part-NNNNN.parquet`, or `part-shardIofN-NNNNN.parquet` for a shard's part (see [`crate::shard`]).
+pub fn part_file_name(shard: Option<Shard>, index: u32) -> String {
+    match shard {
+        None => format!("part-{index:05}.parquet"),
+        Some(s) => format!("part-{}-{index:05}.parquet", s.part_tag()),
+    }
 }
 
-/// The index of a committed part file name, None for anything else (temporaries, manifests, corrupt parts).
-pub fn part_index(file_name: &str) -> Option<u32> {
-    file_name.strip_prefix("part-")?.strip_suffix(".parquet")?.parse().ok()
+/// The shard and index of a committed part file name, None for anything else (temporaries, manifests, corrupt
+/// parts).
+pub fn parse_part_name(file_name: &str) -> Option<(Option<Shard>, u32)> {
+    let stem = file_name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    match stem.split_once('-') {
+        None => Some((None, stem.parse().ok()?)),
+        Some((tag, index)) => Some((Some(Shard::from_part_tag(tag)?), index.parse().ok()?)),
+    }
 }
 
-/// Committed parts of a run directory, by index.
-pub fn list_parts(run_dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
+/// A committed part file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PartFile {
+    /// The shard that wrote it (None: an unsharded run).
+    pub shard: Option<Shard>,
+    pub index: u32,
+    pub path: PathBuf,
+}
+
+/// Committed parts of a run directory, by shard (unsharded first), then index.
+pub fn list_parts(run_dir: &Path) -> Result<Vec<PartFile>> {
     let mut parts = Vec::new();
     for entry in fs::read_dir(run_dir).with_context(|| format!("listing {}", run_dir.display()))? {
         let entry = entry?;
-        if let Some(i) = entry.file_name().to_str().and_then(part_index) {
-            parts.push((i, entry.path()));
+        if let Some((shard, index)) = entry.file_name().to_str().and_then(parse_part_name) {
+            parts.push(PartFile { shard, index, path: entry.path() });
         }
     }
     parts.sort();
     Ok(parts)
+}
+
+/// The first free part index of `shard` (its own numbering).
+pub fn next_index(parts: &[PartFile], shard: Option<Shard>) -> u32 {
+    parts.iter().filter(|p| p.shard == shard).map(|p| p.index + 1).max().unwrap_or(0)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -57,13 +83,14 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// included, never needs it: the page cache survives the process).
 pub fn write_part(
     run_dir: &Path,
+    shard: Option<Shard>,
     first_index: u32,
     records: &[Record],
     supersedes: &[String],
     fsync: bool,
 ) -> Result<(u32, PathBuf)> {
     let batch = columns::encode(records)?;
-    let tmp = run_dir.join(format!(".{}.tmp", part_name(first_index)));
+    let tmp = run_dir.join(format!(".{}.tmp", part_file_name(shard, first_index)));
     let mut kv = vec![KeyValue::new(SCHEMA_VERSION_KEY.to_string(), ttc_types::SCHEMA_VERSION.to_string())];
     if !supersedes.is_empty() {
         kv.push(KeyValue::new(SUPERSEDES_KEY.to_string(), supersedes.join(",")));
@@ -80,7 +107,7 @@ pub fn write_part(
 
     let mut index = first_index;
     loop {
-        let dest = run_dir.join(part_name(index));
+        let dest = run_dir.join(part_file_name(shard, index));
         match fs::hard_link(&tmp, &dest) {
             Ok(()) => {
                 fs::remove_file(&tmp)?;

@@ -30,6 +30,14 @@ pub fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
+/// The mean summed in sorted order: the same bits whatever order the values come in (records stored by one
+/// process or by N shards, in completion order), where a plain sum may differ in the last place.
+pub fn order_free_mean(v: &[f64]) -> Option<f64> {
+    let mut sorted = v.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    mean(&sorted)
+}
+
 /// Sample standard deviation (ddof = 1).
 pub fn std_dev(v: &[f64]) -> Option<f64> {
     if v.len() < 2 {

@@ -7,6 +7,9 @@
 //!     part-00000.parquet     one flush of records
 //!     part-00001.parquet
 //! ```
+//! A sharded run (`ttc run --shard I/N`) has one `_shard-I-of-N.json` per shard instead of `_run.json` and
+//! shard-named parts (`part-shardIofN-NNNNN.parquet`, see [`crate::shard`]); readers merge the shards.
+//!
 //! DuckDB (`read_parquet('results/*/*.parquet', hive_partitioning=true)`), pyarrow and polars read it as is.
 //! Readers never fail on one bad part: corrupt or truncated parts are skipped and reported as warnings.
 
@@ -16,7 +19,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use ttc_types::Record;
 
-use crate::manifest::{now_rfc3339, RunManifest, RunMeta, RunStatus, MANIFEST_FILE};
+use crate::manifest::{manifest_path, now_rfc3339, read_run_manifest, shard_manifests, RunManifest, RunMeta, RunStatus, MANIFEST_FILE};
+use crate::shard::{Shard, ShardGap, ShardInfo};
 use crate::parts;
 use crate::writer::{RunWriter, WriterOptions};
 
@@ -46,7 +50,29 @@ pub struct LoadedRun {
     pub records: Vec<Record>,
     /// Problems that did not stop the read (corrupt parts skipped, duplicate keys, leftover temporaries).
     pub warnings: Vec<String>,
+    /// Shards of a sharded run that have not stored their whole part of the plan (also in `warnings`).
+    pub shard_gaps: Vec<ShardGap>,
 }
+
+impl LoadedRun {
+    /// The analysis commands refuse a run with a missing or incomplete shard unless `partial` is set: a
+    /// partial run summarised silently would read as the whole answer.
+    pub fn require_complete(&self, partial: bool) -> Result<()> {
+        if partial || self.shard_gaps.is_empty() {
+            return Ok(());
+        }
+        let gaps: Vec<String> = self.shard_gaps.iter().map(|g| g.to_string()).collect();
+        let missing: u64 = self.shard_gaps.iter().map(ShardGap::missing).sum();
+        bail!(
+            "run {} is incomplete ({missing} records missing): {}. Wait for it, rerun it with the run's flags and `--shard {} --resume {}`, or pass --partial to analyse the records that are there",
+            self.run_id,
+            gaps.join("; "),
+            self.shard_gaps[0].shard,
+            self.run_id
+        )
+    }
+}
+
 
 #[derive(Debug, Clone, Default)]
 pub struct CompactReport {
@@ -111,7 +137,7 @@ impl ResultsStore {
                 continue;
             }
             let dir = entry.path();
-            let manifest = RunManifest::read(&dir.join(MANIFEST_FILE)).ok();
+            let manifest = read_run_manifest(&dir, &mut Vec::new());
             let started_at = match &manifest {
                 Some(m) => m.meta.started_at.clone(),
                 None => entry
@@ -159,7 +185,7 @@ impl ResultsStore {
     fn live_parts(&self, run_dir: &Path, warnings: &mut Vec<String>) -> Result<Vec<PathBuf>> {
         let all = parts::list_parts(run_dir)?;
         let mut superseded = HashSet::new();
-        for (_, path) in &all {
+        for path in all.iter().map(|p| &p.path) {
             // Unreadable footers are reported when the part itself is read.
             if let Ok(s) = parts::read_supersedes(path) {
                 superseded.extend(s);
@@ -173,29 +199,30 @@ impl ResultsStore {
         }
         Ok(all
             .into_iter()
-            .filter(|(_, p)| !superseded.contains(p.file_name().and_then(|n| n.to_str()).unwrap_or_default()))
-            .map(|(_, p)| p)
+            .filter(|p| !superseded.contains(p.path.file_name().and_then(|n| n.to_str()).unwrap_or_default()))
+            .map(|p| p.path)
             .collect())
     }
 
     pub fn load_run(&self, run_id: &str) -> Result<LoadedRun> {
         let run_dir = self.existing_run_dir(run_id)?;
         let mut warnings = Vec::new();
-        let manifest = match RunManifest::read(&run_dir.join(MANIFEST_FILE)) {
-            Ok(m) => Some(m),
-            Err(e) if run_dir.join(MANIFEST_FILE).exists() => {
-                warnings.push(format!("{e:#}"));
-                None
-            }
-            Err(_) => None,
-        };
+        let manifest = read_run_manifest(&run_dir, &mut warnings);
         let mut records = Vec::new();
+        let mut per_shard: HashMap<Shard, u64> = HashMap::new();
         for path in self.live_parts(&run_dir, &mut warnings)? {
             match parts::read_part(&path) {
-                Ok(rs) => records.extend(rs),
+                Ok(rs) => {
+                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                    if let Some((Some(shard), _)) = parts::parse_part_name(name) {
+                        *per_shard.entry(shard).or_default() += rs.len() as u64;
+                    }
+                    records.extend(rs)
+                }
                 Err(e) => warnings.push(format!("skipped corrupt part: {e:#}")),
             }
         }
+        let shard_gaps = shard_gaps(&run_dir, &per_shard, &mut warnings);
         let mut seen: HashMap<(&str, &str, &str), usize> = HashMap::new();
         for r in &records {
             *seen.entry((&r.policy, &r.suite, &r.sample_id)).or_default() += 1;
@@ -204,7 +231,7 @@ impl ResultsStore {
         if dups > 0 {
             warnings.push(format!("run {run_id}: {dups} (policy, suite, sample) keys appear more than once"));
         }
-        Ok(LoadedRun { run_id: run_id.to_string(), manifest, records, warnings })
+        Ok(LoadedRun { run_id: run_id.to_string(), manifest, records, warnings, shard_gaps })
     }
 
     pub fn load_last(&self) -> Result<LoadedRun> {
@@ -248,22 +275,64 @@ impl ResultsStore {
             bail!("run `{}` already exists in `{}` (resume it instead)", meta.run_id, self.dir.display());
         }
         fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-        let manifest = RunManifest {
-            schema_version: ttc_types::SCHEMA_VERSION,
-            meta,
-            status: RunStatus::Running,
-            records_written: 0,
-            updated_at: now_rfc3339(),
-            resumes: 0,
+        RunWriter::new(run_dir, new_manifest(meta, None), 0, opts)
+    }
+
+    /// Why `shard` of run `run_id` with configuration `config_hash` cannot join the run as stored, if it cannot:
+    /// the run was written unsharded, or with another shard count or configuration, or (unless `resuming`) this
+    /// shard was started already. Checked before anything is loaded or written.
+    pub fn shard_conflict(&self, run_id: &str, shard: Shard, config_hash: &str, resuming: bool) -> Option<String> {
+        let run_dir = self.run_dir(run_id);
+        if run_dir.join(MANIFEST_FILE).exists() {
+            return Some(format!("run `{run_id}` in `{}` was written without shards; --shard {shard} cannot add to it (choose another --run-id)", self.dir.display()));
+        }
+        for (other, m) in shard_manifests(&run_dir) {
+            if other.count != shard.count {
+                return Some(format!(
+                    "shard count mismatch: run `{run_id}` was started as {} shards (shard {other} exists), this is --shard {shard}",
+                    other.count
+                ));
+            }
+            let Ok(m) = m else { continue };
+            if m.meta.config_hash != config_hash {
+                return Some(format!(
+                    "config hash mismatch: shard {shard} has config hash {config_hash}, shard {other} of run `{run_id}` has {} (every shard must run the same run file, flags and policies)",
+                    m.meta.config_hash
+                ));
+            }
+            if other == shard && !resuming {
+                return Some(format!("shard {shard} of run `{run_id}` exists already; continue it with --resume {run_id}"));
+            }
+        }
+        None
+    }
+
+    /// Starts shard `info.shard` of a run (other shards may have created the folder already), or with `resume`
+    /// continues it if it has a manifest. Call [`ResultsStore::shard_conflict`] first.
+    pub fn start_shard(&self, meta: RunMeta, info: ShardInfo, resume: bool, opts: WriterOptions) -> Result<RunWriter> {
+        validate_run_id(&meta.run_id)?;
+        let run_dir = self.run_dir(&meta.run_id);
+        let shard = info.shard;
+        fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+        let path = manifest_path(&run_dir, Some(shard));
+        let next_part = parts::next_index(&parts::list_parts(&run_dir)?, Some(shard));
+        let manifest = match RunManifest::read(&path) {
+            Ok(mut m) if resume => {
+                m.status = RunStatus::Running;
+                m.resumes += 1;
+                m.updated_at = now_rfc3339();
+                m
+            }
+            Ok(_) => bail!("shard {shard} of run `{}` exists already; continue it with --resume", meta.run_id),
+            Err(_) => new_manifest(meta, Some(info)),
         };
-        RunWriter::new(run_dir, manifest, 0, opts)
+        RunWriter::new(run_dir, manifest, next_part, opts)
     }
 
     /// Reopens an existing run for appending (after a crash or interruption). New parts get fresh indexes.
     pub fn resume_run(&self, run_id: &str, opts: WriterOptions) -> Result<RunWriter> {
         let run_dir = self.existing_run_dir(run_id)?;
-        let existing = parts::list_parts(&run_dir)?;
-        let next_part = existing.last().map_or(0, |(i, _)| i + 1);
+        let next_part = parts::next_index(&parts::list_parts(&run_dir)?, None);
         let mut manifest = match RunManifest::read(&run_dir.join(MANIFEST_FILE)) {
             Ok(m) => m,
             Err(_) => self.manifest_from_records(run_id)?,
@@ -294,6 +363,7 @@ impl ResultsStore {
             records_written: run.records.len() as u64,
             updated_at: now_rfc3339(),
             resumes: 0,
+            shard: None,
         })
     }
 
@@ -305,40 +375,90 @@ impl ResultsStore {
         let mut report = CompactReport { run_id: run_id.to_string(), ..Default::default() };
         let all = parts::list_parts(&run_dir)?;
         let live = self.live_parts(&run_dir, &mut Vec::new())?;
-        let stale: Vec<&PathBuf> = all.iter().map(|(_, p)| p).filter(|p| !live.contains(p)).collect();
-
-        let mut records = Vec::new();
-        let mut merged = Vec::new();
-        for path in &live {
-            match parts::read_part(path) {
-                Ok(rs) => {
-                    records.extend(rs);
-                    merged.push(path.clone());
-                }
-                Err(e) => {
-                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("part");
-                    let aside = run_dir.join(format!(".corrupt-{name}"));
-                    eprintln!("warning: quarantining corrupt part ({e:#}) as {}", aside.display());
-                    fs::rename(path, &aside)?;
-                    report.quarantined.push(aside);
+        let stale: Vec<&PathBuf> = all.iter().map(|p| &p.path).filter(|p| !live.contains(p)).collect();
+        // A sharded run is compacted shard by shard, so that each merged part still says which shard wrote it.
+        let mut shards: Vec<Option<Shard>> = all.iter().map(|p| p.shard).collect();
+        shards.dedup();
+        for shard in shards {
+            let mine: Vec<&PathBuf> =
+                all.iter().filter(|p| p.shard == shard && live.contains(&p.path)).map(|p| &p.path).collect();
+            let mut records = Vec::new();
+            let mut merged = Vec::new();
+            for path in mine {
+                match parts::read_part(path) {
+                    Ok(rs) => {
+                        records.extend(rs);
+                        merged.push(path.clone());
+                    }
+                    Err(e) => {
+                        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("part");
+                        let aside = run_dir.join(format!(".corrupt-{name}"));
+                        eprintln!("warning: quarantining corrupt part ({e:#}) as {}", aside.display());
+                        fs::rename(path, &aside)?;
+                        report.quarantined.push(aside);
+                    }
                 }
             }
-        }
-        if merged.len() > 1 {
-            let names: Vec<String> =
-                merged.iter().filter_map(|p| p.file_name()?.to_str().map(str::to_string)).collect();
-            let next = all.last().map_or(0, |(i, _)| i + 1);
-            let (_, out) = parts::write_part(&run_dir, next, &records, &names, true)?;
-            for p in &merged {
-                fs::remove_file(p).with_context(|| format!("removing merged part {}", p.display()))?;
+            if merged.len() > 1 {
+                let names: Vec<String> =
+                    merged.iter().filter_map(|p| p.file_name()?.to_str().map(str::to_string)).collect();
+                let next = parts::next_index(&all, shard);
+                let (_, out) = parts::write_part(&run_dir, shard, next, &records, &names, true)?;
+                for p in &merged {
+                    fs::remove_file(p).with_context(|| format!("removing merged part {}", p.display()))?;
+                }
+                report.output = Some(out);
+                report.parts_merged += merged.len();
             }
-            report.output = Some(out);
-            report.parts_merged = merged.len();
+            report.records += records.len();
         }
         for p in stale {
             fs::remove_file(p).with_context(|| format!("removing superseded part {}", p.display()))?;
         }
-        report.records = records.len();
         Ok(report)
     }
+}
+
+fn new_manifest(meta: RunMeta, shard: Option<ShardInfo>) -> RunManifest {
+    RunManifest {
+        schema_version: ttc_types::SCHEMA_VERSION,
+        meta,
+        status: RunStatus::Running,
+        records_written: 0,
+        updated_at: now_rfc3339(),
+        resumes: 0,
+        shard,
+    }
+}
+
+/// The shards of a sharded run that lack records, from the shard manifests (count, planned per shard, status)
+/// and the records each shard's parts hold. Config hashes that differ between shards are warnings.
+fn shard_gaps(run_dir: &Path, stored: &HashMap<Shard, u64>, warnings: &mut Vec<String>) -> Vec<ShardGap> {
+    let manifests: Vec<(Shard, RunManifest)> =
+        shard_manifests(run_dir).into_iter().filter_map(|(s, m)| m.ok().map(|m| (s, m))).collect();
+    let Some(info) = manifests.iter().find_map(|(_, m)| m.shard.clone()) else { return Vec::new() };
+    let hash = &manifests[0].1.meta.config_hash;
+    for (s, m) in manifests.iter().filter(|(_, m)| &m.meta.config_hash != hash) {
+        warnings.push(format!(
+            "shard {s} ran with config hash {}, shard {} with {hash}: the shards measured different configurations",
+            m.meta.config_hash, manifests[0].0
+        ));
+    }
+    let mut gaps = Vec::new();
+    for index in 0..info.shard.count {
+        let shard = Shard { index, count: info.shard.count };
+        let planned = info.planned_per_shard.get(index as usize).copied().unwrap_or(0);
+        let have = stored.get(&shard).copied().unwrap_or(0);
+        let state = match manifests.iter().find(|(s, _)| *s == shard).map(|(_, m)| m.status) {
+            None if planned == 0 => continue,
+            None => "missing (no manifest: never started, or its results are elsewhere)",
+            Some(_) if have >= planned => continue,
+            Some(RunStatus::Running) => "running or interrupted",
+            Some(RunStatus::Finished) => "finished early (interrupted)",
+        };
+        let gap = ShardGap { shard, planned, stored: have, state: state.to_string() };
+        warnings.push(gap.to_string());
+        gaps.push(gap);
+    }
+    gaps
 }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use ttc_types::Record;
 
-use crate::manifest::{now_rfc3339, RunManifest, RunStatus, MANIFEST_FILE};
+use crate::manifest::{manifest_path, now_rfc3339, RunManifest, RunStatus};
+use crate::shard::Shard;
 use crate::parts;
 use crate::sink::RecordSink;
 
@@ -40,7 +41,7 @@ pub struct RunWriter {
 
 impl RunWriter {
     pub(crate) fn new(run_dir: PathBuf, manifest: RunManifest, next_part: u32, opts: WriterOptions) -> Result<Self> {
-        manifest.write_atomic(&run_dir.join(MANIFEST_FILE), true)?;
+        manifest.write_atomic(&manifest_path(&run_dir, manifest.shard.as_ref().map(|s| s.shard)), true)?;
         Ok(RunWriter { run_dir, manifest, buffer: Vec::new(), next_part, last_flush: Instant::now(), opts, finished: false })
     }
 
@@ -61,6 +62,15 @@ impl RunWriter {
         &self.manifest
     }
 
+    /// The shard this writer writes (None: an unsharded run).
+    pub fn shard(&self) -> Option<Shard> {
+        self.manifest.shard.as_ref().map(|s| s.shard)
+    }
+
+    fn manifest_path(&self) -> PathBuf {
+        manifest_path(&self.run_dir, self.shard())
+    }
+
     /// Flushes if the size or time threshold is reached; a runner with long gaps between records can call
     /// this from a timer. Returns whether it flushed.
     pub fn flush_if_due(&mut self) -> Result<bool> {
@@ -77,12 +87,12 @@ impl RunWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let (index, _) = parts::write_part(&self.run_dir, self.next_part, &self.buffer, &[], self.opts.fsync)?;
+        let (index, _) = parts::write_part(&self.run_dir, self.shard(), self.next_part, &self.buffer, &[], self.opts.fsync)?;
         self.next_part = index + 1;
         self.manifest.records_written += self.buffer.len() as u64;
         self.manifest.updated_at = now_rfc3339();
         self.buffer.clear();
-        self.manifest.write_atomic(&self.run_dir.join(MANIFEST_FILE), false)
+        self.manifest.write_atomic(&self.manifest_path(), false)
     }
 
     /// Flushes what is left and marks the run finished in its manifest.
@@ -90,7 +100,7 @@ impl RunWriter {
         self.flush_buffer()?;
         self.manifest.status = RunStatus::Finished;
         self.manifest.updated_at = now_rfc3339();
-        self.manifest.write_atomic(&self.run_dir.join(MANIFEST_FILE), true)?;
+        self.manifest.write_atomic(&self.manifest_path(), true)?;
         self.finished = true;
         Ok(self.manifest.clone())
     }

@@ -82,9 +82,25 @@ pub struct RunArgs {
     /// Skip the run file's capacity search (`capacity:`); measure the plan only.
     #[arg(long)]
     pub no_capacity: bool,
-    /// Continue an interrupted run: requests already stored under RUN_ID are skipped.
-    #[arg(long, value_name = "RUN_ID")]
+    /// Continue an interrupted run: requests already stored under RUN_ID are skipped. With --shard/--shards it
+    /// continues this shard, or starts it if it never started (so a retried pod picks up where it stopped).
+    #[arg(long, value_name = "RUN_ID", conflicts_with = "run_id")]
     pub resume: Option<String>,
+    /// The run id (default: a new one from the time). Every shard of a sharded run is given the same one.
+    #[arg(long, value_name = "RUN_ID")]
+    pub run_id: Option<String>,
+    /// Run only shard I of N of the plan (0-based): samples are split across shards, every policy of a sample
+    /// stays on one shard; an open-loop rate is split rate/N per shard (docs/scale-out.md).
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    pub shard: Option<ttc_results::Shard>,
+    /// Run one of N shards, the index taken from JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or
+    /// SLURM_ARRAY_TASK_ID (Slurm job array, `--array=0-(N-1)`).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
+    /// Start measuring at this UTC time (RFC 3339, e.g. 2026-12-02T17:00:00Z), after loading and warm-up: shards
+    /// started together measure together, so their records add up to an aggregate throughput.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
     /// No progress bars; only errors and the final summary.
     #[arg(long, short = 'q')]
     pub quiet: bool,

@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::Args;
 use std::path::{Path, PathBuf};
 
-use super::{ResultsDir, TableOrJson};
+use super::{PartialArg, ResultsDir, TableOrJson};
 use crate::kpi::{self, CheckReport, KpiFile};
 use crate::render;
 use crate::store::LoadedRun;
@@ -19,6 +19,8 @@ pub const DEFAULT_KPI_PATH: &str = "configs/kpis.yaml";
 pub struct CheckArgs {
     #[command(flatten)]
     pub dir: ResultsDir,
+    #[command(flatten)]
+    pub partial: PartialArg,
     /// KPI file (YAML). Default: configs/kpis.yaml if present, else the built-in defaults (p95 latency < 2 s,
     /// throughput > 300 tok/s, ROUGE-L > 0.1, error rate < 1%).
     #[arg(long)]
@@ -66,8 +68,10 @@ pub fn execute(args: &CheckArgs) -> Result<(i32, String)> {
         None => store.load_last()?,
     };
     let baseline = args.baseline.as_deref().map(|b| store.load_run(b)).transpose()?;
+    run.require_complete(args.partial.partial)?;
     super::warn(std::slice::from_ref(&run));
     if let Some(b) = &baseline {
+        b.require_complete(args.partial.partial)?;
         super::warn(std::slice::from_ref(b));
     }
     if run.records.is_empty() {

@@ -6,7 +6,7 @@ use clap::Args;
 use std::collections::BTreeSet;
 use ttc_types::Record;
 
-use super::{BootstrapArgs, ResultsDir, TableOrJson};
+use super::{BootstrapArgs, PartialArg, ResultsDir, TableOrJson};
 use crate::compare;
 use crate::render;
 use crate::store::ResultsStore;
@@ -18,6 +18,8 @@ use crate::store::ResultsStore;
 pub struct CompareArgs {
     #[command(flatten)]
     pub dir: ResultsDir,
+    #[command(flatten)]
+    pub partial: PartialArg,
     /// Side A (the reference): POLICY, RUN_ID, or RUN_ID/POLICY.
     #[arg(long)]
     pub a: String,
@@ -53,9 +55,10 @@ fn policies(records: &[Record]) -> String {
     records.iter().map(|r| r.policy.as_str()).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(", ")
 }
 
-fn resolve(store: &ResultsStore, spec: &str, run: Option<&str>) -> Result<Side> {
+fn resolve(store: &ResultsStore, spec: &str, run: Option<&str>, partial: bool) -> Result<Side> {
     let policy_of = |run_id: &str, policy: &str| -> Result<Side> {
         let loaded = store.load_run(run_id)?;
+        loaded.require_complete(partial)?;
         super::warn(std::slice::from_ref(&loaded));
         let records: Vec<Record> = loaded.records.iter().filter(|r| r.policy == policy).cloned().collect();
         if records.is_empty() {
@@ -76,6 +79,7 @@ fn resolve(store: &ResultsStore, spec: &str, run: Option<&str>) -> Result<Side> 
     }
     if store.run_dir(spec).is_dir() && crate::store::validate_run_id(spec).is_ok() {
         let other = store.load_run(spec)?;
+        other.require_complete(partial)?;
         super::warn(std::slice::from_ref(&other));
         return Ok(Side { label: spec.to_string(), kind: Kind::Run, records: other.records });
     }
@@ -88,8 +92,8 @@ fn resolve(store: &ResultsStore, spec: &str, run: Option<&str>) -> Result<Side> 
 
 pub fn execute(args: &CompareArgs) -> Result<(i32, String)> {
     let store = args.dir.open()?;
-    let a = resolve(&store, &args.a, args.run.as_deref())?;
-    let b = resolve(&store, &args.b, args.run.as_deref())?;
+    let a = resolve(&store, &args.a, args.run.as_deref(), args.partial.partial)?;
+    let b = resolve(&store, &args.b, args.run.as_deref(), args.partial.partial)?;
     if a.kind != b.kind {
         bail!("cannot compare a policy with a whole run (`{}` vs `{}`): give two policies or two runs", a.label, b.label);
     }

@@ -54,6 +54,15 @@ impl ResultsDir {
     }
 }
 
+/// Whether an incomplete sharded run may be analysed.
+#[derive(Args, Debug, Clone, PartialEq, Default)]
+pub struct PartialArg {
+    /// Analyse a sharded run even when a shard is missing or incomplete (by default that is an error naming
+    /// the shard and the records it lacks).
+    #[arg(long)]
+    pub partial: bool,
+}
+
 /// Bootstrap settings for confidence intervals.
 #[derive(Args, Debug, Clone, PartialEq)]
 pub struct BootstrapArgs {

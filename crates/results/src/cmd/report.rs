@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 
-use super::{BootstrapArgs, ResultsDir, SloArgs};
+use super::{BootstrapArgs, PartialArg, ResultsDir, SloArgs};
 use crate::report::{self, ReportOptions};
 use crate::store::{LoadedRun, ResultsStore};
 
@@ -20,6 +20,8 @@ pub enum ReportFormat {
 pub struct ReportArgs {
     #[command(flatten)]
     pub dir: ResultsDir,
+    #[command(flatten)]
+    pub partial: PartialArg,
     /// Run to report on (default: the last run).
     #[arg(long)]
     pub run: Option<String>,
@@ -79,6 +81,7 @@ pub fn execute(args: &ReportArgs) -> Result<(i32, String)> {
         Some(id) => store.load_run(id)?,
         None => store.load_last()?,
     };
+    run.require_complete(args.partial.partial)?;
     super::warn(std::slice::from_ref(&run));
     if run.records.is_empty() {
         anyhow::bail!("run `{}` contains no readable records", run.run_id);

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
-use super::{BootstrapArgs, ResultsDir, SloArgs, TableFormat};
+use super::{BootstrapArgs, PartialArg, ResultsDir, SloArgs, TableFormat};
 use crate::analysis;
 use crate::render;
 use crate::store::RunSelection;
@@ -14,6 +14,8 @@ use crate::store::RunSelection;
 pub struct SummaryArgs {
     #[command(flatten)]
     pub dir: ResultsDir,
+    #[command(flatten)]
+    pub partial: PartialArg,
     /// Run id to summarise (default: the last run).
     #[arg(long, conflicts_with_all = ["last", "all"])]
     pub run: Option<String>,
@@ -53,6 +55,9 @@ impl SummaryArgs {
 pub fn execute(args: &SummaryArgs) -> Result<(i32, String)> {
     let mut cfg = args.slo.analysis(&args.bootstrap, args.by_task)?;
     let runs = args.dir.open()?.load(&args.selection())?;
+    for r in &runs {
+        r.require_complete(args.partial.partial)?;
+    }
     super::warn(&runs);
     cfg.prices = crate::cost::prices_of(&runs);
     let records: Vec<_> = runs.into_iter().flat_map(|r| r.records).collect();
