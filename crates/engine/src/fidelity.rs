@@ -171,8 +171,11 @@ impl Forced {
     pub fn verify(&mut self, draft: &[u32], rows: &[Vec<f32>]) -> Result<ttc_sampling::Verification> {
         let follows = |i: usize| self.tokens.get(self.pos + i) == Some(&draft[i]);
         let accepted = (0..draft.len()).take_while(|&i| follows(i)).count();
+        // A draft that follows the trajectory to its end (its stop token or max_tokens) ends generation there:
+        // no correction/bonus step after it.
+        let steps = (accepted + 1).min(self.tokens.len().saturating_sub(self.pos));
         let mut next = 0;
-        for row in rows.iter().take(accepted + 1) {
+        for row in rows.iter().take(steps) {
             next = self.step(row)?;
         }
         Ok(ttc_sampling::Verification { accepted, next_token: next })
@@ -293,5 +296,16 @@ mod tests {
         assert_eq!(f.step(&rows[3]).unwrap(), 4);
         assert!(f.step(&rows[3]).is_err(), "past the trajectory is an error, not a panic");
         assert_eq!(f.result().top1, Some(1.0));
+    }
+
+    #[test]
+    fn a_draft_that_follows_the_trajectory_to_its_end_takes_no_bonus_step() {
+        // The baseline stopped after 3 tokens (the last one its stop token); a draft of all three plus more is
+        // accepted to the end, scoring 3 steps, not asking for a 4th.
+        let rows: Vec<Vec<f32>> = (0..4).map(|i| { let mut r = vec![0.0f32; 8]; r[i + 1] = 1.0; r }).collect();
+        let mut f = Forced::new(Chooser::new(None).unwrap(), vec![1, 2, 3], rows[..3].to_vec()).unwrap();
+        let v = f.verify(&[1, 2, 3, 7], &rows).unwrap();
+        assert_eq!(v.accepted, 3);
+        assert_eq!(f.result().steps, Some(3));
     }
 }
