@@ -4,12 +4,14 @@
 
 pub mod algorithm;
 pub mod policy;
+pub mod router;
 pub mod yaml;
 
 pub use algorithm::{
     Algorithm, BatchingMode, BatchingParams, ConfidenceExitParams, ConfidenceMeasure, DecaySchedule, FixedExitParams,
     Horizon, KvMethod, KvShrinkParams, NgramParams, PruningMode, PruningParams, SelfSpecParams, ALGORITHM_NAMES,
 };
+pub use router::{Feature, Features, RouteTags, RouterParams};
 pub use policy::{Policy, PolicyFile, PolicyList, PolicySource, RemoteParams};
 pub use yaml::{load_yaml, parse_yaml, YamlError};
 
