@@ -574,12 +574,21 @@ fn diff_row(d: &MetricDiff, digits: usize) -> Vec<String> {
 
 pub fn comparison_table(c: &Comparison) -> String {
     let conf = c.confidence * 100.0;
-    let mut out = format!(
-        "A = {}  ({} records)\nB = {}  ({} records)\nPaired on {} common samples; differences are B - A with {conf:.0}% \
-         paired-bootstrap CIs ({} resamples, seed {}).\n",
-        c.a, c.n_a, c.b, c.n_b, c.n_common, c.resamples, c.seed
-    );
-    let header = ["metric", "pairs", "A", "B", "B - A [CI]", "rel", "verdict for B"].map(String::from).to_vec();
+    let mut out = if c.unpaired {
+        format!(
+            "A = {}  ({} records)\nB = {}  ({} records)\nUnpaired (served traffic: no request went to both arms); \
+             differences are B - A with {conf:.0}% unpaired-bootstrap CIs ({} resamples, seed {}).\n",
+            c.a, c.n_a, c.b, c.n_b, c.resamples, c.seed
+        )
+    } else {
+        format!(
+            "A = {}  ({} records)\nB = {}  ({} records)\nPaired on {} common samples; differences are B - A with {conf:.0}% \
+             paired-bootstrap CIs ({} resamples, seed {}).\n",
+            c.a, c.n_a, c.b, c.n_b, c.n_common, c.resamples, c.seed
+        )
+    };
+    let count = if c.unpaired { "n" } else { "pairs" };
+    let header = ["metric", count, "A", "B", "B - A [CI]", "rel", "verdict for B"].map(String::from).to_vec();
     if !c.quality.is_empty() {
         let mut t = table(header.clone(), 1);
         for d in &c.quality {
