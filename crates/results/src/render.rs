@@ -626,7 +626,8 @@ pub fn comparison_table(c: &Comparison) -> String {
         for d in &c.performance {
             t.add_row(diff_row(d, 4));
         }
-        out.push_str(&format!("\nLatency (s) and throughput (tok/s), successful pairs\n{t}\n"));
+        let over = if c.unpaired { "successful requests" } else { "successful pairs" };
+        out.push_str(&format!("\nLatency (s) and throughput (tok/s), {over}\n{t}\n"));
     }
     out
 }
