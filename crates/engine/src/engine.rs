@@ -424,8 +424,8 @@ impl Engine {
             // request decodes plainly) all run the plain loop.
             // Callers resolve a router to the policy it picks first (`Engine::resolve_route`): the chooser must be
             // the picked policy's.
-            Algorithm::Router(_) => Err(EngineError::InvalidRequest(format!(
-                "router `{}` must be resolved to a policy before decoding",
+            Algorithm::Router(_) | Algorithm::Adaptive(_) => Err(EngineError::InvalidRequest(format!(
+                "policy `{}` must be resolved to the policy it picks before decoding",
                 policy.name
             ))),
             Algorithm::Baseline | Algorithm::TokenPruning(_) | Algorithm::Batching(_) => {

@@ -11,8 +11,18 @@ impl Engine {
     /// The policy that decodes `req`: `policy` itself, or the one its rules pick for a router, with the route
     /// taken (None for a policy that is not a router).
     pub fn resolve_route(&self, req: &GenRequest, policy: &Policy) -> Result<(Policy, Option<Route>)> {
-        let Algorithm::Router(router) = &policy.algorithm else {
-            return Ok((policy.clone(), None));
+        let router = match &policy.algorithm {
+            Algorithm::Router(r) => r,
+            // The load is measured where requests queue (the backend wrapper picks the mode before the engine
+            // sees the request); a request that reaches the engine as `adaptive` has no load: quality.
+            Algorithm::Adaptive(a) => {
+                let target = a.policy(crate::policy::Mode::Quality).cloned().ok_or_else(|| {
+                    EngineError::InvalidRequest(format!("adaptive `{}`: policy `{}` was not resolved", policy.name, a.quality))
+                })?;
+                let route = Route { policy: target.name.clone(), rule: "quality".into(), ..Route::default() };
+                return Ok((target, Some(route)));
+            }
+            _ => return Ok((policy.clone(), None)),
         };
         let mut features = Features::of_prompt(&req.prompt, req.tags.clone());
         if router.reads(Feature::FirstEntropy) {

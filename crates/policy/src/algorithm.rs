@@ -27,10 +27,12 @@ pub enum Algorithm {
     Batching(BatchingParams),
     /// Picks another policy per request by rules over its features (`crate::router`).
     Router(crate::router::RouterParams),
+    /// Switches between a quality and a fast policy by the current load, with hysteresis (`crate::adaptive`).
+    Adaptive(crate::adaptive::AdaptiveParams),
 }
 
 /// The algorithm names a policies file may use, in documentation order.
-pub const ALGORITHM_NAMES: [&str; 9] = [
+pub const ALGORITHM_NAMES: [&str; 10] = [
     "baseline",
     "speculative_ngram",
     "speculative_self",
@@ -40,6 +42,7 @@ pub const ALGORITHM_NAMES: [&str; 9] = [
     "kv_shrink",
     "batching",
     "router",
+    "adaptive",
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -401,6 +404,7 @@ impl Algorithm {
             Algorithm::KvShrink(_) => "kv_shrink",
             Algorithm::Batching(_) => "batching",
             Algorithm::Router(_) => "router",
+            Algorithm::Adaptive(_) => "adaptive",
         }
     }
 
@@ -413,7 +417,7 @@ impl Algorithm {
             Algorithm::TokenPruning(_) => "dynamic_token_pruning",
             Algorithm::KvShrink(_) => "adaptive_kv_cache",
             Algorithm::Batching(_) => "elastic_batch_repacking",
-            Algorithm::Router(_) => "hybrid",
+            Algorithm::Router(_) | Algorithm::Adaptive(_) => "hybrid",
         }
     }
 
@@ -485,6 +489,7 @@ impl Algorithm {
             }
             // Its rules were checked while parsing; the policies they name are checked where they are defined.
             Algorithm::Router(_) => Ok(()),
+            Algorithm::Adaptive(p) => p.validate(),
         }
     }
 
@@ -507,6 +512,9 @@ impl Algorithm {
                 p.draft_layers < n_layer,
                 &format!("in 1..={} for this model ({n_layer} layers)", n_layer.saturating_sub(1)),
             ),
+            Algorithm::Adaptive(a) => a.targets.values().try_for_each(|p| {
+                p.algorithm.validate_for_model(n_layer).map_err(|m| format!("policy `{}` (switched to): {m}", p.name))
+            }),
             Algorithm::Router(r) => r.targets.values().try_for_each(|p| {
                 p.algorithm.validate_for_model(n_layer).map_err(|m| format!("policy `{}` (routed to): {m}", p.name))
             }),
@@ -518,14 +526,17 @@ impl Algorithm {
     pub fn named_policies(&self) -> Vec<(String, &str)> {
         match self {
             Algorithm::Router(r) => r.named_policies(),
+            Algorithm::Adaptive(a) => a.named_policies(),
             _ => Vec::new(),
         }
     }
 
     /// Hands over the policies [`Algorithm::named_policies`] refers to, resolved by name.
     pub(crate) fn set_targets(&mut self, targets: std::collections::BTreeMap<String, crate::policy::Policy>) {
-        if let Algorithm::Router(r) = self {
-            r.targets = targets;
+        match self {
+            Algorithm::Router(r) => r.targets = targets,
+            Algorithm::Adaptive(a) => a.targets = targets,
+            _ => {}
         }
     }
 }
@@ -567,6 +578,7 @@ pub fn algorithm_from_parts(name: &str, params: &BTreeMap<String, serde_json::Va
         "kv_shrink" => Algorithm::KvShrink(typed(params)?),
         "batching" => Algorithm::Batching(typed(params)?),
         "router" => Algorithm::Router(crate::router::RouterParams::from_written(params)?),
+        "adaptive" => Algorithm::Adaptive(typed(params)?),
         other => {
             return Err(format!("algorithm: unknown algorithm `{other}` (known: {})", ALGORITHM_NAMES.join(", ")));
         }

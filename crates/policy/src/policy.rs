@@ -136,8 +136,9 @@ impl Written {
     }
 }
 
-/// The policies a router names, looked up among those defined above it. A target must decode a request by
-/// itself: neither another router (no nesting) nor a batching policy (batching is a scheduler setting).
+/// The policies a router or adaptive policy names, looked up among those defined above it. A target must decode a
+/// request by itself: neither a router nor an adaptive policy (no nesting) nor a batching policy (batching is a
+/// scheduler setting).
 fn resolve_targets(algorithm: &Algorithm, earlier: &[Policy]) -> Result<BTreeMap<String, Policy>, String> {
     let mut out = BTreeMap::new();
     for (key, name) in algorithm.named_policies() {
@@ -145,15 +146,16 @@ fn resolve_targets(algorithm: &Algorithm, earlier: &[Policy]) -> Result<BTreeMap
             let known: Vec<&str> = earlier.iter().map(|p| p.name.as_str()).collect();
             let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
             return Err(format!(
-                "{key}: unknown policy `{name}` (a router names policies defined above it in the same file; defined \
-                 above: {known})"
+                "{key}: unknown policy `{name}` (a {} names policies defined above it in the same file; defined \
+                 above: {known})",
+                algorithm.name()
             ));
         };
-        if matches!(p.algorithm, Algorithm::Router(_) | Algorithm::Batching(_)) {
+        if matches!(p.algorithm, Algorithm::Router(_) | Algorithm::Adaptive(_) | Algorithm::Batching(_)) {
             return Err(format!(
-                "{key}: policy `{name}` is a {} policy; a router's rules name policies that decode a request by \
-                 themselves",
-                p.algorithm.name()
+                "{key}: policy `{name}` is a {} policy; a {} names policies that decode a request by themselves",
+                p.algorithm.name(),
+                algorithm.name()
             ));
         }
         out.insert(name.to_string(), p.clone());

@@ -83,6 +83,8 @@ pub struct AppState {
     opts: ServerOptions,
     counters: Arc<Counters>,
     started: u64,
+    /// Load and mode of every adaptive policy (`algorithm: adaptive`), switched at admission.
+    adaptive: ttc_bench::backend::adaptive::Adaptive,
 }
 
 impl AppState {
@@ -123,6 +125,7 @@ pub fn router_with_backend(backend: Arc<EmbeddedBackend>, policies: &[Policy], o
         opts,
         counters: Arc::default(),
         started: unix_now(),
+        adaptive: Default::default(),
     });
     let v1 = Router::new()
         .route("/chat/completions", post(chat_completions))
@@ -279,7 +282,14 @@ async fn start(state: &Arc<AppState>, body: Bytes, ab_key: Option<&[u8]>) -> Res
         return Err(ApiError::queue_full(state.opts.max_queue));
     };
     let sent = std::time::Instant::now();
-    let gen = state.backend.generate(&prepared.request).await.map_err(|e| ApiError::from_backend(&e))?;
+    // An adaptive policy runs its quality or fast policy by the queue it joins (every client's requests).
+    let gen = match state.adaptive.route(&prepared.request) {
+        Some(routed) => {
+            let g = state.backend.generate(&routed.request).await.map_err(|e| ApiError::from_backend(&e))?;
+            routed.wrap(g)
+        }
+        None => state.backend.generate(&prepared.request).await.map_err(|e| ApiError::from_backend(&e))?,
+    };
     let tap = state.opts.recorder.as_ref().map(|r| {
         r.begin(prepared.request.policy.clone(), prepared.request.model.clone(), sent, gen.policy_stats)
     });

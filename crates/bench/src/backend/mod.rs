@@ -12,6 +12,7 @@
 //! - when the runner drops the stream (timeout, abort), the backend must stop work for that request: with
 //!   [`event_channel`] the producer sees `EventSender::is_closed()` / a failed send.
 
+pub mod adaptive;
 pub mod endpoint;
 pub mod openai;
 pub mod scripted;
