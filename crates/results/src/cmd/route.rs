@@ -29,6 +29,9 @@ pub struct FitArgs {
     /// The run to learn from (default: the last run).
     #[arg(long)]
     pub run: Option<String>,
+    /// Use the most recently started run (the default; conflicts with --run).
+    #[arg(long, conflicts_with = "run")]
+    pub last: bool,
     /// The SLO policies are preferred for meeting, e.g. "p95_e2e_s<=2".
     #[arg(long, default_value = "p95_e2e_s<=2")]
     pub slo: String,
