@@ -226,6 +226,15 @@ fn print_header(cfg: &RunConfig, plan: &Plan) {
 
 /// The HTTP backend, or the embedded one through its hook. The API key is read here, once.
 pub fn build_backend(cfg: &RunConfig, hooks: &Hooks) -> anyhow::Result<Arc<dyn Backend>> {
+    let backend = build_inner_backend(cfg, hooks)?;
+    // Adaptive policies pick their mode by the load where requests queue, in front of any backend.
+    if cfg.policies.iter().any(|p| matches!(p.algorithm, ttc_policy::Algorithm::Adaptive(_))) {
+        return Ok(Arc::new(crate::backend::adaptive::AdaptiveBackend::new(backend)));
+    }
+    Ok(backend)
+}
+
+fn build_inner_backend(cfg: &RunConfig, hooks: &Hooks) -> anyhow::Result<Arc<dyn Backend>> {
     let b = &cfg.backend;
     if b.kind == BackendKind::Embedded {
         let Some(make) = &hooks.embedded else {

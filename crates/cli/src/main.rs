@@ -52,6 +52,8 @@ enum Command {
     Check(ttc_results::CheckArgs),
     /// Paired comparison of two policies (or runs) on the samples both have.
     Compare(ttc_results::CompareArgs),
+    /// Routers from stored runs: `ttc route fit` learns which policy to run per suite x prompt length.
+    Route(ttc_results::RouteArgs),
     /// Merge a run's Parquet part files into one.
     Compact(ttc_results::CompactArgs),
     /// Serve an OpenAI-compatible API (chat completions, SSE) over the embedded engine; the policy is chosen by
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Report(a) => ttc_results::cmd::report::run(a),
         Command::Check(a) => ttc_results::cmd::check::run(a),
         Command::Compare(a) => ttc_results::cmd::compare::run(a),
+        Command::Route(a) => ttc_results::cmd::route::run(a),
         Command::Compact(a) => ttc_results::cmd::compact::run(a),
     };
     match result {

@@ -16,12 +16,14 @@ const GOOD: [(&str, &str); 3] = [
 ];
 
 /// (case, file text, what the error must say). Each error names the file, line and column.
-const BAD: [(&str, &str, &str); 5] = [
+const BAD: [(&str, &str, &str); 7] = [
     ("unknown algorithm", "- name: x\n  algorithm: speculative_ngarm\n", "p.yaml:1:3: [0]: policy `x`: algorithm: unknown algorithm `speculative_ngarm`"),
     ("unknown param", "x:\n  algorithm: early_exit_fixed\n  params: {exit_layr: 3}\n", "p.yaml:2:3: x: policy `x`: params.exit_layr: unknown field `exit_layr`"),
     ("wrong type", "policies:\n  - name: x\n    algorithm: early_exit_fixed\n    params: {exit_layer: high}\n", "p.yaml:2:5: policies[0]: policy `x`: params.exit_layer: invalid type: string \"high\""),
     ("out of range", "x:\n  algorithm: kv_shrink\n  params: {method: sinks, shrink_ratio: 1.5}\n", "p.yaml:2:3: x: policy `x`: params.shrink_ratio: must be in [0, 1), got 1.5"),
     ("missing algorithm name", "- algorithm: baseline\n", "missing field `name`"),
+    ("router: unknown feature", "b: {}\nr:\n  algorithm: router\n  params:\n    rules: [{when: {prompt_len: \"> 9\"}, policy: b}]\n    default: b\n", "p.yaml:3:3: r: policy `r`: params.rules[0].when.prompt_len: unknown feature `prompt_len`"),
+    ("router: unknown policy", "b: {}\nr:\n  algorithm: router\n  params: {default: fast}\n", "p.yaml:3:3: r: policy `r`: params.default: unknown policy `fast`"),
 ];
 
 fn write_case(dir: &Path, policies: &str) {

@@ -342,6 +342,18 @@ function renderLoad() {
   })).join("");
 }
 
+// Each router's requests by route (hidden without routers).
+function renderRoutes() {
+  const routes = (state.summary && state.summary.routes) || [];
+  $("#routes").hidden = !routes.length;
+  $("#routes-table tbody").innerHTML = routes.map((g) => {
+    const rules = Object.entries(g.rules).map(([r, n]) => Object.keys(g.rules).length > 1 ? `${r} (${n})` : r).join(", ");
+    const q = g.primary_quality == null ? "-" : `${g.primary_metric} ${fmtQ(g.primary_quality)}`;
+    return `<tr><td class="text">${esc(g.policy)}</td><td class="text">${esc(g.suite)}</td><td class="text">${esc(g.routed_policy)}</td>` +
+      `<td class="text">${esc(rules)}</td><td>${g.n}</td><td>${(100 * g.share).toFixed(1)}%</td><td>${fmtMs(g.e2e_s.p50)}</td><td>${fmtMs(g.e2e_s.p95)}</td><td>${esc(q)}</td></tr>`;
+  }).join("");
+}
+
 // ------------------------------------------------------------------------------------- trade-offs
 
 async function loadTradeoffs() {
@@ -614,6 +626,7 @@ async function refreshSelected(quiet) {
     renderCompare();
     renderKpiList();
     renderLoad();
+    renderRoutes();
     await Promise.all([loadTradeoffs(), loadDistributions(), loadRequests()]);
     if (!quiet) showError(null);
   } catch (e) { showError(e); }

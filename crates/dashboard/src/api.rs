@@ -172,6 +172,8 @@ pub struct SummaryResponse {
     pub capacity: Vec<ttc_results::capacity::Capacity>,
     /// One recommendation per run x SLO searched.
     pub recommendations: Vec<ttc_results::recommend::Recommendation>,
+    /// Each router's requests by the policy they were routed to.
+    pub routes: Vec<ttc_results::analysis::RouteGroup>,
 }
 
 pub async fn summary(State(st): State<AppState>, ApiQuery(q): ApiQuery<RunQuery>) -> ApiResult<SummaryResponse> {
@@ -189,6 +191,7 @@ pub async fn summary(State(st): State<AppState>, ApiQuery(q): ApiQuery<RunQuery>
             warnings: vec![],
             capacity: vec![],
             recommendations: vec![],
+            routes: vec![],
         };
         let mut metrics = std::collections::BTreeSet::new();
         for d in &data {
@@ -197,6 +200,7 @@ pub async fn summary(State(st): State<AppState>, ApiQuery(q): ApiQuery<RunQuery>
             out.groups.extend(s.groups.iter().cloned());
             out.pareto.extend(s.pareto.iter().cloned());
             out.capacity.extend(s.capacity.iter().cloned());
+            out.routes.extend(s.routes.iter().cloned());
             if !s.capacity.is_empty() {
                 out.recommendations.extend(ttc_results::recommend::recommend(
                     s,

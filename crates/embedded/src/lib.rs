@@ -48,6 +48,8 @@ struct Job {
     score_prompt: Option<(usize, PromptScores)>,
     events: EventSender,
     stats: tokio::sync::oneshot::Sender<PolicyStats>,
+    /// What a router's rules may test besides the prompt.
+    tags: ttc_engine::policy::RouteTags,
 }
 
 /// (prompt token ids, max_tokens): what a greedy trajectory depends on.
@@ -171,6 +173,7 @@ impl EmbeddedBackend {
             score_prompt: score_tx,
             events: tx,
             stats: stats_tx,
+            tags: request.tags.clone(),
         };
         self.jobs.send(job).map_err(|_| BackendError::Engine("the engine thread has stopped".into()))?;
         Ok((Generation::new(stream).with_policy_stats(stats_rx), score_rx))
@@ -196,6 +199,7 @@ impl EmbeddedBackend {
         let messages = engine_messages(&request.messages);
         let sampling = sampling_from_request(request);
         let max_tokens = request.max_tokens as usize;
+        let tags = request.tags.clone();
         let cache = self.trajectories.clone();
         // Keyed by the sampler too: a policy's `remote.temperature` changes the run's sampler for it.
         let plain_key = format!("{sampling:?}");
@@ -203,7 +207,7 @@ impl EmbeddedBackend {
             .then(|| self.plain_fidelity.clone());
         let work = move || -> Result<Fidelity, EngineError> {
             let prompt = engine.prompt_tokens(&messages)?;
-            let req = ttc_engine::GenRequest { prompt, max_tokens, stop: Vec::new(), ..Default::default() };
+            let req = ttc_engine::GenRequest { prompt, max_tokens, stop: Vec::new(), tags, ..Default::default() };
             let key = (req.prompt.clone(), max_tokens);
             let done_key = (key.clone(), plain_key);
             if let Some(done) = plain.as_ref().and_then(|p| relock(p).get(&done_key).cloned()) {
@@ -245,7 +249,7 @@ impl EmbeddedBackend {
             let tx = tx.clone();
             move || tx.is_closed()
         });
-        let req = ttc_engine::GenRequest { prompt, max_tokens: request.max_tokens as usize, stop: Vec::new(), cancel };
+        let req = ttc_engine::GenRequest { prompt, max_tokens: request.max_tokens as usize, stop: Vec::new(), cancel, tags: request.tags.clone() };
         let mut chooser = Chooser::new(sampling_from_request(request))
             .map_err(engine_error)?
             .with_logprobs(request.logprobs.map(|k| k as usize));
@@ -342,7 +346,7 @@ fn run_guarded(engine: &Engine, job: Job, faults: &fault::Faults) {
 }
 
 fn run_job(engine: &Engine, job: Job, faults: &fault::Faults) {
-    let Job { prompt, policy, max_tokens, sampling, logprobs, score_prompt, events, stats } = job;
+    let Job { prompt, policy, max_tokens, sampling, logprobs, score_prompt, events, stats, tags } = job;
     // The client left while this job was queued: skip it before the prefill, which cannot be interrupted.
     if events.is_closed() {
         return;
@@ -379,7 +383,7 @@ fn run_job(engine: &Engine, job: Job, faults: &fault::Faults) {
         let events = events.clone();
         move || events.is_closed()
     });
-    let req = ttc_engine::GenRequest { prompt, max_tokens, stop: Vec::new(), cancel };
+    let req = ttc_engine::GenRequest { prompt, max_tokens, stop: Vec::new(), cancel, tags };
     // Hold the Finished event back until the policy stats are on their way (the contract's order).
     let mut finished: Option<GenEvent> = None;
     let mut on_event = |ev: GenEvent| {
@@ -449,6 +453,7 @@ impl Backend for EmbeddedBackend {
             score_prompt: None,
             events: tx,
             stats: stats_tx,
+            tags: request.tags.clone(),
         };
         self.jobs
             .send(job)

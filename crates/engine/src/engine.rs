@@ -162,6 +162,8 @@ pub struct GenRequest {
     /// Polled between prefill chunks (and by the scheduler before every step); the decoding loops also stop
     /// when their event callback returns false.
     pub cancel: crate::cancel::Cancel,
+    /// The request's suite and task, which a router's rules may test.
+    pub tags: crate::policy::RouteTags,
 }
 
 /// The outcome of one generation.
@@ -415,6 +417,8 @@ impl Engine {
         on_event: &mut dyn FnMut(GenEvent) -> bool,
     ) -> Result<(GenOutput, ttc_types::PolicyStats)> {
         self.check_policy(policy)?;
+        let (policy, route) = self.resolve_route(req, policy)?;
+        let policy = &policy;
         let mut chooser = self.policy_chooser(policy, sampling)?.with_logprobs(logprobs);
         let tap = chooser.tap();
         let mut tapped = |mut ev: GenEvent| {
@@ -438,9 +442,13 @@ impl Engine {
                     prefill_s: 0.0,
                     decode_s: 0.0,
                 };
-                Ok((output, ttc_types::PolicyStats::default()))
+                Ok((output, ttc_types::PolicyStats { route, ..Default::default() }))
             }
-            other => other,
+            Ok((output, mut stats)) => {
+                stats.route = route;
+                Ok((output, stats))
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -481,6 +489,12 @@ impl Engine {
             }
             // Baseline, token pruning (its sampler is in `chooser`) and batching (a scheduler concern; a lone
             // request decodes plainly) all run the plain loop.
+            // Callers resolve a router to the policy it picks first (`Engine::resolve_route`): the chooser must be
+            // the picked policy's.
+            Algorithm::Router(_) | Algorithm::Adaptive(_) => Err(EngineError::InvalidRequest(format!(
+                "policy `{}` must be resolved to the policy it picks before decoding",
+                policy.name
+            ))),
             Algorithm::Baseline | Algorithm::TokenPruning(_) | Algorithm::Batching(_) => {
                 let out = chooser.run_infallible(|choose| self.generate_plain(req, choose, on_event))?;
                 let mut stats = ttc_types::PolicyStats::default();

@@ -225,6 +225,9 @@ impl Engine {
         trajectory: &[u32],
     ) -> Result<Fidelity> {
         self.check_policy(policy)?;
+        // A router is scored as the policy it picks for this request.
+        let (policy, _) = self.resolve_route(req, policy)?;
+        let policy = &policy;
         let full = self.teacher_forced_rows(&req.prompt, trajectory)?;
         let inner = self.policy_chooser(policy, sampling)?;
         let mut chooser = Chooser::forced(Forced::new(inner, trajectory.to_vec(), full)?);

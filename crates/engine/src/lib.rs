@@ -22,6 +22,7 @@ pub mod model;
 pub mod policy;
 pub mod prefix_cache;
 pub mod q8_tiles;
+pub mod route;
 pub mod scheduler;
 pub mod speculative;
 pub mod tokenizer;

@@ -25,10 +25,14 @@ pub enum Algorithm {
     KvShrink(KvShrinkParams),
     /// Batch repacking in the engine's scheduler (elastic / static).
     Batching(BatchingParams),
+    /// Picks another policy per request by rules over its features (`crate::router`).
+    Router(crate::router::RouterParams),
+    /// Switches between a quality and a fast policy by the current load, with hysteresis (`crate::adaptive`).
+    Adaptive(crate::adaptive::AdaptiveParams),
 }
 
 /// The algorithm names a policies file may use, in documentation order.
-pub const ALGORITHM_NAMES: [&str; 8] = [
+pub const ALGORITHM_NAMES: [&str; 10] = [
     "baseline",
     "speculative_ngram",
     "speculative_self",
@@ -37,6 +41,8 @@ pub const ALGORITHM_NAMES: [&str; 8] = [
     "token_pruning",
     "kv_shrink",
     "batching",
+    "router",
+    "adaptive",
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -419,6 +425,8 @@ impl Algorithm {
             Algorithm::TokenPruning(_) => "token_pruning",
             Algorithm::KvShrink(_) => "kv_shrink",
             Algorithm::Batching(_) => "batching",
+            Algorithm::Router(_) => "router",
+            Algorithm::Adaptive(_) => "adaptive",
         }
     }
 
@@ -431,6 +439,7 @@ impl Algorithm {
             Algorithm::TokenPruning(_) => "dynamic_token_pruning",
             Algorithm::KvShrink(_) => "adaptive_kv_cache",
             Algorithm::Batching(_) => "elastic_batch_repacking",
+            Algorithm::Router(_) | Algorithm::Adaptive(_) => "hybrid",
         }
     }
 
@@ -500,6 +509,9 @@ impl Algorithm {
             Algorithm::Batching(p) => {
                 range("max_batch_size", p.max_batch_size, (1..=64).contains(&p.max_batch_size), "in 1..=64")
             }
+            // Its rules were checked while parsing; the policies they name are checked where they are defined.
+            Algorithm::Router(_) => Ok(()),
+            Algorithm::Adaptive(p) => p.validate(),
         }
     }
 
@@ -536,7 +548,31 @@ impl Algorithm {
                 p.draft_layers < n_layer,
                 &format!("in 1..={} for this model ({n_layer} layers)", n_layer.saturating_sub(1)),
             ),
+            Algorithm::Adaptive(a) => a.targets.values().try_for_each(|p| {
+                p.algorithm.validate_for_model(n_layer).map_err(|m| format!("policy `{}` (switched to): {m}", p.name))
+            }),
+            Algorithm::Router(r) => r.targets.values().try_for_each(|p| {
+                p.algorithm.validate_for_model(n_layer).map_err(|m| format!("policy `{}` (routed to): {m}", p.name))
+            }),
             _ => Ok(()),
+        }
+    }
+
+    /// The policies this one hands requests to (a router's targets), with the key each is named at.
+    pub fn named_policies(&self) -> Vec<(String, &str)> {
+        match self {
+            Algorithm::Router(r) => r.named_policies(),
+            Algorithm::Adaptive(a) => a.named_policies(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Hands over the policies [`Algorithm::named_policies`] refers to, resolved by name.
+    pub(crate) fn set_targets(&mut self, targets: std::collections::BTreeMap<String, crate::policy::Policy>) {
+        match self {
+            Algorithm::Router(r) => r.targets = targets,
+            Algorithm::Adaptive(a) => a.targets = targets,
+            _ => {}
         }
     }
 }
@@ -549,22 +585,24 @@ fn range(key: &str, value: impl std::fmt::Display, ok: bool, want: &str) -> Resu
     }
 }
 
+/// Deserializes params as written into `T`; errors name the key (`params.lookahead: unknown field ...`).
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(params: &BTreeMap<String, serde_json::Value>) -> Result<T, String> {
+    let value = serde_json::Value::Object(params.clone().into_iter().collect());
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if path == "." || path.is_empty() {
+            format!("params: {inner}")
+        } else {
+            format!("params.{path}: {inner}")
+        }
+    })
+}
+
 /// Builds an algorithm from its name and params as written (`params` empty = none), deserializing the params
 /// into the algorithm's own struct (unknown keys and wrong types are errors naming the key) and range-checking
 /// them.
 pub fn algorithm_from_parts(name: &str, params: &BTreeMap<String, serde_json::Value>) -> Result<Algorithm, String> {
-    fn typed<T: serde::de::DeserializeOwned>(params: &BTreeMap<String, serde_json::Value>) -> Result<T, String> {
-        let value = serde_json::Value::Object(params.clone().into_iter().collect());
-        serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner().to_string();
-            if path == "." || path.is_empty() {
-                format!("params: {inner}")
-            } else {
-                format!("params.{path}: {inner}")
-            }
-        })
-    }
     let algorithm = match name {
         "baseline" if params.is_empty() => Algorithm::Baseline,
         "baseline" => return Err("params: baseline takes no params".into()),
@@ -575,6 +613,8 @@ pub fn algorithm_from_parts(name: &str, params: &BTreeMap<String, serde_json::Va
         "token_pruning" => Algorithm::TokenPruning(typed(params)?),
         "kv_shrink" => Algorithm::KvShrink(typed(params)?),
         "batching" => Algorithm::Batching(typed(params)?),
+        "router" => Algorithm::Router(crate::router::RouterParams::from_written(params)?),
+        "adaptive" => Algorithm::Adaptive(typed(params)?),
         other => {
             return Err(format!("algorithm: unknown algorithm `{other}` (known: {})", ALGORITHM_NAMES.join(", ")));
         }

@@ -2,8 +2,10 @@
 //! `ttc bench` read policies through [`load_policies`] / [`PolicySource`], so a policies file is accepted or
 //! rejected identically everywhere. See docs/policies.md for every algorithm and parameter.
 
+pub mod adaptive;
 pub mod algorithm;
 pub mod policy;
+pub mod router;
 pub mod yaml;
 
 pub use algorithm::{
@@ -11,6 +13,8 @@ pub use algorithm::{
     FixedExitParams,
     Horizon, KvMethod, KvShrinkParams, NgramParams, PruningMode, PruningParams, SelfSpecParams, ALGORITHM_NAMES,
 };
+pub use adaptive::{AdaptiveParams, LoadSignal, Mode};
+pub use router::{Feature, Features, RouteTags, RouterParams};
 pub use policy::{Policy, PolicyFile, PolicyList, PolicySource, RemoteParams};
 pub use yaml::{load_yaml, parse_yaml, YamlError};
 

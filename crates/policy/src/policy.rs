@@ -114,12 +114,17 @@ fn concurrency<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error>
 }
 
 impl Written {
-    fn into_policy<E: de::Error>(self, name: String) -> Result<Policy, E> {
+    /// `earlier`: the policies defined above this one in the same file (what a router may name).
+    fn into_policy<E: de::Error>(self, name: String, earlier: &[Policy]) -> Result<Policy, E> {
         if name.trim().is_empty() || name.contains(|c: char| c.is_whitespace() || c == ',') {
             return Err(E::custom(format!("name: `{name}` must be non-empty, without spaces or commas")));
         }
-        let algorithm =
+        let mut algorithm =
             algorithm_from_parts(&self.algorithm, &self.params).map_err(|m| E::custom(format!("policy `{name}`: {m}")))?;
+        let targets = resolve_targets(&algorithm, earlier).map_err(|m| E::custom(format!("policy `{name}`: {m}")))?;
+        if !targets.is_empty() {
+            algorithm.set_targets(targets);
+        }
         Ok(Policy {
             name,
             description: self.description,
@@ -129,6 +134,33 @@ impl Written {
             concurrency: self.concurrency,
         })
     }
+}
+
+/// The policies a router or adaptive policy names, looked up among those defined above it. A target must decode a
+/// request by itself: neither a router nor an adaptive policy (no nesting) nor a batching policy (batching is a
+/// scheduler setting).
+fn resolve_targets(algorithm: &Algorithm, earlier: &[Policy]) -> Result<BTreeMap<String, Policy>, String> {
+    let mut out = BTreeMap::new();
+    for (key, name) in algorithm.named_policies() {
+        let Some(p) = earlier.iter().find(|p| p.name == name) else {
+            let known: Vec<&str> = earlier.iter().map(|p| p.name.as_str()).collect();
+            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            return Err(format!(
+                "{key}: unknown policy `{name}` (a {} names policies defined above it in the same file; defined \
+                 above: {known})",
+                algorithm.name()
+            ));
+        };
+        if matches!(p.algorithm, Algorithm::Router(_) | Algorithm::Adaptive(_) | Algorithm::Batching(_)) {
+            return Err(format!(
+                "{key}: policy `{name}` is a {} policy; a {} names policies that decode a request by themselves",
+                p.algorithm.name(),
+                algorithm.name()
+            ));
+        }
+        out.insert(name.to_string(), p.clone());
+    }
+    Ok(out)
 }
 
 impl Serialize for Policy {
@@ -147,7 +179,7 @@ impl Serialize for Policy {
 
 impl<'de> Deserialize<'de> for Policy {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        de::DeserializeSeed::deserialize(Entry(None), d)
+        de::DeserializeSeed::deserialize(Entry(None, &[]), d)
     }
 }
 
@@ -172,7 +204,7 @@ fn push_unique<E: de::Error>(out: &mut Vec<Policy>, p: Policy) -> Result<(), E> 
 
 fn list_from_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<PolicyList, A::Error> {
     let mut out = Vec::new();
-    while let Some(p) = seq.next_element::<Policy>()? {
+    while let Some(p) = seq.next_element_seed(Entry(None, &out))? {
         push_unique(&mut out, p)?;
     }
     Ok(PolicyList(out))
@@ -180,17 +212,17 @@ fn list_from_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<PolicyList, A::Er
 
 /// One policy entry. The checks run inside the entry's own mapping, so YAML errors are located at the entry
 /// (serde_yaml stamps an error with the position of the innermost mapping it was raised in). `key` is the
-/// entry's name in the name-keyed form.
-struct Entry(Option<String>);
+/// entry's name in the name-keyed form; the slice holds the policies defined above it.
+struct Entry<'a>(Option<String>, &'a [Policy]);
 
-impl<'de> de::DeserializeSeed<'de> for Entry {
+impl<'de> de::DeserializeSeed<'de> for Entry<'_> {
     type Value = Policy;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Policy, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Entry {
+impl<'de> Visitor<'de> for Entry<'_> {
     type Value = Policy;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a policy: {name, algorithm, params, description, remote, concurrency}")
@@ -206,7 +238,7 @@ impl<'de> Visitor<'de> for Entry {
             concurrency: None,
         };
         let name = self.0.ok_or_else(|| E::missing_field("name"))?;
-        w.into_policy(name)
+        w.into_policy(name, self.1)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<Policy, A::Error> {
         // Most likely a misspelt `policies:` key in front of a list.
@@ -226,14 +258,14 @@ impl<'de> Visitor<'de> for Entry {
             (None, Some(n)) => n,
             (None, None) => return Err(de::Error::missing_field("name")),
         };
-        w.into_policy(name)
+        w.into_policy(name, self.1)
     }
 }
 
 fn list_from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<PolicyList, A::Error> {
     let mut out = Vec::new();
     while let Some(name) = map.next_key::<String>()? {
-        let p = map.next_value_seed(Entry(Some(name)))?;
+        let p = map.next_value_seed(Entry(Some(name), &out))?;
         push_unique(&mut out, p)?;
     }
     Ok(PolicyList(out))
@@ -315,7 +347,7 @@ impl<'de> Deserialize<'de> for PolicyFile {
                     } else if document {
                         return Err(de::Error::unknown_field(&key, &["policies"]));
                     } else {
-                        let p = map.next_value_seed(Entry(Some(key)))?;
+                        let p = map.next_value_seed(Entry(Some(key), &out))?;
                         push_unique(&mut out, p)?;
                     }
                 }

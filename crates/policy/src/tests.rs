@@ -135,3 +135,114 @@ fn kv_shrink_params_name_the_key_and_the_valid_range() {
     let Algorithm::KvShrink(k) = &p[0].algorithm else { panic!("not kv_shrink") };
     assert_eq!(*k, KvShrinkParams { method: KvMethod::HeavyHitters, shrink_ratio: 0.7, ..KvShrinkParams::default() });
 }
+
+const ROUTED: &str = "\
+policies:
+  - name: baseline
+  - name: spec
+    algorithm: speculative_ngram
+  - name: prune
+    algorithm: token_pruning
+    params: {mode: min_p, min_p: 0.1}
+  - name: routed
+    algorithm: router
+    params:
+      rules:
+        - when: {ngram_repetition: \">= 0.3\"}
+          policy: spec
+        - when: {suite: [worfbench, crmarena_pro], prompt_tokens: \">= 100, < 900\"}
+          policy: prune
+        - when: {first_entropy: \"> 2.5\"}
+          policy: baseline
+      default: spec
+";
+
+fn router_of(p: &[Policy]) -> &RouterParams {
+    match &p.last().unwrap().algorithm {
+        Algorithm::Router(r) => r,
+        other => panic!("not a router: {other:?}"),
+    }
+}
+
+fn features(prompt_tokens: u32, rep: f64, entropy: Option<f64>, suite: Option<&str>) -> Features {
+    Features {
+        prompt_tokens,
+        ngram_repetition: rep,
+        first_entropy: entropy,
+        tags: RouteTags { suite: suite.map(str::to_string), task: None },
+    }
+}
+
+#[test]
+fn router_rules_pick_the_first_rule_that_holds_else_the_default() {
+    let p = parse(ROUTED).unwrap();
+    let r = router_of(&p);
+    assert_eq!(r.targets.keys().collect::<Vec<_>>(), ["baseline", "prune", "spec"]);
+    assert_eq!(r.target("prune").unwrap().algorithm.name(), "token_pruning");
+    // Rule 0 wins over rule 1 even when both hold.
+    assert_eq!(r.choose(&features(500, 0.5, None, Some("worfbench"))), ("spec", "rules[0]".to_string()));
+    // The bound 0.3 is inclusive, 900 exclusive, 100 inclusive.
+    assert_eq!(r.choose(&features(500, 0.3, None, None)).0, "spec");
+    assert_eq!(r.choose(&features(100, 0.29, None, Some("crmarena_pro"))), ("prune", "rules[1]".to_string()));
+    assert_eq!(r.choose(&features(900, 0.29, None, Some("worfbench"))).1, "default");
+    // A tag outside the list, or no tag at all (served traffic), does not match.
+    assert_eq!(r.choose(&features(500, 0.0, None, Some("crmarena"))).1, "default");
+    // The entropy rule holds only when measured and above 2.5.
+    assert_eq!(r.choose(&features(500, 0.0, Some(2.6), None)), ("baseline", "rules[2]".to_string()));
+    assert_eq!(r.choose(&features(500, 0.0, Some(2.5), None)).1, "default");
+    assert_eq!(r.choose(&features(500, 0.0, None, None)).1, "default");
+    assert!(r.reads(Feature::FirstEntropy) && !r.reads(Feature::Task));
+}
+
+#[test]
+fn router_round_trips_through_yaml_and_params_json() {
+    let p = parse(ROUTED).unwrap();
+    let yaml = serde_yaml::to_string(&PolicyList(p.clone())).unwrap();
+    assert_eq!(parse(&yaml).unwrap(), p);
+    let json = p[3].algorithm.params_json();
+    assert!(json.contains(r#"{"policy":"spec","when":{"ngram_repetition":">= 0.3"}}"#), "{json}");
+    assert!(json.contains(r#""suite":["worfbench","crmarena_pro"]"#), "{json}");
+}
+
+#[test]
+fn ngram_repetition_counts_trigrams_seen_before() {
+    assert_eq!(router::ngram_repetition(&[1, 2, 3]), 0.0);
+    assert_eq!(router::ngram_repetition(&[1, 2, 3, 4, 5, 6]), 0.0);
+    // Trigrams: 123 231 312 123 231 -> the last two were seen before.
+    assert_eq!(router::ngram_repetition(&[1, 2, 3, 1, 2, 3, 1]), 2.0 / 5.0);
+    assert_eq!(router::ngram_repetition(&[7; 10]), 7.0 / 8.0);
+}
+
+#[test]
+fn router_bad_input_is_located() {
+    let head = "policies:\n  - name: baseline\n  - name: r\n    algorithm: router\n    params:\n";
+    let bad = |body: &str| parse(&format!("{head}{body}")).unwrap_err();
+    let e = bad("      rules:\n        - when: {prompt_tokns: \"> 5\"}\n          policy: baseline\n      default: baseline\n");
+    assert!(e.starts_with("p.yaml:3:5: policies[1]: policy `r`: params.rules[0].when.prompt_tokns: unknown feature `prompt_tokns` (known: prompt_tokens,"), "{e}");
+    let e = bad("      rules:\n        - when: {prompt_tokens: \"> 5\"}\n          policy: fast\n      default: baseline\n");
+    assert!(e.starts_with("p.yaml:3:5: policies[1]: policy `r`: params.rules[0].policy: unknown policy `fast`"), "{e}");
+    assert!(e.contains("defined above: baseline"), "{e}");
+    let e = bad("      default: nope\n");
+    assert!(e.contains("params.default: unknown policy `nope`"), "{e}");
+    let e = bad("      rules:\n        - when: {prompt_tokens: 5}\n          policy: baseline\n      default: baseline\n");
+    assert!(e.contains("params.rules[0].when.prompt_tokens: expected a comparison in quotes"), "{e}");
+    let e = bad("      rules:\n        - when: {ngram_repetition: \"=> 0.3\"}\n          policy: baseline\n      default: baseline\n");
+    assert!(e.contains("`=> 0.3` is not a comparison"), "{e}");
+    let e = bad("      rules:\n        - when: {}\n          policy: baseline\n      default: baseline\n");
+    assert!(e.contains("params.rules[0].when: a rule needs at least one condition"), "{e}");
+    let e = bad("      rules: []\n");
+    assert!(e.contains("params: missing field `default`"), "{e}");
+    // A router names only policies that decode by themselves, defined above it.
+    let e = parse("r1:\n  algorithm: router\n  params: {default: r0}\nr0: {}\n").unwrap_err();
+    assert!(e.contains("unknown policy `r0`") && e.contains("defined above: none"), "{e}");
+    let e = parse("b: {}\nr1:\n  algorithm: router\n  params: {default: b}\nr2:\n  algorithm: router\n  params: {default: r1}\n")
+        .unwrap_err();
+    assert!(e.starts_with("p.yaml:6:3: r2: policy `r2`: params.default: policy `r1` is a router policy"), "{e}");
+}
+
+#[test]
+fn router_checks_its_targets_against_the_model() {
+    let p = parse("ee:\n  algorithm: early_exit_fixed\n  params: {exit_layer: 40}\nr:\n  algorithm: router\n  params: {default: ee}\n").unwrap();
+    let e = p[1].algorithm.validate_for_model(30).unwrap_err();
+    assert!(e.contains("policy `ee` (routed to): params.exit_layer: must be in 1..=30"), "{e}");
+}

@@ -214,6 +214,69 @@ pub struct Summary {
     /// Each policy's capacity at the SLO its capacity search used (runs with a capacity search).
     #[serde(default)]
     pub capacity: Vec<crate::capacity::Capacity>,
+    /// A router's (or adaptive policy's) requests broken down by the policy they were routed to.
+    #[serde(default)]
+    pub routes: Vec<RouteGroup>,
+}
+
+/// The requests of one router on one suite that went to one policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteGroup {
+    pub run_id: String,
+    /// The router.
+    pub policy: String,
+    pub suite: String,
+    /// The policy these requests were routed to.
+    pub routed_policy: String,
+    /// What chose it (`rules[0]`, `default`, ...), each with its count, sorted.
+    pub rules: BTreeMap<String, usize>,
+    pub n: usize,
+    /// Share of the router's requests on this suite.
+    pub share: f64,
+    pub e2e_s: Dist,
+    pub ttft_s: Dist,
+    pub primary_metric: Option<String>,
+    /// Mean of the primary metric over these requests.
+    pub primary_quality: Option<f64>,
+    pub error_rate: f64,
+}
+
+/// Breaks every router's records down by route (records without a route are not a router's).
+pub fn route_groups(records: &[Record], primaries: &HashMap<(&str, &str), Option<String>>) -> Vec<RouteGroup> {
+    let mut by: BTreeMap<(&str, &str, &str, &str), Vec<&Record>> = BTreeMap::new();
+    let mut totals: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    for r in records {
+        let Some(route) = &r.policy_stats.route else { continue };
+        by.entry((&r.run_id, &r.policy, &r.suite, &route.policy)).or_default().push(r);
+        *totals.entry((&r.run_id, &r.policy, &r.suite)).or_default() += 1;
+    }
+    by.into_iter()
+        .map(|((run, policy, suite, routed), rs)| {
+            let ok: Vec<&Record> = rs.iter().copied().filter(|r| r.status == RecordStatus::Ok).collect();
+            let mut rules = BTreeMap::new();
+            for r in &rs {
+                let rule = r.policy_stats.route.as_ref().map(|x| x.rule.clone()).unwrap_or_default();
+                *rules.entry(rule).or_insert(0) += 1;
+            }
+            let primary = primaries.get(&(run, suite)).cloned().flatten();
+            let quality: Vec<f64> =
+                primary.as_deref().map(|m| ok.iter().filter_map(|r| metric_value(r, m)).collect()).unwrap_or_default();
+            RouteGroup {
+                run_id: run.to_string(),
+                policy: policy.to_string(),
+                suite: suite.to_string(),
+                routed_policy: routed.to_string(),
+                rules,
+                n: rs.len(),
+                share: rs.len() as f64 / totals[&(run, policy, suite)] as f64,
+                e2e_s: Dist::of(ok.iter().filter_map(|r| r.e2e_s).collect()),
+                ttft_s: Dist::of(ok.iter().filter_map(|r| r.ttft_s).collect()),
+                primary_quality: stats::mean(&quality),
+                primary_metric: primary,
+                error_rate: error_rate(&rs),
+            }
+        })
+        .collect()
 }
 
 /// Output tokens, request count and busy span (seconds with at least one request in flight) of the successful
@@ -507,6 +570,14 @@ pub fn summarize(records: &[Record], cfg: &AnalysisConfig) -> Summary {
     }
 
     let run_ids: BTreeSet<&str> = records.iter().map(|r| r.run_id.as_str()).collect();
+    let suite_primaries: HashMap<(&str, &str), Option<String>> =
+        primaries.iter().filter(|((_, _, task), _)| task.is_none()).map(|((run, suite, _), m)| ((*run, *suite), m.clone())).collect();
+    let suite_primaries = if suite_primaries.is_empty() {
+        // Grouped by task: a suite's metric is the one of any of its tasks (every task of a suite shares it).
+        primaries.iter().map(|((run, suite, _), m)| ((*run, *suite), m.clone())).collect()
+    } else {
+        suite_primaries
+    };
     Summary {
         run_ids: run_ids.into_iter().map(str::to_string).collect(),
         n_records: records.len(),
@@ -514,5 +585,6 @@ pub fn summarize(records: &[Record], cfg: &AnalysisConfig) -> Summary {
         pareto,
         config: cfg.clone(),
         capacity: crate::capacity::capacities(records, None),
+        routes: route_groups(records, &suite_primaries),
     }
 }

@@ -77,18 +77,20 @@ macro_rules! ps_fields {
             $( let $u = b.prim::<UInt64Type>(concat!("ps_", stringify!($u)), false)?; )*
             $( let $f = b.prim::<Float64Type>(concat!("ps_", stringify!($f)), false)?; )*
             let hist = b.list::<UInt32Type>("ps_exit_layer_histogram")?;
+            let route = route_decoder(b)?;
             Ok(move |i| {
                 Ok(PolicyStats {
                     $( $u: $u.opt(i), )*
                     $( $f: $f.opt(i), )*
                     exit_layer_histogram: hist.get(i),
+                    route: route(i),
                 })
             })
         }
         /// Compile-time guard: lists every field, so a new PolicyStats field breaks the build here.
         #[allow(dead_code)]
         fn ps_exhaustive(p: PolicyStats) {
-            let PolicyStats { $($u: _,)* $($f: _,)* exit_layer_histogram: _ } = p;
+            let PolicyStats { $($u: _,)* $($f: _,)* exit_layer_histogram: _, route: _ } = p;
         }
     };
 }
@@ -103,6 +105,39 @@ ps_fields!(
 /// Names of the numeric policy-internals fields (without the `ps_` prefix), in column order.
 pub fn policy_stat_fields() -> impl Iterator<Item = &'static str> {
     PS_U64.iter().chain(PS_F64.iter()).copied()
+}
+
+/// The route a router or adaptive policy took (`routed_policy`, `route_rule`) and the features it read
+/// (`route_*`); all null for other policies, absent in stores written before them.
+fn encode_route(c: &mut Cols, rs: &[Record]) {
+    fn route(r: &Record) -> Option<&ttc_types::Route> {
+        r.policy_stats.route.as_ref()
+    }
+    c.opt_str("routed_policy", rs, |r| route(r).map(|x| x.policy.as_str()));
+    c.opt_str("route_rule", rs, |r| route(r).map(|x| x.rule.as_str()));
+    c.opt_u32("route_prompt_tokens", rs, |r| route(r).and_then(|x| x.prompt_tokens));
+    c.opt_f64("route_ngram_repetition", rs, |r| route(r).and_then(|x| x.ngram_repetition));
+    c.opt_f64("route_first_entropy", rs, |r| route(r).and_then(|x| x.first_entropy));
+    c.opt_f64("route_load", rs, |r| route(r).and_then(|x| x.load));
+}
+
+fn route_decoder<'a>(b: &BatchReader<'a>) -> Result<impl Fn(usize) -> Option<ttc_types::Route> + 'a> {
+    let policy = b.str("routed_policy", false)?;
+    let rule = b.str("route_rule", false)?;
+    let prompt_tokens = b.prim::<UInt32Type>("route_prompt_tokens", false)?;
+    let ngram_repetition = b.prim::<Float64Type>("route_ngram_repetition", false)?;
+    let first_entropy = b.prim::<Float64Type>("route_first_entropy", false)?;
+    let load = b.prim::<Float64Type>("route_load", false)?;
+    Ok(move |i| {
+        Some(ttc_types::Route {
+            policy: policy.opt(i)?,
+            rule: rule.opt(i).unwrap_or_default(),
+            prompt_tokens: prompt_tokens.opt(i),
+            ngram_repetition: ngram_repetition.opt(i),
+            first_entropy: first_entropy.opt(i),
+            load: load.opt(i),
+        })
+    })
 }
 
 /// `fidelity_*` columns (docs/metrics.md "Fidelity"); all nullable, absent in stores written before them. The
@@ -275,6 +310,7 @@ pub fn encode(rs: &[Record]) -> Result<RecordBatch> {
     let extra: Vec<String> = rs.iter().map(|r| extra_metrics_json(r, |k| !known.contains(k))).collect();
     c.add("extra_metrics_json", false, StringArray::from_iter_values(extra));
     encode_policy_stats(&mut c, rs)?;
+    encode_route(&mut c, rs);
     encode_fidelity(&mut c, rs);
     encode_load(&mut c, rs);
 

@@ -85,7 +85,96 @@ pub struct Comparison {
     pub confidence: f64,
     pub resamples: usize,
     pub seed: u64,
+    /// True for live A/B traffic (`ttc serve --ab`): no request went to both sides, so every difference is an
+    /// unpaired bootstrap over each side's own records and `n_pairs` counts both sides' values.
+    #[serde(default)]
+    pub unpaired: bool,
 }
+
+/// Whether both sides are served traffic (`backend: serve`), which has no samples to pair on.
+pub fn is_served(a: &[Record], b: &[Record]) -> bool {
+    !a.is_empty() && !b.is_empty() && a.iter().chain(b).all(|r| r.backend == "serve")
+}
+
+/// Compares side B against side A without pairing (live A/B traffic): unpaired bootstrap CIs of the latency
+/// percentiles and of the mean of every quality or fidelity metric present on both sides.
+pub fn compare_unpaired(a_label: &str, a: &[Record], b_label: &str, b: &[Record], cfg: &BootstrapConfig) -> Comparison {
+    let names = |rs: &[Record]| -> BTreeSet<String> {
+        rs.iter()
+            .flat_map(|r| {
+                r.metrics
+                    .keys()
+                    .cloned()
+                    .chain(r.extra_metrics.keys().map(|k| format!("extra.{k}")))
+                    .chain(r.fidelity.values().into_iter().map(|(k, _)| k.to_string()))
+            })
+            .collect()
+    };
+    let both: Vec<String> = names(a).intersection(&names(b)).cloned().collect();
+    let values = |rs: &[Record], f: &RecordField, ok_only: bool| -> Vec<f64> {
+        rs.iter().filter(|r| !ok_only || r.status == RecordStatus::Ok).filter_map(|r| f.value(r)).collect()
+    };
+    let diff = |name: String, va: Vec<f64>, vb: Vec<f64>, stat: Stat, direction: Direction| -> Option<MetricDiff> {
+        let (name, va, vb) = if direction == Direction::CloserToOne {
+            let d = |v: Vec<f64>| v.into_iter().map(|x| direction.badness(x)).collect::<Vec<_>>();
+            let name = match name.split_once(' ') {
+                Some((s, m)) => format!("{s} |{m}-1|"),
+                None => format!("|{name}-1|"),
+            };
+            (name, d(va), d(vb))
+        } else {
+            (name, va, vb)
+        };
+        let c = BootstrapConfig { seed: stats::derive_seed(cfg.seed, &name), ..*cfg };
+        let d = stats::unpaired_bootstrap_diff(&va, &vb, &c, |s| stat.apply_mut(s))?;
+        let (av, bv) = (stat.apply(&va)?, stat.apply(&vb)?);
+        Some(MetricDiff {
+            metric: name,
+            n_pairs: va.len() + vb.len(),
+            a: av,
+            b: bv,
+            relative_pct: (av != 0.0).then(|| (bv - av) / av.abs() * 100.0),
+            direction,
+            verdict: Verdict::from_ci(&d, direction),
+            diff: d,
+        })
+    };
+    let mut quality = Vec::new();
+    for name in both {
+        let Ok(field) = RecordField::parse(&name) else { continue };
+        let d = diff(format!("mean {name}"), values(a, &field, false), values(b, &field, false), Stat::Mean, field.direction());
+        quality.extend(d);
+    }
+    let mut performance = Vec::new();
+    for (field, stat) in PERFORMANCE {
+        let name = format!("{} {}", stat.label(), field.name());
+        performance.extend(diff(name, values(a, &field, true), values(b, &field, true), stat, field.direction()));
+    }
+    Comparison {
+        a: a_label.to_string(),
+        b: b_label.to_string(),
+        n_a: a.len(),
+        n_b: b.len(),
+        n_common: 0,
+        quality,
+        exact_match: Vec::new(),
+        performance,
+        confidence: cfg.confidence,
+        resamples: cfg.resamples,
+        seed: cfg.seed,
+        unpaired: true,
+    }
+}
+
+/// The latency and throughput statistics every comparison reports.
+const PERFORMANCE: [(RecordField, Stat); 6] = [
+    (RecordField::E2eS, Stat::Percentile(50.0)),
+    (RecordField::E2eS, Stat::Percentile(95.0)),
+    (RecordField::TtftS, Stat::Percentile(50.0)),
+    (RecordField::TtftS, Stat::Percentile(95.0)),
+    (RecordField::TpotS, Stat::Mean),
+    (RecordField::ThroughputTokS, Stat::Mean),
+];
 
 /// Metrics with binary values that get McNemar's test.
 const BINARY_METRICS: &[&str] = &["exact_match", "exact_match_normalized"];
@@ -198,14 +287,7 @@ pub fn compare(
         .filter(|(ra, rb)| ra.status == RecordStatus::Ok && rb.status == RecordStatus::Ok)
         .collect();
     let mut performance = Vec::new();
-    for (field, stat) in [
-        (RecordField::E2eS, Stat::Percentile(50.0)),
-        (RecordField::E2eS, Stat::Percentile(95.0)),
-        (RecordField::TtftS, Stat::Percentile(50.0)),
-        (RecordField::TtftS, Stat::Percentile(95.0)),
-        (RecordField::TpotS, Stat::Mean),
-        (RecordField::ThroughputTokS, Stat::Mean),
-    ] {
+    for (field, stat) in PERFORMANCE {
         let vals: Vec<(f64, f64)> =
             ok_pairs.iter().filter_map(|(ra, rb)| Some((field.value(ra)?, field.value(rb)?))).collect();
         let name = format!("{} {}", stat.label(), field.name());
@@ -226,5 +308,6 @@ pub fn compare(
         confidence: cfg.confidence,
         resamples: cfg.resamples,
         seed: cfg.seed,
+        unpaired: false,
     }
 }

@@ -24,6 +24,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod recommend;
 pub mod render;
+pub mod route_fit;
 pub mod report;
 mod parts;
 pub mod shard;
@@ -44,6 +45,7 @@ pub use writer::{RunWriter, WriterOptions};
 pub use cmd::check::{check_report_only, CheckArgs};
 pub use cmd::compact::CompactArgs;
 pub use cmd::compare::CompareArgs;
+pub use cmd::route::RouteArgs;
 pub use cmd::report::{write_markdown_report, ReportArgs};
 pub use cmd::summary::SummaryArgs;
 

@@ -156,6 +156,7 @@ pub fn summary_table(s: &Summary) -> String {
         }
         out.push_str(&format!("\n{p}\n"));
     }
+    out.push_str(&routes_table(s));
     out.push_str(&crate::load_render::capacity_tables(&s.capacity, true));
     out.push_str(&pareto_lines(s, multi_run));
     out.push_str(&format!(
@@ -165,6 +166,58 @@ pub fn summary_table(s: &Summary) -> String {
         s.run_ids.len()
     ));
     out
+}
+
+/// The header and rows of the by-route breakdown of routers (shared by the terminal summary and the report).
+pub fn route_rows(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
+    let multi_run = s.run_ids.len() > 1;
+    let mut header = Vec::new();
+    if multi_run {
+        header.push("run".to_string());
+    }
+    header.extend(["router", "suite", "routed to", "rule", "n", "share", "p50 E2E", "p95 E2E", "quality"].map(String::from));
+    let rows = s
+        .routes
+        .iter()
+        .map(|g| {
+            let mut row = Vec::new();
+            if multi_run {
+                row.push(g.run_id.clone());
+            }
+            let rules: Vec<String> = g.rules.iter().map(|(r, n)| if g.rules.len() > 1 { format!("{r} ({n})") } else { r.clone() }).collect();
+            let quality = match (&g.primary_metric, g.primary_quality) {
+                (Some(m), Some(q)) => format!("{m} {q:.3}"),
+                _ => "-".into(),
+            };
+            row.extend([
+                g.policy.clone(),
+                g.suite.clone(),
+                g.routed_policy.clone(),
+                rules.join(", "),
+                g.n.to_string(),
+                pct(g.share),
+                ms(g.e2e_s.p50),
+                ms(g.e2e_s.p95),
+                quality,
+            ]);
+            row
+        })
+        .collect();
+    (header, rows)
+}
+
+/// Each router's requests by the policy they were routed to; empty without routers.
+fn routes_table(s: &Summary) -> String {
+    if s.routes.is_empty() {
+        return String::new();
+    }
+    let (header, rows) = route_rows(s);
+    let right = header.len() - 5;
+    let mut t = table(header, right);
+    for r in rows {
+        t.add_row(r);
+    }
+    format!("\nRoutes (latency in ms)\n{t}\n")
 }
 
 /// 3 significant decimals for small values, fewer for large ones.
@@ -265,6 +318,7 @@ pub fn summary_table_wide(s: &Summary) -> String {
         }
         out.push_str(&format!("\nPolicy internals (means)\n{p}\n"));
     }
+    out.push_str(&routes_table(s));
     out.push_str(&crate::load_render::capacity_tables(&s.capacity, true));
     out.push_str(&pareto_lines(s, multi_run));
     out.push_str(&format!(
@@ -520,12 +574,21 @@ fn diff_row(d: &MetricDiff, digits: usize) -> Vec<String> {
 
 pub fn comparison_table(c: &Comparison) -> String {
     let conf = c.confidence * 100.0;
-    let mut out = format!(
-        "A = {}  ({} records)\nB = {}  ({} records)\nPaired on {} common samples; differences are B - A with {conf:.0}% \
-         paired-bootstrap CIs ({} resamples, seed {}).\n",
-        c.a, c.n_a, c.b, c.n_b, c.n_common, c.resamples, c.seed
-    );
-    let header = ["metric", "pairs", "A", "B", "B - A [CI]", "rel", "verdict for B"].map(String::from).to_vec();
+    let mut out = if c.unpaired {
+        format!(
+            "A = {}  ({} records)\nB = {}  ({} records)\nUnpaired (served traffic: no request went to both arms); \
+             differences are B - A with {conf:.0}% unpaired-bootstrap CIs ({} resamples, seed {}).\n",
+            c.a, c.n_a, c.b, c.n_b, c.resamples, c.seed
+        )
+    } else {
+        format!(
+            "A = {}  ({} records)\nB = {}  ({} records)\nPaired on {} common samples; differences are B - A with {conf:.0}% \
+             paired-bootstrap CIs ({} resamples, seed {}).\n",
+            c.a, c.n_a, c.b, c.n_b, c.n_common, c.resamples, c.seed
+        )
+    };
+    let count = if c.unpaired { "n" } else { "pairs" };
+    let header = ["metric", count, "A", "B", "B - A [CI]", "rel", "verdict for B"].map(String::from).to_vec();
     if !c.quality.is_empty() {
         let mut t = table(header.clone(), 1);
         for d in &c.quality {
@@ -563,7 +626,8 @@ pub fn comparison_table(c: &Comparison) -> String {
         for d in &c.performance {
             t.add_row(diff_row(d, 4));
         }
-        out.push_str(&format!("\nLatency (s) and throughput (tok/s), successful pairs\n{t}\n"));
+        let over = if c.unpaired { "successful requests" } else { "successful pairs" };
+        out.push_str(&format!("\nLatency (s) and throughput (tok/s), {over}\n{t}\n"));
     }
     out
 }

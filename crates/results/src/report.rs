@@ -350,6 +350,16 @@ fn results_table(c: &Ctx, b: &mut Vec<Block>) {
         b.push(Block::Heading(3, "Policy internals (means)".into()));
         b.push(Block::Table { header, rows });
     }
+    if !c.summary.routes.is_empty() {
+        let (header, rows) = crate::render::route_rows(&c.summary);
+        b.push(Block::Heading(3, "Routes".into()));
+        b.push(Block::Para(
+            "Each router's requests by the policy its rules picked (latency in ms over successful requests; quality = \
+             the suite's primary metric, mean)."
+                .into(),
+        ));
+        b.push(Block::Table { header, rows });
+    }
 }
 
 /// Paired comparison of `policy` against the baseline on one suite.

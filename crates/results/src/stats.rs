@@ -219,6 +219,43 @@ pub fn paired_bootstrap_diff(
     Some(Estimate { value: point, lo, hi, n, method: CiMethod::Bootstrap, resamples })
 }
 
+/// Unpaired bootstrap of `stat(b) - stat(a)` for two independent samples (live A/B traffic, where no request is
+/// sent to both arms): each resample draws each side with replacement from itself (Efron & Tibshirani 1993,
+/// ch. 16). `stat` receives a scratch buffer it may reorder.
+pub fn unpaired_bootstrap_diff(
+    a: &[f64],
+    b: &[f64],
+    cfg: &BootstrapConfig,
+    stat: impl Fn(&mut [f64]) -> Option<f64>,
+) -> Option<Estimate> {
+    let (na, nb) = (a.len(), b.len());
+    if na == 0 || nb == 0 {
+        return None;
+    }
+    let point = stat(&mut b.to_vec())? - stat(&mut a.to_vec())?;
+    let n = na + nb;
+    if na < 2 || nb < 2 {
+        return Some(Estimate { value: point, lo: point, hi: point, n, method: CiMethod::Degenerate, resamples: 0 });
+    }
+    let resamples = cfg.resamples.min((PAIRED_WORK_LIMIT / n).max(MIN_RESAMPLES));
+    let mut r = rng(cfg.seed);
+    let (mut sa, mut sb) = (vec![0.0; na], vec![0.0; nb]);
+    let mut stats = Vec::with_capacity(resamples);
+    for _ in 0..resamples {
+        for x in sa.iter_mut() {
+            *x = a[r.random_range(0..na)];
+        }
+        for x in sb.iter_mut() {
+            *x = b[r.random_range(0..nb)];
+        }
+        if let (Some(x), Some(y)) = (stat(&mut sb), stat(&mut sa)) {
+            stats.push(x - y);
+        }
+    }
+    let (lo, hi) = percentile_interval(stats, cfg.confidence);
+    Some(Estimate { value: point, lo, hi, n, method: CiMethod::Bootstrap, resamples })
+}
+
 /// Mean of a slice, for use as a bootstrap statistic.
 pub fn mean_stat(v: &mut [f64]) -> Option<f64> {
     mean(v)

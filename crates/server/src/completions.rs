@@ -127,6 +127,7 @@ fn check(req: CompletionRequest, model: &ServedModel, state: &AppState) -> Resul
         seed: Some(seed_of(req.seed)),
         extra_body: Default::default(),
         logprobs,
+        tags: Default::default(),
     };
     Ok(Checked { prompts, request, stops, echo: req.echo.unwrap_or(false), logprobs })
 }

@@ -69,11 +69,31 @@ pub struct Generation {
     /// Whether the final step was handed out (else dropping this is a cancellation).
     over: bool,
     active: ActiveGuard,
+    /// Where this request's record goes (`--ab` / `--record`), if anywhere.
+    record: Option<crate::served::RecordTap>,
 }
 
 impl Generation {
     pub fn new(events: EventStream, stops: Vec<String>, active: ActiveGuard) -> Generation {
-        Generation { events: Some(events), stop: StopMatcher::new(stops), tokens: 0, queue: VecDeque::new(), pending: Vec::new(), over: false, active }
+        Generation { events: Some(events), stop: StopMatcher::new(stops), tokens: 0, queue: VecDeque::new(), pending: Vec::new(), over: false, active, record: None }
+    }
+
+    /// Records this request when it ends (written before its final step is handed out).
+    pub fn with_record(mut self, tap: Option<crate::served::RecordTap>) -> Generation {
+        self.record = tap;
+        self
+    }
+
+    fn record_event(&mut self, ev: &GenEvent) {
+        if let Some(t) = &mut self.record {
+            t.observe(ev);
+        }
+    }
+
+    fn record_end(&mut self, error: Option<ttc_bench::backend::BackendError>) {
+        if let Some(t) = &mut self.record {
+            t.end(error);
+        }
     }
 
     /// The next non-empty text piece or the final step; None after the final step.
@@ -92,7 +112,11 @@ impl Generation {
                 return Some(step);
             }
             let events = self.events.as_mut()?;
-            match events.next().await {
+            let item = events.next().await;
+            if let Some(Ok(ev)) = &item {
+                self.record_event(ev);
+            }
+            match item {
                 Some(Ok(GenEvent::Content { text, token_ids, logprobs, .. })) => {
                     self.tokens += token_ids.len() as u32;
                     self.pending.extend(logprobs);
@@ -103,6 +127,9 @@ impl Generation {
                             self.events = None;
                             self.push_text(t);
                             self.flush_logprobs();
+                            let at = std::time::Instant::now();
+                            self.record_event(&GenEvent::Finished { at, reason: ttc_types::FinishReason::StopString, usage: None });
+                            self.record_end(None);
                             self.queue.push_back(Step::Done { reason: "stop", completion_tokens: self.tokens, cached_tokens: 0 });
                         }
                     }
@@ -116,14 +143,17 @@ impl Generation {
                     self.flush_logprobs();
                     let completion_tokens = usage.map(|u| u.completion_tokens).unwrap_or(self.tokens);
                     let cached_tokens = usage.map(|u| u.cached_prompt_tokens).unwrap_or(0);
+                    self.record_end(None);
                     self.queue.push_back(Step::Done { reason: reason.openai_label(), completion_tokens, cached_tokens });
                 }
                 Some(Err(e)) => {
                     self.events = None;
+                    self.record_end(Some(e.clone()));
                     self.queue.push_back(Step::Failed(ApiError::from_backend(&e)));
                 }
                 None => {
                     self.events = None;
+                    self.record_end(Some(ttc_bench::backend::BackendError::StreamCut("the engine ended the stream".into())));
                     self.queue.push_back(Step::Failed(ApiError::server("the engine ended the generation without finishing it")));
                 }
             }

@@ -17,6 +17,8 @@
 pub mod body;
 pub mod error;
 pub mod completions;
+pub mod ab;
+pub mod served;
 pub mod generation;
 pub mod logprobs;
 pub mod models;
@@ -80,6 +82,25 @@ pub struct ServeArgs {
     /// On SIGTERM or Ctrl-C, seconds open requests get to finish before their connections are closed.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = ttc_http::parse_secs)]
     pub shutdown_timeout: Duration,
+    /// Live A/B test: requests to the base model id are assigned an arm by these weights (sum 1), e.g.
+    /// `baseline=0.5,speculative_decoding=0.5`; arms are policies of --policies (routers too). Every served
+    /// request is then stored in --results (docs/serve.md "A/B tests").
+    #[arg(long, value_name = "ARM=WEIGHT,...")]
+    pub ab: Option<String>,
+    /// Request header whose value (a user or session id) makes the A/B assignment sticky; without it, or
+    /// with a malformed value, a request is assigned at random.
+    #[arg(long, value_name = "NAME", default_value = ab::DEFAULT_KEY_HEADER)]
+    pub ab_key_header: String,
+    /// Store every served chat completion as a record in --results, also without --ab.
+    #[arg(long)]
+    pub record: bool,
+    /// Results store for served requests' records (with --ab or --record).
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// Also store what the model answered (the `prediction` column, logprobs). Off by default: records
+    /// then hold counts, timings and the arm, nothing about a request's content.
+    #[arg(long)]
+    pub store_content: bool,
     #[command(flatten)]
     pub http: HttpArgs,
 }
@@ -163,6 +184,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
     };
+    // A bad --ab is a usage error before the model loads.
+    let ab = match args.ab.as_deref().map(|spec| {
+        spec.parse::<ab::AbSpec>().map_err(|e| format!("--ab: {e}")).and_then(|s| ab::Assigner::new(&s, &policies))
+    }) {
+        None => None,
+        Some(Ok(a)) => Some(Arc::new(a)),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return Ok(2);
+        }
+    };
     let path = match model_path(args.model.clone()) {
         Ok(p) => p,
         Err(e) => {
@@ -191,13 +223,32 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
         eprintln!("error: {}: {e}", args.policies.display());
         return Ok(2);
     }
+    let recorder = if ab.is_some() || args.record {
+        let run_id = format!("serve-{}", ttc_bench::run::new_run_id());
+        let extra = serde_json::json!({
+            "backend": "serve", "model": engine.model_name, "ab": args.ab, "ab_key_header": args.ab_key_header,
+            "store_content": args.store_content, "policies": policies.iter().map(|p| &p.name).collect::<Vec<_>>(),
+        });
+        let r = served::ServedRecorder::start(&args.results, run_id, &engine.model_name, args.store_content, extra)
+            .with_context(|| format!("opening the results store {}", args.results.display()))?;
+        eprintln!("recording served requests in {} as run {}", args.results.display(), r.run_id());
+        Some(Arc::new(r))
+    } else {
+        None
+    };
     let opts = ServerOptions {
         model_id: args.model_id.clone(),
         api_key: args.api_key.clone(),
         default_max_tokens: args.default_max_tokens,
         max_queue: args.max_queue,
         body_timeout: args.http.header_timeout,
+        ab: ab.clone(),
+        ab_key_header: args.ab_key_header.clone(),
+        recorder: recorder.clone(),
     };
+    if let Some(a) = &ab {
+        eprintln!("A/B test over {} (sticky by the `{}` header)", a.arm_names().join(", "), args.ab_key_header);
+    }
     let app = router(engine, &policies, opts)?;
     let http = HttpOptions { shutdown_grace: Some(args.shutdown_timeout), ..args.http.options() };
     let grace = args.shutdown_timeout.as_secs_f64();
@@ -221,6 +272,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
         }
         Ok::<_, anyhow::Error>(())
     })?;
+    if let Some(r) = recorder {
+        r.finish()?;
+    }
     // The engine thread may still be inside a cut generation; returning from main ends it.
     Ok(0)
 }

@@ -176,6 +176,7 @@ pub fn prepare(req: ChatRequest, catalog: &Catalog, engine: &Engine, default_max
         seed: Some(seed),
         extra_body: Default::default(),
         logprobs,
+        tags: Default::default(),
     };
     Ok(Prepared {
         request,

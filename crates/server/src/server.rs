@@ -37,6 +37,12 @@ pub struct ServerOptions {
     pub max_queue: usize,
     /// How long a client may take to send a request body.
     pub body_timeout: Duration,
+    /// Live A/B test: requests to the base model id are assigned an arm (`crate::ab`).
+    pub ab: Option<Arc<crate::ab::Assigner>>,
+    /// The request header whose value makes an A/B assignment sticky.
+    pub ab_key_header: String,
+    /// Where every served chat completion's record goes (`crate::served`), if anywhere.
+    pub recorder: Option<Arc<crate::served::ServedRecorder>>,
 }
 
 pub const DEFAULT_MAX_QUEUE: usize = 64;
@@ -49,6 +55,9 @@ impl Default for ServerOptions {
             default_max_tokens: 256,
             max_queue: DEFAULT_MAX_QUEUE,
             body_timeout: ttc_http::DEFAULT_HEADER_TIMEOUT,
+            ab: None,
+            ab_key_header: crate::ab::DEFAULT_KEY_HEADER.into(),
+            recorder: None,
         }
     }
 }
@@ -74,6 +83,8 @@ pub struct AppState {
     opts: ServerOptions,
     counters: Arc<Counters>,
     started: u64,
+    /// Load and mode of every adaptive policy (`algorithm: adaptive`), switched at admission.
+    adaptive: ttc_bench::backend::adaptive::Adaptive,
 }
 
 impl AppState {
@@ -114,6 +125,7 @@ pub fn router_with_backend(backend: Arc<EmbeddedBackend>, policies: &[Policy], o
         opts,
         counters: Arc::default(),
         started: unix_now(),
+        adaptive: Default::default(),
     });
     let v1 = Router::new()
         .route("/chat/completions", post(chat_completions))
@@ -207,6 +219,7 @@ async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
 }
 
 async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let ab_key = state.opts.ab.as_ref().and_then(|_| req.headers().get(state.opts.ab_key_header.as_str())).map(|v| v.as_bytes().to_vec());
     let body = match crate::body::read(req.into_body(), state.opts.body_timeout).await {
         Ok(b) => b,
         Err(e) => {
@@ -217,16 +230,24 @@ async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> R
             return r;
         }
     };
-    match start(&state, body).await {
-        Ok((prepared, generation)) if prepared.stream => {
-            stream_response(prepared, generation, state.engine.clone()).into_response()
-        }
-        Ok((prepared, generation)) => match complete(&prepared, generation, &state.engine).await {
+    let (prepared, generation) = match start(&state, body, ab_key.as_deref()).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    // Under an A/B test the response names the arm that served it.
+    let arm = state.opts.ab.is_some().then(|| prepared.request.policy.name.clone());
+    let mut response = if prepared.stream {
+        stream_response(prepared, generation, state.engine.clone()).into_response()
+    } else {
+        match complete(&prepared, generation, &state.engine).await {
             Ok(v) => Json(v).into_response(),
             Err(e) => e.into_response(),
-        },
-        Err(e) => e.into_response(),
+        }
+    };
+    if let Some(v) = arm.and_then(|a| header::HeaderValue::from_str(&a).ok()) {
+        response.headers_mut().insert(crate::ab::ARM_HEADER, v);
     }
+    response
 }
 
 async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
@@ -246,16 +267,33 @@ async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Respon
 
 /// Validates the request, then admits it to the engine's queue (or answers 429 when the queue is
 /// full: a bounded wait instead of an unbounded one).
-async fn start(state: &Arc<AppState>, body: Bytes) -> Result<(Prepared, Generation), ApiError> {
+async fn start(state: &Arc<AppState>, body: Bytes, ab_key: Option<&[u8]>) -> Result<(Prepared, Generation), ApiError> {
     let parsed = request::parse(&body)?;
-    let prepared = request::prepare(parsed, &state.catalog, &state.engine, state.opts.default_max_tokens)?;
+    let mut prepared = request::prepare(parsed, &state.catalog, &state.engine, state.opts.default_max_tokens)?;
+    // The base model is the experiment's traffic; `<model>:<policy>` still runs the policy asked for.
+    if let Some(ab) = &state.opts.ab {
+        if prepared.request.model == state.opts.model_id {
+            prepared.request.policy = ab.assign(ab_key).0;
+        }
+    }
     // One generating plus `max_queue` waiting.
     let Some(active) = ActiveGuard::admit(state.counters.clone(), state.opts.max_queue.saturating_add(1)) else {
         state.counters.rejected.fetch_add(1, Ordering::SeqCst);
         return Err(ApiError::queue_full(state.opts.max_queue));
     };
-    let gen = state.backend.generate(&prepared.request).await.map_err(|e| ApiError::from_backend(&e))?;
-    Ok((prepared.clone(), Generation::new(gen.events, prepared.stops, active)))
+    let sent = std::time::Instant::now();
+    // An adaptive policy runs its quality or fast policy by the queue it joins (every client's requests).
+    let gen = match state.adaptive.route(&prepared.request) {
+        Some(routed) => {
+            let g = state.backend.generate(&routed.request).await.map_err(|e| ApiError::from_backend(&e))?;
+            routed.wrap(g)
+        }
+        None => state.backend.generate(&prepared.request).await.map_err(|e| ApiError::from_backend(&e))?,
+    };
+    let tap = state.opts.recorder.as_ref().map(|r| {
+        r.begin(prepared.request.policy.clone(), prepared.request.model.clone(), sent, gen.policy_stats)
+    });
+    Ok((prepared.clone(), Generation::new(gen.events, prepared.stops, active).with_record(tap)))
 }
 
 fn completion_id() -> String {

@@ -109,6 +109,7 @@ async fn our_openai_client_sees_the_engines_tokens() {
         top_p: None,
         seed: None,
         logprobs: None,
+        tags: Default::default(),
         extra_body: Default::default(),
     };
     let mut events = client.generate(&req).await.unwrap().events;

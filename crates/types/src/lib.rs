@@ -17,6 +17,6 @@ pub use event::{FinishReason, GenEvent, Usage};
 pub use fidelity::{fidelity_direction, Fidelity, FIDELITY_METRICS, TEACHER_FORCED_METRICS};
 pub use logprob::{Logprob, TokenLogprob, TokenRef, MAX_TOP_LOGPROBS};
 pub use metric::{quality_direction, Direction, PRIMARY_METRIC_PRIORITY};
-pub use policy_stats::PolicyStats;
+pub use policy_stats::{PolicyStats, Route};
 pub use record::{LoadTag, Record, RecordStatus, TokenCountSource, QUALITY_METRICS, SCHEMA_VERSION};
 pub use timing::Timings;

@@ -48,6 +48,10 @@ pub struct PolicyStats {
     pub queue_wait_s: Option<f64>,
     /// Engine steps this request took part in.
     pub batch_steps: Option<u64>,
+
+    // Routing (router and adaptive policies).
+    /// The policy a router chose and the features it chose on; None for every other policy.
+    pub route: Option<Route>,
 }
 
 impl PolicyStats {
@@ -65,4 +69,23 @@ impl PolicyStats {
         );
         out
     }
+}
+
+/// Which policy a router (or an adaptive policy) ran for one request, and the request features it decided on
+/// (columns `routed_policy`, `route_rule`, `route_*`; docs/policies.md "router").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Route {
+    /// The policy that decoded the request.
+    pub policy: String,
+    /// What chose it: `rules[i]` (the first rule that held), `default`, or an adaptive policy's mode.
+    pub rule: String,
+    /// Prompt tokens after the chat template.
+    pub prompt_tokens: Option<u32>,
+    /// Share of the prompt's token trigrams seen earlier in the prompt (a predictor of n-gram drafting).
+    pub ngram_repetition: Option<f64>,
+    /// Entropy (nats) of the full model's first next-token distribution; only computed when a rule reads it.
+    pub first_entropy: Option<f64>,
+    /// Requests waiting or running when an adaptive policy decided (its load signal).
+    pub load: Option<f64>,
 }

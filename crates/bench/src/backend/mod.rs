@@ -12,6 +12,7 @@
 //! - when the runner drops the stream (timeout, abort), the backend must stop work for that request: with
 //!   [`event_channel`] the producer sees `EventSender::is_closed()` / a failed send.
 
+pub mod adaptive;
 pub mod endpoint;
 pub mod openai;
 pub mod scripted;
@@ -59,6 +60,8 @@ pub struct GenRequest {
     pub extra_body: serde_json::Map<String, serde_json::Value>,
     /// Ask for each output token's logprob and this many alternatives (`generation.logprobs`); None: don't.
     pub logprobs: Option<u32>,
+    /// The sample's suite and task, which a router's rules may test (empty for served traffic).
+    pub tags: ttc_policy::RouteTags,
 }
 
 /// What a backend says about itself, copied into every record.

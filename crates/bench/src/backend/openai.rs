@@ -564,6 +564,7 @@ mod tests {
             seed: None,
             extra_body: Default::default(),
             logprobs: Some(3),
+            tags: Default::default(),
         };
         let body = request_body(&req);
         assert_eq!((body["logprobs"].clone(), body["top_logprobs"].clone()), (serde_json::json!(true), serde_json::json!(3)));
@@ -691,6 +692,7 @@ mod tests {
             seed: Some(7),
             extra_body: extra,
             logprobs: None,
+            tags: Default::default(),
         };
         let body = request_body(&req);
         assert_eq!(

@@ -86,6 +86,7 @@ pub fn make_jobs(entries: &[PlanEntry], generation: &GenerationConfig, default_m
                 seed: remote.seed.or(generation.seed),
                 extra_body: remote.extra_body.into_iter().collect(),
                 logprobs: generation.logprobs.map(|k| k.0),
+                tags: ttc_policy::RouteTags { suite: Some(e.item.suite.clone()), task: e.item.task.clone() },
             };
             Job { entry: e.clone(), request }
         })

@@ -97,8 +97,13 @@ pub fn execute(args: &CompareArgs) -> Result<(i32, String)> {
     if a.kind != b.kind {
         bail!("cannot compare a policy with a whole run (`{}` vs `{}`): give two policies or two runs", a.label, b.label);
     }
-    let cmp = compare::compare(&a.label, &a.records, &b.label, &b.records, a.kind == Kind::Run, &args.bootstrap.config());
-    if cmp.n_common == 0 {
+    // Live A/B traffic (`ttc serve --ab`) has no sample sent to both arms: compare it unpaired.
+    let cmp = if compare::is_served(&a.records, &b.records) {
+        compare::compare_unpaired(&a.label, &a.records, &b.label, &b.records, &args.bootstrap.config())
+    } else {
+        compare::compare(&a.label, &a.records, &b.label, &b.records, a.kind == Kind::Run, &args.bootstrap.config())
+    };
+    if cmp.n_common == 0 && !cmp.unpaired {
         bail!("`{}` and `{}` have no samples in common (nothing to pair)", a.label, b.label);
     }
     let text = match args.format {

@@ -8,6 +8,7 @@
 pub mod check;
 pub mod compact;
 pub mod compare;
+pub mod route;
 pub mod report;
 pub mod summary;
 
