@@ -16,7 +16,7 @@ python3 -m pip install -q --disable-pip-version-check -r scripts/test-requiremen
 
 echo "== model files (cached in \${TTC_HOME:-~/.cache/ttcbench})"
 cargo run -q --bin ttc -- model pull --embedders
-# Calibrated exit heads for the default policies (about 2 minutes once; kept beside the model).
+# Calibrated exit heads for the default policies (about a minute once; kept beside the model).
 cargo run -q --bin ttc -- calibrate --if-missing
 
 echo "== cargo test"
