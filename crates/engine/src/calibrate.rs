@@ -13,7 +13,8 @@
 //! top-1 against the full model's and KL(full ‖ exit), for the logit lens and the calibrated head.
 
 use crate::error::{EngineError, Result};
-use crate::exit_heads::ExitHeads;
+use crate::exit_heads::{rms_normalise, ExitHeads};
+use crate::fidelity::{FidelityAcc, PolicyView};
 use crate::model::argmax;
 use crate::Engine;
 use candle_core::{DType, Device, Tensor};
@@ -216,12 +217,6 @@ fn capture_list(layers: &[usize], n_layer: usize) -> Result<Vec<usize>> {
     Ok(c)
 }
 
-/// Rows RMS-normalised without gain (the heads' input).
-fn normalise(engine: &Engine, h: &Tensor) -> Result<Tensor> {
-    let ones = Tensor::ones(h.dim(1)?, DType::F32, &Device::Cpu)?;
-    Ok(candle_nn::ops::rms_norm(&h.contiguous()?, &ones, engine.model.cfg.rms_eps as f32)?)
-}
-
 /// Fits heads for `opts.layers` on `prompts` (token ids). `progress(done, total)` is called after each prompt.
 /// The heads are stamped with `gguf_sha256` and will be saved at `path`.
 pub fn fit_heads(
@@ -244,7 +239,7 @@ pub fn fit_heads(
         let target = engine.model.lm_input(&pass.captured[last])?;
         for (&k, acc) in accs.iter_mut() {
             let at = capture.iter().position(|&c| c == k).expect("captured");
-            let u = normalise(engine, &pass.captured[at])?;
+            let u = rms_normalise(&pass.captured[at], engine.model.cfg.rms_eps as f32)?;
             // Fit the correction to the logit lens (W = diag(g) + V): see the module docs.
             let residual = (&target - u.broadcast_mul(&gain_t)?)?;
             acc.add(&u, &residual)?;
@@ -281,23 +276,6 @@ pub struct LayerScore {
     pub calibrated_kl: Option<f64>,
 }
 
-/// Top-1 agreement and KL(full ‖ exit) of rows `exit` against rows `full` (both (n, vocab) logits), as sums.
-fn agreement(full: &[Vec<f32>], exit: &[Vec<f32>]) -> (f64, f64) {
-    let (mut top1, mut kl) = (0.0, 0.0);
-    for (f, e) in full.iter().zip(exit) {
-        top1 += f64::from(u8::from(argmax(f) == argmax(e)));
-        let (lf, le) = (log_softmax(f), log_softmax(e));
-        kl += lf.iter().zip(&le).map(|(&a, &b)| a.exp() * (a - b)).sum::<f64>().max(0.0);
-    }
-    (top1, kl)
-}
-
-fn log_softmax(row: &[f32]) -> Vec<f64> {
-    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let lse = m + row.iter().map(|&x| (x as f64 - m).exp()).sum::<f64>().ln();
-    row.iter().map(|&x| x as f64 - lse).collect()
-}
-
 /// Scores the logit lens (and `heads`, when given) at `layers` on `prompts`, teacher-forced along the full
 /// model's greedy continuation of each (`max_new` tokens).
 pub fn score_layers(
@@ -311,40 +289,49 @@ pub fn score_layers(
     let model = &engine.model;
     let capture = capture_list(layers, model.cfg.n_layer)?;
     let last = capture.len() - 1;
-    let mut scores: Vec<LayerScore> = layers.iter().map(|&layer| LayerScore { layer, ..Default::default() }).collect();
-    let mut sums = vec![(0.0, 0.0, 0.0, 0.0); layers.len()];
+    // Per layer: the logit lens's and the calibrated head's agreement, as the fidelity metrics define them
+    // (top-1 against the full model's argmax, KL(full ‖ exit)).
+    let mut accs = vec![(FidelityAcc::default(), FidelityAcc::default()); layers.len()];
+    let mut positions = 0;
     for (i, prompt) in prompts.iter().enumerate() {
         let pass = run_pass(engine, prompt, &capture, max_new)?;
         if pass.predicting.is_empty() {
             continue;
         }
         let idx = Tensor::new(pass.predicting.iter().map(|&r| r as u32).collect::<Vec<_>>(), &Device::Cpu)?;
-        let rows = |t: &Tensor| -> Result<Vec<Vec<f32>>> { Ok(t.to_vec2::<f32>()?) };
-        let full = rows(&model.logits(&pass.captured[last].index_select(&idx, 0)?)?)?;
+        let full = model.logits(&pass.captured[last].index_select(&idx, 0)?)?.to_vec2::<f32>()?;
+        positions += full.len();
         for (j, &k) in layers.iter().enumerate() {
             let at = capture.iter().position(|&c| c == k).expect("captured");
             let h = pass.captured[at].index_select(&idx, 0)?;
-            let (t, kl) = agreement(&full, &rows(&model.logits(&h)?)?);
-            sums[j].0 += t;
-            sums[j].1 += kl;
+            let observe = |acc: &mut FidelityAcc, exit: Tensor| -> Result<()> {
+                for (f, e) in full.iter().zip(exit.to_vec2::<f32>()?) {
+                    acc.observe(f, PolicyView::Row(&e), argmax(f));
+                }
+                Ok(())
+            };
+            observe(&mut accs[j].0, model.logits(&h)?)?;
             if let Some(heads) = heads {
-                let (t, kl) = agreement(&full, &rows(&model.head(&heads.apply(k, &h)?)?)?);
-                sums[j].2 += t;
-                sums[j].3 += kl;
+                observe(&mut accs[j].1, model.head(&heads.apply(k, &h)?)?)?;
             }
-            scores[j].positions += full.len();
         }
         progress(i + 1, prompts.len());
     }
-    for (s, (lt, lk, ct, ck)) in scores.iter_mut().zip(sums) {
-        let n = s.positions.max(1) as f64;
-        s.logit_lens_top1 = lt / n;
-        s.logit_lens_kl = lk / n;
-        if heads.is_some() {
-            s.calibrated_top1 = Some(ct / n);
-            s.calibrated_kl = Some(ck / n);
-        }
-    }
+    let scores = layers
+        .iter()
+        .zip(&accs)
+        .map(|(&layer, (lens, cal))| {
+            let (lens, cal) = (lens.finish(), cal.finish());
+            LayerScore {
+                layer,
+                positions,
+                logit_lens_top1: lens.top1.unwrap_or(0.0),
+                logit_lens_kl: lens.kl.unwrap_or(0.0),
+                calibrated_top1: heads.and(cal.top1),
+                calibrated_kl: heads.and(cal.kl),
+            }
+        })
+        .collect();
     Ok(scores)
 }
 

@@ -49,8 +49,13 @@ pub struct ExitHeads {
     /// Everything else the file's metadata says (ridge, positions, corpus), shown by `ttc calibrate --report`.
     pub info: BTreeMap<String, String>,
     heads: BTreeMap<usize, Head>,
-    ones: Tensor,
     eps: f32,
+}
+
+/// Rows RMS-normalised without gain: the heads' input, in fitting (`calibrate.rs`) and in use.
+pub fn rms_normalise(h: &Tensor, eps: f32) -> Result<Tensor> {
+    let ones = Tensor::ones(h.dim(1)?, DType::F32, &Device::Cpu)?;
+    Ok(candle_nn::ops::rms_norm(&h.contiguous()?, &ones, eps)?)
 }
 
 /// `<model>.exit-heads.safetensors` beside the model file.
@@ -106,8 +111,7 @@ impl ExitHeads {
             let bias = Tensor::from_vec(b, (1, n_embd), &Device::Cpu)?;
             heads.insert(k, Head { weight, bias });
         }
-        let ones = Tensor::ones(n_embd, DType::F32, &Device::Cpu)?;
-        Ok(ExitHeads { path, gguf_sha256, n_embd, info, heads, ones, eps })
+        Ok(ExitHeads { path, gguf_sha256, n_embd, info, heads, eps })
     }
 
     /// The layer counts that have a head.
@@ -125,8 +129,7 @@ impl ExitHeads {
             path: self.path.clone(),
             reason: format!("no head for layer {layer} (the file has layers {})", layer_list(&self.layers())),
         })?;
-        let u = candle_nn::ops::rms_norm(&h.contiguous()?, &self.ones, self.eps)?;
-        Ok(u.matmul(&head.weight)?.broadcast_add(&head.bias)?)
+        Ok(rms_normalise(h, self.eps)?.matmul(&head.weight)?.broadcast_add(&head.bias)?)
     }
 
     /// Writes the heads as safetensors, through a temporary file renamed into place (a crash never leaves a
