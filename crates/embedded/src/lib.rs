@@ -24,7 +24,7 @@ pub use fault::Fault;
 use async_trait::async_trait;
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use ttc_bench::backend::{
     event_channel, Backend, BackendError, BackendInfo, ChatMessage, EventSender, GenRequest, Generation,
@@ -33,6 +33,8 @@ use ttc_engine::chooser::Chooser;
 use ttc_engine::logprobs::LogprobTap;
 use ttc_engine::policy::{Algorithm, BatchingParams};
 use ttc_engine::scheduler::{ChooseFn, EventSink, Scheduler, StreamItem};
+use ttc_engine::engine::SharedPrefixCache;
+use ttc_engine::fidelity::Trajectory;
 use ttc_engine::{Cancel, Engine, EngineError, Policy};
 use ttc_sampling::{Pruning, SamplerConfig};
 use ttc_types::{Fidelity, GenEvent, PolicyStats, TokenLogprob};
@@ -67,6 +69,12 @@ pub type PromptScores = tokio::sync::oneshot::Sender<Result<Vec<Option<TokenLogp
 /// The receiving end of [`PromptScores`].
 pub type PromptScoresReceiver = tokio::sync::oneshot::Receiver<Result<Vec<Option<TokenLogprob>>, BackendError>>;
 
+/// Greedy trajectories kept for the fidelity replay: the pass goes sample by sample, so a few suffice (each holds
+/// one logits row per token, 192 KiB).
+const KEPT_TRAJECTORIES: usize = 4;
+/// The fidelity replay's prefix cache: room for the KV of a few long prompts (about 45 KiB per token).
+const REPLAY_PREFIX_CACHE_BYTES: usize = 256 << 20;
+
 pub struct EmbeddedBackend {
     engine: Arc<Engine>,
     jobs: mpsc::Sender<Job>,
@@ -77,9 +85,12 @@ pub struct EmbeddedBackend {
     checked: Mutex<HashSet<String>>,
     /// One scheduler per batching policy, started on first use.
     schedulers: Mutex<HashMap<String, Arc<Scheduler>>>,
-    /// The full model's greedy trajectory per (prompt, max_tokens): computed once per sample, replayed by every
-    /// policy's fidelity pass.
-    trajectories: Arc<Mutex<HashMap<PromptKey, Arc<Vec<u32>>>>>,
+    /// The full model's greedy trajectories (tokens and logits rows) of the latest few (prompt, max_tokens):
+    /// computed once per sample, replayed by every policy's fidelity pass (the pass goes sample by sample).
+    trajectories: Arc<Mutex<Vec<(PromptKey, Arc<Trajectory>)>>>,
+    /// The fidelity replay's own prefix cache: the policies replayed on one prompt load its KV instead of
+    /// prefilling it again. Measured requests never see it (`Engine::with_thread_prefix_cache`).
+    replay_prefix: OnceLock<Result<SharedPrefixCache, String>>,
     /// Fidelity of the plain greedy loop per (prompt, max_tokens): baseline and batching policies replay exactly
     /// that loop with the same chooser, so one replay serves all of them.
     plain_fidelity: Arc<Mutex<HashMap<(PromptKey, String), Fidelity>>>,
@@ -109,6 +120,7 @@ impl EmbeddedBackend {
             checked: Mutex::new(HashSet::new()),
             schedulers: Mutex::new(HashMap::new()),
             trajectories: Arc::default(),
+            replay_prefix: OnceLock::new(),
             plain_fidelity: Arc::default(),
         }
     }
@@ -201,6 +213,11 @@ impl EmbeddedBackend {
         let max_tokens = request.max_tokens as usize;
         let tags = request.tags.clone();
         let cache = self.trajectories.clone();
+        let replay_prefix = self
+            .replay_prefix
+            .get_or_init(|| self.engine.new_prefix_cache(REPLAY_PREFIX_CACHE_BYTES).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(BackendError::Engine)?;
         // Keyed by the sampler too: a policy's `remote.temperature` changes the run's sampler for it.
         let plain_key = format!("{sampling:?}");
         let plain = matches!(policy.algorithm, Algorithm::Baseline | Algorithm::Batching(_))
@@ -213,16 +230,22 @@ impl EmbeddedBackend {
             if let Some(done) = plain.as_ref().and_then(|p| relock(p).get(&done_key).cloned()) {
                 return Ok(done);
             }
-            let known = relock(&cache).get(&key).cloned();
-            let trajectory = match known {
-                Some(t) => t,
-                None => {
-                    let t = Arc::new(engine.greedy_trajectory(&req)?);
-                    relock(&cache).insert(key, t.clone());
-                    t
-                }
-            };
-            let f = engine.fidelity(&req, &policy, sampling, &trajectory)?;
+            let f = engine.with_thread_prefix_cache(&replay_prefix, || {
+                let known = relock(&cache).iter().find(|(k, _)| *k == key).map(|(_, t)| t.clone());
+                let trajectory = match known {
+                    Some(t) => t,
+                    None => {
+                        let t = Arc::new(engine.greedy_trajectory(&req)?);
+                        let mut kept = relock(&cache);
+                        if kept.len() >= KEPT_TRAJECTORIES {
+                            kept.remove(0);
+                        }
+                        kept.push((key, t.clone()));
+                        t
+                    }
+                };
+                engine.fidelity(&req, &policy, sampling, &trajectory)
+            })?;
             if let Some(p) = &plain {
                 relock(p).insert(done_key, f.clone());
             }

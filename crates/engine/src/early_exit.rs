@@ -73,9 +73,14 @@ pub fn generate_fixed_exit(
     let k = params.exit_layer.clamp(1, n_layer);
     let started = Instant::now();
     let mut cache = engine.model.new_cache()?;
+    // The first k layers' entries of a cached prefix are exactly what a truncated prefill computes (a layer's
+    // KV depends only on the layers below it). Only loaded: this cache lacks the layers above k, so it is never
+    // offered back.
+    let cached = engine.load_prefix(&req.prompt, &mut cache);
     let mut em = Emitter::new(&engine.tokenizer, req, started, on_event);
+    em.cached_prompt_tokens = cached;
     let mut exits = ExitCounter::new(n_layer);
-    let logits = truncated_forward(engine, &req.prompt, &mut cache, k, params.heads)?;
+    let logits = truncated_forward(engine, &req.prompt[cached..], &mut cache, k, params.heads)?;
     let prefill_s = started.elapsed().as_secs_f64();
     let mut next = chooser.choose(&logits)?;
     exits.record(k);

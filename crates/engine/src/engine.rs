@@ -10,7 +10,7 @@ use crate::weights::WeightFormat;
 use crate::prefix_cache::{PrefixCache, PrefixStats, DEFAULT_BLOCK_TOKENS};
 use crate::exit_heads::{ExitHeadKind, ExitHeads};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use ttc_types::{FinishReason, GenEvent, Usage};
 
@@ -29,6 +29,19 @@ pub struct Engine {
     /// Calibrated exit heads (`exit_heads.rs`), read from beside the model the first time a policy needs them;
     /// a missing or foreign file is remembered as its error message.
     exit_heads: std::sync::OnceLock<std::result::Result<std::sync::Arc<ExitHeads>, String>>,
+}
+
+/// A prefix cache that several calls share (see [`Engine::with_thread_prefix_cache`]).
+pub type SharedPrefixCache = Arc<Mutex<PrefixCache>>;
+
+thread_local! {
+    /// The prefix cache this thread's requests use instead of the engine's, while
+    /// [`Engine::with_thread_prefix_cache`] runs.
+    static THREAD_PREFIX_CACHE: std::cell::RefCell<Option<SharedPrefixCache>> = const { std::cell::RefCell::new(None) };
+}
+
+fn lock(m: &Mutex<PrefixCache>) -> std::sync::MutexGuard<'_, PrefixCache> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Default [`Engine::prefill_chunk`]: big enough that the weight matmuls stay efficient (prefill speed is flat
@@ -83,22 +96,52 @@ impl Engine {
 
     /// The prefix cache's counters, if it is on.
     pub fn prefix_stats(&self) -> Option<PrefixStats> {
-        self.prefix_cache.as_ref().map(|m| m.lock().unwrap_or_else(PoisonError::into_inner).stats())
+        self.prefix_cache.as_ref().map(|m| lock(m).stats())
     }
 
     /// Load the longest cached prefix of `prompt` into the empty `cache`; returns the tokens it covers.
     pub fn load_prefix(&self, prompt: &[u32], cache: &mut KvCache) -> usize {
-        let Some(m) = &self.prefix_cache else { return 0 };
         // Look up under the lock, copy outside it: blocks are shared and immutable.
-        let blocks = m.lock().unwrap_or_else(PoisonError::into_inner).lookup(prompt);
+        let blocks = match THREAD_PREFIX_CACHE.with(|t| t.borrow().clone()) {
+            Some(local) => lock(&local).lookup(prompt),
+            None => match &self.prefix_cache {
+                Some(m) => lock(m).lookup(prompt),
+                None => return 0,
+            },
+        };
         crate::prefix_cache::load(&blocks, cache)
     }
 
     /// Offer a freshly prefilled prompt's blocks to the prefix cache.
     pub fn store_prefix(&self, prompt: &[u32], cache: &KvCache) {
-        if let Some(m) = &self.prefix_cache {
-            m.lock().unwrap_or_else(PoisonError::into_inner).insert(prompt, cache);
+        match THREAD_PREFIX_CACHE.with(|t| t.borrow().clone()) {
+            Some(local) => lock(&local).insert(prompt, cache),
+            None => {
+                if let Some(m) = &self.prefix_cache {
+                    lock(m).insert(prompt, cache);
+                }
+            }
         }
+    }
+
+    /// A prefix cache of its own for [`Engine::with_thread_prefix_cache`], holding at most `budget_bytes`.
+    pub fn new_prefix_cache(&self, budget_bytes: usize) -> Result<SharedPrefixCache> {
+        Ok(Arc::new(Mutex::new(PrefixCache::new(budget_bytes, DEFAULT_BLOCK_TOKENS, self.kv_bytes_per_token())?)))
+    }
+
+    /// Run `f` with `cache` as the prefix cache of every request this thread makes, instead of the engine's own
+    /// (or none). The fidelity replay uses it: the policies replayed on one prompt share its KV, while requests
+    /// on other threads (the measured ones, a server's) keep the engine's setting and stay cold.
+    pub fn with_thread_prefix_cache<T>(&self, cache: &SharedPrefixCache, f: impl FnOnce() -> T) -> T {
+        struct Restore(Option<SharedPrefixCache>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let previous = self.0.take();
+                THREAD_PREFIX_CACHE.with(|t| *t.borrow_mut() = previous);
+            }
+        }
+        let _restore = Restore(THREAD_PREFIX_CACHE.with(|t| t.borrow_mut().replace(cache.clone())));
+        f()
     }
 
     /// Where this model's calibrated exit heads live (`ttc calibrate` writes them there).

@@ -186,18 +186,28 @@ impl Forced {
     }
 }
 
+/// The full model's greedy continuation of a prompt, and the logits row each token was chosen from: row t follows
+/// prompt + tokens[..t]. Every forward is row-exact (docs/engine.md), so these rows are bit for bit the ones a
+/// teacher-forced forward over the trajectory gives (`Engine::teacher_forced_rows`, a test).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trajectory {
+    pub tokens: Vec<u32>,
+    pub rows: Vec<Vec<f32>>,
+}
+
 impl Engine {
-    /// The full model's greedy continuation of `req.prompt`: every token plain greedy decoding chooses, its stop
-    /// token included (so a replay stops where the baseline stopped).
-    pub fn greedy_trajectory(&self, req: &GenRequest) -> Result<Vec<u32>> {
-        let mut tokens = Vec::new();
+    /// Plain greedy decoding of `req`, keeping every token it chooses, its stop token included (so a replay stops
+    /// where the baseline stopped), and the row it chose it from: the fidelity replay's path and reference.
+    pub fn greedy_trajectory(&self, req: &GenRequest) -> Result<Trajectory> {
+        let (mut tokens, mut rows) = (Vec::new(), Vec::new());
         let mut choose = |row: &[f32]| {
             let t = argmax(row);
             tokens.push(t);
+            rows.push(row.to_vec());
             t
         };
         self.generate_plain(req, &mut choose, &mut |_| true)?;
-        Ok(tokens)
+        Ok(Trajectory { tokens, rows })
     }
 
     /// The full model's logits rows along `tokens`: row t follows prompt + tokens[..t]. One prefill, then one
@@ -216,22 +226,23 @@ impl Engine {
     }
 
     /// Teacher-forced fidelity of `policy` on `req` along `trajectory` (from [`Engine::greedy_trajectory`] on the
-    /// same request). `sampling` is the run's default sampler, as for [`Engine::generate_policy`].
+    /// same request). `sampling` is the run's default sampler, as for [`Engine::generate_policy`]. Replaying
+    /// many policies on one prompt, run this inside [`Engine::with_thread_prefix_cache`] so that every policy but
+    /// the first loads the prompt's KV instead of prefilling it again (same bits: docs/engine.md).
     pub fn fidelity(
         &self,
         req: &GenRequest,
         policy: &crate::policy::Policy,
         sampling: Option<ttc_sampling::SamplerConfig>,
-        trajectory: &[u32],
+        trajectory: &Trajectory,
     ) -> Result<Fidelity> {
         self.check_policy(policy)?;
         // A router is scored as the policy it picks for this request.
         let (policy, _) = self.resolve_route(req, policy)?;
         let policy = &policy;
-        let full = self.teacher_forced_rows(&req.prompt, trajectory)?;
         let inner = self.policy_chooser(policy, sampling)?;
-        let mut chooser = Chooser::forced(Forced::new(inner, trajectory.to_vec(), full)?);
-        if !trajectory.is_empty() {
+        let mut chooser = Chooser::forced(Forced::new(inner, trajectory.tokens.clone(), trajectory.rows.clone())?);
+        if !trajectory.tokens.is_empty() {
             self.run_policy(req, policy, &mut chooser, &mut |_| true)?;
         }
         chooser.forced_result().ok_or_else(|| EngineError::InvalidRequest("fidelity: the chooser is not forced".into()))
