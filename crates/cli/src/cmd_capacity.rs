@@ -2,6 +2,7 @@
 //! `ttc run` (the run file, policies, suites, backend), plus the SLO and the probe budget.
 
 use crate::cmd_run::{after_run, embedded_backend, DEFAULT_RUN_FILE};
+use crate::exit::Outcome;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use ttc_bench::config::sweep::CapacityArgs;
@@ -16,7 +17,7 @@ pub struct CliCapacityArgs {
     pub capacity: CapacityArgs,
 }
 
-pub fn run(cli: CliCapacityArgs) -> anyhow::Result<i32> {
+pub fn run(cli: CliCapacityArgs) -> anyhow::Result<Outcome> {
     let mut args = cli.run;
     if args.config.is_none() && Path::new(DEFAULT_RUN_FILE).exists() {
         args.config = Some(PathBuf::from(DEFAULT_RUN_FILE));
@@ -24,10 +25,10 @@ pub fn run(cli: CliCapacityArgs) -> anyhow::Result<i32> {
     let hooks = Hooks { embedded: Some(Arc::new(embedded_backend)), ..Hooks::default() };
     let code = ttc_bench::run_capacity(args.clone(), cli.capacity, hooks)?;
     if code != 0 || args.dry_run {
-        return Ok(code);
+        return Ok(Outcome::LibraryCode(code));
     }
     if let Err(e) = after_run(&args) {
         eprintln!("warning: the search finished and its probes are stored, but the summary failed: {e:#}");
     }
-    Ok(code)
+    Ok(Outcome::Done)
 }

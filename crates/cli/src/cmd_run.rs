@@ -1,5 +1,6 @@
 //! `ttc run`: the benchmark, with the embedded engine linked in.
 
+use crate::exit::Outcome;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use ttc_bench::{Backend, Hooks, RunArgs, RunConfig};
@@ -21,7 +22,7 @@ pub struct CliRunArgs {
     pub dashboard_port: u16,
 }
 
-pub fn run(cli: CliRunArgs) -> anyhow::Result<i32> {
+pub fn run(cli: CliRunArgs) -> anyhow::Result<Outcome> {
     let mut args = cli.run;
     if args.config.is_none() && Path::new(DEFAULT_RUN_FILE).exists() {
         args.config = Some(PathBuf::from(DEFAULT_RUN_FILE));
@@ -32,13 +33,13 @@ pub fn run(cli: CliRunArgs) -> anyhow::Result<i32> {
     let hooks = Hooks { embedded: Some(Arc::new(embedded_backend)), ..Hooks::default() };
     let code = ttc_bench::run_with(args.clone(), hooks)?;
     if code != 0 || args.dry_run {
-        return Ok(code);
+        return Ok(Outcome::LibraryCode(code));
     }
     // The records are stored already: a failure here must not turn a finished run into an error.
     if let Err(e) = after_run(&args) {
         eprintln!("warning: the run finished and its results are stored, but the end-of-run summary failed: {e:#}");
     }
-    Ok(code)
+    Ok(Outcome::Done)
 }
 
 /// The dashboard on its own thread (it has its own runtime); its live view picks up parts as they are written.

@@ -12,6 +12,7 @@ mod exit;
 mod model_path;
 
 use clap::{Parser, Subcommand};
+use exit::Outcome;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -75,24 +76,18 @@ fn main() -> ExitCode {
         Command::Bench(c) => cmd_bench::run(c),
         Command::Run(a) => cmd_run::run(*a),
         Command::Capacity(a) => cmd_capacity::run(*a),
-        Command::Serve(a) => ttc_server::run(a),
-        Command::Dashboard(a) => ttc_dashboard::run(a),
+        Command::Serve(a) => ttc_server::run(a).map(Outcome::LibraryCode),
+        Command::Dashboard(a) => ttc_dashboard::run(a).map(Outcome::LibraryCode),
         Command::Calibrate(a) => cmd_calibrate::run(*a),
         Command::Policies(a) => cmd_policies::run(a),
-        Command::Suites(a) => ttc_eval::cmd::run_suites(a),
-        Command::Score(a) => ttc_eval::cmd::run_score(a),
-        Command::Summary(a) => ttc_results::cmd::summary::run(a),
-        Command::Report(a) => ttc_results::cmd::report::run(a),
-        Command::Check(a) => ttc_results::cmd::check::run(a),
-        Command::Compare(a) => ttc_results::cmd::compare::run(a),
-        Command::Route(a) => ttc_results::cmd::route::run(a),
-        Command::Compact(a) => ttc_results::cmd::compact::run(a),
+        Command::Suites(a) => ttc_eval::cmd::run_suites(a).map(Outcome::LibraryCode),
+        Command::Score(a) => ttc_eval::cmd::run_score(a).map(Outcome::LibraryCode),
+        Command::Summary(a) => ttc_results::cmd::summary::run(a).map(Outcome::LibraryCode),
+        Command::Report(a) => ttc_results::cmd::report::run(a).map(Outcome::LibraryCode),
+        Command::Check(a) => ttc_results::cmd::check::run(a).map(Outcome::LibraryCode),
+        Command::Compare(a) => ttc_results::cmd::compare::run(a).map(Outcome::LibraryCode),
+        Command::Route(a) => ttc_results::cmd::route::run(a).map(Outcome::LibraryCode),
+        Command::Compact(a) => ttc_results::cmd::compact::run(a).map(Outcome::LibraryCode),
     };
-    match result {
-        Ok(code) => ExitCode::from(code as u8),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(exit::code_for(&e))
-        }
-    }
+    exit::finish(result)
 }
