@@ -44,19 +44,11 @@ pub fn run(cli: CliRunArgs) -> anyhow::Result<Outcome> {
 
 /// The dashboard on its own thread (it has its own runtime); its live view picks up parts as they are written.
 fn start_dashboard(args: &RunArgs, port: u16) -> anyhow::Result<()> {
-    use clap::Parser;
     let cfg = RunConfig::from_args(args).map_err(|e| crate::exit::usage(e.to_string()))?;
     std::fs::create_dir_all(&cfg.results)?;
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        d: ttc_dashboard::DashboardArgs,
-    }
-    let results = cfg.results.display().to_string();
-    let port = port.to_string();
-    let w = Wrap::try_parse_from(["dashboard", "--results", &results, "--port", &port])?;
+    let opts = ttc_dashboard::DashboardOptions { results: cfg.results.clone(), port, ..Default::default() };
     std::thread::spawn(move || {
-        if let Err(e) = ttc_dashboard::run(w.d) {
+        if let Err(e) = ttc_dashboard::run(opts) {
             eprintln!("warning: dashboard stopped: {e:#}");
         }
     });

@@ -4,11 +4,16 @@ mod cmd_bench;
 mod cmd_bench_kv;
 mod cmd_calibrate;
 mod cmd_capacity;
+mod cmd_dashboard;
 mod cmd_generate;
 mod cmd_model;
 mod cmd_policies;
 mod cmd_run;
+mod cmd_score;
+mod cmd_serve;
+mod cmd_suites;
 mod exit;
+mod http_args;
 mod model_path;
 
 use clap::{Parser, Subcommand};
@@ -42,9 +47,9 @@ enum Command {
     /// List the policies of a policies file with their parameters.
     Policies(cmd_policies::PoliciesArgs),
     /// List the evaluation suites, their tasks and item counts.
-    Suites(ttc_eval::cmd::SuitesArgs),
+    Suites(cmd_suites::SuitesArgs),
     /// Score predictions made elsewhere (JSONL with `prediction` and `reference`).
-    Score(ttc_eval::cmd::ScoreArgs),
+    Score(cmd_score::ScoreArgs),
     /// Summary table per policy x suite for a stored run.
     Summary(ttc_results::SummaryArgs),
     /// Generate a Markdown or HTML report for a stored run.
@@ -59,9 +64,9 @@ enum Command {
     Compact(ttc_results::CompactArgs),
     /// Serve an OpenAI-compatible API (chat completions, SSE) over the embedded engine; the policy is chosen by
     /// the request's model name (`smollm2-135m:<policy>`).
-    Serve(ttc_server::ServeArgs),
+    Serve(cmd_serve::ServeArgs),
     /// Serve the results dashboard (runs, policy comparison, trade-offs, distributions, trends, live view).
-    Dashboard(ttc_dashboard::DashboardArgs),
+    Dashboard(cmd_dashboard::DashboardArgs),
     /// Micro-benchmarks.
     #[command(subcommand)]
     Bench(cmd_bench::BenchCommand),
@@ -76,12 +81,12 @@ fn main() -> ExitCode {
         Command::Bench(c) => cmd_bench::run(c),
         Command::Run(a) => cmd_run::run(*a),
         Command::Capacity(a) => cmd_capacity::run(*a),
-        Command::Serve(a) => ttc_server::run(a).map(Outcome::LibraryCode),
-        Command::Dashboard(a) => ttc_dashboard::run(a).map(Outcome::LibraryCode),
+        Command::Serve(a) => cmd_serve::run(a),
+        Command::Dashboard(a) => cmd_dashboard::run(a),
         Command::Calibrate(a) => cmd_calibrate::run(*a),
         Command::Policies(a) => cmd_policies::run(a),
-        Command::Suites(a) => ttc_eval::cmd::run_suites(a).map(Outcome::LibraryCode),
-        Command::Score(a) => ttc_eval::cmd::run_score(a).map(Outcome::LibraryCode),
+        Command::Suites(a) => cmd_suites::run(a),
+        Command::Score(a) => cmd_score::run(a),
         Command::Summary(a) => ttc_results::cmd::summary::run(a).map(Outcome::LibraryCode),
         Command::Report(a) => ttc_results::cmd::report::run(a).map(Outcome::LibraryCode),
         Command::Check(a) => ttc_results::cmd::check::run(a).map(Outcome::LibraryCode),
@@ -90,4 +95,26 @@ fn main() -> ExitCode {
         Command::Compact(a) => ttc_results::cmd::compact::run(a).map(Outcome::LibraryCode),
     };
     exit::finish(result)
+}
+
+/// Parses flags into one command's `Args` struct, as clap does for `ttc <command>` (for tests).
+#[cfg(test)]
+fn parse_args<T: clap::Args>(argv: &[&str]) -> Result<T, clap::Error> {
+    #[derive(Parser)]
+    struct Wrap<T: clap::Args> {
+        #[command(flatten)]
+        args: T,
+    }
+    Wrap::<T>::try_parse_from(std::iter::once("ttc").chain(argv.iter().copied())).map(|w| w.args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }
