@@ -58,7 +58,6 @@ fn start_dashboard(args: &RunArgs, port: u16) -> anyhow::Result<()> {
 /// What a user wants at the end of a run: the summary table, a Markdown report, the KPI check (reporting, not
 /// failing) and where everything is.
 pub(crate) fn after_run(args: &RunArgs) -> anyhow::Result<()> {
-    use clap::Parser;
     let cfg = RunConfig::from_args(args).map_err(|e| crate::exit::usage(e.to_string()))?;
     let store = ttc_results::ResultsStore::open(&cfg.results)?;
     let run_id = match args.run_id.clone().or(args.resume.clone()) {
@@ -71,14 +70,12 @@ pub(crate) fn after_run(args: &RunArgs) -> anyhow::Result<()> {
         println!("           ttc summary --results {} --run {run_id} (names any shard still missing)", cfg.results.display());
         return Ok(());
     }
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        summary: ttc_results::SummaryArgs,
-    }
-    let results = cfg.results.display().to_string();
-    let w = Wrap::try_parse_from(["summary", "--results", &results, "--run", &run_id])?;
-    let (_, table) = ttc_results::cmd::summary::execute(&w.summary)?;
+    let summary = ttc_results::SummaryOptions {
+        results: cfg.results.clone(),
+        selection: ttc_results::RunSelection::Run(run_id.clone()),
+        ..Default::default()
+    };
+    let table = ttc_results::cmd::summary::execute(&summary)?;
     println!("\n{table}");
     let report = cfg.results.join(format!("report-{run_id}.md"));
     ttc_results::write_markdown_report(&cfg.results, &run_id, &report)?;

@@ -65,6 +65,7 @@ pub fn is_usage(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         cause.is::<UsageError>()
             || cause.is::<ttc_bench::config::ConfigError>()
+            || cause.is::<ttc_results::cmd::InputError>()
             || cause.is::<ttc_server::UsageError>()
             || cause.downcast_ref::<EngineError>().is_some_and(engine_error_is_usage)
             || cause.downcast_ref::<EvalError>().is_some_and(|e| !matches!(e, EvalError::Embed(_)))

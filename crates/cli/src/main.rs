@@ -4,17 +4,24 @@ mod cmd_bench;
 mod cmd_bench_kv;
 mod cmd_calibrate;
 mod cmd_capacity;
+mod cmd_check;
+mod cmd_compact;
+mod cmd_compare;
 mod cmd_dashboard;
 mod cmd_generate;
 mod cmd_model;
 mod cmd_policies;
+mod cmd_report;
+mod cmd_route;
 mod cmd_run;
 mod cmd_score;
 mod cmd_serve;
 mod cmd_suites;
+mod cmd_summary;
 mod exit;
 mod http_args;
 mod model_path;
+mod results_args;
 
 use clap::{Parser, Subcommand};
 use exit::Outcome;
@@ -51,17 +58,17 @@ enum Command {
     /// Score predictions made elsewhere (JSONL with `prediction` and `reference`).
     Score(cmd_score::ScoreArgs),
     /// Summary table per policy x suite for a stored run.
-    Summary(ttc_results::SummaryArgs),
+    Summary(cmd_summary::SummaryArgs),
     /// Generate a Markdown or HTML report for a stored run.
-    Report(ttc_results::ReportArgs),
+    Report(cmd_report::ReportArgs),
     /// Check KPIs for a stored run (exit 1 if any fails): the CI gate.
-    Check(ttc_results::CheckArgs),
+    Check(cmd_check::CheckArgs),
     /// Paired comparison of two policies (or runs) on the samples both have.
-    Compare(ttc_results::CompareArgs),
+    Compare(cmd_compare::CompareArgs),
     /// Routers from stored runs: `ttc route fit` learns which policy to run per suite x prompt length.
-    Route(ttc_results::RouteArgs),
+    Route(cmd_route::RouteArgs),
     /// Merge a run's Parquet part files into one.
-    Compact(ttc_results::CompactArgs),
+    Compact(cmd_compact::CompactArgs),
     /// Serve an OpenAI-compatible API (chat completions, SSE) over the embedded engine; the policy is chosen by
     /// the request's model name (`smollm2-135m:<policy>`).
     Serve(cmd_serve::ServeArgs),
@@ -87,12 +94,12 @@ fn main() -> ExitCode {
         Command::Policies(a) => cmd_policies::run(a),
         Command::Suites(a) => cmd_suites::run(a),
         Command::Score(a) => cmd_score::run(a),
-        Command::Summary(a) => ttc_results::cmd::summary::run(a).map(Outcome::LibraryCode),
-        Command::Report(a) => ttc_results::cmd::report::run(a).map(Outcome::LibraryCode),
-        Command::Check(a) => ttc_results::cmd::check::run(a).map(Outcome::LibraryCode),
-        Command::Compare(a) => ttc_results::cmd::compare::run(a).map(Outcome::LibraryCode),
-        Command::Route(a) => ttc_results::cmd::route::run(a).map(Outcome::LibraryCode),
-        Command::Compact(a) => ttc_results::cmd::compact::run(a).map(Outcome::LibraryCode),
+        Command::Summary(a) => cmd_summary::run(a),
+        Command::Report(a) => cmd_report::run(a),
+        Command::Check(a) => cmd_check::run(a),
+        Command::Compare(a) => cmd_compare::run(a),
+        Command::Route(a) => cmd_route::run(a),
+        Command::Compact(a) => cmd_compact::run(a),
     };
     exit::finish(result)
 }
