@@ -20,8 +20,6 @@ pub enum Outcome {
     GateFailed,
     /// The run was interrupted; what finished is stored.
     Interrupted,
-    /// Transitional, until every library returns typed errors: a code a library command decided.
-    LibraryCode(i32),
 }
 
 /// An error the user caused with their arguments.
@@ -47,7 +45,6 @@ pub fn finish(result: anyhow::Result<Outcome>) -> ExitCode {
         Ok(Outcome::Done) => 0,
         Ok(Outcome::GateFailed) => 1,
         Ok(Outcome::Interrupted) => 130,
-        Ok(Outcome::LibraryCode(code)) => code as u8,
         Err(e) => {
             eprintln!("error: {e:#}");
             if is_usage(&e) {

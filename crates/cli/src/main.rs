@@ -22,9 +22,9 @@ mod exit;
 mod http_args;
 mod model_path;
 mod results_args;
+mod run_args;
 
 use clap::{Parser, Subcommand};
-use exit::Outcome;
 use std::process::ExitCode;
 
 #[derive(Parser)]
