@@ -9,6 +9,8 @@
 //! crates return typed errors (never codes), and [`is_usage`] says which of them are the user's to fix.
 
 use std::process::ExitCode;
+use ttc_assets::AssetError;
+use ttc_embed::EmbedError;
 use ttc_engine::EngineError;
 use ttc_eval::EvalError;
 
@@ -57,7 +59,8 @@ pub fn finish(result: anyhow::Result<Outcome>) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Whether any error in the chain is one the user can fix by changing what they gave the command.
+/// Whether any error in the chain is one the user can fix by changing what they gave the command. An embedder
+/// missing from the cache is one (with `--offline`, the only way to get that error), like a missing model file.
 pub fn is_usage(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         cause.is::<UsageError>()
@@ -66,6 +69,7 @@ pub fn is_usage(e: &anyhow::Error) -> bool {
             || cause.is::<ttc_server::UsageError>()
             || cause.downcast_ref::<EngineError>().is_some_and(engine_error_is_usage)
             || cause.downcast_ref::<EvalError>().is_some_and(|e| !matches!(e, EvalError::Embed(_)))
+            || cause.downcast_ref::<EmbedError>().is_some_and(|e| matches!(e, EmbedError::Asset(AssetError::NotCached { .. })))
     })
 }
 
@@ -97,6 +101,9 @@ mod tests {
         assert!(is_usage(&anyhow::Error::new(EngineError::ModelNotFound { path: "m.gguf".into() })));
         assert!(!is_usage(&anyhow::Error::new(EngineError::Cancelled)));
         assert!(is_usage(&anyhow::Error::new(EvalError::UnknownMetric("x".into()))));
+        let uncached = EmbedError::Asset(AssetError::NotCached { asset: "minilm".into(), path: "m.safetensors".into() });
+        assert!(is_usage(&anyhow::Error::new(EvalError::Embed(uncached))), "found as the source of EvalError::Embed");
+        assert!(!is_usage(&anyhow::Error::new(EvalError::Embed(EmbedError::Tokenizer("x".into())))));
         assert!(!is_usage(&anyhow::anyhow!("disk full")));
     }
 }
