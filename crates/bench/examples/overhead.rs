@@ -14,7 +14,6 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
-use clap::Parser;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,31 +31,64 @@ use ttc_bench::Backend;
 use ttc_types::timing::percentile_sorted;
 use ttc_types::RecordStatus;
 
-#[derive(Parser)]
+/// The scenario sizes; each can be set as `--name value` (e.g. `--requests 5000`).
 struct Args {
     /// Requests in the requests/s scenario (4 content chunks each).
-    #[arg(long, default_value_t = 20_000)]
     requests: usize,
     /// Requests in the chunks/s scenario.
-    #[arg(long, default_value_t = 2_000)]
     long_requests: usize,
     /// Content chunks per answer in the chunks/s scenario.
-    #[arg(long, default_value_t = 256)]
     chunks: usize,
-    #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Requests in the TTFT-accuracy scenario (open loop, moderate load).
-    #[arg(long, default_value_t = 2_000)]
     ttft_requests: usize,
     /// Arrival rate of the TTFT-accuracy scenario.
-    #[arg(long, default_value_t = 500.0)]
     ttft_rate: f64,
     /// Tokio worker threads of the client runtime.
-    #[arg(long, default_value_t = 1)]
     client_threads: usize,
     /// Tokio worker threads of the in-process server.
-    #[arg(long, default_value_t = 1)]
     server_threads: usize,
+}
+
+impl Args {
+    /// The defaults, then each `--name value` pair of the command line (ttc-bench has no argument parser).
+    fn parse() -> Args {
+        let mut a = Args {
+            requests: 20_000,
+            long_requests: 2_000,
+            chunks: 256,
+            concurrency: 64,
+            ttft_requests: 2_000,
+            ttft_rate: 500.0,
+            client_threads: 1,
+            server_threads: 1,
+        };
+        let argv: Vec<String> = std::env::args().skip(1).collect();
+        for pair in argv.chunks(2) {
+            let [flag, value] = pair else { usage(&format!("{} needs a value", pair[0])) };
+            let n = || value.parse::<usize>().unwrap_or_else(|_| usage(&format!("{flag} {value}: expected a whole number")));
+            match flag.as_str() {
+                "--requests" => a.requests = n(),
+                "--long-requests" => a.long_requests = n(),
+                "--chunks" => a.chunks = n(),
+                "--concurrency" => a.concurrency = n(),
+                "--ttft-requests" => a.ttft_requests = n(),
+                "--ttft-rate" => a.ttft_rate = value.parse().unwrap_or_else(|_| usage(&format!("{flag} {value}: expected a number"))),
+                "--client-threads" => a.client_threads = n(),
+                "--server-threads" => a.server_threads = n(),
+                _ => usage(&format!("unknown flag {flag}")),
+            }
+        }
+        a
+    }
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!(
+        "error: {problem}\nflags: --requests --long-requests --chunks --concurrency --ttft-requests --ttft-rate \
+         --client-threads --server-threads (each with a value)"
+    );
+    std::process::exit(2)
 }
 
 struct ServerState {

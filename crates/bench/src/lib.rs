@@ -24,5 +24,5 @@ pub mod summary;
 pub mod tokens;
 
 pub use backend::{Backend, BackendError, BackendInfo, ChatMessage, GenRequest, Generation};
-pub use config::{RunArgs, RunConfig};
-pub use run::{run, run_capacity, run_with, Hooks};
+pub use config::{RunConfig, RunOptions};
+pub use run::{run, run_capacity, run_with, Hooks, RunOutcome};

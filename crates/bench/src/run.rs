@@ -1,15 +1,17 @@
 //! `ttc run`: configuration -> suites -> plan -> backend -> runner -> store, with progress and a summary.
 //!
 //! The CLI calls [`run`] (or [`run_with`] to plug in what lives in other crates: the suite loader, the
-//! scorer, a tokenizer, the embedded backend). Exit codes: 0 done, 2 usage/config/data error, 130
-//! interrupted (resume with `--resume RUN_ID`); runtime failures are `Err` (exit 1).
+//! scorer, a tokenizer, the embedded backend). A run ends [`RunOutcome::Finished`] or
+//! [`RunOutcome::Interrupted`] (resume with `--resume RUN_ID`); a mistake in the options, the run file, the
+//! data or the backend settings is a [`ConfigError`], anything else a runtime failure. The CLI turns those
+//! into exit codes.
 
 use crate::backend::endpoint::redact_str;
 use crate::backend::openai::{OpenAiBackend, OpenAiSettings};
 use crate::backend::Backend;
 use crate::collect::Collector;
-use crate::config::sweep::CapacityArgs;
-use crate::config::{secs, BackendKind, CapacityConfig, EmbedderChoice, LogFormat, RunArgs, RunConfig, SuiteConfig};
+use crate::config::sweep::CapacityOptions;
+use crate::config::{secs, BackendKind, CapacityConfig, ConfigError, EmbedderChoice, LogFormat, RunConfig, RunOptions, SuiteConfig};
 use crate::eval_adapter::EvalAdapter;
 use crate::fidelity::{teacher_forced_pass, FidelityJoin};
 use crate::config::quality::baseline_policy;
@@ -41,31 +43,39 @@ pub struct Hooks {
     pub embedded: Option<Arc<EmbeddedFactory>>,
 }
 
+/// How a run that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Everything planned was sent and stored (or, with `dry_run`, printed).
+    Finished,
+    /// Stopped by Ctrl-C: the requests in flight finished and were stored; `--resume` continues.
+    Interrupted,
+}
+
 /// `ttc run` with the eval crate's suites and scorer, and OpenAI-compatible backends (the embedded one
 /// needs [`Hooks::embedded`]). Blocks on its own tokio runtime.
-pub fn run(args: RunArgs) -> anyhow::Result<i32> {
+pub fn run(args: RunOptions) -> anyhow::Result<RunOutcome> {
     run_with(args, Hooks::default())
 }
 
-/// A user-fixable problem: print it, exit 2.
-fn usage(e: impl std::fmt::Display) -> anyhow::Result<i32> {
-    eprintln!("error: {e}");
-    Ok(2)
+/// A problem the user can fix, reported as a [`ConfigError`].
+fn usage(e: impl std::fmt::Display) -> anyhow::Result<RunOutcome> {
+    Err(ConfigError(e.to_string()).into())
 }
 
-pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<i32> {
+pub fn run_with(args: RunOptions, hooks: Hooks) -> anyhow::Result<RunOutcome> {
     run_mode(args, hooks, None)
 }
 
 /// `ttc capacity`: the capacity search alone (no plan measured), with the `--slo` and probe flags applied to the
 /// run file's `capacity:` section.
-pub fn run_capacity(args: RunArgs, capacity: CapacityArgs, hooks: Hooks) -> anyhow::Result<i32> {
+pub fn run_capacity(args: RunOptions, capacity: CapacityOptions, hooks: Hooks) -> anyhow::Result<RunOutcome> {
     run_mode(args, hooks, Some(capacity))
 }
 
-fn run_mode(args: RunArgs, hooks: Hooks, capacity_only: Option<CapacityArgs>) -> anyhow::Result<i32> {
+fn run_mode(args: RunOptions, hooks: Hooks, capacity_only: Option<CapacityOptions>) -> anyhow::Result<RunOutcome> {
     init_logging(&args);
-    let mut cfg = match RunConfig::from_args(&args) {
+    let mut cfg = match RunConfig::from_options(&args) {
         Ok(c) => c,
         Err(e) => return usage(e),
     };
@@ -182,7 +192,7 @@ fn run_mode(args: RunArgs, hooks: Hooks, capacity_only: Option<CapacityArgs>) ->
                 c.slo, c.probe_requests, c.warmup_requests, c.start_rate, c.max_probes
             );
         }
-        return Ok(0);
+        return Ok(RunOutcome::Finished);
     }
     if args.resume.is_some() && (cfg.load.sweep.is_some() || cfg.capacity.is_some()) {
         return usage("--resume: a run with a load sweep or a capacity search cannot be resumed; start it again");
@@ -196,7 +206,7 @@ fn run_mode(args: RunArgs, hooks: Hooks, capacity_only: Option<CapacityArgs>) ->
     runtime.block_on(execute(args, cfg, hooks, backend, store, plan, Scope { pools, only_capacity, shard: shard_info, start_at }))
 }
 
-fn init_logging(args: &RunArgs) {
+fn init_logging(args: &RunOptions) {
     use tracing_subscriber::EnvFilter;
     let default = if args.quiet { "warn" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -310,14 +320,14 @@ struct Scope {
 }
 
 async fn execute(
-    args: RunArgs,
+    args: RunOptions,
     cfg: RunConfig,
     hooks: Hooks,
     backend: Arc<dyn Backend>,
     store: ResultsStore,
     plan: Plan,
     scope: Scope,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<RunOutcome> {
     let Scope { pools, only_capacity, shard: shard_info, start_at } = scope;
     let shard: Option<Shard> = shard_info.as_ref().map(|s| s.shard);
     let info = backend.info();
@@ -395,6 +405,7 @@ async fn execute(
             stop.store(true, Ordering::Relaxed);
             load_stop.store(true, Ordering::Relaxed);
             if tokio::signal::ctrl_c().await.is_ok() {
+                // Abort now, as the default SIGINT action would (130 is the shell's code for it).
                 std::process::exit(130);
             }
         }
@@ -507,9 +518,9 @@ async fn execute(
     println!("run id: {run_id}  results: {}", store.run_dir(&run_id).display());
     if runner.stop_flag().load(Ordering::Relaxed) {
         eprintln!("run interrupted after {} of {planned} requests; continue with --resume {run_id}", s.total);
-        return Ok(130);
+        return Ok(RunOutcome::Interrupted);
     }
-    Ok(0)
+    Ok(RunOutcome::Finished)
 }
 
 /// Waits until the collector has stored `n` records (a round's records are all scored before its widths are

@@ -1,7 +1,7 @@
 //! `ttc run --shard I/N` / `--shards N`: which shard this process runs, what a sharded run cannot do, and how a
 //! shard's load is set so that N shards together offer the load of one run (docs/scale-out.md).
 
-use crate::config::{RunArgs, RunConfig};
+use crate::config::{RunConfig, RunOptions};
 use crate::runner::RunnerSettings;
 use std::time::SystemTime;
 use ttc_results::Shard;
@@ -12,7 +12,7 @@ pub const INDEX_VARIABLES: [&str; 2] = ["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TAS
 
 /// The shard of this process, from `--shard I/N` or `--shards N` and the scheduler's index variable, checked
 /// against what a sharded run supports. Errors are one line naming the flag or variable (exit 2).
-pub fn resolve_shard(args: &RunArgs, cfg: &RunConfig, only_capacity: bool) -> Result<Option<Shard>, String> {
+pub fn resolve_shard(args: &RunOptions, cfg: &RunConfig, only_capacity: bool) -> Result<Option<Shard>, String> {
     let env = |name: &str| std::env::var(name).ok();
     let shard = match (args.shard, args.shards) {
         (Some(s), _) => s,
@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn rate_is_split_and_arrival_seeds_differ() {
-        let base = RunnerSettings::from_config(&RunConfig::from_args(&RunArgs::default()).unwrap());
+        let base = RunnerSettings::from_config(&RunConfig::from_options(&RunOptions::default()).unwrap());
         let one = shard_settings(base.clone(), Some(Shard { index: 0, count: 1 }));
         assert_eq!((one.rate, one.seed), (base.rate, base.seed), "one shard is the whole run");
         let a = shard_settings(base.clone(), Some(Shard { index: 0, count: 4 }));

@@ -5,8 +5,8 @@ mod support;
 
 use std::collections::BTreeSet;
 use support::{FaultServer, ServerState};
-use ttc_bench::config::{BackendKind, RunArgs};
-use ttc_bench::Hooks;
+use ttc_bench::config::{BackendKind, ConfigError, RunOptions};
+use ttc_bench::{Hooks, RunOutcome};
 use ttc_results::ResultsStore;
 use ttc_types::{RecordStatus, TokenCountSource};
 
@@ -28,8 +28,8 @@ fn write_suite(dir: &std::path::Path) {
     .unwrap();
 }
 
-fn args(dir: &std::path::Path, url: &str) -> RunArgs {
-    RunArgs {
+fn args(dir: &std::path::Path, url: &str) -> RunOptions {
+    RunOptions {
         config: Some(dir.join("run.yaml")),
         backend: Some(BackendKind::Openai),
         base_url: Some(url.to_string()),
@@ -49,30 +49,30 @@ fn run_store_resume_and_dry_run() {
     write_suite(dir.path());
 
     // Dry run: prints the plan, stores nothing.
-    let code =
-        ttc_bench::run_with(RunArgs { dry_run: true, ..args(dir.path(), &server.base_url) }, Hooks::default()).unwrap();
-    assert_eq!(code, 0);
+    let outcome =
+        ttc_bench::run_with(RunOptions { dry_run: true, ..args(dir.path(), &server.base_url) }, Hooks::default()).unwrap();
+    assert_eq!(outcome, RunOutcome::Finished);
     assert_eq!(server.total_attempts(), 0);
     assert!(!dir.path().join("results").exists(), "--dry-run must not create the results directory");
 
     // First session runs only `plain`.
-    let first = RunArgs { policies: vec!["plain".into()], ..args(dir.path(), &server.base_url) };
-    assert_eq!(ttc_bench::run_with(first, Hooks::default()).unwrap(), 0);
+    let first = RunOptions { policies: vec!["plain".into()], ..args(dir.path(), &server.base_url) };
+    assert_eq!(ttc_bench::run_with(first, Hooks::default()).unwrap(), RunOutcome::Finished);
     let store = ResultsStore::open(dir.path().join("results")).unwrap();
     let run = store.load_last().unwrap();
     assert_eq!(run.records.len(), 5);
     let run_id = run.records[0].run_id.clone();
 
     // Resuming with both policies runs only what is missing.
-    let resume = RunArgs { resume: Some(run_id.clone()), ..args(dir.path(), &server.base_url) };
-    assert_eq!(ttc_bench::run_with(resume.clone(), Hooks::default()).unwrap(), 0);
+    let resume = RunOptions { resume: Some(run_id.clone()), ..args(dir.path(), &server.base_url) };
+    assert_eq!(ttc_bench::run_with(resume.clone(), Hooks::default()).unwrap(), RunOutcome::Finished);
     let records = store.load_run(&run_id).unwrap().records;
     assert_eq!(records.len(), 10);
     let keys: BTreeSet<_> = records.iter().map(|r| r.key()).collect();
     assert_eq!(keys.len(), 10, "each (policy, suite, sample) exactly once");
     assert_eq!(server.total_attempts(), 10);
     // A second resume has nothing left to do.
-    assert_eq!(ttc_bench::run_with(resume, Hooks::default()).unwrap(), 0);
+    assert_eq!(ttc_bench::run_with(resume, Hooks::default()).unwrap(), RunOutcome::Finished);
     assert_eq!(server.total_attempts(), 10);
 
     for r in &records {
@@ -89,33 +89,38 @@ fn run_store_resume_and_dry_run() {
     }
 }
 
+/// A mistake the user can fix (the CLI exits 2 on it).
+fn is_config_error(r: anyhow::Result<RunOutcome>) -> bool {
+    r.is_err_and(|e| e.is::<ConfigError>())
+}
+
 #[test]
-fn usage_errors_exit_2() {
+fn usage_errors_are_config_errors() {
     let dir = tempfile::tempdir().unwrap();
     write_suite(dir.path());
     let url = "http://127.0.0.1:9/v1";
     std::fs::write(dir.path().join("bad.yaml"), "load:\n  concurrency: -1\n").unwrap();
-    let bad = RunArgs { config: Some(dir.path().join("bad.yaml")), ..args(dir.path(), url) };
-    assert_eq!(ttc_bench::run_with(bad, Hooks::default()).unwrap(), 2);
-    let unknown_policy = RunArgs { policies: vec!["nope".into()], ..args(dir.path(), url) };
-    assert_eq!(ttc_bench::run_with(unknown_policy, Hooks::default()).unwrap(), 2);
-    let unknown_suite = RunArgs { suites: vec!["nope".into()], ..args(dir.path(), url) };
-    assert_eq!(ttc_bench::run_with(unknown_suite, Hooks::default()).unwrap(), 2);
-    let no_run = RunArgs { resume: Some("missing-run".into()), ..args(dir.path(), url) };
-    assert_eq!(ttc_bench::run_with(no_run, Hooks::default()).unwrap(), 2);
-    let no_run_dry = RunArgs { resume: Some("missing-run".into()), dry_run: true, ..args(dir.path(), url) };
-    assert_eq!(ttc_bench::run_with(no_run_dry, Hooks::default()).unwrap(), 2);
-    let zero = RunArgs { samples: Some(0), ..args(dir.path(), url) };
-    assert_eq!(ttc_bench::run_with(zero, Hooks::default()).unwrap(), 2);
-    let embedded = RunArgs { backend: Some(BackendKind::Embedded), ..args(dir.path(), url) };
-    assert_eq!(ttc_bench::run_with(embedded, Hooks::default()).unwrap(), 2, "no engine hook linked");
+    let bad = RunOptions { config: Some(dir.path().join("bad.yaml")), ..args(dir.path(), url) };
+    assert!(is_config_error(ttc_bench::run_with(bad, Hooks::default())));
+    let unknown_policy = RunOptions { policies: vec!["nope".into()], ..args(dir.path(), url) };
+    assert!(is_config_error(ttc_bench::run_with(unknown_policy, Hooks::default())));
+    let unknown_suite = RunOptions { suites: vec!["nope".into()], ..args(dir.path(), url) };
+    assert!(is_config_error(ttc_bench::run_with(unknown_suite, Hooks::default())));
+    let no_run = RunOptions { resume: Some("missing-run".into()), ..args(dir.path(), url) };
+    assert!(is_config_error(ttc_bench::run_with(no_run, Hooks::default())));
+    let no_run_dry = RunOptions { resume: Some("missing-run".into()), dry_run: true, ..args(dir.path(), url) };
+    assert!(is_config_error(ttc_bench::run_with(no_run_dry, Hooks::default())));
+    let zero = RunOptions { samples: Some(0), ..args(dir.path(), url) };
+    assert!(is_config_error(ttc_bench::run_with(zero, Hooks::default())));
+    let embedded = RunOptions { backend: Some(BackendKind::Embedded), ..args(dir.path(), url) };
+    assert!(is_config_error(ttc_bench::run_with(embedded, Hooks::default())), "no engine hook linked");
     // A public preset without its key fails before sending anything.
-    let groq = RunArgs {
+    let groq = RunOptions {
         backend: Some(BackendKind::Groq),
         base_url: None,
         api_key_env: Some("TTC_TEST_UNSET_KEY_VAR".into()),
         ..args(dir.path(), url)
     };
-    assert_eq!(ttc_bench::run_with(groq, Hooks::default()).unwrap(), 2);
+    assert!(is_config_error(ttc_bench::run_with(groq, Hooks::default())));
     assert!(!dir.path().join("results").exists(), "usage errors must not create the results directory");
 }

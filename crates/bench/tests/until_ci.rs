@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 use ttc_bench::backend::scripted::{Reply, ScriptedBackend, Step};
 use ttc_bench::backend::ChatMessage;
-use ttc_bench::config::{RunArgs, SuiteConfig};
+use ttc_bench::config::{ConfigError, RunOptions, SuiteConfig};
 use ttc_bench::plan::{SuiteLoader, WorkItem};
 use ttc_bench::scoring::Scorer;
-use ttc_bench::Hooks;
+use ttc_bench::{Hooks, RunOutcome};
 use ttc_results::ResultsStore;
 use ttc_types::{Record, Usage};
 
@@ -60,7 +60,7 @@ fn run(dir: &Path, width: f64, max_samples: Option<u64>) -> Vec<Record> {
          scoring: {embedder: none}\n",
     )
     .unwrap();
-    let args = RunArgs {
+    let args = RunOptions {
         config: Some(dir.join("run.yaml")),
         results: Some(dir.join("results")),
         until_ci_width: Some(width),
@@ -68,7 +68,7 @@ fn run(dir: &Path, width: f64, max_samples: Option<u64>) -> Vec<Record> {
         quiet: true,
         ..Default::default()
     };
-    assert_eq!(ttc_bench::run_with(args, hooks()).unwrap(), 0);
+    assert_eq!(ttc_bench::run_with(args, hooks()).unwrap(), RunOutcome::Finished);
     ResultsStore::open(dir.join("results")).unwrap().load_last().unwrap().records
 }
 
@@ -107,8 +107,8 @@ fn rounds_stop_at_max_samples() {
 fn bad_until_ci_and_fidelity_requests_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("run.yaml"), "suites: [{name: syn, samples: 4}]\npolicies: [{name: fast, algorithm: early_exit_fixed, params: {exit_layer: 28}}]\n").unwrap();
-    let base = RunArgs { config: Some(dir.path().join("run.yaml")), results: Some(dir.path().join("r")), quiet: true, ..Default::default() };
-    let remote = RunArgs {
+    let base = RunOptions { config: Some(dir.path().join("run.yaml")), results: Some(dir.path().join("r")), quiet: true, ..Default::default() };
+    let remote = RunOptions {
         backend: Some(ttc_bench::config::BackendKind::Openai),
         base_url: Some("http://127.0.0.1:9/v1".into()),
         model: Some("m".into()),
@@ -117,17 +117,18 @@ fn bad_until_ci_and_fidelity_requests_are_usage_errors() {
     };
     let cases = [
         // --ci-metric / --max-samples without a width
-        RunArgs { ci_metric: Some("rouge_l".into()), ..base.clone() },
-        RunArgs { max_samples: Some(10), ..base.clone() },
-        RunArgs { until_ci_width: Some(0.0), ..base.clone() },
-        RunArgs { until_ci_width: Some(0.05), ci_metric: Some("nope".into()), ..base.clone() },
+        RunOptions { ci_metric: Some("rouge_l".into()), ..base.clone() },
+        RunOptions { max_samples: Some(10), ..base.clone() },
+        RunOptions { until_ci_width: Some(0.0), ..base.clone() },
+        RunOptions { until_ci_width: Some(0.05), ci_metric: Some("nope".into()), ..base.clone() },
         // a teacher-forced metric on an HTTP backend; an output one without a baseline policy in the run
-        RunArgs { ci_metric: Some("fidelity_top1".into()), ..remote.clone() },
-        RunArgs { ci_metric: Some("fidelity_rouge_l".into()), ..remote.clone() },
+        RunOptions { ci_metric: Some("fidelity_top1".into()), ..remote.clone() },
+        RunOptions { ci_metric: Some("fidelity_rouge_l".into()), ..remote.clone() },
     ];
     for args in cases {
         let shown = format!("{:?} {:?} {:?}", args.until_ci_width, args.ci_metric, args.max_samples);
-        assert_eq!(ttc_bench::run_with(args, hooks()).unwrap(), 2, "{shown}");
+        let err = ttc_bench::run_with(args, hooks()).unwrap_err();
+        assert!(err.is::<ConfigError>(), "{shown}: {err}");
     }
     assert!(!dir.path().join("r").exists(), "a usage error stores nothing");
 }

@@ -1,6 +1,7 @@
 //! `ttc bench engine`.
 
 use crate::cmd_generate::ModelArgs;
+use crate::exit::Outcome;
 use clap::{Args, Subcommand};
 use std::time::Instant;
 use ttc_engine::{Engine, WeightFormat};
@@ -72,7 +73,7 @@ pub struct EngineBenchArgs {
     pub json: bool,
 }
 
-pub fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
+pub fn run(cmd: BenchCommand) -> anyhow::Result<Outcome> {
     match cmd {
         BenchCommand::Engine(a) => engine(a),
         BenchCommand::Policies(a) => policies(a),
@@ -81,21 +82,21 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
     }
 }
 
-fn prefix_cache(a: PrefixCacheBenchArgs) -> anyhow::Result<i32> {
+fn prefix_cache(a: PrefixCacheBenchArgs) -> anyhow::Result<Outcome> {
     let mut engine = a.model.load()?;
     let r = ttc_engine::bench::prefix_cache_bench(&mut engine, a.system_tokens as usize, a.runs)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
-        return Ok(0);
+        return Ok(Outcome::Done);
     }
     println!("weights: {}, system prompt {} tokens, prompt {} tokens, {} runs (medians)", engine.model.format, r.system_tokens, r.prompt_tokens, r.runs);
     println!("cold TTFT  {:>8.1} ms", r.cold_ttft_s * 1e3);
     println!("warm TTFT  {:>8.1} ms  ({} prompt tokens from the prefix cache)", r.warm_ttft_s * 1e3, r.cached_prompt_tokens);
     println!("warm/cold  {:>8.3}", r.warm_over_cold);
-    Ok(0)
+    Ok(Outcome::Done)
 }
 
-fn policies(a: PolicyBenchArgs) -> anyhow::Result<i32> {
+fn policies(a: PolicyBenchArgs) -> anyhow::Result<Outcome> {
     use ttc_engine::bench::{policy_bench, GROUNDED_PROMPTS, OPEN_PROMPTS};
     let all = ttc_engine::load_policies(&a.config).map_err(|e| crate::exit::usage(e.to_string()))?;
     let chosen: Vec<_> = all
@@ -113,7 +114,7 @@ fn policies(a: PolicyBenchArgs) -> anyhow::Result<i32> {
     rows.extend(policy_bench(&engine, &chosen, "open", OPEN_PROMPTS, a.max_tokens, a.runs)?);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(0);
+        return Ok(Outcome::Done);
     }
     let opt = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
     println!("weights: {}", engine.model.format);
@@ -125,10 +126,10 @@ fn policies(a: PolicyBenchArgs) -> anyhow::Result<i32> {
             opt(r.acceptance_rate), opt(r.mean_accepted_per_step), opt(r.mean_exit_layer)
         );
     }
-    Ok(0)
+    Ok(Outcome::Done)
 }
 
-fn engine(a: EngineBenchArgs) -> anyhow::Result<i32> {
+fn engine(a: EngineBenchArgs) -> anyhow::Result<Outcome> {
     let path = crate::model_path::resolve(a.model.model.clone(), false)?;
     let formats = a
         .formats
@@ -157,5 +158,5 @@ fn engine(a: EngineBenchArgs) -> anyhow::Result<i32> {
             );
         }
     }
-    Ok(0)
+    Ok(Outcome::Done)
 }

@@ -1,6 +1,7 @@
 //! `ttc bench kv`: the memory / speed / fidelity frontier of KV-cache shrinking (docs/kv-and-batching.md).
 
 use crate::cmd_generate::ModelArgs;
+use crate::exit::Outcome;
 use clap::Args;
 use std::path::PathBuf;
 use ttc_engine::kv_bench::{grid, kv_bench, synthetic_prompt, KvBenchRow, KvCase, KvPrompt};
@@ -111,7 +112,7 @@ fn crmarena_prompts(engine: &Engine, dir: &std::path::Path, sizes: &[usize]) -> 
     Ok(out)
 }
 
-pub fn kv(a: KvBenchArgs) -> anyhow::Result<i32> {
+pub fn kv(a: KvBenchArgs) -> anyhow::Result<Outcome> {
     if a.max_tokens < 2 {
         return Err(crate::exit::usage("--max-tokens: must be >= 2 (decode speed is measured after the first token)"));
     }
@@ -149,5 +150,5 @@ pub fn kv(a: KvBenchArgs) -> anyhow::Result<i32> {
     if a.json {
         println!("{text}");
     }
-    Ok(0)
+    Ok(Outcome::Done)
 }

@@ -2,7 +2,7 @@
 //! them against the logit lens on held-out prompts (docs/policies.md "Calibrated exit heads").
 
 use crate::cmd_generate::ModelArgs;
-use crate::exit::usage;
+use crate::exit::{usage, Outcome};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -230,7 +230,7 @@ pub fn ensure_heads(engine: &mut Engine, policies: &[Policy]) -> anyhow::Result<
     Ok(())
 }
 
-pub fn run(a: CalibrateArgs) -> anyhow::Result<i32> {
+pub fn run(a: CalibrateArgs) -> anyhow::Result<Outcome> {
     let layers = parse_layer_list(&a.layers).map_err(|e| usage(format!("--layers: {e}")))?;
     if !(0.0..1.0).contains(&a.heldout) {
         return Err(usage(format!("--heldout: must be in [0, 1), got {}", a.heldout)));
@@ -251,14 +251,14 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<i32> {
         if let Ok(h) = engine.exit_heads() {
             if layers.iter().all(|&k| h.has(k)) {
                 eprintln!("{} already has layers {}: nothing to do", h.path.display(), layer_list(&layers));
-                return Ok(0);
+                return Ok(Outcome::Done);
             }
         }
     }
     let opts = CalibrateOptions { layers: layers.clone(), max_new_tokens: a.max_new_tokens, ridge: a.ridge };
     let (heads, held) = calibrate_default(&engine, &opts, &out, a.data_dir.as_deref(), &a.corpus, !a.no_bundled, a.heldout)?;
     if !a.report {
-        return Ok(0);
+        return Ok(Outcome::Done);
     }
     engine.install_exit_heads(heads.clone());
     let started = Instant::now();
@@ -282,7 +282,7 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<i32> {
     } else {
         print!("{}", report.table());
     }
-    Ok(0)
+    Ok(Outcome::Done)
 }
 
 /// What `ttc calibrate --report` prints.

@@ -1,11 +1,11 @@
 //! `ttc capacity`: per policy, the highest offered rate whose steady state meets an SLO (issue 16). Same flags as
 //! `ttc run` (the run file, policies, suites, backend), plus the SLO and the probe budget.
 
-use crate::cmd_run::{after_run, embedded_backend, DEFAULT_RUN_FILE};
-use std::path::{Path, PathBuf};
+use crate::cmd_run::{after_run, embedded_backend, outcome, run_options};
+use crate::exit::Outcome;
+use crate::run_args::{CapacityArgs, RunArgs};
 use std::sync::Arc;
-use ttc_bench::config::sweep::CapacityArgs;
-use ttc_bench::{Hooks, RunArgs};
+use ttc_bench::{Hooks, RunOutcome};
 
 /// `ttc capacity` flags.
 #[derive(clap::Args)]
@@ -16,18 +16,14 @@ pub struct CliCapacityArgs {
     pub capacity: CapacityArgs,
 }
 
-pub fn run(cli: CliCapacityArgs) -> anyhow::Result<i32> {
-    let mut args = cli.run;
-    if args.config.is_none() && Path::new(DEFAULT_RUN_FILE).exists() {
-        args.config = Some(PathBuf::from(DEFAULT_RUN_FILE));
-    }
+pub fn run(cli: CliCapacityArgs) -> anyhow::Result<Outcome> {
+    let opts = run_options(cli.run);
     let hooks = Hooks { embedded: Some(Arc::new(embedded_backend)), ..Hooks::default() };
-    let code = ttc_bench::run_capacity(args.clone(), cli.capacity, hooks)?;
-    if code != 0 || args.dry_run {
-        return Ok(code);
+    let end = ttc_bench::run_capacity(opts.clone(), cli.capacity.options(), hooks)?;
+    if end == RunOutcome::Finished && !opts.dry_run {
+        if let Err(e) = after_run(&opts) {
+            eprintln!("warning: the search finished and its probes are stored, but the summary failed: {e:#}");
+        }
     }
-    if let Err(e) = after_run(&args) {
-        eprintln!("warning: the search finished and its probes are stored, but the summary failed: {e:#}");
-    }
-    Ok(code)
+    Ok(outcome(end))
 }

@@ -1,6 +1,6 @@
 //! `ttc tokenize` and `ttc generate`.
 
-use crate::exit::usage;
+use crate::exit::{usage, Outcome};
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
@@ -39,11 +39,11 @@ pub struct TokenizeArgs {
     pub text: String,
 }
 
-pub fn tokenize(args: TokenizeArgs) -> anyhow::Result<i32> {
+pub fn tokenize(args: TokenizeArgs) -> anyhow::Result<Outcome> {
     let engine = args.model.load()?;
     let ids = engine.tokenizer.encode(&args.text)?;
     println!("{}", serde_json::to_string(&ids)?);
-    Ok(0)
+    Ok(Outcome::Done)
 }
 
 #[derive(Args)]
@@ -105,7 +105,7 @@ pub fn sampler_config(a: &GenerateArgs) -> anyhow::Result<SamplerConfig> {
     cfg.validated().map_err(|e| usage(format!("{e}")))
 }
 
-pub fn generate(args: GenerateArgs) -> anyhow::Result<i32> {
+pub fn generate(args: GenerateArgs) -> anyhow::Result<Outcome> {
     let cfg = sampler_config(&args)?;
     if args.max_tokens == 0 {
         return Err(usage("--max-tokens must be at least 1"));
@@ -204,7 +204,7 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<i32> {
             out.finish_reason
         );
     }
-    Ok(0)
+    Ok(Outcome::Done)
 }
 
 /// `[{token_id, token, logprob, top_logprobs: [{token_id, token, logprob}]}]`, one entry per generated token.

@@ -1,5 +1,6 @@
 //! `ttc model pull|path`.
 
+use crate::exit::Outcome;
 use clap::Subcommand;
 
 #[derive(Subcommand)]
@@ -18,7 +19,7 @@ pub enum ModelCommand {
     Path,
 }
 
-pub fn run(cmd: ModelCommand) -> anyhow::Result<i32> {
+pub fn run(cmd: ModelCommand) -> anyhow::Result<Outcome> {
     match cmd {
         ModelCommand::Pull { embedders, mpnet } => {
             let p = ttc_assets::ensure(ttc_assets::smollm2_gguf())?;
@@ -29,12 +30,12 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<i32> {
             if mpnet {
                 println!("{}", ttc_assets::ensure_split_zip(&ttc_assets::MPNET_BASE_V2)?.display());
             }
-            Ok(0)
+            Ok(Outcome::Done)
         }
         ModelCommand::Path => {
             let p = crate::model_path::resolve(None, false)?;
             println!("{}", p.display());
-            Ok(0)
+            Ok(Outcome::Done)
         }
     }
 }

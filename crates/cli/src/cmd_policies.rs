@@ -1,5 +1,6 @@
 //! `ttc policies`: list the policies of a policies file with their parameters.
 
+use crate::exit::Outcome;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -13,7 +14,7 @@ pub struct PoliciesArgs {
     pub json: bool,
 }
 
-pub fn run(a: PoliciesArgs) -> anyhow::Result<i32> {
+pub fn run(a: PoliciesArgs) -> anyhow::Result<Outcome> {
     let policies = ttc_engine::load_policies(&a.config).map_err(|e| crate::exit::usage(e.to_string()))?;
     if a.json {
         let v: Vec<_> = policies
@@ -27,11 +28,11 @@ pub fn run(a: PoliciesArgs) -> anyhow::Result<i32> {
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(0);
+        return Ok(Outcome::Done);
     }
     println!("{:<30} {:<24} {:<22} params", "name", "family", "algorithm");
     for p in &policies {
         println!("{:<30} {:<24} {:<22} {}", p.name, p.family(), p.algorithm_name(), p.algorithm.params_json());
     }
-    Ok(0)
+    Ok(Outcome::Done)
 }

@@ -1,8 +1,10 @@
 //! `ttc run`: the benchmark, with the embedded engine linked in.
 
+use crate::exit::Outcome;
+use crate::run_args::RunArgs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use ttc_bench::{Backend, Hooks, RunArgs, RunConfig};
+use ttc_bench::{Backend, Hooks, RunConfig, RunOptions, RunOutcome};
 use ttc_engine::{Engine, WeightFormat};
 
 /// The project's default run file, used when `--config` is not given and it exists here.
@@ -21,41 +23,46 @@ pub struct CliRunArgs {
     pub dashboard_port: u16,
 }
 
-pub fn run(cli: CliRunArgs) -> anyhow::Result<i32> {
-    let mut args = cli.run;
-    if args.config.is_none() && Path::new(DEFAULT_RUN_FILE).exists() {
-        args.config = Some(PathBuf::from(DEFAULT_RUN_FILE));
+/// The run's options, with the project's run file when none is named and it is here.
+pub fn run_options(args: RunArgs) -> RunOptions {
+    let mut opts = args.options();
+    if opts.config.is_none() && Path::new(DEFAULT_RUN_FILE).exists() {
+        opts.config = Some(PathBuf::from(DEFAULT_RUN_FILE));
     }
-    if cli.dashboard && !args.dry_run {
-        start_dashboard(&args, cli.dashboard_port)?;
+    opts
+}
+
+/// The run's end as the CLI reports it.
+pub fn outcome(end: RunOutcome) -> Outcome {
+    match end {
+        RunOutcome::Finished => Outcome::Done,
+        RunOutcome::Interrupted => Outcome::Interrupted,
+    }
+}
+
+pub fn run(cli: CliRunArgs) -> anyhow::Result<Outcome> {
+    let opts = run_options(cli.run);
+    if cli.dashboard && !opts.dry_run {
+        start_dashboard(&opts, cli.dashboard_port)?;
     }
     let hooks = Hooks { embedded: Some(Arc::new(embedded_backend)), ..Hooks::default() };
-    let code = ttc_bench::run_with(args.clone(), hooks)?;
-    if code != 0 || args.dry_run {
-        return Ok(code);
+    let end = ttc_bench::run_with(opts.clone(), hooks)?;
+    if end == RunOutcome::Finished && !opts.dry_run {
+        // The records are stored already: a failure here must not turn a finished run into an error.
+        if let Err(e) = after_run(&opts) {
+            eprintln!("warning: the run finished and its results are stored, but the end-of-run summary failed: {e:#}");
+        }
     }
-    // The records are stored already: a failure here must not turn a finished run into an error.
-    if let Err(e) = after_run(&args) {
-        eprintln!("warning: the run finished and its results are stored, but the end-of-run summary failed: {e:#}");
-    }
-    Ok(code)
+    Ok(outcome(end))
 }
 
 /// The dashboard on its own thread (it has its own runtime); its live view picks up parts as they are written.
-fn start_dashboard(args: &RunArgs, port: u16) -> anyhow::Result<()> {
-    use clap::Parser;
-    let cfg = RunConfig::from_args(args).map_err(|e| crate::exit::usage(e.to_string()))?;
+fn start_dashboard(opts: &RunOptions, port: u16) -> anyhow::Result<()> {
+    let cfg = RunConfig::from_options(opts)?;
     std::fs::create_dir_all(&cfg.results)?;
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        d: ttc_dashboard::DashboardArgs,
-    }
-    let results = cfg.results.display().to_string();
-    let port = port.to_string();
-    let w = Wrap::try_parse_from(["dashboard", "--results", &results, "--port", &port])?;
+    let dashboard = ttc_dashboard::DashboardOptions { results: cfg.results.clone(), port, ..Default::default() };
     std::thread::spawn(move || {
-        if let Err(e) = ttc_dashboard::run(w.d) {
+        if let Err(e) = ttc_dashboard::run(dashboard) {
             eprintln!("warning: dashboard stopped: {e:#}");
         }
     });
@@ -64,9 +71,8 @@ fn start_dashboard(args: &RunArgs, port: u16) -> anyhow::Result<()> {
 
 /// What a user wants at the end of a run: the summary table, a Markdown report, the KPI check (reporting, not
 /// failing) and where everything is.
-pub(crate) fn after_run(args: &RunArgs) -> anyhow::Result<()> {
-    use clap::Parser;
-    let cfg = RunConfig::from_args(args).map_err(|e| crate::exit::usage(e.to_string()))?;
+pub(crate) fn after_run(args: &RunOptions) -> anyhow::Result<()> {
+    let cfg = RunConfig::from_options(args)?;
     let store = ttc_results::ResultsStore::open(&cfg.results)?;
     let run_id = match args.run_id.clone().or(args.resume.clone()) {
         Some(id) => id,
@@ -78,14 +84,12 @@ pub(crate) fn after_run(args: &RunArgs) -> anyhow::Result<()> {
         println!("           ttc summary --results {} --run {run_id} (names any shard still missing)", cfg.results.display());
         return Ok(());
     }
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        summary: ttc_results::SummaryArgs,
-    }
-    let results = cfg.results.display().to_string();
-    let w = Wrap::try_parse_from(["summary", "--results", &results, "--run", &run_id])?;
-    let (_, table) = ttc_results::cmd::summary::execute(&w.summary)?;
+    let summary = ttc_results::SummaryOptions {
+        results: cfg.results.clone(),
+        selection: ttc_results::RunSelection::Run(run_id.clone()),
+        ..Default::default()
+    };
+    let table = ttc_results::cmd::summary::execute(&summary)?;
     println!("\n{table}");
     let report = cfg.results.join(format!("report-{run_id}.md"));
     ttc_results::write_markdown_report(&cfg.results, &run_id, &report)?;

@@ -4,12 +4,25 @@ mod cmd_bench;
 mod cmd_bench_kv;
 mod cmd_calibrate;
 mod cmd_capacity;
+mod cmd_check;
+mod cmd_compact;
+mod cmd_compare;
+mod cmd_dashboard;
 mod cmd_generate;
 mod cmd_model;
 mod cmd_policies;
+mod cmd_report;
+mod cmd_route;
 mod cmd_run;
+mod cmd_score;
+mod cmd_serve;
+mod cmd_suites;
+mod cmd_summary;
 mod exit;
+mod http_args;
 mod model_path;
+mod results_args;
+mod run_args;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -41,26 +54,26 @@ enum Command {
     /// List the policies of a policies file with their parameters.
     Policies(cmd_policies::PoliciesArgs),
     /// List the evaluation suites, their tasks and item counts.
-    Suites(ttc_eval::cmd::SuitesArgs),
+    Suites(cmd_suites::SuitesArgs),
     /// Score predictions made elsewhere (JSONL with `prediction` and `reference`).
-    Score(ttc_eval::cmd::ScoreArgs),
+    Score(cmd_score::ScoreArgs),
     /// Summary table per policy x suite for a stored run.
-    Summary(ttc_results::SummaryArgs),
+    Summary(cmd_summary::SummaryArgs),
     /// Generate a Markdown or HTML report for a stored run.
-    Report(ttc_results::ReportArgs),
+    Report(cmd_report::ReportArgs),
     /// Check KPIs for a stored run (exit 1 if any fails): the CI gate.
-    Check(ttc_results::CheckArgs),
+    Check(cmd_check::CheckArgs),
     /// Paired comparison of two policies (or runs) on the samples both have.
-    Compare(ttc_results::CompareArgs),
+    Compare(cmd_compare::CompareArgs),
     /// Routers from stored runs: `ttc route fit` learns which policy to run per suite x prompt length.
-    Route(ttc_results::RouteArgs),
+    Route(cmd_route::RouteArgs),
     /// Merge a run's Parquet part files into one.
-    Compact(ttc_results::CompactArgs),
+    Compact(cmd_compact::CompactArgs),
     /// Serve an OpenAI-compatible API (chat completions, SSE) over the embedded engine; the policy is chosen by
     /// the request's model name (`smollm2-135m:<policy>`).
-    Serve(ttc_server::ServeArgs),
+    Serve(cmd_serve::ServeArgs),
     /// Serve the results dashboard (runs, policy comparison, trade-offs, distributions, trends, live view).
-    Dashboard(ttc_dashboard::DashboardArgs),
+    Dashboard(cmd_dashboard::DashboardArgs),
     /// Micro-benchmarks.
     #[command(subcommand)]
     Bench(cmd_bench::BenchCommand),
@@ -75,24 +88,40 @@ fn main() -> ExitCode {
         Command::Bench(c) => cmd_bench::run(c),
         Command::Run(a) => cmd_run::run(*a),
         Command::Capacity(a) => cmd_capacity::run(*a),
-        Command::Serve(a) => ttc_server::run(a),
-        Command::Dashboard(a) => ttc_dashboard::run(a),
+        Command::Serve(a) => cmd_serve::run(a),
+        Command::Dashboard(a) => cmd_dashboard::run(a),
         Command::Calibrate(a) => cmd_calibrate::run(*a),
         Command::Policies(a) => cmd_policies::run(a),
-        Command::Suites(a) => ttc_eval::cmd::run_suites(a),
-        Command::Score(a) => ttc_eval::cmd::run_score(a),
-        Command::Summary(a) => ttc_results::cmd::summary::run(a),
-        Command::Report(a) => ttc_results::cmd::report::run(a),
-        Command::Check(a) => ttc_results::cmd::check::run(a),
-        Command::Compare(a) => ttc_results::cmd::compare::run(a),
-        Command::Route(a) => ttc_results::cmd::route::run(a),
-        Command::Compact(a) => ttc_results::cmd::compact::run(a),
+        Command::Suites(a) => cmd_suites::run(a),
+        Command::Score(a) => cmd_score::run(a),
+        Command::Summary(a) => cmd_summary::run(a),
+        Command::Report(a) => cmd_report::run(a),
+        Command::Check(a) => cmd_check::run(a),
+        Command::Compare(a) => cmd_compare::run(a),
+        Command::Route(a) => cmd_route::run(a),
+        Command::Compact(a) => cmd_compact::run(a),
     };
-    match result {
-        Ok(code) => ExitCode::from(code as u8),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(exit::code_for(&e))
-        }
+    exit::finish(result)
+}
+
+/// Parses flags into one command's `Args` struct, as clap does for `ttc <command>` (for tests).
+#[cfg(test)]
+fn parse_args<T: clap::Args>(argv: &[&str]) -> Result<T, clap::Error> {
+    #[derive(Parser)]
+    struct Wrap<T: clap::Args> {
+        #[command(flatten)]
+        args: T,
+    }
+    Wrap::<T>::try_parse_from(std::iter::once("ttc").chain(argv.iter().copied())).map(|w| w.args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

@@ -194,3 +194,57 @@ fn malformed_cost_block_and_logprob_counts_are_usage_errors_naming_the_key() {
         assert!(stderr(&o).contains("--logprobs"), "{}", stderr(&o));
     }
 }
+
+/// The rule of `crates/cli/src/exit.rs`, one command of each class: 0 done, 1 a failing gate or a runtime failure,
+/// 2 bad flags or bad input, whichever library the error comes from.
+#[test]
+fn one_exit_code_rule_across_commands() {
+    let tmp = results_dir();
+    let res = tmp.path().to_str().unwrap();
+    let missing = tmp.path().join("missing");
+    let m = missing.to_str().unwrap();
+    let code = |args: &[&str]| ttc(args, tmp.path()).status.code();
+
+    assert_eq!(code(&["summary", "--results", res]), Some(0));
+    assert_eq!(code(&["compare", "--results", res, "--a", "baseline", "--b", "spec"]), Some(0));
+    // A failing gate: the run's 0.5 s latencies against a 0.1 s bound.
+    let kpis = tmp.path().join("strict.yaml");
+    std::fs::write(&kpis, "kpis:\n  - { metric: e2e_s, stat: p95, op: \"<\", value: 0.1 }\n").unwrap();
+    assert_eq!(code(&["check", "--results", res, "--kpis", kpis.to_str().unwrap()]), Some(1));
+
+    // Bad input, from each library: the results store, the eval suites, the run config, the server's flags.
+    for args in [
+        &["summary", "--results", m][..],
+        &["report", "--results", m],
+        &["compare", "--results", m, "--a", "x", "--b", "y"],
+        &["compact", "--results", m],
+        &["route", "fit", "--results", res, "--holdout", "1.5"],
+        &["suites", "--data-dir", m],
+        &["run", "--dry-run", "--policies", "nope", "--results", m],
+        &["serve", "--api-key", "", "--model", m, "--port", "0"],
+    ] {
+        let o = ttc(args, tmp.path());
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).starts_with("error: "), "{args:?}: {}", stderr(&o));
+    }
+    // An embedder that is not in the cache, with --offline: fixable by the user like a missing model file.
+    std::fs::write(tmp.path().join("p.jsonl"), "{\"prediction\": \"a\", \"reference\": \"a\"}\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ttc"))
+        .args(["score", "--input", "p.jsonl", "--embedder", "minilm", "--offline", "--metrics", "semantic_similarity"])
+        .current_dir(tmp.path())
+        .env("TTC_HOME", tmp.path().join("empty-cache"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is not in the cache"), "{}", stderr(&o));
+    // Flags clap cannot parse.
+    assert_eq!(code(&["score", "--input", "p.jsonl", "--seed", "x"]), Some(2));
+    assert_eq!(code(&["summary", "--results", res, "--format", "xml"]), Some(2));
+
+    // A runtime failure: the dashboard's port is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let o = ttc(&["dashboard", "--results", res, "--port", &port], tmp.path());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("binding 127.0.0.1:"), "{}", stderr(&o));
+}

@@ -4,7 +4,7 @@
 //! aggregates on the server with `ttc-results`, server-sent events for the live view ([`events`]), and one
 //! page of hand-written JS + SVG embedded in the binary ([`assets`]; no CDN, works offline).
 //!
-//! - [`DashboardArgs`] + [`run`]: the `ttc dashboard` command (blocks on its own tokio runtime);
+//! - [`DashboardOptions`] + [`run`]: the `ttc dashboard` command (blocks on its own tokio runtime);
 //! - [`serve`]: serve on a bound listener from inside an existing runtime (what `ttc run --dashboard` calls),
 //!   optionally with a [`LiveFeed`] the runner publishes progress and records into.
 
@@ -21,7 +21,6 @@ pub mod query;
 use anyhow::{Context, Result};
 use axum::routing::get;
 use axum::Router;
-use clap::Args;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,25 +29,32 @@ use ttc_results::analysis::AnalysisConfig;
 pub use api::AppState;
 pub use live::{LiveEvent, LiveFeed, RunnerProgress};
 
-/// Serve the web dashboard over a results directory: runs, policy comparison with KPIs, latency-quality
-/// trade-offs, distributions, trends across runs, a live view of the running benchmark, request drill-down.
-#[derive(Args, Debug, Clone, PartialEq)]
-pub struct DashboardArgs {
-    /// Results directory (one `run_id=<id>/` folder of Parquet parts per run). It may not exist yet: the
-    /// dashboard then shows an empty state and picks up runs as they appear.
-    #[arg(long, env = "TTC_RESULTS", default_value = "results")]
+/// What `ttc dashboard` serves, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DashboardOptions {
+    /// Results directory; it may not exist yet (the dashboard then picks up runs as they appear).
     pub results: PathBuf,
     /// Port to listen on (0: any free port).
-    #[arg(long, default_value_t = 8765)]
     pub port: u16,
-    /// Address to bind. The default serves this machine only; 0.0.0.0 exposes the results to the network.
-    #[arg(long, default_value = "127.0.0.1")]
+    /// Address to bind; anything but loopback exposes the results to the network ([`is_exposed`]).
     pub host: String,
-    /// KPI file for the pass/fail colours. Default: configs/kpis.yaml if present, else the built-in KPIs.
-    #[arg(long)]
+    /// KPI file for the pass/fail colours (None: configs/kpis.yaml if present, else the built-in KPIs).
     pub kpis: Option<PathBuf>,
-    #[command(flatten)]
-    pub http: ttc_http::HttpArgs,
+    pub http: ttc_http::HttpOptions,
+}
+
+pub const DEFAULT_PORT: u16 = 8765;
+
+impl Default for DashboardOptions {
+    fn default() -> Self {
+        DashboardOptions {
+            results: PathBuf::from("results"),
+            port: DEFAULT_PORT,
+            host: "127.0.0.1".into(),
+            kpis: None,
+            http: ttc_http::HttpOptions::default(),
+        }
+    }
 }
 
 /// How often the live view re-reads the store.
@@ -117,33 +123,33 @@ pub fn is_exposed(host: &str) -> bool {
     h == "0.0.0.0" || h == "::" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| !ip.is_loopback()) || (h != "localhost" && h.parse::<std::net::IpAddr>().is_err())
 }
 
-/// `ttc dashboard`: binds, prints the URL, serves until Ctrl-C. Exit code 0.
-pub fn run(args: DashboardArgs) -> Result<i32> {
-    if is_exposed(&args.host) {
+/// `ttc dashboard`: binds, prints the URL, serves until Ctrl-C.
+pub fn run(opts: DashboardOptions) -> Result<()> {
+    if is_exposed(&opts.host) {
         eprintln!(
             "warning: --host {} makes the dashboard (and every stored prediction) reachable from the network; \
              it has no authentication. Use --host 127.0.0.1 to keep it local.",
-            args.host
+            opts.host
         );
     }
-    let state = app_state(&args.results, args.kpis.as_deref(), None)?;
-    if !args.results.is_dir() {
-        eprintln!("note: results directory `{}` does not exist yet; the dashboard will show runs once it does", args.results.display());
+    let state = app_state(&opts.results, opts.kpis.as_deref(), None)?;
+    if !opts.results.is_dir() {
+        eprintln!("note: results directory `{}` does not exist yet; the dashboard will show runs once it does", opts.results.display());
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")?;
     rt.block_on(async move {
-        let addr = format!("{}:{}", args.host, args.port);
-        let host = if args.host.contains(':') { format!("[{}]", args.host) } else { args.host.clone() };
+        let addr = format!("{}:{}", opts.host, opts.port);
+        let host = if opts.host.contains(':') { format!("[{}]", opts.host) } else { opts.host.clone() };
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("binding {addr} (is another dashboard running? try --port)"))?;
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
-        eprintln!("dashboard: http://{host}:{port}/  (results: {}; Ctrl-C to stop)", args.results.display());
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(opts.port);
+        eprintln!("dashboard: http://{host}:{port}/  (results: {}; Ctrl-C to stop)", opts.results.display());
         tokio::select! {
-            r = serve_with(listener, state, args.http.options()) => r.map(|_| 0),
+            r = serve_with(listener, state, opts.http) => r,
             // Ctrl-C only: `ttc run --dashboard` runs this on a thread, and catching SIGTERM here would stop
             // the dashboard but not the run.
-            _ = tokio::signal::ctrl_c() => Ok(0),
+            _ = tokio::signal::ctrl_c() => Ok(()),
         }
     })
 }
@@ -151,27 +157,6 @@ pub fn run(args: DashboardArgs) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: DashboardArgs,
-    }
-
-    #[test]
-    fn defaults_bind_locally() {
-        let cli = Cli::try_parse_from(["ttc"]).unwrap();
-        assert_eq!(cli.args.host, "127.0.0.1");
-        assert_eq!(cli.args.port, 8765);
-        assert!(!is_exposed(&cli.args.host));
-        let cli = Cli::try_parse_from(["ttc", "--results", "r2", "--port", "9000", "--host", "0.0.0.0"]).unwrap();
-        assert_eq!((cli.args.results.to_str(), cli.args.port), (Some("r2"), 9000));
-        assert!(Cli::try_parse_from(["ttc", "--port", "70000"]).is_err());
-        assert_eq!(cli.args.http.options(), ttc_http::HttpOptions::default());
-        let cli = Cli::try_parse_from(["ttc", "--header-timeout", "0.5", "--max-connections", "4"]).unwrap();
-        assert_eq!((cli.args.http.header_timeout, cli.args.http.max_connections), (Duration::from_millis(500), 4));
-    }
 
     #[test]
     fn exposure_is_detected() {

@@ -24,6 +24,10 @@ pub enum EvalError {
     #[error("unknown metric `{0}`; run `ttc suites --metrics` to list them")]
     UnknownMetric(String),
 
+    /// A flag with a value the command cannot use (the message names the flag).
+    #[error("{0}")]
+    BadFlag(String),
+
     #[error("gold workflow: {0}")]
     GoldWorkflow(String),
 

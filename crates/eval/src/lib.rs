@@ -6,7 +6,7 @@
 //!   token P/R/F1, ROUGE (= rouge-score 0.1.2), sentence BLEU (= sacrebleu), CRM keyword coverage.
 //! * [`workflow`]: WorfBench parsing and f1_chain / f1_graph faithful to the official evaluator.
 //! * [`score_record`] (one record) and [`aggregate::aggregate`] (means with bootstrap CIs).
-//! * [`cmd`]: the `ttc score` and `ttc suites` commands (clap Args + `run`).
+//! * [`cmd`]: the `ttc score` and `ttc suites` commands (options + `run`; the flags live in `ttc-cli`).
 
 pub mod aggregate;
 pub mod cmd;

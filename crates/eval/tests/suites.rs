@@ -167,9 +167,11 @@ fn missing_files_name_the_path_and_the_flag() {
 
 #[test]
 fn suites_command_lists_samples_and_metrics() {
-    let args = ttc_eval::cmd::SuitesArgs { data_dir: None, metrics: true, json: false };
-    assert_eq!(ttc_eval::cmd::run_suites(args).unwrap(), 0);
-    let args = ttc_eval::cmd::SuitesArgs { data_dir: Some("/nonexistent/dir".into()), metrics: false, json: true };
-    let err = ttc_eval::cmd::run_suites(args).unwrap_err().to_string();
+    let args = ttc_eval::cmd::SuitesOptions { data_dir: None, metrics: true, json: false };
+    ttc_eval::cmd::run_suites(args).unwrap();
+    let args = ttc_eval::cmd::SuitesOptions { data_dir: Some("/nonexistent/dir".into()), metrics: false, json: true };
+    let err = ttc_eval::cmd::run_suites(args).unwrap_err();
+    assert!(matches!(err.downcast_ref(), Some(ttc_eval::EvalError::MissingFile { .. })), "bad input: {err}");
+    let err = err.to_string();
     assert!(err.contains("/nonexistent/dir/crmarena/tasks_natural.json") && err.contains("TTC_DATA_DIR"), "{err}");
 }

@@ -14,7 +14,6 @@
 //!   are closed by force.
 
 use axum::Router;
-use clap::Args;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -45,24 +44,8 @@ impl Default for HttpOptions {
     }
 }
 
-/// The limits as command-line flags (flattened into `ttc serve` and `ttc dashboard`).
-#[derive(Args, Debug, Clone, PartialEq)]
-pub struct HttpArgs {
-    /// Seconds a client has to send a request's headers; an idle keep-alive connection is closed after as long.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
-    pub header_timeout: Duration,
-    /// Connections served at once; more wait in the operating system's accept queue.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_connections: u32,
-}
-
-impl HttpArgs {
-    pub fn options(&self) -> HttpOptions {
-        HttpOptions { header_timeout: self.header_timeout, max_connections: self.max_connections, shutdown_grace: None }
-    }
-}
-
-/// A positive, finite number of seconds (fractions allowed).
+/// A positive, finite number of seconds (fractions allowed): how `--header-timeout` and `--shutdown-timeout`
+/// are read.
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
     let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
     if !(v.is_finite() && v > 0.0 && v <= 1e9) {

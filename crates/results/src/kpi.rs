@@ -442,14 +442,6 @@ impl CheckReport {
     pub fn passed(&self) -> bool {
         self.count(Outcome::Fail) == 0
     }
-    /// 0 when every KPI passed (skips allowed), 1 when any failed.
-    pub fn exit_code(&self) -> i32 {
-        if self.passed() {
-            0
-        } else {
-            1
-        }
-    }
 }
 
 /// The value of `metric` over a set of records.

@@ -7,7 +7,8 @@
 //!   [`stats`] holds the statistics, [`metrics`] the metric registry (names, directions).
 //! - [`kpi`]: KPI gates; [`compare`]: paired A/B comparison; [`report`] + [`svg`]: the report; [`render`]:
 //!   tables, CSV, JSON.
-//! - [`cmd`]: `ttc summary | report | check | compare | compact` as clap `Args` + `run` functions.
+//! - [`cmd`]: `ttc summary | report | check | compare | compact | route fit` as option structs + `execute`
+//!   functions (the flags and exit codes live in `ttc-cli`).
 //!
 //! The column layout is documented in `docs/results-schema.md`.
 
@@ -42,10 +43,10 @@ pub use shard::{Shard, ShardGap, ShardInfo};
 pub use store::{CompactReport, LoadedRun, ResultsStore, RunInfo, RunSelection};
 pub use writer::{RunWriter, WriterOptions};
 
-pub use cmd::check::{check_report_only, CheckArgs};
-pub use cmd::compact::CompactArgs;
-pub use cmd::compare::CompareArgs;
-pub use cmd::route::RouteArgs;
-pub use cmd::report::{write_markdown_report, ReportArgs};
-pub use cmd::summary::SummaryArgs;
+pub use cmd::check::{check_report_only, CheckOptions};
+pub use cmd::compact::CompactOptions;
+pub use cmd::compare::CompareOptions;
+pub use cmd::route::FitOptions;
+pub use cmd::report::{write_markdown_report, ReportCommandOptions};
+pub use cmd::summary::SummaryOptions;
 

@@ -2,7 +2,6 @@
 //! over a store with an unsharded and a two-shard run, and its models agree with `ttc summary --format json` on the
 //! same runs: counts, error rates, latency percentiles, output tokens and every quality mean.
 
-use clap::Parser;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -62,14 +61,13 @@ fn write_store(dir: &Path) {
 
 /// `ttc summary --format json` for one run, through the command's own code.
 fn ttc_summary(dir: &Path, run: &str) -> Vec<Value> {
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        s: ttc_results::SummaryArgs,
-    }
-    let w = Wrap::try_parse_from(["summary", "--results", dir.to_str().unwrap(), "--run", run, "--format", "json"]).unwrap();
-    let (code, text) = ttc_results::cmd::summary::execute(&w.s).unwrap();
-    assert_eq!(code, 0);
+    let opts = ttc_results::SummaryOptions {
+        results: dir.to_path_buf(),
+        selection: ttc_results::RunSelection::Run(run.into()),
+        format: ttc_results::cmd::TableFormat::Json,
+        ..Default::default()
+    };
+    let text = ttc_results::cmd::summary::execute(&opts).unwrap();
     serde_json::from_str::<Value>(&text).unwrap()["groups"].as_array().unwrap().clone()
 }
 

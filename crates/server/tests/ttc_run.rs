@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use ttc_bench::config::{BackendKind, RunArgs};
-use ttc_bench::{Backend, Hooks};
+use ttc_bench::config::{BackendKind, RunOptions};
+use ttc_bench::{Backend, Hooks, RunOutcome};
 use ttc_results::ResultsStore;
 use ttc_types::{Record, RecordStatus, TokenCountSource};
 
@@ -50,20 +50,20 @@ fn records(results: &std::path::Path) -> BTreeMap<(String, String), Record> {
 fn openai_backend_against_serve_equals_embedded_greedy() {
     let dir = tempfile::tempdir().unwrap();
     write_run(dir.path());
-    let base = RunArgs { config: Some(dir.path().join("run.yaml")), quiet: true, ..Default::default() };
+    let base = RunOptions { config: Some(dir.path().join("run.yaml")), quiet: true, ..Default::default() };
 
     // Embedded: the CLI's hook, over the shared engine.
     let factory = |_: &ttc_bench::RunConfig| -> anyhow::Result<Arc<dyn Backend>> {
         Ok(Arc::new(ttc_embedded::EmbeddedBackend::new(engine())))
     };
     let hooks = Hooks { embedded: Some(Arc::new(factory)), ..Hooks::default() };
-    let embedded_args = RunArgs { backend: Some(BackendKind::Embedded), results: Some(dir.path().join("embedded")), ..base.clone() };
-    assert_eq!(ttc_bench::run_with(embedded_args, hooks).unwrap(), 0);
+    let embedded_args = RunOptions { backend: Some(BackendKind::Embedded), results: Some(dir.path().join("embedded")), ..base.clone() };
+    assert_eq!(ttc_bench::run_with(embedded_args, hooks).unwrap(), RunOutcome::Finished);
 
     // OpenAI-compatible: the same run against `ttc serve`.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt.block_on(start(None));
-    let openai_args = RunArgs {
+    let openai_args = RunOptions {
         backend: Some(BackendKind::Openai),
         base_url: Some(server.base_url.clone()),
         model: Some("smollm2-135m".into()),
@@ -71,7 +71,7 @@ fn openai_backend_against_serve_equals_embedded_greedy() {
         results: Some(dir.path().join("openai")),
         ..base
     };
-    assert_eq!(ttc_bench::run_with(openai_args, Hooks::default()).unwrap(), 0);
+    assert_eq!(ttc_bench::run_with(openai_args, Hooks::default()).unwrap(), RunOutcome::Finished);
     rt.block_on(server.shutdown()).unwrap();
 
     let embedded = records(&dir.path().join("embedded"));

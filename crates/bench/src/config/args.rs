@@ -1,10 +1,11 @@
-//! `ttc run` flags. Each flag overrides the matching key of the run file (docs/config.md).
+//! `ttc run` options (the flags of `ttc run`, parsed in `ttc-cli`). Each one that is set overrides the matching
+//! key of the run file (docs/config.md).
 
 use super::file::{Arrival, BackendKind, NonNegativeF64, NonZero, PositiveF64, RunFile, SuiteConfig};
 use super::{ConfigError, UntilCiConfig};
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
     /// Human-readable log lines and progress bars.
     #[default]
@@ -13,116 +14,84 @@ pub enum LogFormat {
     Json,
 }
 
-/// Run a benchmark: every selected policy on every sample of every suite, through one backend.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct RunArgs {
+/// Run a benchmark: every selected policy on every sample of every suite, through one backend. `None`, empty
+/// and `false` leave the run file's value (or the built-in default) alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunOptions {
     /// Run configuration file (YAML). Without it the built-in defaults apply (docs/config.md).
-    #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Backend: the in-process engine, or an OpenAI-compatible endpoint (`groq` = Groq preset).
-    #[arg(long, value_enum)]
     pub backend: Option<BackendKind>,
     /// Base URL of an OpenAI-compatible backend, e.g. http://127.0.0.1:8080/v1.
-    #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
     /// Model: a model name for HTTP backends, a GGUF path for the embedded one.
-    #[arg(long)]
     pub model: Option<String>,
     /// Environment variable that holds the API key (the key itself is never logged or stored).
-    #[arg(long, value_name = "VAR")]
     pub api_key_env: Option<String>,
     /// Run only these policies (comma-separated names).
-    #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub policies: Vec<String>,
     /// Run only these suites (comma-separated); a suite not in the file is added with default settings.
-    #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub suites: Vec<String>,
     /// Samples drawn per suite (overrides every suite's `samples`).
-    #[arg(long, value_name = "N")]
     pub samples: Option<usize>,
     /// Folder with the real datasets (else bundled samples are used).
-    #[arg(long, env = "TTC_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Maximum requests in flight.
-    #[arg(long, value_name = "N")]
     pub concurrency: Option<u64>,
     /// Requests per second: token-bucket limit, and arrival rate for open loops (`inf` = no limit).
-    #[arg(long, value_name = "RPS")]
     pub rate: Option<f64>,
     /// Token-bucket capacity (default: the concurrency).
-    #[arg(long)]
     pub burst: Option<f64>,
     /// Arrival process.
-    #[arg(long, value_enum)]
     pub arrival: Option<Arrival>,
     /// Warm-up requests sent before measuring (not stored).
-    #[arg(long, value_name = "N")]
     pub warmup: Option<usize>,
     /// Per-attempt timeout in seconds.
-    #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
     /// Retries after the first attempt, for retryable failures.
-    #[arg(long, value_name = "N")]
     pub max_retries: Option<u32>,
     /// Maximum output tokens per request.
-    #[arg(long, value_name = "N")]
     pub max_tokens: Option<u64>,
     /// Sampling temperature (0 = greedy).
-    #[arg(long)]
     pub temperature: Option<f64>,
     /// Results directory.
-    #[arg(long, value_name = "DIR")]
     pub results: Option<PathBuf>,
     /// Seed for sample draws, execution order, Poisson arrivals and retry jitter.
-    #[arg(long)]
     pub seed: Option<u64>,
     /// Print the plan (policy x suite x sample, in execution order) and exit.
-    #[arg(long)]
     pub dry_run: bool,
     /// Skip the run file's capacity search (`capacity:`); measure the plan only.
-    #[arg(long)]
     pub no_capacity: bool,
     /// Continue an interrupted run: requests already stored under RUN_ID are skipped. With --shard/--shards it
     /// continues this shard, or starts it if it never started (so a retried pod picks up where it stopped).
-    #[arg(long, value_name = "RUN_ID", conflicts_with = "run_id")]
     pub resume: Option<String>,
     /// The run id (default: a new one from the time). Every shard of a sharded run is given the same one.
-    #[arg(long, value_name = "RUN_ID")]
     pub run_id: Option<String>,
     /// Run only shard I of N of the plan (0-based): samples are split across shards, every policy of a sample
     /// stays on one shard; an open-loop rate is split rate/N per shard (docs/scale-out.md).
-    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
     pub shard: Option<ttc_results::Shard>,
     /// Run one of N shards, the index taken from JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or
     /// SLURM_ARRAY_TASK_ID (Slurm job array, `--array=0-(N-1)`).
-    #[arg(long, value_name = "N")]
     pub shards: Option<u32>,
     /// Start measuring at this UTC time (RFC 3339, e.g. 2026-12-02T17:00:00Z), after loading and warm-up: shards
     /// started together measure together, so their records add up to an aggregate throughput.
-    #[arg(long, value_name = "TIME")]
     pub start_at: Option<String>,
     /// No progress bars; only errors and the final summary.
-    #[arg(long, short = 'q')]
     pub quiet: bool,
     /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Fidelity measurements (docs/metrics.md "Fidelity"): `all` = teacher-forced (embedded engine) and
     /// output-level against the baseline policy; `output` = output-level only; `off`.
-    #[arg(long, value_enum, value_name = "WHICH")]
     pub fidelity: Option<FidelityMode>,
     /// Add samples in rounds until every policy x suite's 95% CI half-width of the metric is at most W.
-    #[arg(long, value_name = "W")]
     pub until_ci_width: Option<f64>,
     /// The metric `--until-ci-width` watches (a quality or `fidelity_*` metric); default: the primary one.
-    #[arg(long, value_name = "METRIC")]
     pub ci_metric: Option<String>,
     /// Most samples per suite that `--until-ci-width` may draw (default: the whole suite).
-    #[arg(long, value_name = "N")]
     pub max_samples: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FidelityMode {
     /// Teacher-forced (embedded engine) and output-level fidelity.
     All,
@@ -136,7 +105,7 @@ fn flag<T, V: TryInto<T, Error = String>>(name: &str, v: V) -> Result<T, ConfigE
     v.try_into().map_err(|e| ConfigError(format!("--{name}: {e}")))
 }
 
-impl RunArgs {
+impl RunOptions {
     /// Writes the flags that were given into the run file.
     pub fn apply_to(&self, f: &mut RunFile) -> Result<(), ConfigError> {
         if let Some(k) = self.backend {

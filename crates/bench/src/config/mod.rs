@@ -1,4 +1,4 @@
-//! Run configuration: the YAML run file ([`file::RunFile`]), command-line overrides ([`args::RunArgs`]), and
+//! Run configuration: the YAML run file ([`file::RunFile`]), command-line overrides ([`args::RunOptions`]), and
 //! the resolved [`RunConfig`] the plan and runner use (ripgrep's layering: raw flags -> resolved config).
 //!
 //! Errors a user can cause name the file, the line and column, and the key path, e.g.
@@ -10,7 +10,7 @@ pub mod policy;
 pub mod quality;
 pub mod sweep;
 
-pub use args::{FidelityMode, LogFormat, RunArgs};
+pub use args::{FidelityMode, LogFormat, RunOptions};
 pub use file::EmbedderChoice;
 pub use file::{
     Arrival, BackendConfig, BackendKind, GenerationConfig, LoadConfig, RunFile, ScoringConfig, SuiteConfig,
@@ -87,7 +87,7 @@ pub struct RunConfig {
 
 impl RunConfig {
     /// Loads the run file (or the defaults), applies the command-line overrides and resolves everything.
-    pub fn from_args(args: &RunArgs) -> Result<RunConfig, ConfigError> {
+    pub fn from_options(args: &RunOptions) -> Result<RunConfig, ConfigError> {
         let mut file = match &args.config {
             Some(path) => load_yaml::<RunFile>(path)?,
             None => RunFile::default(),

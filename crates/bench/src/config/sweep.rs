@@ -237,31 +237,25 @@ impl CapacityConfig {
     }
 }
 
-/// `ttc capacity` flags: the SLO and the probe budget (each overrides the run file's `capacity:` key).
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct CapacityArgs {
+/// `ttc capacity` options: the SLO and the probe budget (each one set overrides the run file's `capacity:` key).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CapacityOptions {
     /// SLO every probe's steady state must meet: comma-separated `<stat>_<field><=<seconds>` (stat: mean,
     /// median, pNN; field: e2e_s, ttft_s, tpot_s) and `error_rate<<share>`.
-    #[arg(long, value_name = "SPEC")]
     pub slo: Option<String>,
     /// Measured requests per probe (at least 20).
-    #[arg(long, value_name = "N")]
     pub probe_requests: Option<u64>,
     /// Requests sent first in each probe and not measured (at least 1).
-    #[arg(long, value_name = "N")]
     pub warmup_requests: Option<u64>,
     /// First offered rate, requests/s.
-    #[arg(long, value_name = "RPS")]
     pub start_rate: Option<f64>,
     /// Probes per policy at most.
-    #[arg(long, value_name = "N")]
     pub max_probes: Option<u64>,
     /// Stop bisecting when (upper - lower) / lower is at most this.
-    #[arg(long, value_name = "X")]
     pub tolerance: Option<f64>,
 }
 
-impl CapacityArgs {
+impl CapacityOptions {
     /// The run file's `capacity:` (or the defaults) with these flags applied; an error names the flag.
     pub fn apply(&self, base: Option<CapacityConfig>) -> Result<CapacityConfig, super::ConfigError> {
         let mut c = base.unwrap_or_default();

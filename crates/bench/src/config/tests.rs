@@ -81,24 +81,24 @@ fn policies_inline_list_map_and_file() {
     )
     .unwrap();
     std::fs::write(dir.path().join("run.yaml"), "policies: pol.yaml\nselect_policies: [y]\n").unwrap();
-    let args = RunArgs { config: Some(dir.path().join("run.yaml")), ..Default::default() };
-    let c = RunConfig::from_args(&args).unwrap();
+    let args = RunOptions { config: Some(dir.path().join("run.yaml")), ..Default::default() };
+    let c = RunConfig::from_options(&args).unwrap();
     assert_eq!(c.policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["y"]);
-    let args = RunArgs { config: Some(dir.path().join("run.yaml")), policies: vec!["x".into()], ..Default::default() };
-    let c = RunConfig::from_args(&args).unwrap();
+    let args = RunOptions { config: Some(dir.path().join("run.yaml")), policies: vec!["x".into()], ..Default::default() };
+    let c = RunConfig::from_options(&args).unwrap();
     let remote = c.policies[0].remote.clone().unwrap();
     assert_eq!((remote.model.as_deref(), remote.temperature), (Some("m:x"), Some(0.7)));
     assert_eq!(remote.extra_body["top_k"], serde_json::json!(5));
 
     // A bad policies file is reported with its own name and line.
     std::fs::write(dir.path().join("pol.yaml"), "policies:\n  - name: x\n    params: 3\n").unwrap();
-    let e = RunConfig::from_args(&args).unwrap_err().to_string();
+    let e = RunConfig::from_options(&args).unwrap_err().to_string();
     assert!(e.contains("pol.yaml:3:13: policies[0].params: invalid type"), "{e}");
     std::fs::write(dir.path().join("pol.yaml"), "polices: []\n").unwrap();
-    let e = RunConfig::from_args(&args).unwrap_err().to_string();
+    let e = RunConfig::from_options(&args).unwrap_err().to_string();
     assert!(e.contains("pol.yaml:1:10: polices: `polices` holds a list") && e.contains("goes under `policies:`"), "{e}");
     std::fs::write(dir.path().join("pol.yaml"), "- name: x\n- name: z\n").unwrap();
-    assert_eq!(RunConfig::from_args(&args).unwrap().policies[0].name, "x");
+    assert_eq!(RunConfig::from_options(&args).unwrap().policies[0].name, "x");
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn flags_override_the_file() {
          backend: {kind: groq, model: a}\nload: {concurrency: 4}\n",
     )
     .unwrap();
-    let args = RunArgs {
+    let args = RunOptions {
         config: Some(path),
         backend: Some(BackendKind::Openai),
         base_url: Some("http://127.0.0.1:9/v1".into()),
@@ -160,7 +160,7 @@ fn flags_override_the_file() {
         seed: Some(9),
         ..Default::default()
     };
-    let c = RunConfig::from_args(&args).unwrap();
+    let c = RunConfig::from_options(&args).unwrap();
     assert_eq!(c.backend.kind, BackendKind::Openai);
     assert_eq!(c.backend.base_url.as_deref(), Some("http://127.0.0.1:9/v1"));
     assert_eq!(c.backend.api_key_env.as_deref(), Some("OPENAI_API_KEY"), "groq's key must not follow a kind change");
@@ -174,15 +174,15 @@ fn flags_override_the_file() {
     assert_eq!((c.generation.max_tokens.0, c.seed), (32, 9));
     assert_eq!(c.results, Path::new("out"));
 
-    let bad = RunArgs { concurrency: Some(0), ..Default::default() };
+    let bad = RunOptions { concurrency: Some(0), ..Default::default() };
     assert_eq!(
-        RunConfig::from_args(&bad).unwrap_err().to_string(),
+        RunConfig::from_options(&bad).unwrap_err().to_string(),
         "--concurrency: invalid value 0: expected an integer >= 1"
     );
-    let bad = RunArgs { rate: Some(0.0), ..Default::default() };
-    assert!(RunConfig::from_args(&bad).unwrap_err().to_string().starts_with("--rate:"));
-    let missing = RunArgs { config: Some("/nonexistent/run.yaml".into()), ..Default::default() };
-    assert!(RunConfig::from_args(&missing).unwrap_err().to_string().starts_with("/nonexistent/run.yaml: cannot read"));
+    let bad = RunOptions { rate: Some(0.0), ..Default::default() };
+    assert!(RunConfig::from_options(&bad).unwrap_err().to_string().starts_with("--rate:"));
+    let missing = RunOptions { config: Some("/nonexistent/run.yaml".into()), ..Default::default() };
+    assert!(RunConfig::from_options(&missing).unwrap_err().to_string().starts_with("/nonexistent/run.yaml: cannot read"));
 }
 
 #[test]
@@ -205,62 +205,12 @@ fn shipped_run_yaml_parses() {
 #[test]
 fn shipped_run_yaml_resolves_with_the_shipped_policies() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/run.yaml");
-    let c = RunConfig::from_args(&RunArgs { config: Some(path), ..Default::default() }).unwrap();
+    let c = RunConfig::from_options(&RunOptions { config: Some(path), ..Default::default() }).unwrap();
     assert!(c.policies.len() >= 2, "{:?}", c.policies);
     assert_eq!(c.policies[0].name, "baseline");
     let spec = c.policies.iter().find(|p| p.name == "speculative_decoding").unwrap();
     assert_eq!(spec.params["lookahead_tokens"], serde_json::json!(4));
     assert!(matches!(c.kpis, Some(serde_yaml::Value::String(ref p)) if p.ends_with("configs/kpis.yaml")));
-}
-
-#[test]
-fn flags_parse_from_a_command_line() {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        run: RunArgs,
-    }
-    let cli = Cli::try_parse_from([
-        "ttc",
-        "--config",
-        "c.yaml",
-        "--backend",
-        "groq",
-        "--policies",
-        "a,b",
-        "--suites",
-        "crmarena",
-        "--samples",
-        "5",
-        "--concurrency",
-        "8",
-        "--rate",
-        "inf",
-        "--arrival",
-        "poisson",
-        "--results",
-        "out",
-        "--seed",
-        "3",
-        "--dry-run",
-        "--resume",
-        "r1",
-        "--quiet",
-        "--log-format",
-        "json",
-        "--max-tokens",
-        "64",
-    ])
-    .unwrap();
-    let a = cli.run;
-    assert_eq!(a.policies, vec!["a", "b"]);
-    assert_eq!((a.backend, a.arrival), (Some(BackendKind::Groq), Some(Arrival::Poisson)));
-    assert!(a.rate.unwrap().is_infinite());
-    assert_eq!((a.samples, a.concurrency, a.seed, a.max_tokens), (Some(5), Some(8), Some(3), Some(64)));
-    assert!(a.dry_run && a.quiet);
-    assert_eq!((a.resume.as_deref(), a.log_format), (Some("r1"), LogFormat::Json));
-    assert!(Cli::try_parse_from(["ttc", "--arrival", "bursty"]).is_err());
 }
 
 #[test]
@@ -271,8 +221,8 @@ fn zero_samples_is_rejected_where_it_is_written() {
         "run.yaml:2:5: suites[0].samples: invalid value 0: expected an integer >= 1"
     );
     assert_eq!(parse("suites:\n  - {name: a, samples: null}\n").unwrap().suites[0].samples, None);
-    let bad = RunArgs { samples: Some(0), ..Default::default() };
-    assert_eq!(RunConfig::from_args(&bad).unwrap_err().to_string(), "--samples: invalid value 0: expected an integer >= 1");
+    let bad = RunOptions { samples: Some(0), ..Default::default() };
+    assert_eq!(RunConfig::from_options(&bad).unwrap_err().to_string(), "--samples: invalid value 0: expected an integer >= 1");
 }
 
 #[test]
@@ -342,13 +292,13 @@ fn load_sweep_and_capacity_parse_and_bad_levels_name_the_key() {
 
 #[test]
 fn capacity_flags_name_themselves() {
-    use crate::config::sweep::CapacityArgs;
-    let flags = CapacityArgs { slo: Some("p95_e2e_s<=oops".into()), ..Default::default() };
+    use crate::config::sweep::CapacityOptions;
+    let flags = CapacityOptions { slo: Some("p95_e2e_s<=oops".into()), ..Default::default() };
     let e = flags.apply(None).unwrap_err().to_string();
     assert!(e.starts_with("--slo: cannot parse"), "{e}");
-    let flags = CapacityArgs { probe_requests: Some(3), ..Default::default() };
+    let flags = CapacityOptions { probe_requests: Some(3), ..Default::default() };
     assert!(flags.apply(None).unwrap_err().to_string().starts_with("--probe-requests: 3 measured requests"));
-    let flags = CapacityArgs { slo: Some("p99_ttft_s<0.5".into()), max_probes: Some(4), ..Default::default() };
+    let flags = CapacityOptions { slo: Some("p99_ttft_s<0.5".into()), max_probes: Some(4), ..Default::default() };
     let c = flags.apply(Some(CapacityConfig::default())).unwrap();
     assert_eq!((c.slo.as_str(), c.max_probes), ("p99_ttft_s<0.5", 4));
 }

@@ -3,5 +3,5 @@
 pub mod score;
 pub mod suites;
 
-pub use score::{run as run_score, ScoreArgs};
-pub use suites::{run as run_suites, SuitesArgs};
+pub use score::{run as run_score, ScoreOptions};
+pub use suites::{run as run_suites, SuitesOptions};

@@ -10,66 +10,38 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct ScoreArgs {
+/// What `ttc score` scores, and how.
+#[derive(Debug, Clone)]
+pub struct ScoreOptions {
     /// JSONL file: one {"prediction", "reference", "id"?, "task"?, "reward_metric"?} object per line.
-    #[arg(long)]
     pub input: PathBuf,
     /// Scoring rules: crmarena, crmarena_pro, worfbench or generic.
-    #[arg(long, default_value = "generic")]
     pub suite: String,
-    /// Comma-separated metrics to compute (default: every metric that applies to the suite).
-    #[arg(long, value_delimiter = ',')]
+    /// Metrics to compute (empty: every metric that applies to the suite).
     pub metrics: Vec<String>,
-    /// Sentence embedder for semantic_similarity and WorfBench node matching: minilm, mpnet (WorfBench's
-    /// official one) or hash (deterministic, no model).
-    #[arg(long, default_value = "minilm")]
+    /// Sentence embedder for semantic_similarity and WorfBench node matching.
     pub embedder: EmbedderKind,
     /// Never download model files; fail if the embedder is not cached.
-    #[arg(long)]
     pub offline: bool,
     /// Porter stemming in ROUGE (rouge-score's use_stemmer).
-    #[arg(long)]
     pub rouge_stemmer: bool,
     /// Seed of the bootstrap confidence intervals.
-    #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Print the summary as one JSON line instead of a table.
-    #[arg(long)]
     pub json: bool,
 }
 
-/// Exit codes: 0 scored, 2 bad flags or input (unknown suite or metric, unreadable file, malformed line),
-/// 1 (an `Err`) for runtime failures such as the embedder failing or stdout closing.
-pub fn run(args: ScoreArgs) -> anyhow::Result<i32> {
-    match score_to_stdout(&args) {
-        Ok(()) => Ok(0),
-        Err(e) if is_input_error(&e) => {
-            eprintln!("error: {e:#}");
-            Ok(2)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// A flag the user got wrong.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct BadFlag(String);
-
-/// The user's flags or data, not the machine: everything but an embedder failure or an I/O error on output.
-fn is_input_error(e: &anyhow::Error) -> bool {
-    match e.downcast_ref::<EvalError>() {
-        Some(EvalError::Embed(_)) => false,
-        Some(_) => true,
-        None => e.downcast_ref::<BadFlag>().is_some(),
-    }
+/// Scores every line of the input and prints the metrics, then a summary. Bad flags or input (an unknown
+/// suite or metric, an unreadable file, a malformed line) are [`EvalError`]s other than `Embed`; an embedder
+/// failure or an I/O error on stdout is a runtime failure.
+pub fn run(opts: ScoreOptions) -> anyhow::Result<()> {
+    score_to_stdout(&opts)
 }
 
 fn suite_kind(suite: &str) -> anyhow::Result<SuiteKind> {
     match suite {
         "crmarena" | "crmarena_pro" | "worfbench" | "generic" => Ok(SuiteKind::of_suite(suite)),
-        other => Err(BadFlag(format!("--suite {other}: expected crmarena, crmarena_pro, worfbench or generic")).into()),
+        other => Err(EvalError::BadFlag(format!("--suite {other}: expected crmarena, crmarena_pro, worfbench or generic")).into()),
     }
 }
 
@@ -92,7 +64,7 @@ fn score_line(kind: SuiteKind, path: &Path, line_no: usize, line: &str, ctx: &Sc
     Ok((input.id, metrics))
 }
 
-fn score_to_stdout(args: &ScoreArgs) -> anyhow::Result<()> {
+fn score_to_stdout(args: &ScoreOptions) -> anyhow::Result<()> {
     let kind = suite_kind(&args.suite)?;
     let mut ctx = scorer_for(kind.as_str(), &args.metrics, args.embedder, !args.offline)?;
     ctx.rouge_stemmer = args.rouge_stemmer;
@@ -161,7 +133,7 @@ fn summary_table(summary: &[Aggregate], records: usize, embedder: Option<&str>) 
 }
 
 /// For tests: the per-line metric maps of a file, as `run` computes them.
-pub fn score_file(args: &ScoreArgs) -> anyhow::Result<Vec<BTreeMap<String, f64>>> {
+pub fn score_file(args: &ScoreOptions) -> anyhow::Result<Vec<BTreeMap<String, f64>>> {
     let kind = suite_kind(&args.suite)?;
     let mut ctx = scorer_for(kind.as_str(), &args.metrics, args.embedder, !args.offline)?;
     ctx.rouge_stemmer = args.rouge_stemmer;

@@ -4,20 +4,19 @@ use crate::metrics::REGISTRY;
 use crate::suite::{list_suites, DataSource};
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct SuitesArgs {
-    /// Real data directory (crmarena/, crmarena-pro/, worfbench/gold_traj/); without it the bundled samples.
-    #[arg(long, env = "TTC_DATA_DIR")]
+/// What `ttc suites` lists.
+#[derive(Debug, Clone, Default)]
+pub struct SuitesOptions {
+    /// Real data directory (crmarena/, crmarena-pro/, worfbench/gold_traj/); None: the bundled samples.
     pub data_dir: Option<PathBuf>,
     /// Also list the quality metrics (name, unit, direction, suites).
-    #[arg(long)]
     pub metrics: bool,
     /// Print JSON instead of a table.
-    #[arg(long)]
     pub json: bool,
 }
 
-pub fn run(args: SuitesArgs) -> anyhow::Result<i32> {
+/// Prints the suites (and the metric registry). A missing data directory is an [`crate::EvalError`].
+pub fn run(args: SuitesOptions) -> anyhow::Result<()> {
     let source = DataSource { data_dir: args.data_dir.clone() };
     let suites = list_suites(&source)?;
     if args.json {
@@ -32,7 +31,7 @@ pub fn run(args: SuitesArgs) -> anyhow::Result<i32> {
             v["metrics"] = serde_json::Value::Array(metrics);
         }
         println!("{v}");
-        return Ok(0);
+        return Ok(());
     }
     for s in &suites {
         println!("{} ({} items, from {})", s.suite, s.items, s.source);
@@ -49,5 +48,5 @@ pub fn run(args: SuitesArgs) -> anyhow::Result<i32> {
             println!("{:<26} {:<9} {:<17} {:<34} {}", m.name, m.unit, dir, suites.join(","), m.description);
         }
     }
-    Ok(0)
+    Ok(())
 }

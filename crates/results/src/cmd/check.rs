@@ -1,47 +1,53 @@
-//! `ttc check`: the KPI gate for CI. Exit 0 when every KPI passes, 1 when any fails, 2 on a usage error
-//! (including a `policies:`/`suites:` filter naming what the run does not have).
+//! `ttc check`: the KPI gate for CI. The CLI exits 0 when every KPI passes, 1 when any fails, 2 on an
+//! [`InputError`] (including a `policies:`/`suites:` filter naming what the run does not have).
 
 use anyhow::Result;
-use clap::Args;
 use std::path::{Path, PathBuf};
 
-use super::{PartialArg, ResultsDir, TableOrJson};
+use super::{InputError, TableOrJson, DEFAULT_RESULTS_DIR};
 use crate::kpi::{self, CheckReport, KpiFile};
 use crate::render;
-use crate::store::LoadedRun;
+use crate::store::{LoadedRun, ResultsStore};
 
 /// Where `ttc check` looks for KPIs when --kpis is not given; built-in defaults apply if it is absent.
 pub const DEFAULT_KPI_PATH: &str = "configs/kpis.yaml";
 
 /// Check a run against KPI thresholds per policy (and regression limits against a baseline run).
-/// Exit code 0: all KPIs pass; 1: a KPI fails; 2: usage or input error.
-#[derive(Args, Debug, Clone, PartialEq)]
-pub struct CheckArgs {
-    #[command(flatten)]
-    pub dir: ResultsDir,
-    #[command(flatten)]
-    pub partial: PartialArg,
-    /// KPI file (YAML). Default: configs/kpis.yaml if present, else the built-in defaults (p95 latency < 2 s,
-    /// throughput > 300 tok/s, ROUGE-L > 0.1, error rate < 1%).
-    #[arg(long)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckOptions {
+    pub results: PathBuf,
+    /// Check a sharded run even when a shard is missing or incomplete.
+    pub partial: bool,
+    /// KPI file (YAML). None: configs/kpis.yaml if present, else the built-in defaults.
     pub kpis: Option<PathBuf>,
-    /// Run to check (default: the last run).
-    #[arg(long)]
+    /// Run to check (None: the last run).
     pub run: Option<String>,
-    /// Use the most recently started run (the default; conflicts with --run).
-    #[arg(long, conflicts_with = "run")]
-    pub last: bool,
     /// Baseline run for the regression limits of the KPI file.
-    #[arg(long)]
     pub baseline: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
     pub format: TableOrJson,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions { results: PathBuf::from(DEFAULT_RESULTS_DIR), partial: false, kpis: None, run: None, baseline: None, format: TableOrJson::Table }
+    }
+}
+
+/// The gate's verdict and the table (or JSON) that explains it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    /// Every KPI passed (skipped ones do not fail).
+    pub passed: bool,
+    pub text: String,
 }
 
 /// Loads the KPI file: an explicit path must exist; otherwise configs/kpis.yaml, else built-in defaults.
 /// Returns the KPIs and a description of their source.
-pub fn load_kpis(explicit: Option<&Path>) -> Result<(KpiFile, String)> {
+pub fn load_kpis(explicit: Option<&Path>) -> Result<(KpiFile, String), InputError> {
+    load_kpi_file(explicit).map_err(InputError)
+}
+
+pub(crate) fn load_kpi_file(explicit: Option<&Path>) -> Result<(KpiFile, String)> {
     match explicit {
         Some(p) => Ok((KpiFile::load(p)?, p.display().to_string())),
         None if Path::new(DEFAULT_KPI_PATH).is_file() => {
@@ -54,24 +60,29 @@ pub fn load_kpis(explicit: Option<&Path>) -> Result<(KpiFile, String)> {
 /// Evaluates KPIs on a loaded run without deciding anything: the end of `ttc run` prints this
 /// (report-only mode) and keeps its own exit code.
 pub fn check_report_only(run: &LoadedRun, kpis: Option<&Path>) -> Result<(CheckReport, String)> {
-    let (file, _) = load_kpis(kpis)?;
+    let (file, _) = load_kpi_file(kpis)?;
     let report = kpi::evaluate(&file, &run.run_id, &run.records, None);
     let text = render::check_compact(&report);
     Ok((report, text))
 }
 
-pub fn execute(args: &CheckArgs) -> Result<(i32, String)> {
-    let (file, source) = load_kpis(args.kpis.as_deref())?;
-    let store = args.dir.open()?;
+/// Evaluates the KPIs on the run; a run, KPI file or filter the gate cannot use is an [`InputError`].
+pub fn execute(args: &CheckOptions) -> Result<Checked, InputError> {
+    check(args).map_err(InputError)
+}
+
+fn check(args: &CheckOptions) -> Result<Checked> {
+    let (file, source) = load_kpi_file(args.kpis.as_deref())?;
+    let store = ResultsStore::open(&args.results)?;
     let run = match &args.run {
         Some(id) => store.load_run(id)?,
         None => store.load_last()?,
     };
     let baseline = args.baseline.as_deref().map(|b| store.load_run(b)).transpose()?;
-    run.require_complete(args.partial.partial)?;
+    run.require_complete(args.partial)?;
     super::warn(std::slice::from_ref(&run));
     if let Some(b) = &baseline {
-        b.require_complete(args.partial.partial)?;
+        b.require_complete(args.partial)?;
         super::warn(std::slice::from_ref(b));
     }
     if run.records.is_empty() {
@@ -94,12 +105,5 @@ pub fn execute(args: &CheckArgs) -> Result<(i32, String)> {
     if baseline.is_none() && !file.regressions.is_empty() && args.format == TableOrJson::Table {
         text.push_str(&format!("({} regression limit(s) not evaluated: no --baseline run)\n", file.regressions.len()));
     }
-    Ok((report.exit_code(), text))
-}
-
-pub fn run(args: CheckArgs) -> Result<i32> {
-    Ok(super::exit_code(execute(&args).and_then(|(code, text)| {
-        super::stdout_write(&text)?;
-        Ok(code)
-    })))
+    Ok(Checked { passed: report.passed(), text })
 }

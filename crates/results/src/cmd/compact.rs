@@ -1,23 +1,33 @@
 //! `ttc compact`: merge each run's part files into one (atomically; corrupt parts are set aside).
 
 use anyhow::Result;
-use clap::Args;
+use std::path::PathBuf;
 
-use super::ResultsDir;
+use super::{InputError, DEFAULT_RESULTS_DIR};
+use crate::store::ResultsStore;
 
 /// Merge the Parquet part files of a run (default: every run) into one file per run.
-#[derive(Args, Debug, Clone, PartialEq)]
-pub struct CompactArgs {
-    #[command(flatten)]
-    pub dir: ResultsDir,
-    /// Only this run (default: all runs).
-    #[arg(long)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactOptions {
+    pub results: PathBuf,
+    /// Only this run (None: all runs).
     pub run: Option<String>,
 }
 
-pub fn execute(args: &CompactArgs) -> Result<(i32, String)> {
-    let store = args.dir.open()?;
-    let ids: Vec<String> = match &args.run {
+impl Default for CompactOptions {
+    fn default() -> Self {
+        CompactOptions { results: PathBuf::from(DEFAULT_RESULTS_DIR), run: None }
+    }
+}
+
+/// What was merged (and set aside), one line per run.
+pub fn execute(opts: &CompactOptions) -> Result<String, InputError> {
+    compact(opts).map_err(InputError)
+}
+
+fn compact(opts: &CompactOptions) -> Result<String> {
+    let store = ResultsStore::open(&opts.results)?;
+    let ids: Vec<String> = match &opts.run {
         Some(id) => vec![id.clone()],
         None => store.list_runs()?.into_iter().map(|r| r.run_id).collect(),
     };
@@ -35,12 +45,5 @@ pub fn execute(args: &CompactArgs) -> Result<(i32, String)> {
             text.push_str(&format!("{id}: corrupt part set aside as {}\n", q.display()));
         }
     }
-    Ok((0, text))
-}
-
-pub fn run(args: CompactArgs) -> Result<i32> {
-    Ok(super::exit_code(execute(&args).and_then(|(code, text)| {
-        super::stdout_write(&text)?;
-        Ok(code)
-    })))
+    Ok(text)
 }

@@ -2,41 +2,47 @@
 //! or of two whole runs, on the samples both have.
 
 use anyhow::{bail, Result};
-use clap::Args;
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use ttc_types::Record;
 
-use super::{BootstrapArgs, PartialArg, ResultsDir, TableOrJson};
+use super::{InputError, TableOrJson, COMMAND_BOOTSTRAP, DEFAULT_RESULTS_DIR};
 use crate::compare;
 use crate::render;
+use crate::stats::BootstrapConfig;
 use crate::store::ResultsStore;
 
 /// Compare B against A on their common samples: paired bootstrap CIs of quality differences, McNemar's test
 /// for exact match, p50/p95 latency and throughput differences with CIs, and a verdict per metric.
-/// A and B are policy names (of --run, default the last run), run ids, or RUN/POLICY.
-#[derive(Args, Debug, Clone, PartialEq)]
-pub struct CompareArgs {
-    #[command(flatten)]
-    pub dir: ResultsDir,
-    #[command(flatten)]
-    pub partial: PartialArg,
+/// A and B are policy names (of `run`, default the last run), run ids, or RUN/POLICY.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareOptions {
+    pub results: PathBuf,
+    /// Compare sharded runs even when a shard is missing or incomplete.
+    pub partial: bool,
     /// Side A (the reference): POLICY, RUN_ID, or RUN_ID/POLICY.
-    #[arg(long)]
     pub a: String,
     /// Side B (the candidate): POLICY, RUN_ID, or RUN_ID/POLICY.
-    #[arg(long)]
     pub b: String,
-    /// Run that plain policy names refer to (default: the last run).
-    #[arg(long)]
+    /// Run that plain policy names refer to (None: the last run).
     pub run: Option<String>,
-    /// Use the most recently started run (the default; conflicts with --run).
-    #[arg(long, conflicts_with = "run")]
-    pub last: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
     pub format: TableOrJson,
-    #[command(flatten)]
-    pub bootstrap: BootstrapArgs,
+    pub bootstrap: BootstrapConfig,
+}
+
+impl CompareOptions {
+    /// B against A, with the other settings at their defaults.
+    pub fn new(a: impl Into<String>, b: impl Into<String>) -> CompareOptions {
+        CompareOptions {
+            results: PathBuf::from(DEFAULT_RESULTS_DIR),
+            partial: false,
+            a: a.into(),
+            b: b.into(),
+            run: None,
+            format: TableOrJson::Table,
+            bootstrap: COMMAND_BOOTSTRAP,
+        }
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -90,18 +96,23 @@ fn resolve(store: &ResultsStore, spec: &str, run: Option<&str>, partial: bool) -
     )
 }
 
-pub fn execute(args: &CompareArgs) -> Result<(i32, String)> {
-    let store = args.dir.open()?;
-    let a = resolve(&store, &args.a, args.run.as_deref(), args.partial.partial)?;
-    let b = resolve(&store, &args.b, args.run.as_deref(), args.partial.partial)?;
+/// The comparison as a table or JSON.
+pub fn execute(args: &CompareOptions) -> Result<String, InputError> {
+    compare_sides(args).map_err(InputError)
+}
+
+fn compare_sides(args: &CompareOptions) -> Result<String> {
+    let store = ResultsStore::open(&args.results)?;
+    let a = resolve(&store, &args.a, args.run.as_deref(), args.partial)?;
+    let b = resolve(&store, &args.b, args.run.as_deref(), args.partial)?;
     if a.kind != b.kind {
         bail!("cannot compare a policy with a whole run (`{}` vs `{}`): give two policies or two runs", a.label, b.label);
     }
     // Live A/B traffic (`ttc serve --ab`) has no sample sent to both arms: compare it unpaired.
     let cmp = if compare::is_served(&a.records, &b.records) {
-        compare::compare_unpaired(&a.label, &a.records, &b.label, &b.records, &args.bootstrap.config())
+        compare::compare_unpaired(&a.label, &a.records, &b.label, &b.records, &args.bootstrap)
     } else {
-        compare::compare(&a.label, &a.records, &b.label, &b.records, a.kind == Kind::Run, &args.bootstrap.config())
+        compare::compare(&a.label, &a.records, &b.label, &b.records, a.kind == Kind::Run, &args.bootstrap)
     };
     if cmp.n_common == 0 && !cmp.unpaired {
         bail!("`{}` and `{}` have no samples in common (nothing to pair)", a.label, b.label);
@@ -110,12 +121,5 @@ pub fn execute(args: &CompareArgs) -> Result<(i32, String)> {
         TableOrJson::Table => render::comparison_table(&cmp),
         TableOrJson::Json => serde_json::to_string_pretty(&cmp)? + "\n",
     };
-    Ok((0, text))
-}
-
-pub fn run(args: CompareArgs) -> Result<i32> {
-    Ok(super::exit_code(execute(&args).and_then(|(code, text)| {
-        super::stdout_write(&text)?;
-        Ok(code)
-    })))
+    Ok(text)
 }

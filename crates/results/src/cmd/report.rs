@@ -1,53 +1,58 @@
 //! `ttc report`: Markdown or HTML performance report of one run, with embedded SVG charts.
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 
-use super::{BootstrapArgs, PartialArg, ResultsDir, SloArgs};
+use super::{InputError, SloOptions, COMMAND_BOOTSTRAP, DEFAULT_RESULTS_DIR};
 use crate::report::{self, ReportOptions};
+use crate::stats::BootstrapConfig;
 use crate::store::{LoadedRun, ResultsStore};
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportFormat {
     Md,
     Html,
 }
 
 /// Write a report of a run: executive summary, settings, results, findings and recommendations derived
-/// from the data, trade-off charts (SVG), and KPI status.
-#[derive(Args, Debug, Clone, PartialEq)]
-pub struct ReportArgs {
-    #[command(flatten)]
-    pub dir: ResultsDir,
-    #[command(flatten)]
-    pub partial: PartialArg,
-    /// Run to report on (default: the last run).
-    #[arg(long)]
+/// from the data, trade-off charts (SVG), and KPI status. (Not [`ReportOptions`], the renderer's settings.)
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportCommandOptions {
+    pub results: PathBuf,
+    /// Analyse a sharded run even when a shard is missing or incomplete.
+    pub partial: bool,
+    /// Run to report on (None: the last run).
     pub run: Option<String>,
-    /// Use the most recently started run (the default; conflicts with --run).
-    #[arg(long, conflicts_with = "run")]
-    pub last: bool,
-    /// Output format (default: from the -o extension, else md).
-    #[arg(long, value_enum)]
+    /// None: from the extension of `output`, else Markdown.
     pub format: Option<ReportFormat>,
-    /// Output file (default: stdout).
-    #[arg(short = 'o', long = "output")]
+    /// Output file (None: the text is returned for stdout).
     pub output: Option<PathBuf>,
-    /// KPI file for the KPI status section (default: configs/kpis.yaml if present, else built-in defaults).
-    #[arg(long)]
+    /// KPI file for the KPI status section (None: configs/kpis.yaml if present, else built-in defaults).
     pub kpis: Option<PathBuf>,
-    /// Policy the others are compared with (default: the policy named `baseline`).
-    #[arg(long)]
+    /// Policy the others are compared with (None: the policy named `baseline`).
     pub baseline_policy: Option<String>,
-    #[command(flatten)]
-    pub slo: SloArgs,
-    #[command(flatten)]
-    pub bootstrap: BootstrapArgs,
+    pub slo: SloOptions,
+    pub bootstrap: BootstrapConfig,
 }
 
-fn options(args: &ReportArgs) -> Result<ReportOptions> {
-    let (kpis, kpi_source) = super::check::load_kpis(args.kpis.as_deref())?;
+impl Default for ReportCommandOptions {
+    fn default() -> Self {
+        ReportCommandOptions {
+            results: PathBuf::from(DEFAULT_RESULTS_DIR),
+            partial: false,
+            run: None,
+            format: None,
+            output: None,
+            kpis: None,
+            baseline_policy: None,
+            slo: SloOptions::default(),
+            bootstrap: COMMAND_BOOTSTRAP,
+        }
+    }
+}
+
+fn options(args: &ReportCommandOptions) -> Result<ReportOptions> {
+    let (kpis, kpi_source) = super::check::load_kpi_file(args.kpis.as_deref())?;
     Ok(ReportOptions {
         analysis: args.slo.analysis(&args.bootstrap, false)?,
         kpis,
@@ -69,19 +74,24 @@ pub fn render(run: &LoadedRun, opts: &ReportOptions, format: ReportFormat) -> St
 /// them) to `path`.
 pub fn write_markdown_report(results_dir: &Path, run_id: &str, path: &Path) -> Result<()> {
     let run = ResultsStore::open(results_dir)?.load_run(run_id)?;
-    let (kpis, kpi_source) = super::check::load_kpis(None)?;
+    let (kpis, kpi_source) = super::check::load_kpi_file(None)?;
     let opts = ReportOptions { analysis: Default::default(), kpis, kpi_source, baseline_policy: None };
     std::fs::write(path, render(&run, &opts, ReportFormat::Md)).with_context(|| format!("writing {}", path.display()))
 }
 
-pub fn execute(args: &ReportArgs) -> Result<(i32, String)> {
+/// The report (or, with `output`, the line saying where it was written).
+pub fn execute(args: &ReportCommandOptions) -> Result<String, InputError> {
+    build(args).map_err(InputError)
+}
+
+fn build(args: &ReportCommandOptions) -> Result<String> {
     let opts = options(args)?;
-    let store = args.dir.open()?;
+    let store = ResultsStore::open(&args.results)?;
     let run = match &args.run {
         Some(id) => store.load_run(id)?,
         None => store.load_last()?,
     };
-    run.require_complete(args.partial.partial)?;
+    run.require_complete(args.partial)?;
     super::warn(std::slice::from_ref(&run));
     if run.records.is_empty() {
         anyhow::bail!("run `{}` contains no readable records", run.run_id);
@@ -99,15 +109,8 @@ pub fn execute(args: &ReportArgs) -> Result<(i32, String)> {
     match &args.output {
         Some(path) => {
             std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
-            Ok((0, format!("wrote {}\n", path.display())))
+            Ok(format!("wrote {}\n", path.display()))
         }
-        None => Ok((0, text)),
+        None => Ok(text),
     }
-}
-
-pub fn run(args: ReportArgs) -> Result<i32> {
-    Ok(super::exit_code(execute(&args).and_then(|(code, text)| {
-        super::stdout_write(&text)?;
-        Ok(code)
-    })))
 }

@@ -1,73 +1,65 @@
 //! `ttc route fit`: a router learned from a stored run (`crate::route_fit`), written as router YAML.
 
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
-use super::ResultsDir;
+use super::{InputError, DEFAULT_RESULTS_DIR};
 use crate::capacity::SloSpec;
 use crate::route_fit::{fit, FitConfig};
+use crate::store::ResultsStore;
 
-/// Routers learned from stored runs.
-#[derive(Args, Debug, Clone, PartialEq)]
-pub struct RouteArgs {
-    #[command(subcommand)]
-    pub command: RouteCommand,
-}
-
-#[derive(Subcommand, Debug, Clone, PartialEq)]
-pub enum RouteCommand {
-    /// Fit a router on a run: per suite x prompt-length bucket (a small tree), the fastest policy whose mean fidelity reaches
-    /// --min-fidelity (SLO-meeting policies first); evaluated on held-out samples; written as router YAML.
-    Fit(FitArgs),
-}
-
-#[derive(Args, Debug, Clone, PartialEq)]
-pub struct FitArgs {
-    #[command(flatten)]
-    pub dir: ResultsDir,
-    /// The run to learn from (default: the last run).
-    #[arg(long)]
+/// Fit a router on a run: per suite x prompt-length bucket (a small tree), the fastest policy whose mean
+/// fidelity reaches `min_fidelity` (SLO-meeting policies first); evaluated on held-out samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitOptions {
+    pub results: PathBuf,
+    /// The run to learn from (None: the last run).
     pub run: Option<String>,
-    /// Use the most recently started run (the default; conflicts with --run).
-    #[arg(long, conflicts_with = "run")]
-    pub last: bool,
     /// The SLO policies are preferred for meeting, e.g. "p95_e2e_s<=2".
-    #[arg(long, default_value = "p95_e2e_s<=2")]
     pub slo: String,
-    /// Least mean fidelity (of --fidelity) a picked policy must reach.
-    #[arg(long, default_value_t = 0.95)]
+    /// Least mean fidelity (of `fidelity`) a picked policy must reach, in [0, 1].
     pub min_fidelity: f64,
-    /// The fidelity or quality column --min-fidelity applies to.
-    #[arg(long, default_value = "fidelity_top1")]
+    /// The fidelity or quality column `min_fidelity` applies to.
     pub fidelity: String,
     /// Seed of the train / held-out split (same run and seed, same router).
-    #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Share of samples held out for the evaluation.
-    #[arg(long, default_value_t = 0.3)]
+    /// Share of samples held out for the evaluation, in (0, 1).
     pub holdout: f64,
     /// Depth of the prompt-length tree per suite (at most 2^depth buckets; 0 = one bucket per suite).
-    #[arg(long, default_value_t = 2)]
     pub depth: usize,
     /// Name of the fitted router policy.
-    #[arg(long, default_value = "fitted_router")]
     pub name: String,
-    /// Write the YAML here instead of stdout.
-    #[arg(long)]
+    /// Write the YAML here (None: stdout).
     pub out: Option<PathBuf>,
 }
 
-pub fn run(args: RouteArgs) -> Result<i32> {
-    let RouteCommand::Fit(a) = args.command;
-    Ok(super::exit_code(execute_fit(&a)))
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            results: PathBuf::from(DEFAULT_RESULTS_DIR),
+            run: None,
+            slo: "p95_e2e_s<=2".into(),
+            min_fidelity: 0.95,
+            fidelity: "fidelity_top1".into(),
+            seed: 0,
+            holdout: 0.3,
+            depth: 2,
+            name: "fitted_router".into(),
+            out: None,
+        }
+    }
 }
 
-fn execute_fit(a: &FitArgs) -> Result<i32> {
+/// Fits the router and writes its YAML (to `out` or stdout) and its evaluation (to stderr).
+pub fn execute_fit(opts: &FitOptions) -> Result<(), InputError> {
+    fit_router(opts).map_err(InputError)
+}
+
+fn fit_router(a: &FitOptions) -> Result<()> {
     anyhow::ensure!(a.holdout > 0.0 && a.holdout < 1.0, "--holdout: must be in (0, 1), got {}", a.holdout);
     anyhow::ensure!((0.0..=1.0).contains(&a.min_fidelity), "--min-fidelity: must be in [0, 1], got {}", a.min_fidelity);
     let slo = SloSpec::parse(&a.slo).context("--slo")?;
-    let store = a.dir.open()?;
+    let store = ResultsStore::open(&a.results)?;
     let run_id = match &a.run {
         Some(r) => r.clone(),
         None => store.last_run_id()?,
@@ -94,5 +86,5 @@ fn execute_fit(a: &FitArgs) -> Result<i32> {
         None => print!("{yaml}"),
     }
     eprint!("{evaluation}");
-    Ok(0)
+    Ok(())
 }

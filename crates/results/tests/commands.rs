@@ -1,20 +1,29 @@
-//! The subcommands end to end through their clap definitions: outputs, exit codes and error messages.
+//! The subcommands end to end through their option structs: outputs, gate verdicts and error messages. (Their
+//! flags are tested in `ttc-cli`.)
 
-use clap::{CommandFactory, Parser};
 use std::path::Path;
-use ttc_results::cmd::{check, compact, compare, report, summary, USAGE_ERROR};
+use ttc_results::cmd::{check, compact, compare, report, summary, TableFormat, TableOrJson};
 use ttc_results::testutil::record;
-use ttc_results::{RecordSink, ResultsStore, RunMeta, WriterOptions};
+use ttc_results::{
+    CheckOptions, CompactOptions, CompareOptions, RecordSink, ReportCommandOptions, ResultsStore, RunMeta, RunSelection,
+    SummaryOptions, WriterOptions,
+};
 use ttc_types::{Record, RecordStatus};
 
-#[derive(Parser, Debug)]
-struct W<T: clap::Args> {
-    #[command(flatten)]
-    args: T,
+fn summary_of(dir: &Path) -> SummaryOptions {
+    SummaryOptions { results: dir.into(), ..Default::default() }
 }
 
-fn parse<T: clap::Args>(argv: &[&str]) -> T {
-    W::<T>::try_parse_from(std::iter::once("ttc").chain(argv.iter().copied())).unwrap().args
+fn report_of(dir: &Path) -> ReportCommandOptions {
+    ReportCommandOptions { results: dir.into(), ..Default::default() }
+}
+
+fn check_of(dir: &Path, kpis: &Path) -> CheckOptions {
+    CheckOptions { results: dir.into(), kpis: Some(kpis.into()), ..Default::default() }
+}
+
+fn compare_of(dir: &Path, a: &str, b: &str) -> CompareOptions {
+    CompareOptions { results: dir.into(), ..CompareOptions::new(a, b) }
 }
 
 /// Three policies x 2 suites x 12 samples; `spec` is faster and as good, `prune` fast but worse, and fails
@@ -72,26 +81,11 @@ fn fixture_dir() -> tempfile::TempDir {
     tmp
 }
 
-fn d(tmp: &tempfile::TempDir) -> String {
-    tmp.path().display().to_string()
-}
-
-#[test]
-fn clap_definitions_are_consistent() {
-    W::<summary::SummaryArgs>::command().debug_assert();
-    W::<report::ReportArgs>::command().debug_assert();
-    W::<check::CheckArgs>::command().debug_assert();
-    W::<compare::CompareArgs>::command().debug_assert();
-    W::<compact::CompactArgs>::command().debug_assert();
-    assert!(W::<summary::SummaryArgs>::try_parse_from(["ttc", "--run", "x", "--all"]).is_err());
-    assert!(W::<compare::CompareArgs>::try_parse_from(["ttc", "--a", "x", "--b", "y", "--confidence", "1.5"]).is_err());
-}
 
 #[test]
 fn summary_formats() {
     let tmp = fixture_dir();
-    let (code, text) = summary::execute(&parse(&["--results", &d(&tmp)])).unwrap();
-    assert_eq!(code, 0);
+    let text = summary::execute(&summary_of(tmp.path())).unwrap();
     assert!(text.contains("baseline") && text.contains("spec") && text.contains("prune"), "{text}");
     assert!(text.contains("Pareto-optimal on crm"), "{text}");
     assert!(!text.contains("r1"), "last run only: {text}");
@@ -99,50 +93,59 @@ fn summary_formats() {
     let rouge_row = text.lines().find(|l| l.starts_with("│ rouge_l ")).unwrap();
     assert_eq!(rouge_row.matches('[').count(), 3, "one cell per policy: {rouge_row}");
 
-    let (_, json) = summary::execute(&parse(&["--results", &d(&tmp), "--run", "r1", "--format", "json"])).unwrap();
+    let json = summary::execute(&SummaryOptions {
+        selection: RunSelection::Run("r1".into()),
+        format: TableFormat::Json,
+        ..summary_of(tmp.path())
+    })
+    .unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["run_ids"], serde_json::json!(["r1"]));
     assert_eq!(v["groups"].as_array().unwrap().len(), 6);
     let prune = v["groups"].as_array().unwrap().iter().find(|g| g["policy"] == "prune").unwrap();
     assert_eq!(prune["n_error"], 2);
 
-    let (_, csv) = summary::execute(&parse(&["--results", &d(&tmp), "--all", "--format", "csv"])).unwrap();
+    let csv = summary::execute(&SummaryOptions { selection: RunSelection::All, format: TableFormat::Csv, ..summary_of(tmp.path()) })
+        .unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 1 + 12);
     assert!(lines[0].starts_with("run_id,policy,algorithm,suite,task,n,") && lines[0].contains("rouge_l_mean"));
 }
 
 #[test]
-fn bad_input_gives_clear_errors_and_exit_code_2() {
+fn bad_input_gives_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("missing");
-    let m = missing.display().to_string();
-    let err = summary::execute(&parse(&["--results", &m])).unwrap_err().to_string();
+    let err = summary::execute(&summary_of(&missing)).unwrap_err().to_string();
     assert!(err.contains("does not exist") && err.contains("missing"), "{err}");
-    assert_eq!(summary::run(parse(&["--results", &m])).unwrap(), USAGE_ERROR);
-    assert_eq!(check::run(parse(&["--results", &m])).unwrap(), USAGE_ERROR);
-    assert_eq!(report::run(parse(&["--results", &m])).unwrap(), USAGE_ERROR);
-    assert_eq!(compare::run(parse(&["--results", &m, "--a", "x", "--b", "y"])).unwrap(), USAGE_ERROR);
-    assert_eq!(compact::run(parse(&["--results", &m])).unwrap(), USAGE_ERROR);
+    assert!(check::execute(&CheckOptions { results: missing.clone(), ..Default::default() }).is_err());
+    assert!(report::execute(&report_of(&missing)).is_err());
+    assert!(compare::execute(&compare_of(&missing, "x", "y")).is_err());
+    assert!(compact::execute(&CompactOptions { results: missing.clone(), run: None }).is_err());
 
-    let empty = d(&tmp);
-    let err = summary::execute(&parse(&["--results", &empty])).unwrap_err().to_string();
+    let empty = tmp.path();
+    let err = summary::execute(&summary_of(empty)).unwrap_err().to_string();
     assert!(err.contains("no runs in results directory"), "{err}");
-    let err = check::execute(&parse(&["--results", &empty])).unwrap_err().to_string();
+    let err = check::execute(&CheckOptions { results: empty.into(), ..Default::default() }).unwrap_err().to_string();
     assert!(err.contains("no runs"), "{err}");
 
     let tmp = fixture_dir();
-    let err = summary::execute(&parse(&["--results", &d(&tmp), "--run", "nope"])).unwrap_err().to_string();
+    let dir = tmp.path();
+    let err = summary::execute(&SummaryOptions { selection: RunSelection::Run("nope".into()), ..summary_of(dir) }).unwrap_err().to_string();
     assert!(err.contains("run `nope` not found") && err.contains("r2, r1"), "{err}");
-    let err = check::execute(&parse(&["--results", &d(&tmp), "--baseline", "nope"])).unwrap_err().to_string();
+    let err = check::execute(&CheckOptions { results: dir.into(), baseline: Some("nope".into()), ..Default::default() })
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("run `nope` not found"), "{err}");
-    let err = compare::execute(&parse(&["--results", &d(&tmp), "--a", "baseline", "--b", "zzz"])).unwrap_err().to_string();
+    let err = compare::execute(&compare_of(dir, "baseline", "zzz")).unwrap_err().to_string();
     assert!(err.contains("`zzz` is neither a policy of run `r2`") && err.contains("baseline, prune, spec"), "{err}");
-    let err = compare::execute(&parse(&["--results", &d(&tmp), "--a", "baseline", "--b", "r1"])).unwrap_err().to_string();
+    let err = compare::execute(&compare_of(dir, "baseline", "r1")).unwrap_err().to_string();
     assert!(err.contains("cannot compare a policy with a whole run"), "{err}");
-    let err = report::execute(&parse(&["--results", &d(&tmp), "--baseline-policy", "zzz"])).unwrap_err().to_string();
+    let err = report::execute(&ReportCommandOptions { baseline_policy: Some("zzz".into()), ..report_of(dir) }).unwrap_err().to_string();
     assert!(err.contains("--baseline-policy `zzz`"), "{err}");
-    let err = summary::execute(&parse(&["--results", &d(&tmp), "--quality-metric", "rogue"])).unwrap_err().to_string();
+    let mut opts = summary_of(dir);
+    opts.slo.quality_metric = Some("rogue".into());
+    let err = summary::execute(&opts).unwrap_err().to_string();
     assert!(err.contains("unknown metric `rogue`"), "{err}");
 }
 
@@ -152,41 +155,38 @@ fn malformed_kpi_file_names_file_line_and_key() {
     let kpis = tmp.path().join("kpis.yaml");
     std::fs::write(&kpis, "kpis:\n  - metric: e2e_s\n    stat: p95\n    op: \"<\"\n    value: 2.0\n  - metric: latncy\n    op: \"<\"\n    value: 1\n").unwrap();
     let k = kpis.display().to_string();
-    let args: check::CheckArgs = parse(&["--results", &d(&tmp), "--kpis", &k]);
-    let err = check::execute(&args).unwrap_err().to_string();
+    let err = check::execute(&check_of(tmp.path(), &kpis)).unwrap_err().to_string();
     assert!(err.contains(&k) && err.contains("line 6") && err.contains("key `metric`") && err.contains("latncy"), "{err}");
-    assert_eq!(check::run(args).unwrap(), USAGE_ERROR);
 
-    let missing = tmp.path().join("none.yaml").display().to_string();
-    let err = check::execute(&parse(&["--results", &d(&tmp), "--kpis", &missing])).unwrap_err();
+    let missing = tmp.path().join("none.yaml");
+    let err = check::execute(&check_of(tmp.path(), &missing)).unwrap_err();
     assert!(format!("{err:#}").contains("none.yaml"), "{err:#}");
 }
 
 #[test]
-fn check_exit_codes_follow_kpis_and_baseline() {
+fn check_verdicts_follow_kpis_and_baseline() {
     let tmp = fixture_dir();
     let kpis = tmp.path().join("kpis.yaml");
-    let k = kpis.display().to_string();
+    let check = || check_of(tmp.path(), &kpis);
     // r2 latencies are at most 0.31 s; error rates are 0 (baseline, spec) and 2/24 (prune).
     std::fs::write(&kpis, "kpis:\n  - { metric: e2e_s, stat: p95, op: \"<\", value: 2.0 }\n  - { metric: rouge_l, op: \">\", value: 0.1 }\n").unwrap();
-    let (code, text) = check::execute(&parse(&["--results", &d(&tmp), "--kpis", &k])).unwrap();
-    assert_eq!(code, 0, "{text}");
-    assert!(text.contains("6 passed, 0 failed"), "{text}");
+    let out = check::execute(&check()).unwrap();
+    assert!(out.passed, "{}", out.text);
+    assert!(out.text.contains("6 passed, 0 failed"), "{}", out.text);
 
     std::fs::write(&kpis, "kpis:\n  - { metric: error_rate, op: \"<\", value: 0.01 }\n").unwrap();
-    let (code, text) = check::execute(&parse(&["--results", &d(&tmp), "--kpis", &k])).unwrap();
-    assert_eq!(code, 1, "{text}");
-    assert!(text.contains("FAIL") && text.contains("2 passed, 1 failed"), "{text}");
-    assert_eq!(check::run(parse(&["--results", &d(&tmp), "--kpis", &k])).unwrap(), 1);
+    let out = check::execute(&check()).unwrap();
+    assert!(!out.passed, "{}", out.text);
+    assert!(out.text.contains("FAIL") && out.text.contains("2 passed, 1 failed"), "{}", out.text);
 
     // r2 is 2x faster than r1: checking r1 against baseline r2 fails the p95 TTFT regression limit.
     std::fs::write(&kpis, "regressions:\n  - { metric: ttft_s, stat: p95, max_worsening_pct: 10 }\n").unwrap();
-    let (code, _) = check::execute(&parse(&["--results", &d(&tmp), "--kpis", &k, "--run", "r2", "--baseline", "r1"])).unwrap();
-    assert_eq!(code, 0);
-    let (code, json) =
-        check::execute(&parse(&["--results", &d(&tmp), "--kpis", &k, "--run", "r1", "--baseline", "r2", "--format", "json"])).unwrap();
-    assert_eq!(code, 1);
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let out = check::execute(&CheckOptions { run: Some("r2".into()), baseline: Some("r1".into()), ..check() }).unwrap();
+    assert!(out.passed);
+    let out = check::execute(&CheckOptions { run: Some("r1".into()), baseline: Some("r2".into()), format: TableOrJson::Json, ..check() })
+        .unwrap();
+    assert!(!out.passed);
+    let v: serde_json::Value = serde_json::from_str(&out.text).unwrap();
     assert_eq!(v["baseline_run"], "r2");
     assert!(v["results"].as_array().unwrap().iter().all(|r| r["outcome"] == "fail" && r["note"].as_str().unwrap().contains("+100.0%")));
 }
@@ -194,13 +194,11 @@ fn check_exit_codes_follow_kpis_and_baseline() {
 #[test]
 fn compare_policies_and_runs() {
     let tmp = fixture_dir();
-    let (code, text) = compare::execute(&parse(&["--results", &d(&tmp), "--a", "baseline", "--b", "spec"])).unwrap();
-    assert_eq!(code, 0);
+    let json = |a: &str, b: &str| compare::execute(&CompareOptions { format: TableOrJson::Json, ..compare_of(tmp.path(), a, b) }).unwrap();
+    let text = compare::execute(&compare_of(tmp.path(), "baseline", "spec")).unwrap();
     assert!(text.contains("Paired on 24 common samples"), "{text}");
     assert!(text.contains("McNemar exact binomial"), "{text}");
-    let (_, json) =
-        compare::execute(&parse(&["--results", &d(&tmp), "--a", "baseline", "--b", "prune", "--format", "json"])).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json("baseline", "prune")).unwrap();
     let q = v["quality"].as_array().unwrap().iter().find(|d| d["metric"] == "mean rouge_l").unwrap();
     assert_eq!(q["verdict"], "worse");
     let p95 = v["performance"].as_array().unwrap().iter().find(|d| d["metric"] == "p95 e2e_s").unwrap();
@@ -208,21 +206,20 @@ fn compare_policies_and_runs() {
     assert_eq!(p95["n_pairs"], 20, "errored pairs are left out of latency");
 
     // Two runs, paired by (policy, suite, sample); r2 is twice as fast.
-    let (_, json) = compare::execute(&parse(&["--results", &d(&tmp), "--a", "r1", "--b", "r2", "--format", "json"])).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json("r1", "r2")).unwrap();
     assert_eq!(v["n_common"], 72);
     let p50 = v["performance"].as_array().unwrap().iter().find(|d| d["metric"] == "p50 e2e_s").unwrap();
     assert_eq!(p50["verdict"], "better");
     assert!((p50["relative_pct"].as_f64().unwrap() + 50.0).abs() < 1e-6);
     // RUN/POLICY across runs.
-    let (_, text) = compare::execute(&parse(&["--results", &d(&tmp), "--a", "r1/spec", "--b", "r2/spec"])).unwrap();
+    let text = compare::execute(&compare_of(tmp.path(), "r1/spec", "r2/spec")).unwrap();
     assert!(text.contains("A = r1/spec") && text.contains("B = r2/spec"), "{text}");
 }
 
 #[test]
 fn report_is_derived_from_the_data() {
     let tmp = fixture_dir();
-    let (_, md) = report::execute(&parse(&["--results", &d(&tmp)])).unwrap();
+    let md = report::execute(&report_of(tmp.path())).unwrap();
     for section in ["## Executive summary", "## System and run settings", "## Results", "## Key findings",
         "## Latency, throughput and quality trade-offs", "## KPI status", "## Recommendations"] {
         assert!(md.contains(section), "missing {section}");
@@ -245,9 +242,7 @@ fn report_is_derived_from_the_data() {
     assert!(md.contains("`{\"concurrency\":4}`"), "manifest settings shown");
 
     let out = tmp.path().join("report.html");
-    let o = out.display().to_string();
-    let (code, msg) = report::execute(&parse(&["--results", &d(&tmp), "--run", "r1", "-o", &o])).unwrap();
-    assert_eq!(code, 0);
+    let msg = report::execute(&ReportCommandOptions { run: Some("r1".into()), output: Some(out.clone()), ..report_of(tmp.path()) }).unwrap();
     assert!(msg.contains("report.html"));
     let html = std::fs::read_to_string(&out).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
@@ -259,11 +254,10 @@ fn report_is_derived_from_the_data() {
 fn compact_command_merges_every_run() {
     let tmp = fixture_dir();
     let before = ResultsStore::open(tmp.path()).unwrap().load_run("r1").unwrap().records;
-    let (code, text) = compact::execute(&parse(&["--results", &d(&tmp)])).unwrap();
-    assert_eq!(code, 0);
+    let text = compact::execute(&CompactOptions { results: tmp.path().into(), run: None }).unwrap();
     assert!(text.contains("r1: merged 4 parts (72 records)") && text.contains("r2: merged 4 parts"), "{text}");
     assert_eq!(ResultsStore::open(tmp.path()).unwrap().load_run("r1").unwrap().records, before);
-    let (_, text) = compact::execute(&parse(&["--results", &d(&tmp), "--run", "r2"])).unwrap();
+    let text = compact::execute(&CompactOptions { results: tmp.path().into(), run: Some("r2".into()) }).unwrap();
     assert!(text.contains("r2: nothing to merge (72 records)"), "{text}");
 }
 
@@ -287,18 +281,14 @@ fn shipped_kpi_file_is_valid_and_matches_the_specification() {
 }
 
 #[test]
-fn last_flag_is_accepted_everywhere_and_conflicts_with_run() {
+fn without_a_run_the_last_run_is_used() {
     let tmp = fixture_dir();
-    let (_, text) = check::execute(&parse(&["--results", &d(&tmp), "--last"])).unwrap();
+    let text = check::execute(&CheckOptions { results: tmp.path().into(), ..Default::default() }).unwrap().text;
     assert!(text.contains("KPI check of run r2"), "{text}");
-    let (_, md) = report::execute(&parse(&["--results", &d(&tmp), "--last"])).unwrap();
+    let md = report::execute(&report_of(tmp.path())).unwrap();
     assert!(md.starts_with("# ttcbench report: run r2"));
-    let (_, text) = compare::execute(&parse(&["--results", &d(&tmp), "--a", "baseline", "--b", "spec", "--last"])).unwrap();
+    let text = compare::execute(&compare_of(tmp.path(), "baseline", "spec")).unwrap();
     assert!(text.contains("A = r2/baseline"), "{text}");
-    let argv = ["ttc", "--run", "r1", "--last"];
-    assert!(W::<check::CheckArgs>::try_parse_from(argv).is_err());
-    assert!(W::<report::ReportArgs>::try_parse_from(argv).is_err());
-    assert!(W::<compare::CompareArgs>::try_parse_from(["ttc", "--a", "x", "--b", "y", "--run", "r1", "--last"]).is_err());
 }
 
 #[test]
@@ -314,7 +304,7 @@ fn report_does_not_overstate_differences_on_few_samples() {
         }
     }
     write(tmp.path(), "run-1", "2025-01-01T00:00:00Z", rs);
-    let (_, md) = report::execute(&parse(&["--results", &d(&tmp)])).unwrap();
+    let md = report::execute(&report_of(tmp.path())).unwrap();
     assert!(
         md.contains("**baseline** is dominated by **other** (p95 2730.0 vs 2900.0 ms, quality 0.500 vs 0.500); on point estimates only: the paired differences are not significant with 3 samples."),
         "{md}"
@@ -329,7 +319,7 @@ fn kpi_filters_naming_what_the_run_lacks_never_pass() {
     let k = kpis.display().to_string();
     let check = |yaml: &str| {
         std::fs::write(&kpis, yaml).unwrap();
-        check::execute(&parse(&["--results", &d(&tmp), "--kpis", &k, "--format", "json"]))
+        check::execute(&CheckOptions { format: TableOrJson::Json, ..check_of(tmp.path(), &kpis) })
     };
     // A typo in `policies:` is a usage error naming the file, the entry, the filter and what the run has.
     let err = check("kpis:\n  - { name: p95, metric: e2e_s, stat: p95, op: \"<\", value: 2.0, policies: [basline] }\n")
@@ -339,8 +329,7 @@ fn kpi_filters_naming_what_the_run_lacks_never_pass() {
         err.lines().next().unwrap(),
         format!("{k}: kpis[0] (p95): `policies` names `basline`, not in run r2 (its policies: baseline, prune, spec)")
     );
-    std::fs::write(&kpis, "kpis:\n  - { metric: e2e_s, op: \"<\", value: 2.0, suites: [crm, wrof], by_suite: true }\n").unwrap();
-    assert_eq!(check::run(parse(&["--results", &d(&tmp), "--kpis", &k])).unwrap(), USAGE_ERROR);
+    assert!(check("kpis:\n  - { metric: e2e_s, op: \"<\", value: 2.0, suites: [crm, wrof], by_suite: true }\n").is_err());
     let err = check("kpis:\n  - { metric: e2e_s, op: \"<\", value: 2.0, suites: [wrof] }\nregressions:\n  - { metric: ttft_s, max_worsening_pct: 5, policies: [x] }\n")
         .unwrap_err()
         .to_string();
@@ -348,12 +337,12 @@ fn kpi_filters_naming_what_the_run_lacks_never_pass() {
     assert!(err.contains("regressions[0] (mean ttft_s worsens <= 5%): `policies` names `x`"), "{err}");
 
     // With fail_if_missing the absent policy or suite is a failed KPI (exit 1), named in the note.
-    let (code, json) = check(
+    let out = check(
         "kpis:\n  - { name: p95, metric: e2e_s, stat: p95, op: \"<\", value: 2.0, policies: [spec, basline], fail_if_missing: true }\n  - { name: s, metric: e2e_s, op: \"<\", value: 2.0, suites: [wrof], by_suite: true, policies: [spec], fail_if_missing: true }\n",
     )
     .unwrap();
-    assert_eq!(code, 1);
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(!out.passed);
+    let v: serde_json::Value = serde_json::from_str(&out.text).unwrap();
     let rows: Vec<(String, String, String, String)> = v["results"]
         .as_array()
         .unwrap()
@@ -385,30 +374,11 @@ fn kpi_thresholds_must_be_finite() {
         ("regressions:\n  - metric: e2e_s\n    max_worsening_pct: .inf\n", "max_worsening_pct", 3),
     ] {
         std::fs::write(&kpis, yaml).unwrap();
-        let args: check::CheckArgs = parse(&["--results", &d(&tmp), "--kpis", &k]);
-        let err = check::execute(&args).unwrap_err().to_string();
+        let err = check::execute(&check_of(tmp.path(), &kpis)).unwrap_err().to_string();
         assert!(err.starts_with(&k) && err.contains(&format!("key `{key}`: must be a finite number")), "{err}");
         assert!(err.contains(&format!("at line {line}")), "{err}");
-        assert_eq!(check::run(args).unwrap(), USAGE_ERROR);
     }
     std::fs::write(&kpis, "slo:\n  e2e_s: .nan\nkpis:\n  - { metric: goodput, op: \">\", value: 0 }\n").unwrap();
-    let err = check::execute(&parse(&["--results", &d(&tmp), "--kpis", &k])).unwrap_err().to_string();
+    let err = check::execute(&check_of(tmp.path(), &kpis)).unwrap_err().to_string();
     assert_eq!(err, format!("{k}: slo: key `e2e_s`: must be a finite number, got NaN at line 2"));
-}
-
-#[test]
-fn slo_flags_reject_nan_and_infinity_naming_the_flag() {
-    for (flag, value) in [("--slo-e2e", "nan"), ("--slo-ttft", "inf"), ("--slo-tpot", "-1"), ("--correct-min", "nan"), ("--correct-min", "inf")] {
-        let arg = format!("{flag}={value}");
-        for err in [
-            W::<summary::SummaryArgs>::try_parse_from(["ttc", &arg]).unwrap_err(),
-            W::<report::ReportArgs>::try_parse_from(["ttc", &arg]).unwrap_err(),
-        ] {
-            assert_eq!(err.exit_code(), 2);
-            let msg = err.to_string();
-            assert!(msg.contains(&format!("invalid value '{value}' for '{flag}")), "{msg}");
-        }
-    }
-    let ok: summary::SummaryArgs = parse(&["--slo-e2e", "1.5", "--correct-min", "0.7"]);
-    assert_eq!((ok.slo.slo_e2e, ok.slo.correct_min), (Some(1.5), 0.7));
 }
