@@ -56,6 +56,8 @@ struct Job {
 
 /// (prompt token ids, max_tokens): what a greedy trajectory depends on.
 type PromptKey = (Vec<u32>, usize);
+/// Oldest first (evicted first); see `KEPT_TRAJECTORIES`.
+type KeptTrajectories = Vec<(PromptKey, Arc<Trajectory>)>;
 
 /// A chat (rendered with the model's template) or raw token ids (`/v1/completions`).
 enum JobPrompt {
@@ -87,7 +89,7 @@ pub struct EmbeddedBackend {
     schedulers: Mutex<HashMap<String, Arc<Scheduler>>>,
     /// The full model's greedy trajectories (tokens and logits rows) of the latest few (prompt, max_tokens):
     /// computed once per sample, replayed by every policy's fidelity pass (the pass goes sample by sample).
-    trajectories: Arc<Mutex<Vec<(PromptKey, Arc<Trajectory>)>>>,
+    trajectories: Arc<Mutex<KeptTrajectories>>,
     /// The fidelity replay's own prefix cache: the policies replayed on one prompt load its KV instead of
     /// prefilling it again. Measured requests never see it (`Engine::with_thread_prefix_cache`).
     replay_prefix: OnceLock<Result<SharedPrefixCache, String>>,
