@@ -13,7 +13,7 @@
 //! top-1 against the full model's and KL(full ‖ exit), for the logit lens and the calibrated head.
 
 use crate::error::{EngineError, Result};
-use crate::exit_heads::{rms_normalise, ExitHeads};
+use crate::model::exit_heads::{rms_normalise, ExitHeads};
 use crate::fidelity::{FidelityAcc, PolicyView};
 use crate::model::argmax;
 use crate::Engine;

@@ -1,14 +1,14 @@
 //! The engine: model + tokenizer + chat template loaded from one GGUF file, and plain generation.
 
-use crate::chat::{ChatMessage, ChatTemplate};
+use crate::model::chat::{ChatMessage, ChatTemplate};
 use crate::error::{EngineError, Result};
-use crate::gguf::GgufFile;
-use crate::kv::KvCache;
+use crate::model::gguf::GgufFile;
+use crate::model::kv::KvCache;
 use crate::model::{logits_rows, LlamaModel, LogitsMode};
-use crate::tokenizer::{GgufTokenizer, StreamDecoder};
-use crate::weights::WeightFormat;
-use crate::prefix_cache::{PrefixCache, PrefixStats, DEFAULT_BLOCK_TOKENS};
-use crate::exit_heads::{ExitHeadKind, ExitHeads};
+use crate::model::tokenizer::{GgufTokenizer, StreamDecoder};
+use crate::model::weights::WeightFormat;
+use crate::model::prefix_cache::{PrefixCache, PrefixStats, DEFAULT_BLOCK_TOKENS};
+use crate::model::exit_heads::{ExitHeadKind, ExitHeads};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -109,7 +109,7 @@ impl Engine {
                 None => return 0,
             },
         };
-        crate::prefix_cache::load(&blocks, cache)
+        crate::model::prefix_cache::load(&blocks, cache)
     }
 
     /// Offer a freshly prefilled prompt's blocks to the prefix cache.
@@ -146,7 +146,7 @@ impl Engine {
 
     /// Where this model's calibrated exit heads live (`ttc calibrate` writes them there).
     pub fn exit_heads_path(&self) -> PathBuf {
-        crate::exit_heads::heads_path(&self.model_path)
+        crate::model::exit_heads::heads_path(&self.model_path)
     }
 
     /// Use `heads` from now on (after `ttc calibrate` fitted them in this process).
@@ -162,7 +162,7 @@ impl Engine {
                 return Err("no heads file for this model".to_string());
             }
             let load = || -> Result<ExitHeads> {
-                let sha = crate::exit_heads::file_sha256(&self.model_path)?;
+                let sha = crate::model::exit_heads::file_sha256(&self.model_path)?;
                 ExitHeads::load(&path, &sha, self.model.cfg.n_embd)
             };
             match load() {
@@ -204,7 +204,7 @@ pub struct GenRequest {
     pub stop: Vec<String>,
     /// Polled between prefill chunks (and by the scheduler before every step); the decoding loops also stop
     /// when their event callback returns false.
-    pub cancel: crate::cancel::Cancel,
+    pub cancel: crate::model::cancel::Cancel,
     /// The request's suite and task, which a router's rules may test.
     pub tags: crate::policy::RouteTags,
 }
@@ -380,7 +380,7 @@ impl Engine {
     }
 
     /// Feed `tokens` into `cache` in chunks of `prefill_chunk` and return the last position's logits.
-    pub fn prefill_into(&self, tokens: &[u32], cache: &mut KvCache, cancel: &crate::cancel::Cancel) -> Result<Vec<f32>> {
+    pub fn prefill_into(&self, tokens: &[u32], cache: &mut KvCache, cancel: &crate::model::cancel::Cancel) -> Result<Vec<f32>> {
         self.model.prefill_chunked(tokens, cache, self.prefill_chunk, cancel)
     }
 
@@ -401,150 +401,6 @@ impl Engine {
             next = choose(&logits_rows(&logits)?[0]);
         }
         Ok(em.finish(req.prompt.len(), prefill_s))
-    }
-}
-
-impl Engine {
-    /// Checks the policy's layer indices against this model (a policy file cannot know the model's depth, so
-    /// `exit_layer: 999` is rejected here rather than silently clamped).
-    pub fn check_policy(&self, policy: &crate::policy::Policy) -> Result<()> {
-        policy
-            .algorithm
-            .validate_for_model(self.model.cfg.n_layer)
-            .map_err(|m| EngineError::InvalidRequest(format!("policy `{}`: {m}", policy.name)))?;
-        let needed = policy.algorithm.calibrated_layers(self.model.cfg.n_layer);
-        if needed.is_empty() {
-            return Ok(());
-        }
-        let heads = self.exit_heads().map_err(|e| match e {
-            EngineError::ExitHeads { path, reason } => {
-                EngineError::ExitHeads { path, reason: format!("policy `{}` reads calibrated heads: {reason}", policy.name) }
-            }
-            other => other,
-        })?;
-        let missing: Vec<usize> = needed.iter().copied().filter(|&k| !heads.has(k)).collect();
-        if !missing.is_empty() {
-            return Err(EngineError::ExitHeads {
-                path: heads.path.clone(),
-                reason: format!(
-                    "policy `{}` reads calibrated heads at layers {}, but the file has layers {} (fit them with `ttc calibrate --layers ...`)",
-                    policy.name,
-                    crate::exit_heads::layer_list(&missing),
-                    crate::exit_heads::layer_list(&heads.layers())
-                ),
-            });
-        }
-        Ok(())
-    }
-
-    /// Generate one request under `policy`. `sampling` is the run's default sampler (None = greedy); pruning
-    /// policies bring their own. Returns the output and the policy's internals.
-    pub fn generate_policy(
-        &self,
-        req: &GenRequest,
-        policy: &crate::policy::Policy,
-        sampling: Option<ttc_sampling::SamplerConfig>,
-        on_event: &mut dyn FnMut(GenEvent) -> bool,
-    ) -> Result<(GenOutput, ttc_types::PolicyStats)> {
-        self.generate_policy_logprobs(req, policy, sampling, None, on_event)
-    }
-
-    /// [`Engine::generate_policy`], with each `Content` event carrying its token's logprob and `logprobs`
-    /// alternatives (`Some(0)`: the chosen token's only), computed from the logits row the policy chose it from.
-    pub fn generate_policy_logprobs(
-        &self,
-        req: &GenRequest,
-        policy: &crate::policy::Policy,
-        sampling: Option<ttc_sampling::SamplerConfig>,
-        logprobs: Option<usize>,
-        on_event: &mut dyn FnMut(GenEvent) -> bool,
-    ) -> Result<(GenOutput, ttc_types::PolicyStats)> {
-        self.check_policy(policy)?;
-        let (policy, route) = self.resolve_route(req, policy)?;
-        let policy = &policy;
-        let mut chooser = self.policy_chooser(policy, sampling)?.with_logprobs(logprobs);
-        let tap = chooser.tap();
-        let mut tapped = |mut ev: GenEvent| {
-            if let Some(t) = &tap {
-                t.attach(&mut ev);
-            }
-            on_event(ev)
-        };
-        match self.run_policy(req, policy, &mut chooser, &mut tapped) {
-            // Cancelled before its first token (during the prefill): close the stream like a cancelled decode.
-            Err(EngineError::Cancelled) => {
-                let now = Instant::now();
-                let usage = Usage { prompt_tokens: req.prompt.len() as u32, ..Usage::default() };
-                on_event(GenEvent::Finished { at: now, reason: FinishReason::Cancelled, usage: Some(usage) });
-                let output = GenOutput {
-                    token_ids: vec![],
-                    text: String::new(),
-                    finish_reason: FinishReason::Cancelled,
-                    usage,
-                    ttft_s: 0.0,
-                    prefill_s: 0.0,
-                    decode_s: 0.0,
-                };
-                Ok((output, ttc_types::PolicyStats { route, ..Default::default() }))
-            }
-            Ok((output, mut stats)) => {
-                stats.route = route;
-                Ok((output, stats))
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The chooser a policy decodes with: its own sampler (pruning policies), else the run's (None = greedy).
-    pub(crate) fn policy_chooser(
-        &self,
-        policy: &crate::policy::Policy,
-        sampling: Option<ttc_sampling::SamplerConfig>,
-    ) -> Result<crate::chooser::Chooser> {
-        let seed = sampling.as_ref().map(|s| s.seed).unwrap_or(0);
-        crate::chooser::Chooser::new(policy.algorithm.sampler_config(seed).or(sampling))
-    }
-
-    /// Runs the policy's decoding strategy with `chooser` picking every token (the fidelity replay passes a
-    /// forced one, `crate::fidelity`).
-    pub(crate) fn run_policy(
-        &self,
-        req: &GenRequest,
-        policy: &crate::policy::Policy,
-        chooser: &mut crate::chooser::Chooser,
-        on_event: &mut dyn FnMut(GenEvent) -> bool,
-    ) -> Result<(GenOutput, ttc_types::PolicyStats)> {
-        use crate::policy::Algorithm;
-        match &policy.algorithm {
-            Algorithm::SpeculativeNgram(p) => crate::speculative::generate_ngram(self, req, p, chooser, on_event),
-            Algorithm::SpeculativeSelf(p) => {
-                crate::speculative::generate_self_speculative(self, req, p, chooser, on_event)
-            }
-            Algorithm::EarlyExitFixed(p) => crate::early_exit::generate_fixed_exit(self, req, p, chooser, on_event),
-            Algorithm::EarlyExitConfidence(p) => {
-                crate::early_exit::generate_confidence_exit(self, req, p, chooser, on_event)
-            }
-            Algorithm::KvShrink(p) => {
-                let (out, mut stats) = chooser
-                    .run_infallible(|choose| crate::kv_shrink::generate_kv_shrink(self, req, p, choose, on_event))?;
-                chooser.fill_stats(&mut stats);
-                Ok((out, stats))
-            }
-            // Baseline, token pruning (its sampler is in `chooser`) and batching (a scheduler concern; a lone
-            // request decodes plainly) all run the plain loop.
-            // Callers resolve a router to the policy it picks first (`Engine::resolve_route`): the chooser must be
-            // the picked policy's.
-            Algorithm::Router(_) | Algorithm::Adaptive(_) => Err(EngineError::InvalidRequest(format!(
-                "policy `{}` must be resolved to the policy it picks before decoding",
-                policy.name
-            ))),
-            Algorithm::Baseline | Algorithm::TokenPruning(_) | Algorithm::Batching(_) => {
-                let out = chooser.run_infallible(|choose| self.generate_plain(req, choose, on_event))?;
-                let mut stats = ttc_types::PolicyStats::default();
-                chooser.fill_stats(&mut stats);
-                Ok((out, stats))
-            }
-        }
     }
 }
 

@@ -8,7 +8,7 @@
 //! its own computation at every step but stays on the baseline's path, so step t of every policy sees the same
 //! context. The full model's rows come from one teacher-forced forward of prompt + trajectory.
 
-use crate::chooser::Chooser;
+use crate::strategy::chooser::Chooser;
 use crate::engine::GenRequest;
 use crate::error::{EngineError, Result};
 use crate::model::{argmax, logits_rows, LogitsMode};
@@ -183,6 +183,18 @@ impl Forced {
 
     pub fn result(&self) -> Fidelity {
         self.acc.finish()
+    }
+}
+
+impl crate::strategy::chooser::ForcedPath for Forced {
+    fn step(&mut self, row: &[f32]) -> Result<u32> {
+        Forced::step(self, row)
+    }
+    fn verify(&mut self, draft: &[u32], rows: &[Vec<f32>]) -> Result<ttc_sampling::Verification> {
+        Forced::verify(self, draft, rows)
+    }
+    fn result(&self) -> Fidelity {
+        Forced::result(self)
     }
 }
 

@@ -11,8 +11,8 @@
 
 use crate::engine::{Emitter, Engine, GenRequest};
 use crate::error::Result;
-use crate::kv::KvCache;
-use crate::kv_shrink::{decode_shrinking, finish_run, KvShrinker, ShrinkPlan};
+use crate::model::kv::KvCache;
+use crate::strategy::kv_shrink::{decode_shrinking, finish_run, KvShrinker, ShrinkPlan};
 use crate::model::{logits_rows, LogitsMode};
 use crate::policy::{DecaySchedule, Horizon, KvMethod, KvShrinkParams};
 use crate::ChatMessage;

@@ -2,31 +2,24 @@
 //! chat template from the GGUF metadata, an engine-owned KV cache, and the decoding loops the TTC policies need.
 //! No async runtime and no HTTP here: callers stream events through a callback.
 
-pub mod attention;
+// Layers, bottom up: `model` (the model core), `engine` (a loaded model, prefill and the plain loop),
+// `strategy` (one module per policy family), then the scheduler and the measurements (`fidelity`, `calibrate`,
+// `bench`, `kv_bench`) on top. docs/architecture.md has the map.
 pub mod bench;
 pub mod calibrate;
-pub mod cancel;
-pub mod chat;
-pub mod chooser;
-pub mod early_exit;
 pub mod engine;
-pub mod fidelity;
 pub mod error;
-pub mod exit_heads;
-pub mod gguf;
-pub mod kv;
+pub mod fidelity;
 pub mod kv_bench;
-pub mod kv_shrink;
-pub mod logprobs;
 pub mod model;
 pub mod policy;
-pub mod prefix_cache;
-pub mod q8_tiles;
-pub mod route;
 pub mod scheduler;
-pub mod speculative;
-pub mod tokenizer;
-pub mod weights;
+pub mod strategy;
+
+// The model core's and the strategies' modules keep their old paths (`ttc_engine::kv`, `ttc_engine::chooser`):
+// callers outside the engine need not know the layering.
+pub use model::{attention, cancel, chat, exit_heads, gguf, kv, prefix_cache, q8_tiles, tokenizer, weights};
+pub use strategy::{chooser, early_exit, kv_shrink, logprobs, route, speculative};
 
 pub use cancel::Cancel;
 pub use chat::ChatMessage;

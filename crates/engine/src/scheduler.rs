@@ -48,10 +48,10 @@
 //! forwards and exchanges one logits row / one chosen token per step with each worker over channels. So every
 //! request streams, stops and counts through the same `Emitter` as the other decoding loops.
 
-use crate::cancel::Cancel;
+use crate::model::cancel::Cancel;
 use crate::engine::{Emitter, Engine, GenOutput, GenRequest};
 use crate::error::{EngineError, Result};
-use crate::kv::KvCache;
+use crate::model::kv::KvCache;
 use crate::model::{argmax, LogitsMode, SeqInput};
 use crate::policy::{BatchingMode, BatchingParams};
 use std::collections::VecDeque;

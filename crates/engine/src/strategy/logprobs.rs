@@ -7,9 +7,9 @@
 //! vLLM's default `logprobs_mode: raw_logprobs`.
 
 use crate::error::Result;
-use crate::kv::KvCache;
+use crate::model::kv::KvCache;
 use crate::model::{logits_rows, LogitsMode};
-use crate::Engine;
+use crate::engine::Engine;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use ttc_types::{GenEvent, Logprob, TokenLogprob, TokenRef};

@@ -6,7 +6,7 @@
 //! way llama.cpp does (`llama-vocab.cpp`, LLAMA_VOCAB_PRE_TYPE_*) and refusing values we do not know.
 
 use crate::error::{EngineError, Result};
-use crate::gguf::GgufFile;
+use crate::model::gguf::GgufFile;
 use candle_core::quantized::gguf_file::Value;
 use tokenizers::models::bpe::BPE;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;

@@ -8,7 +8,7 @@
 //! both candle representations and picks by the number of rows.
 
 use crate::error::{EngineError, Result};
-use crate::q8_tiles::{self, PackedQ8};
+use crate::model::q8_tiles::{self, PackedQ8};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Tensor};
 use std::str::FromStr;

@@ -16,13 +16,13 @@
 //! Every row of a forward gives the same bits as a one-token step (Q8_0 tiles and row-by-row attention, see
 //! model.rs), which is what makes greedy output identical to the baseline, not merely equal up to near-ties.
 
-use crate::chooser::Chooser;
+use crate::strategy::chooser::Chooser;
 use crate::engine::{Emitter, GenOutput, GenRequest, Prefill};
 use crate::error::Result;
-use crate::kv::KvCache;
+use crate::model::kv::KvCache;
 use crate::model::{logits_rows, LogitsMode};
 use crate::policy::{NgramParams, SelfSpecParams};
-use crate::Engine;
+use crate::engine::Engine;
 use candle_core::Tensor;
 use ttc_sampling::Verification;
 use ttc_types::{GenEvent, PolicyStats};
@@ -207,6 +207,30 @@ fn top1_prob(row: &[f32]) -> (u32, f32) {
     let m = row[best as usize];
     let z: f32 = row.iter().map(|&x| (x - m).exp()).sum();
     (best, 1.0 / z)
+}
+
+impl super::DecodingStrategy for NgramParams {
+    fn generate(
+        &self,
+        engine: &Engine,
+        req: &GenRequest,
+        chooser: &mut Chooser,
+        on_event: &mut dyn FnMut(GenEvent) -> bool,
+    ) -> Result<(GenOutput, PolicyStats)> {
+        generate_ngram(engine, req, self, chooser, on_event)
+    }
+}
+
+impl super::DecodingStrategy for SelfSpecParams {
+    fn generate(
+        &self,
+        engine: &Engine,
+        req: &GenRequest,
+        chooser: &mut Chooser,
+        on_event: &mut dyn FnMut(GenEvent) -> bool,
+    ) -> Result<(GenOutput, PolicyStats)> {
+        generate_self_speculative(engine, req, self, chooser, on_event)
+    }
 }
 
 #[cfg(test)]

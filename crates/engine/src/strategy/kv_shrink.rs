@@ -33,7 +33,7 @@
 
 use crate::engine::{Emitter, Engine, GenOutput, GenRequest};
 use crate::error::{EngineError, Result};
-use crate::kv::KvCache;
+use crate::model::kv::KvCache;
 use crate::model::{logits_rows, LlamaModel, LogitsMode};
 use crate::policy::KvShrinkParams;
 pub use crate::policy::{DecaySchedule, Horizon, KvMethod as ShrinkMethod};
@@ -428,6 +428,21 @@ pub fn finish_run(model: &LlamaModel, cache: &KvCache, shrinker: &KvShrinker) ->
         },
         mean_bytes: held * per_token as f64,
         mean_baseline_bytes: full * per_token as f64,
+    }
+}
+
+impl super::DecodingStrategy for KvShrinkParams {
+    fn generate(
+        &self,
+        engine: &Engine,
+        req: &GenRequest,
+        chooser: &mut crate::strategy::chooser::Chooser,
+        on_event: &mut dyn FnMut(GenEvent) -> bool,
+    ) -> Result<(GenOutput, PolicyStats)> {
+        let (out, mut stats) =
+            chooser.run_infallible(|choose| generate_kv_shrink(engine, req, self, choose, on_event))?;
+        chooser.fill_stats(&mut stats);
+        Ok((out, stats))
     }
 }
 

@@ -8,12 +8,12 @@
 //! Layout facts for llama GGUF (engine.md §7.2): interleaved RoPE (`rope_i`, llama.cpp permutes the HF q/k
 //! weights), GQA with kv head j serving query heads j*r..j*r+r-1, tied LM head when `output.weight` is absent.
 
-use crate::attention;
-use crate::cancel::Cancel;
+use crate::model::attention;
+use crate::model::cancel::Cancel;
 use crate::error::{candle_message, EngineError, Result};
-use crate::gguf::{GgufFile, LlamaConfig};
-use crate::kv::{KvCache, LayerKv};
-use crate::weights::{Linear, WeightFormat};
+use crate::model::gguf::{GgufFile, LlamaConfig};
+use crate::model::kv::{KvCache, LayerKv};
+use crate::model::weights::{Linear, WeightFormat};
 use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Tensor};
 

@@ -13,7 +13,7 @@
 //! would compute, so outputs with and without the cache are identical (a test compares them token for token).
 
 use crate::error::{EngineError, Result};
-use crate::kv::KvCache;
+use crate::model::kv::KvCache;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! how a speculative draft is verified under the same rule, so every decoding strategy stays lossless.
 
 use crate::error::{EngineError, Result};
-use crate::logprobs::LogprobTap;
+use crate::strategy::logprobs::LogprobTap;
 use crate::model::argmax;
 use ttc_sampling::{verify_greedy, verify_stochastic, DraftDist, Sampler, SamplerConfig, Verification};
 use ttc_types::PolicyStats;
@@ -17,7 +17,18 @@ enum Rule {
     Greedy,
     Sample(Box<Sampler>),
     /// A policy's chooser replayed along the baseline's trajectory, scoring each step (`crate::fidelity`).
-    Forced(Box<crate::fidelity::Forced>),
+    Forced(Box<dyn ForcedPath>),
+}
+
+/// A path that picks every token itself and scores the rows the strategy presents: the fidelity replay
+/// (`crate::fidelity::Forced`). A trait here, so that the strategies' chooser does not depend on the replay.
+pub trait ForcedPath: Send {
+    /// Score `row` (the policy's logits at this step) and return the path's token.
+    fn step(&mut self, row: &[f32]) -> Result<u32>;
+    /// A speculative draft checked against the path; `rows` are the verified full-model rows.
+    fn verify(&mut self, draft: &[u32], rows: &[Vec<f32>]) -> Result<Verification>;
+    /// What was measured so far.
+    fn result(&self) -> ttc_types::Fidelity;
 }
 
 impl Chooser {
@@ -38,7 +49,7 @@ impl Chooser {
     }
 
     /// A policy's chooser forced along the baseline's trajectory (`crate::fidelity`).
-    pub(crate) fn forced(f: crate::fidelity::Forced) -> Chooser {
+    pub(crate) fn forced(f: impl ForcedPath + 'static) -> Chooser {
         Chooser { rule: Rule::Forced(Box::new(f)), tap: None }
     }
 

@@ -17,14 +17,14 @@
 //! fitted by `ttc calibrate` (`exit_heads.rs`). SmolLM2-135M was not trained for early exit (engine.md §0.4):
 //! through the logit lens it loses most of its quality; docs/policies.md has numbers for both.
 
-use crate::chooser::Chooser;
+use crate::strategy::chooser::Chooser;
 use crate::engine::{Emitter, GenOutput, GenRequest, Prefill};
 use crate::error::Result;
-use crate::kv::KvCache;
+use crate::model::kv::KvCache;
 use crate::model::logits_rows;
 use crate::policy::{ConfidenceExitParams, ConfidenceMeasure, ExitHeadKind, FixedExitParams};
-use crate::speculative::run_layers;
-use crate::Engine;
+use crate::strategy::speculative::run_layers;
+use crate::engine::Engine;
 use std::time::Instant;
 use ttc_types::{GenEvent, PolicyStats};
 
@@ -183,6 +183,30 @@ pub fn generate_confidence_exit(
     exits.fill(&mut stats);
     chooser.fill_stats(&mut stats);
     Ok((em.finish(req.prompt.len(), prefill_s), stats))
+}
+
+impl super::DecodingStrategy for FixedExitParams {
+    fn generate(
+        &self,
+        engine: &Engine,
+        req: &GenRequest,
+        chooser: &mut Chooser,
+        on_event: &mut dyn FnMut(GenEvent) -> bool,
+    ) -> Result<(GenOutput, PolicyStats)> {
+        generate_fixed_exit(engine, req, self, chooser, on_event)
+    }
+}
+
+impl super::DecodingStrategy for ConfidenceExitParams {
+    fn generate(
+        &self,
+        engine: &Engine,
+        req: &GenRequest,
+        chooser: &mut Chooser,
+        on_event: &mut dyn FnMut(GenEvent) -> bool,
+    ) -> Result<(GenOutput, PolicyStats)> {
+        generate_confidence_exit(engine, req, self, chooser, on_event)
+    }
 }
 
 #[cfg(test)]
