@@ -2,7 +2,6 @@
 //! finished record. Scoring needs the loaded item (gold answer list, reward metric), so the adapter keeps
 //! the items it loaded, by (suite, sample id).
 
-use crate::backend::ChatMessage;
 use crate::config::{EmbedderChoice, ScoringConfig, SuiteConfig};
 use crate::plan::{SuiteLoader, WorkItem};
 use crate::scoring::Scorer;
@@ -69,7 +68,7 @@ impl SuiteLoader for EvalAdapter {
                     suite: it.suite.clone(),
                     task: it.task.clone(),
                     sample_id: it.sample_id.clone(),
-                    messages: it.messages.iter().map(|m| ChatMessage::new(m.role.clone(), m.content.clone())).collect(),
+                    messages: it.messages.clone(),
                     reference: it.reference.clone(),
                 };
                 map.insert((it.suite.clone(), it.sample_id.clone()), Arc::new(it));

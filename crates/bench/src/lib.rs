@@ -2,7 +2,7 @@
 //! retries), the backend trait with its OpenAI-compatible SSE implementation, and `ttc run`.
 //!
 //! Data flow: [`config::RunConfig`] -> [`plan::Plan`] -> [`runner::Runner`] (drives a
-//! [`backend::Backend`]) -> [`record::build_record`] -> [`collect::Collector`] (scoring, progress, sink).
+//! [`backend::Backend`]) -> [`ttc_contract::build_record`] -> [`collect::Collector`] (scoring, progress, sink).
 
 pub mod backend;
 pub mod capacity;
@@ -13,16 +13,17 @@ pub mod fidelity;
 pub mod load;
 pub mod plan;
 pub mod progress;
-pub mod record;
 pub mod rounds;
 pub mod run;
 pub mod runner;
 pub mod shard;
 pub mod scoring;
-pub mod sink;
 pub mod summary;
-pub mod tokens;
 
-pub use backend::{Backend, BackendError, BackendInfo, ChatMessage, GenRequest, Generation};
+// The record builder, the sink and token counting moved to `ttc-contract` (`ttc serve` shares them); the old
+// paths stay.
+pub use ttc_contract::{record, sink, tokens};
+
+pub use backend::{Backend, BackendError, BackendInfo, ChatMessage, GenRequest};
 pub use config::{RunConfig, RunOptions};
 pub use run::{run, run_capacity, run_with, Hooks, RunOutcome};

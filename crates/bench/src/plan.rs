@@ -5,7 +5,6 @@
 //! shuffled with the run seed: policies are interleaved in time, so a drift in server load or machine
 //! state during the run hits all policies alike instead of biasing the one that ran last.
 
-use crate::backend::ChatMessage;
 use crate::config::{Policy, SuiteConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -15,16 +14,8 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-/// One sample of a suite, ready to send: what the eval crate's loaders produce.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkItem {
-    pub suite: String,
-    pub task: Option<String>,
-    /// Unique within its suite.
-    pub sample_id: String,
-    pub messages: Vec<ChatMessage>,
-    pub reference: Option<String>,
-}
+/// One sample of a suite (moved to `ttc-contract`: records and `ttc serve` name samples too).
+pub use ttc_contract::WorkItem;
 
 /// Loads a suite's items after its task filter, drawing `suite.samples` of them with `seed` (a loader that
 /// returns more is cut down by [`draw_samples`]).
@@ -195,6 +186,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::ChatMessage;
 
     fn items(suite: &str, tasks: &[(&str, usize)]) -> Vec<WorkItem> {
         let mut v = Vec::new();

@@ -24,7 +24,6 @@ use crate::scoring::Scorer;
 use crate::sink::RecordSink;
 use crate::tokens::TokenCounter;
 use anyhow::Context;
-use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -285,11 +284,11 @@ struct StoreSink(Option<RunWriter>);
 impl RecordSink for StoreSink {
     fn push(&mut self, record: Record) -> anyhow::Result<()> {
         let w = self.0.as_mut().context("run writer already finished")?;
-        ttc_results::RecordSink::push(w, record)
+        w.push(record)
     }
     fn flush(&mut self) -> anyhow::Result<()> {
         match self.0.as_mut() {
-            Some(w) => ttc_results::RecordSink::flush(w),
+            Some(w) => w.flush(),
             None => Ok(()),
         }
     }
@@ -301,12 +300,7 @@ impl RecordSink for StoreSink {
     }
 }
 
-/// A new run id: UTC time plus 4 random hex digits, e.g. `20250102T030405Z-1a2b`.
-pub fn new_run_id() -> String {
-    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    format!("{compact}-{:04x}", rand::rng().random::<u16>())
-}
+pub use ttc_contract::new_run_id;
 
 /// What `execute` may run beyond the plan: each suite's whole sample pool (for `--until-ci-width` rounds), and
 /// whether the run is only a capacity search.

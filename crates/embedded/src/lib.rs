@@ -1,9 +1,13 @@
-//! The embedded backend: the runner's [`Backend`] trait over our in-process engine.
+//! The embedded backend: the contract's [`Backend`] trait over our in-process engine.
 //!
 //! The engine is synchronous and CPU-bound, so it runs on its own worker thread; `generate` hands the job over
 //! a channel and returns at once with an event stream the worker feeds (`blocking_send`). When the runner drops
 //! the stream (timeout, abort) the worker's next send fails and the generation is cancelled, freeing the
-//! engine. Policy internals travel on a oneshot that is completed before the `Finished` event.
+//! engine. The engine reports a request's policy stats when its generation returns, after its own `Finished`
+//! token event, so that one event waits here and leaves as the contract's `Finished`, stats included.
+//!
+//! The engine keeps its own `ChatMessage` and `GenRequest` (its prompt and job, below the contract: the engine
+//! does not depend on `ttc-contract`); this adapter converts the contract's request into them.
 //!
 //! Cancellation points: a job whose stream was dropped while it waited in the queue is skipped before its
 //! prefill, a prefill stops between two chunks (`Engine::prefill_chunk` tokens, polled through
@@ -26,8 +30,8 @@ use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
-use ttc_bench::backend::{
-    event_channel, Backend, BackendError, BackendInfo, ChatMessage, EventSender, GenRequest, Generation,
+use ttc_contract::{
+    event_channel, Backend, BackendError, BackendInfo, ChatMessage, EventSender, EventStream, GenEvent, GenRequest,
 };
 use ttc_engine::chooser::Chooser;
 use ttc_engine::logprobs::LogprobTap;
@@ -37,7 +41,9 @@ use ttc_engine::engine::SharedPrefixCache;
 use ttc_engine::fidelity::Trajectory;
 use ttc_engine::{Cancel, Engine, EngineError, Policy};
 use ttc_sampling::{Pruning, SamplerConfig};
-use ttc_types::{Fidelity, GenEvent, PolicyStats, TokenLogprob};
+use ttc_types::{Fidelity, PolicyStats, TokenLogprob};
+/// The engine's per-token event; [`GenEvent::from_engine`] turns it into the contract's.
+type EngineEvent = ttc_types::GenEvent;
 
 struct Job {
     prompt: JobPrompt,
@@ -49,7 +55,6 @@ struct Job {
     /// Teacher-forced logprobs of the prompt's tokens with this many alternatives, sent before generating.
     score_prompt: Option<(usize, PromptScores)>,
     events: EventSender,
-    stats: tokio::sync::oneshot::Sender<PolicyStats>,
     /// What a router's rules may test besides the prompt.
     tags: ttc_engine::policy::RouteTags,
 }
@@ -166,11 +171,11 @@ impl EmbeddedBackend {
         prompt: Vec<u32>,
         request: &GenRequest,
         score_prompt: Option<usize>,
-    ) -> Result<(Generation, Option<PromptScoresReceiver>), BackendError>
+    ) -> Result<(EventStream, Option<PromptScoresReceiver>), BackendError>
     {
+        request.validate()?;
         let policy = self.policy(&request.policy)?;
         let (tx, stream) = event_channel(256);
-        let (stats_tx, stats_rx) = tokio::sync::oneshot::channel();
         let (score_tx, score_rx) = match score_prompt {
             Some(k) => {
                 let (t, r) = tokio::sync::oneshot::channel();
@@ -186,11 +191,10 @@ impl EmbeddedBackend {
             logprobs: request.logprobs.map(|k| k as usize),
             score_prompt: score_tx,
             events: tx,
-            stats: stats_tx,
             tags: request.tags.clone(),
         };
         self.jobs.send(job).map_err(|_| BackendError::Engine("the engine thread has stopped".into()))?;
-        Ok((Generation::new(stream).with_policy_stats(stats_rx), score_rx))
+        Ok((stream, score_rx))
     }
 
     fn scheduler(&self, policy: &Policy, params: &BatchingParams) -> Result<Arc<Scheduler>, BackendError> {
@@ -265,7 +269,7 @@ impl EmbeddedBackend {
         request: &GenRequest,
         policy: &Policy,
         params: &BatchingParams,
-    ) -> Result<Generation, BackendError> {
+    ) -> Result<EventStream, BackendError> {
         let scheduler = self.scheduler(policy, params)?;
         let prompt = self.engine.prompt_tokens(&engine_messages(&request.messages)).map_err(engine_error)?;
         let (tx, stream) = event_channel(256);
@@ -280,20 +284,18 @@ impl EmbeddedBackend {
             .with_logprobs(request.logprobs.map(|k| k as usize));
         let tap = chooser.tap();
         let choose: ChooseFn = Box::new(move |logits| chooser.choose(logits));
-        let (stats_tx, stats_rx) = tokio::sync::oneshot::channel();
-        let sink = BatchSink { events: tx, stats: Some(stats_tx), finished: None, tap };
+        let sink = BatchSink { events: tx, finished: None, tap };
         scheduler.submit(req, choose, sink).map_err(engine_error)?;
-        Ok(Generation::new(stream).with_policy_stats(stats_rx))
+        Ok(stream)
     }
 }
 
-/// Forwards a scheduled request's stream to the runner, holding `Finished` back until the scheduler's stats
-/// (batch occupancy, queue wait, steps) are sent, as the backend contract orders. A failed send means the runner
-/// dropped the stream: returning false cancels the request and frees its slot.
+/// Forwards a scheduled request's stream to the runner; the engine's `Finished` waits for the scheduler's stats
+/// (batch occupancy, queue wait, steps), which it then carries. A failed send means the runner dropped the
+/// stream: returning false cancels the request and frees its slot.
 struct BatchSink {
     events: EventSender,
-    stats: Option<tokio::sync::oneshot::Sender<PolicyStats>>,
-    finished: Option<GenEvent>,
+    finished: Option<EngineEvent>,
     /// The request's chooser records logprobs here; they join their tokens' events on the way out.
     tap: Option<LogprobTap>,
 }
@@ -301,7 +303,7 @@ struct BatchSink {
 impl EventSink for BatchSink {
     fn send(&mut self, item: StreamItem) -> bool {
         match item {
-            StreamItem::Event(ev @ GenEvent::Finished { .. }) => {
+            StreamItem::Event(ev @ EngineEvent::Finished { .. }) => {
                 self.finished = Some(ev);
                 true
             }
@@ -309,17 +311,12 @@ impl EventSink for BatchSink {
                 if let Some(t) = &self.tap {
                     t.attach(&mut ev);
                 }
-                self.events.blocking_send(Ok(ev)).is_ok()
+                self.events.blocking_send(Ok(GenEvent::from_engine(ev, PolicyStats::default()))).is_ok()
             }
-            StreamItem::Done(Ok(done)) => {
-                if let Some(tx) = self.stats.take() {
-                    let _ = tx.send(done.stats);
-                }
-                match self.finished.take() {
-                    Some(f) => self.events.blocking_send(Ok(f)).is_ok(),
-                    None => true,
-                }
-            }
+            StreamItem::Done(Ok(done)) => match self.finished.take() {
+                Some(f) => self.events.blocking_send(Ok(GenEvent::from_engine(f, done.stats))).is_ok(),
+                None => true,
+            },
             StreamItem::Done(Err(e)) => {
                 let _ = self.events.blocking_send(Err(engine_error(e)));
                 false
@@ -328,7 +325,7 @@ impl EventSink for BatchSink {
     }
 }
 
-/// The runner's chat messages as the engine's.
+/// The contract's chat messages as the engine's.
 fn engine_messages(messages: &[ChatMessage]) -> Vec<ttc_engine::ChatMessage> {
     messages.iter().map(|m| ttc_engine::ChatMessage::new(&m.role, m.content.clone())).collect()
 }
@@ -371,7 +368,7 @@ fn run_guarded(engine: &Engine, job: Job, faults: &fault::Faults) {
 }
 
 fn run_job(engine: &Engine, job: Job, faults: &fault::Faults) {
-    let Job { prompt, policy, max_tokens, sampling, logprobs, score_prompt, events, stats, tags } = job;
+    let Job { prompt, policy, max_tokens, sampling, logprobs, score_prompt, events, tags } = job;
     // The client left while this job was queued: skip it before the prefill, which cannot be interrupted.
     if events.is_closed() {
         return;
@@ -398,9 +395,8 @@ fn run_job(engine: &Engine, job: Job, faults: &fault::Faults) {
     if max_tokens == 0 {
         // Scoring only (`/v1/completions` with `echo` and `max_tokens: 0`): nothing to generate.
         let usage = ttc_types::Usage { prompt_tokens: prompt.len() as u32, ..Default::default() };
-        let _ = stats.send(PolicyStats::default());
         let at = std::time::Instant::now();
-        let _ = events.blocking_send(Ok(GenEvent::Finished { at, reason: ttc_types::FinishReason::Length, usage: Some(usage) }));
+        let _ = events.blocking_send(Ok(GenEvent::finished(at, ttc_types::FinishReason::Length, Some(usage))));
         return;
     }
     // A dropped stream stops the prefill between chunks (and the decode at its next token).
@@ -409,20 +405,19 @@ fn run_job(engine: &Engine, job: Job, faults: &fault::Faults) {
         move || events.is_closed()
     });
     let req = ttc_engine::GenRequest { prompt, max_tokens, stop: Vec::new(), cancel, tags };
-    // Hold the Finished event back until the policy stats are on their way (the contract's order).
-    let mut finished: Option<GenEvent> = None;
-    let mut on_event = |ev: GenEvent| {
-        if matches!(ev, GenEvent::Finished { .. }) {
+    // The stats come back with the generation, after the engine's Finished: that event waits for them.
+    let mut finished: Option<EngineEvent> = None;
+    let mut on_event = |ev: EngineEvent| {
+        if matches!(ev, EngineEvent::Finished { .. }) {
             finished = Some(ev);
             return true;
         }
-        events.blocking_send(Ok(ev)).is_ok()
+        events.blocking_send(Ok(GenEvent::from_engine(ev, PolicyStats::default()))).is_ok()
     };
     match engine.generate_policy_logprobs(&req, &policy, sampling, logprobs, &mut on_event) {
-        Ok((_, s)) => {
-            let _ = stats.send(s);
+        Ok((_, stats)) => {
             if let Some(f) = finished {
-                let _ = events.blocking_send(Ok(f));
+                let _ = events.blocking_send(Ok(GenEvent::from_engine(f, stats)));
             }
         }
         Err(e) => {
@@ -462,13 +457,13 @@ impl Backend for EmbeddedBackend {
         Some(self.teacher_forced(request).await)
     }
 
-    async fn generate(&self, request: &GenRequest) -> Result<Generation, BackendError> {
+    async fn generate(&self, request: &GenRequest) -> Result<EventStream, BackendError> {
+        request.validate()?;
         let policy = self.policy(&request.policy)?;
         if let Algorithm::Batching(params) = &policy.algorithm {
             return self.generate_batched(request, &policy, params);
         }
         let (tx, stream) = event_channel(256);
-        let (stats_tx, stats_rx) = tokio::sync::oneshot::channel();
         let job = Job {
             prompt: JobPrompt::Chat(engine_messages(&request.messages)),
             policy,
@@ -477,13 +472,12 @@ impl Backend for EmbeddedBackend {
             logprobs: request.logprobs.map(|k| k as usize),
             score_prompt: None,
             events: tx,
-            stats: stats_tx,
             tags: request.tags.clone(),
         };
         self.jobs
             .send(job)
             .map_err(|_| BackendError::Engine("the engine thread has stopped".into()))?;
-        Ok(Generation::new(stream).with_policy_stats(stats_rx))
+        Ok(stream)
     }
 }
 

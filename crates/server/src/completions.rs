@@ -17,7 +17,7 @@ use crate::server::AppState;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
-use ttc_bench::backend::GenRequest;
+use ttc_contract::GenRequest;
 use ttc_types::{TokenLogprob, TokenRef};
 
 /// OpenAI's default `max_tokens` for completions.
@@ -159,7 +159,7 @@ pub async fn handle(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
         };
         // One admission covers the whole request; each prompt's generation holds it in turn.
         let active = guard.take().unwrap_or_else(|| ActiveGuard::admit(state.counters().clone(), usize::MAX).expect("unbounded"));
-        let mut gen = Generation::new(gen.events, c.stops.clone(), active);
+        let mut gen = Generation::new(gen, c.stops.clone(), active);
         let (mut text, mut lps, mut reason, mut n_out) = (String::new(), Vec::new(), "length", 0u32);
         while let Some(step) = gen.next().await {
             match step {

@@ -5,7 +5,7 @@
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use ttc_bench::backend::BackendError;
+use ttc_contract::BackendError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {

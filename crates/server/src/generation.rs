@@ -10,8 +10,8 @@ use futures_util::StreamExt;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use ttc_bench::backend::EventStream;
-use ttc_types::{GenEvent, TokenLogprob};
+use ttc_contract::{BackendError, EventStream, GenEvent};
+use ttc_types::TokenLogprob;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
@@ -90,7 +90,7 @@ impl Generation {
         }
     }
 
-    fn record_end(&mut self, error: Option<ttc_bench::backend::BackendError>) {
+    fn record_end(&mut self, error: Option<BackendError>) {
         if let Some(t) = &mut self.record {
             t.end(error);
         }
@@ -128,7 +128,7 @@ impl Generation {
                             self.push_text(t);
                             self.flush_logprobs();
                             let at = std::time::Instant::now();
-                            self.record_event(&GenEvent::Finished { at, reason: ttc_types::FinishReason::StopString, usage: None });
+                            self.record_event(&GenEvent::finished(at, ttc_types::FinishReason::StopString, None));
                             self.record_end(None);
                             self.queue.push_back(Step::Done { reason: "stop", completion_tokens: self.tokens, cached_tokens: 0 });
                         }
@@ -153,7 +153,7 @@ impl Generation {
                 }
                 None => {
                     self.events = None;
-                    self.record_end(Some(ttc_bench::backend::BackendError::StreamCut("the engine ended the stream".into())));
+                    self.record_end(Some(BackendError::StreamCut("the engine ended the stream".into())));
                     self.queue.push_back(Step::Failed(ApiError::server("the engine ended the generation without finishing it")));
                 }
             }
@@ -189,10 +189,10 @@ impl Drop for Generation {
 mod tests {
     use super::*;
     use std::time::Instant;
-    use ttc_bench::backend::event_channel;
+    use ttc_contract::{event_channel, EventItem};
     use ttc_types::{FinishReason, Usage};
 
-    fn content(text: &str) -> ttc_bench::backend::EventItem {
+    fn content(text: &str) -> EventItem {
         Ok(GenEvent::Content { at: Instant::now(), text: text.into(), token_ids: vec![7], logprobs: vec![] })
     }
 
@@ -249,7 +249,7 @@ mod tests {
         let mut g = Generation::new(events, vec!["END".into()], guard(&Arc::default()));
         tx.send(content("a E")).await.unwrap();
         let usage = Some(Usage { prompt_tokens: 5, completion_tokens: 1, ..Usage::default() });
-        tx.send(Ok(GenEvent::Finished { at: Instant::now(), reason: FinishReason::Length, usage })).await.unwrap();
+        tx.send(Ok(GenEvent::finished(Instant::now(), FinishReason::Length, usage))).await.unwrap();
         assert_eq!(g.next().await, Some(Step::Text("a ".into(), vec![])));
         assert_eq!(g.next().await, Some(Step::Text("E".into(), vec![])));
         assert_eq!(g.next().await, Some(Step::Done { reason: "length", completion_tokens: 1, cached_tokens: 0 }));

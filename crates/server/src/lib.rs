@@ -219,7 +219,7 @@ pub fn run(opts: ServeOptions) -> anyhow::Result<()> {
         return Err(usage(format!("{}: {e}", opts.policies.display())));
     }
     let recorder = if ab.is_some() || opts.record {
-        let run_id = format!("serve-{}", ttc_bench::run::new_run_id());
+        let run_id = format!("serve-{}", ttc_contract::new_run_id());
         let extra = serde_json::json!({
             "backend": "serve", "model": engine.model_name, "ab": opts.ab, "ab_key_header": opts.ab_key_header,
             "store_content": opts.store_content, "policies": policies.iter().map(|p| &p.name).collect::<Vec<_>>(),

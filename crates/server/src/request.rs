@@ -6,7 +6,7 @@
 use crate::error::ApiError;
 use crate::models::Catalog;
 use serde::Deserialize;
-use ttc_bench::backend::{ChatMessage, GenRequest};
+use ttc_contract::{ChatMessage, GenRequest};
 use ttc_engine::Engine;
 
 /// OpenAI's limit on stop sequences.

@@ -1,7 +1,7 @@
 //! Served requests as records (`ttc serve --ab ...` or `--record`): every chat completion the server answers is
-//! appended to the results store as a [`Record`] (backend `serve`, policy = the arm that served it), built by the
-//! runner's own `build_record` from the request's events and written through the store's `RunWriter`, the
-//! sink `ttc run` uses. Each record is flushed to its part file before the response's last chunk leaves, so a
+//! appended to the results store as a [`Record`](ttc_types::Record) (backend `serve`, policy = the arm that
+//! served it), built by the contract's `build_record` (the one `ttc run` uses) from the request's events, its
+//! policy stats from their `Finished`, and written through the store's `RunWriter`, the sink `ttc run` uses. Each record is flushed to its part file before the response's last chunk leaves, so a
 //! `kill -9` loses no request whose client saw it finish.
 //!
 //! Privacy by default: no request content is stored (prediction empty, no logprobs; prompts are never
@@ -10,12 +10,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use ttc_bench::backend::{BackendError, BackendInfo};
-use ttc_bench::plan::{PlanEntry, WorkItem};
-use ttc_bench::record::{build_record, host_info, Outcome, RunContext};
+use ttc_contract::{build_record, host_info, BackendError, BackendInfo, GenEvent, Outcome, RecordSink, RunContext, WorkItem};
 use ttc_engine::Policy;
 use ttc_results::{ResultsStore, RunMeta, RunWriter, WriterOptions};
-use ttc_types::{GenEvent, PolicyStats};
 
 /// The `suite` column of served records.
 pub const SERVED_SUITE: &str = "serve";
@@ -80,14 +77,14 @@ impl ServedRecorder {
     }
 
     /// Starts recording one request served by `policy`, sent at `sent`.
-    pub fn begin(self: &Arc<Self>, policy: Arc<Policy>, model: String, sent: Instant, stats: Option<StatsReceiver>) -> RecordTap {
-        RecordTap { recorder: self.clone(), policy, model, sent, events: Vec::new(), stats, done: false }
+    pub fn begin(self: &Arc<Self>, policy: Arc<Policy>, model: String, sent: Instant) -> RecordTap {
+        RecordTap { recorder: self.clone(), policy, model, sent, events: Vec::new(), done: false }
     }
 
     fn write(&self, record: ttc_types::Record) {
         let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(w) = w.as_mut() else { return };
-        let r = ttc_results::RecordSink::push(w, record).and_then(|_| ttc_results::RecordSink::flush(w));
+        let r = w.push(record).and_then(|_| w.flush());
         if let Err(e) = r {
             eprintln!("warning: could not store a served request's record: {e:#}");
         }
@@ -106,8 +103,6 @@ fn humantime_now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
-pub type StatsReceiver = tokio::sync::oneshot::Receiver<PolicyStats>;
-
 /// Collects one request's events; [`RecordTap::end`] writes its record (once).
 pub struct RecordTap {
     recorder: Arc<ServedRecorder>,
@@ -115,7 +110,6 @@ pub struct RecordTap {
     model: String,
     sent: Instant,
     events: Vec<GenEvent>,
-    stats: Option<StatsReceiver>,
     done: bool,
 }
 
@@ -139,8 +133,6 @@ impl RecordTap {
             messages: Vec::new(),
             reference: None,
         };
-        let entry = PlanEntry { index: id as usize, policy: self.policy.clone(), item: Arc::new(item) };
-        let policy_stats = self.stats.as_mut().and_then(|rx| rx.try_recv().ok());
         let outcome = Outcome {
             sent: self.sent,
             start_offset_s: self.sent.saturating_duration_since(r.started).as_secs_f64(),
@@ -148,9 +140,8 @@ impl RecordTap {
             error,
             attempts: 1,
             backoff: Duration::ZERO,
-            policy_stats,
         };
-        let mut record = build_record(&r.ctx, &entry, &self.model, outcome, None);
+        let mut record = build_record(&r.ctx, &self.policy, &item, &self.model, outcome, None);
         if !r.store_content {
             record.prediction.clear();
             record.token_logprobs = None;

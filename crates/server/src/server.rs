@@ -19,7 +19,7 @@ use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use ttc_bench::backend::Backend;
+use ttc_contract::Backend;
 use ttc_embedded::EmbeddedBackend;
 use ttc_engine::{Engine, Policy};
 use ttc_types::TokenLogprob;
@@ -84,7 +84,7 @@ pub struct AppState {
     counters: Arc<Counters>,
     started: u64,
     /// Load and mode of every adaptive policy (`algorithm: adaptive`), switched at admission.
-    adaptive: ttc_bench::backend::adaptive::Adaptive,
+    adaptive: ttc_contract::adaptive::Adaptive,
 }
 
 impl AppState {
@@ -291,9 +291,9 @@ async fn start(state: &Arc<AppState>, body: Bytes, ab_key: Option<&[u8]>) -> Res
         None => state.backend.generate(&prepared.request).await.map_err(|e| ApiError::from_backend(&e))?,
     };
     let tap = state.opts.recorder.as_ref().map(|r| {
-        r.begin(prepared.request.policy.clone(), prepared.request.model.clone(), sent, gen.policy_stats)
+        r.begin(prepared.request.policy.clone(), prepared.request.model.clone(), sent)
     });
-    Ok((prepared.clone(), Generation::new(gen.events, prepared.stops, active).with_record(tap)))
+    Ok((prepared.clone(), Generation::new(gen, prepared.stops, active).with_record(tap)))
 }
 
 fn completion_id() -> String {

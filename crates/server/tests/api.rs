@@ -8,9 +8,9 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use ttc_bench::backend::openai::{OpenAiBackend, OpenAiSettings};
-use ttc_bench::backend::{Backend, ChatMessage, GenRequest};
+use ttc_contract::{Backend, ChatMessage, GenEvent, GenRequest};
 use ttc_engine::Policy;
-use ttc_types::{FinishReason, GenEvent, Usage};
+use ttc_types::{FinishReason, Usage};
 
 const PROMPT: &str = "What is the capital of France? Answer in one sentence.";
 
@@ -112,7 +112,7 @@ async fn our_openai_client_sees_the_engines_tokens() {
         tags: Default::default(),
         extra_body: Default::default(),
     };
-    let mut events = client.generate(&req).await.unwrap().events;
+    let mut events = client.generate(&req).await.unwrap();
     let (mut text, mut finished) = (String::new(), None);
     while let Some(ev) = events.next().await {
         match ev.unwrap() {

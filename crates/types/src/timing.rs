@@ -22,11 +22,17 @@ pub struct Timings {
 impl Timings {
     /// `output_tokens` is N (from usage or a tokenizer); chunk times come from the content events.
     pub fn from_events(sent: Instant, events: &[GenEvent], output_tokens: Option<u32>) -> Timings {
-        let token_times_s: Vec<f64> = events
+        let times: Vec<Instant> = events
             .iter()
             .filter(|e| matches!(e, GenEvent::Content { .. } | GenEvent::Reasoning { .. }))
-            .map(|e| e.at().saturating_duration_since(sent).as_secs_f64())
+            .map(GenEvent::at)
             .collect();
+        Timings::from_token_times(sent, &times, output_tokens)
+    }
+
+    /// The same from the times of the content and reasoning chunks, in order (any event type's stream).
+    pub fn from_token_times(sent: Instant, times: &[Instant], output_tokens: Option<u32>) -> Timings {
+        let token_times_s: Vec<f64> = times.iter().map(|t| t.saturating_duration_since(sent).as_secs_f64()).collect();
         let ttft_s = token_times_s.first().copied();
         let e2e_s = token_times_s.last().copied();
         let n = output_tokens.map(|n| n as f64).unwrap_or(token_times_s.len() as f64);

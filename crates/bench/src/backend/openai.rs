@@ -20,7 +20,7 @@
 
 use super::endpoint::{self, Secrets};
 use super::sse::{SseEvent, SseParser};
-use super::{Backend, BackendError, BackendInfo, EventItem, GenRequest, Generation};
+use super::{Backend, BackendError, BackendInfo, EventItem, EventStream, GenEvent, GenRequest};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
@@ -30,7 +30,7 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
-use ttc_types::{FinishReason, GenEvent, Logprob, TokenLogprob, TokenRef, Usage};
+use ttc_types::{FinishReason, Logprob, TokenLogprob, TokenRef, Usage};
 
 /// How to reach an OpenAI-compatible server.
 #[derive(Debug, Clone)]
@@ -131,7 +131,7 @@ impl Backend for OpenAiBackend {
         self.info.clone()
     }
 
-    async fn generate(&self, request: &GenRequest) -> Result<Generation, BackendError> {
+    async fn generate(&self, request: &GenRequest) -> Result<EventStream, BackendError> {
         let body = serde_json::to_vec(&request_body(request))
             .map_err(|e| BackendError::InvalidRequest(format!("cannot encode the request: {e}")))?;
         let response = self
@@ -152,14 +152,14 @@ impl Backend for OpenAiBackend {
                 retry_after,
             });
         }
-        Ok(Generation::new(Box::pin(SseGenStream {
+        Ok(Box::pin(SseGenStream {
             body: Box::pin(response.bytes_stream()),
             parser: SseParser::new(),
             decoder: ChunkDecoder::default(),
             pending: VecDeque::new(),
             ended: false,
             secrets: self.secrets.clone(),
-        })))
+        }))
     }
 }
 
@@ -408,7 +408,7 @@ impl ChunkDecoder {
             Some("cancelled") => FinishReason::Cancelled,
             _ => FinishReason::Stop,
         };
-        GenEvent::Finished { at, reason, usage: self.usage }
+        GenEvent::finished(at, reason, self.usage)
     }
 }
 

@@ -11,7 +11,7 @@ pub mod arrival;
 pub mod limiter;
 pub mod retry;
 
-use crate::backend::{Backend, BackendError, GenRequest};
+use crate::backend::{Backend, BackendError, GenEvent, GenRequest};
 use crate::config::{secs, Arrival, GenerationConfig, RunConfig};
 use crate::plan::PlanEntry;
 use crate::record::{build_record, Outcome, RunContext};
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
-use ttc_types::{GenEvent, LoadTag, PolicyStats, Record};
+use ttc_types::{LoadTag, Record};
 
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
@@ -379,9 +379,9 @@ impl Runner {
             error: Some(BackendError::Abandoned(limit)),
             attempts: 0,
             backoff: Duration::ZERO,
-            policy_stats: None,
         };
-        let mut record = build_record(&self.ctx, &job.entry, &job.request.model, outcome, self.counter.as_deref());
+        let e = &job.entry;
+        let mut record = build_record(&self.ctx, &e.policy, &e.item, &job.request.model, outcome, self.counter.as_deref());
         record.load = tag.clone();
         record.load.queue_s = Some(arrived.elapsed().as_secs_f64());
         record
@@ -403,11 +403,8 @@ impl Runner {
             let sent = Instant::now();
             first_send.get_or_insert(sent);
             let mut events = Vec::new();
-            let mut stats = None;
             let result =
-                match tokio::time::timeout(s.timeout, attempt(&*self.backend, &job.request, &mut events, &mut stats))
-                    .await
-                {
+                match tokio::time::timeout(s.timeout, attempt(&*self.backend, &job.request, &mut events)).await {
                     Ok(r) => r,
                     Err(_) => Err(BackendError::Timeout(s.timeout)),
                 };
@@ -437,10 +434,9 @@ impl Runner {
                         error: result.err(),
                         attempts,
                         backoff,
-                        policy_stats: stats,
                     };
-                    let mut record =
-                        build_record(&self.ctx, &job.entry, &job.request.model, outcome, self.counter.as_deref());
+                    let (e, counter) = (&job.entry, self.counter.as_deref());
+                    let mut record = build_record(&self.ctx, &e.policy, &e.item, &job.request.model, outcome, counter);
                     record.load = tag.clone();
                     record.load.queue_s = first_send.zip(arrived).map(|(f, a)| f.duration_since(a).as_secs_f64());
                     return record;
@@ -456,18 +452,13 @@ async fn attempt(
     backend: &dyn Backend,
     request: &GenRequest,
     events: &mut Vec<GenEvent>,
-    stats: &mut Option<PolicyStats>,
 ) -> Result<(), BackendError> {
-    let generation = backend.generate(request).await?;
-    let mut stream = generation.events;
+    let mut stream = backend.generate(request).await?;
     while let Some(item) = stream.next().await {
         let ev = item?;
         let done = matches!(ev, GenEvent::Finished { .. });
         events.push(ev);
         if done {
-            if let Some(mut rx) = generation.policy_stats {
-                *stats = rx.try_recv().ok();
-            }
             // Read the (normally empty) rest of the body so an HTTP connection goes back to the pool; a
             // server that keeps it open after finishing is not waited for long.
             let _ =

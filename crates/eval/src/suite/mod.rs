@@ -20,18 +20,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// One chat turn.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    pub role: String,
-    pub content: String,
-}
-
-impl ChatMessage {
-    pub fn new(role: &str, content: impl Into<String>) -> ChatMessage {
-        ChatMessage { role: role.to_string(), content: content.into() }
-    }
-}
+/// One chat turn: the contract's, so a suite's prompts go to a backend as they are.
+pub use ttc_contract::ChatMessage;
 
 /// One loaded sample, suite-independent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

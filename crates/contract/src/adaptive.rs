@@ -7,8 +7,7 @@
 //! the backend's queue, where it can see them: that queue is the load it adapts to (under an open loop in
 //! `ttc run`, and in `ttc serve`, where every client's request is queued to one engine).
 
-use super::{Backend, BackendError, BackendInfo, EventItem, EventStream, GenRequest, Generation};
-use crate::config::Policy;
+use crate::{Backend, BackendError, BackendInfo, EventItem, EventStream, GenEvent, GenRequest};
 use async_trait::async_trait;
 use futures_util::Stream;
 use std::collections::{HashMap, VecDeque};
@@ -17,8 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use tokio::time::Instant;
-use ttc_policy::{AdaptiveParams, Algorithm, LoadSignal, Mode};
-use ttc_types::{GenEvent, PolicyStats, Route};
+use ttc_policy::{AdaptiveParams, Algorithm, LoadSignal, Mode, Policy};
+use ttc_types::Route;
 
 /// One adaptive policy's load and mode.
 #[derive(Default)]
@@ -89,12 +88,10 @@ fn p95(recent: &VecDeque<f64>) -> Option<f64> {
 }
 
 impl Routed {
-    /// Wraps the inner generation: the route joins the policy stats, and the request leaves the queue when its
-    /// stream ends (finished, failed, or dropped).
-    pub fn wrap(self, inner: Generation) -> Generation {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let stream = RoutedStream { inner: inner.events, stats_in: inner.policy_stats, stats_out: Some(tx), routed: self, done: false };
-        Generation::new(Box::pin(stream)).with_policy_stats(rx)
+    /// Wraps the inner generation: the route joins the policy stats of its `Finished`, and the request leaves
+    /// the queue when its stream ends (finished, failed, or dropped).
+    pub fn wrap(self, inner: EventStream) -> EventStream {
+        Box::pin(RoutedStream { inner, routed: self, done: false })
     }
 }
 
@@ -107,8 +104,6 @@ impl Drop for Routed {
 
 struct RoutedStream {
     inner: EventStream,
-    stats_in: Option<tokio::sync::oneshot::Receiver<PolicyStats>>,
-    stats_out: Option<tokio::sync::oneshot::Sender<PolicyStats>>,
     routed: Routed,
     done: bool,
 }
@@ -116,19 +111,14 @@ struct RoutedStream {
 impl Stream for RoutedStream {
     type Item = EventItem;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<EventItem>> {
-        let item = match self.inner.as_mut().poll_next(cx) {
+        let mut item = match self.inner.as_mut().poll_next(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(item) => item,
         };
-        if let Some(Ok(GenEvent::Finished { .. })) = &item {
+        if let Some(Ok(GenEvent::Finished { stats, .. })) = &mut item {
             if !self.done {
                 self.done = true;
-                // The inner stats were sent before Finished (the backend contract); the route joins them.
-                let mut stats = self.stats_in.as_mut().and_then(|rx| rx.try_recv().ok()).unwrap_or_default();
                 stats.route = Some(self.routed.route.clone());
-                if let Some(tx) = self.stats_out.take() {
-                    let _ = tx.send(stats);
-                }
                 let e2e = self.routed.started.elapsed().as_secs_f64();
                 let mut recent = self.routed.recent.lock().unwrap_or_else(PoisonError::into_inner);
                 recent.push_back(e2e);
@@ -159,7 +149,7 @@ impl Backend for AdaptiveBackend {
         self.inner.info()
     }
 
-    async fn generate(&self, request: &GenRequest) -> Result<Generation, BackendError> {
+    async fn generate(&self, request: &GenRequest) -> Result<EventStream, BackendError> {
         match self.adaptive.route(request) {
             Some(routed) => {
                 let g = self.inner.generate(&routed.request).await?;
@@ -184,7 +174,7 @@ impl Backend for AdaptiveBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::scripted::{Reply, ScriptedBackend, Step};
+    use crate::scripted::{Reply, ScriptedBackend, Step};
     use futures_util::StreamExt;
     use std::time::Duration;
 
@@ -226,17 +216,16 @@ p95:
     }
 
     /// Plays a generation to its end; returns its route.
-    async fn finish(g: Generation) -> Route {
-        let Generation { mut events, policy_stats } = g;
+    async fn finish(mut events: EventStream) -> Route {
         while let Some(ev) = events.next().await {
-            if matches!(ev.unwrap(), GenEvent::Finished { .. }) {
-                break;
+            if let GenEvent::Finished { stats, .. } = ev.unwrap() {
+                return stats.route.unwrap();
             }
         }
-        policy_stats.unwrap().await.unwrap().route.unwrap()
+        panic!("no Finished event")
     }
 
-    async fn mode_of(b: &AdaptiveBackend, policy: &str) -> (Generation, String) {
+    async fn mode_of(b: &AdaptiveBackend, policy: &str) -> (EventStream, String) {
         let g = b.generate(&request(policy)).await.unwrap();
         let name = b.adaptive.loads.lock().unwrap()[policy].mode.label().to_string();
         (g, name)

@@ -3,12 +3,12 @@
 //! number for that prompt, whether the attempt fails up front or which steps its stream plays. Delays use
 //! tokio's clock, so tests can run them with paused time.
 
-use super::{Backend, BackendError, BackendInfo, GenRequest, Generation};
+use crate::{Backend, BackendError, BackendInfo, EventStream, GenEvent, GenRequest};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
-use ttc_types::{FinishReason, GenEvent, Usage};
+use ttc_types::{FinishReason, Usage};
 
 #[derive(Debug, Clone)]
 pub enum Step {
@@ -102,11 +102,11 @@ impl Backend for ScriptedBackend {
         self.info.clone()
     }
 
-    fn max_concurrency(&self, _policy: &crate::config::Policy) -> Option<usize> {
+    fn max_concurrency(&self, _policy: &ttc_policy::Policy) -> Option<usize> {
         self.max_concurrency
     }
 
-    async fn generate(&self, request: &GenRequest) -> Result<Generation, BackendError> {
+    async fn generate(&self, request: &GenRequest) -> Result<EventStream, BackendError> {
         let attempt = {
             let mut map = self.attempts.lock().map_err(|_| BackendError::Engine("poisoned".into()))?;
             let n = map.entry(prompt_key(request)).or_insert(0);
@@ -131,13 +131,13 @@ impl Backend for ScriptedBackend {
                         Ok(GenEvent::Reasoning { at: tokio::time::Instant::now().into_std(), text })
                     }
                     Step::Finish { reason, usage } => {
-                        Ok(GenEvent::Finished { at: tokio::time::Instant::now().into_std(), reason, usage })
+                        Ok(GenEvent::finished(tokio::time::Instant::now().into_std(), reason, usage))
                     }
                     Step::Error(e) => Err(e),
                 };
                 return Some((item, steps));
             }
         });
-        Ok(Generation::new(Box::pin(stream)))
+        Ok(Box::pin(stream))
     }
 }

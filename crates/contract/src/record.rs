@@ -1,17 +1,29 @@
 //! Builds the stored [`Record`] of one request from its final attempt's events. The same function serves
-//! every backend, so the embedded engine and HTTP endpoints get identical definitions (timings from
-//! `ttc_types::Timings::from_events`).
+//! every backend and `ttc serve`'s served requests, so the embedded engine and HTTP endpoints get identical
+//! definitions (timings from `ttc_types::Timings::from_token_times`).
 //!
 //! Token counts, in order of preference: the `usage` of the `Finished` event (source `engine` for the
 //! embedded backend, `usage` for a server); token ids carried by every content event (`engine`); the
 //! configured [`TokenCounter`] (`tokenizer`); else the number of content chunks, with a null source.
 
-use crate::backend::{BackendError, BackendInfo};
-use crate::plan::PlanEntry;
 use crate::tokens::TokenCounter;
+use crate::{BackendError, BackendInfo, ChatMessage, GenEvent};
+use rand::Rng;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use ttc_types::{GenEvent, PolicyStats, Record, RecordStatus, Timings, TokenCountSource, SCHEMA_VERSION};
+use ttc_policy::Policy;
+use ttc_types::{Record, RecordStatus, Timings, TokenCountSource, SCHEMA_VERSION};
+
+/// One sample of a suite, as the runner plans it and a record names it (`ttc serve` makes one per request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkItem {
+    pub suite: String,
+    pub task: Option<String>,
+    /// Unique within its suite.
+    pub sample_id: String,
+    pub messages: Vec<ChatMessage>,
+    pub reference: Option<String>,
+}
 
 /// Run-wide identity copied into every record.
 #[derive(Debug, Clone)]
@@ -36,7 +48,6 @@ pub struct Outcome {
     pub error: Option<BackendError>,
     pub attempts: u32,
     pub backoff: Duration,
-    pub policy_stats: Option<PolicyStats>,
 }
 
 /// Host description stored with each record: name, OS, architecture, logical CPUs.
@@ -46,9 +57,19 @@ pub fn host_info() -> String {
     format!("{name} ({} {}, {cpus} cpus)", std::env::consts::OS, std::env::consts::ARCH)
 }
 
+/// A new run id: UTC time plus 4 random hex digits, e.g. `20250102T030405Z-1a2b`.
+pub fn new_run_id() -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    format!("{compact}-{:04x}", rand::rng().random::<u16>())
+}
+
+/// The record of `item` served by `policy` (the policy the plan chose: an adaptive policy's route is in the
+/// stats of its `Finished`).
 pub fn build_record(
     ctx: &RunContext,
-    entry: &PlanEntry,
+    policy: &Policy,
+    item: &WorkItem,
     model: &str,
     outcome: Outcome,
     counter: Option<&dyn TokenCounter>,
@@ -57,22 +78,29 @@ pub fn build_record(
     let mut reasoning = String::new();
     let (mut chunks, mut ids, mut all_have_ids) = (0u32, 0u32, true);
     let mut finished = None;
+    let mut stats = None;
+    let mut times = Vec::new();
     let mut logprobs: Vec<f32> = Vec::new();
     for ev in &outcome.events {
         match ev {
-            GenEvent::Content { text, token_ids, logprobs: lps, .. } => {
+            GenEvent::Content { at, text, token_ids, logprobs: lps } => {
+                times.push(*at);
                 logprobs.extend(lps.iter().map(|l| l.chosen.logprob));
                 prediction.push_str(text);
                 chunks += 1;
                 ids += token_ids.len() as u32;
                 all_have_ids &= !token_ids.is_empty();
             }
-            GenEvent::Reasoning { text, .. } => {
+            GenEvent::Reasoning { at, text } => {
+                times.push(*at);
                 reasoning.push_str(text);
                 chunks += 1;
                 all_have_ids = false;
             }
-            GenEvent::Finished { reason, usage, .. } => finished = Some((*reason, *usage)),
+            GenEvent::Finished { reason, usage, stats: s, .. } => {
+                finished = Some((*reason, *usage));
+                stats = Some(s);
+            }
         }
     }
     let usage = finished.and_then(|(_, u)| u);
@@ -85,12 +113,11 @@ pub fn build_record(
         (None, None, None)
     } else if let Some(c) = counter {
         let out = c.count_text(&reasoning) + c.count_text(&prediction);
-        (c.count_prompt(&entry.item.messages), Some(out), Some(TokenCountSource::Tokenizer))
+        (c.count_prompt(&item.messages), Some(out), Some(TokenCountSource::Tokenizer))
     } else {
         (None, Some(chunks), None)
     };
-    let t = Timings::from_events(outcome.sent, &outcome.events, output_tokens);
-    let policy = &entry.policy;
+    let t = Timings::from_token_times(outcome.sent, &times, output_tokens);
     Record {
         schema_version: SCHEMA_VERSION,
         run_id: ctx.run_id.clone(),
@@ -105,9 +132,9 @@ pub fn build_record(
         policy: policy.name.clone(),
         algorithm: policy.algorithm_name().to_string(),
         params_json: policy.params_json(),
-        suite: entry.item.suite.clone(),
-        task: entry.item.task.clone(),
-        sample_id: entry.item.sample_id.clone(),
+        suite: item.suite.clone(),
+        task: item.task.clone(),
+        sample_id: item.sample_id.clone(),
         status: if outcome.error.is_none() { RecordStatus::Ok } else { RecordStatus::Error },
         error_class: outcome.error.as_ref().map(|e| e.class().to_string()),
         error_message: outcome.error.as_ref().map(|e| e.to_string()),
@@ -129,10 +156,10 @@ pub fn build_record(
         finish_reason: finished.map(|(r, _)| r.openai_label().to_string()),
         token_logprobs: (!logprobs.is_empty()).then_some(logprobs),
         prediction,
-        reference: entry.item.reference.clone(),
+        reference: item.reference.clone(),
         metrics: BTreeMap::new(),
         extra_metrics: BTreeMap::new(),
-        policy_stats: outcome.policy_stats.unwrap_or_default(),
+        policy_stats: stats.map(|s| (**s).clone()).unwrap_or_default(),
         fidelity: Default::default(),
         load: Default::default(),
     }
@@ -141,12 +168,8 @@ pub fn build_record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::ChatMessage;
-    use crate::config::Policy;
-    use crate::plan::WorkItem;
     use crate::tokens::WordCounter;
-    use std::sync::Arc;
-    use ttc_types::{FinishReason, Usage};
+    use ttc_types::{FinishReason, PolicyStats, Usage};
 
     fn ctx(usage_is_engine: bool) -> RunContext {
         RunContext {
@@ -165,18 +188,18 @@ mod tests {
         }
     }
 
-    fn entry() -> PlanEntry {
-        PlanEntry {
-            index: 0,
-            policy: Arc::new(Policy::baseline()),
-            item: Arc::new(WorkItem {
-                suite: "s".into(),
-                task: Some("t".into()),
-                sample_id: "7".into(),
-                messages: vec![ChatMessage::new("user", "one two three")],
-                reference: Some("ref".into()),
-            }),
+    fn item() -> WorkItem {
+        WorkItem {
+            suite: "s".into(),
+            task: Some("t".into()),
+            sample_id: "7".into(),
+            messages: vec![ChatMessage::new("user", "one two three")],
+            reference: Some("ref".into()),
         }
+    }
+
+    fn build(ctx: &RunContext, outcome: Outcome, counter: Option<&dyn TokenCounter>) -> Record {
+        build_record(ctx, &Policy::baseline(), &item(), "m", outcome, counter)
     }
 
     fn outcome(t0: Instant, events: Vec<GenEvent>, error: Option<BackendError>) -> Outcome {
@@ -187,7 +210,6 @@ mod tests {
             error,
             attempts: 2,
             backoff: Duration::from_millis(250),
-            policy_stats: None,
         }
     }
 
@@ -206,9 +228,10 @@ mod tests {
                 at: t0 + Duration::from_millis(450),
                 reason: FinishReason::Length,
                 usage: Some(Usage { prompt_tokens: 12, completion_tokens: 5, ..Usage::default() }),
+                stats: Box::new(PolicyStats { batch_steps: Some(4), ..Default::default() }),
             },
         ];
-        let r = build_record(&ctx(false), &entry(), "m", outcome(t0, ev, None), Some(&WordCounter));
+        let r = build(&ctx(false), outcome(t0, ev, None), Some(&WordCounter));
         assert_eq!(r.status, RecordStatus::Ok);
         assert_eq!(r.prediction, "Hello big world");
         assert_eq!((r.prompt_tokens, r.output_tokens), (Some(12), Some(5)));
@@ -224,17 +247,18 @@ mod tests {
         assert_eq!((r.suite.as_str(), r.task.as_deref(), r.sample_id.as_str()), ("s", Some("t"), "7"));
         assert_eq!(r.reference.as_deref(), Some("ref"));
         assert_eq!(r.base_url.as_deref(), Some("http://x/v1"));
+        assert_eq!(r.policy_stats.batch_steps, Some(4), "the stats ride on Finished");
     }
 
     #[test]
     fn engine_usage_and_engine_token_ids() {
         let t0 = Instant::now();
-        let fin = |usage| GenEvent::Finished { at: t0, reason: FinishReason::Stop, usage };
+        let fin = |usage| GenEvent::finished(t0, FinishReason::Stop, usage);
         let ev = vec![content(t0, 1, "a", vec![5]), fin(Some(Usage { prompt_tokens: 3, completion_tokens: 1, ..Usage::default() }))];
-        let r = build_record(&ctx(true), &entry(), "m", outcome(t0, ev, None), None);
+        let r = build(&ctx(true), outcome(t0, ev, None), None);
         assert_eq!(r.token_count_source, Some(TokenCountSource::Engine));
         let ev = vec![content(t0, 1, "ab", vec![5, 6]), content(t0, 2, "c", vec![7]), fin(None)];
-        let r = build_record(&ctx(false), &entry(), "m", outcome(t0, ev, None), None);
+        let r = build(&ctx(false), outcome(t0, ev, None), None);
         assert_eq!((r.output_tokens, r.token_count_source), (Some(3), Some(TokenCountSource::Engine)));
     }
 
@@ -245,14 +269,14 @@ mod tests {
             vec![
                 GenEvent::Reasoning { at: t0, text: "let me think".into() },
                 content(t0, 1, "the answer", vec![]),
-                GenEvent::Finished { at: t0, reason: FinishReason::Stop, usage: None },
+                GenEvent::finished(t0, FinishReason::Stop, None),
             ]
         };
-        let r = build_record(&ctx(false), &entry(), "m", outcome(t0, ev(), None), Some(&WordCounter));
+        let r = build(&ctx(false), outcome(t0, ev(), None), Some(&WordCounter));
         assert_eq!((r.prompt_tokens, r.output_tokens), (Some(3), Some(5)));
         assert_eq!(r.token_count_source, Some(TokenCountSource::Tokenizer));
         assert_eq!(r.prediction, "the answer", "reasoning is not part of the prediction");
-        let r = build_record(&ctx(false), &entry(), "m", outcome(t0, ev(), None), None);
+        let r = build(&ctx(false), outcome(t0, ev(), None), None);
         assert_eq!((r.prompt_tokens, r.output_tokens, r.token_count_source), (None, Some(2), None));
     }
 
@@ -260,13 +284,7 @@ mod tests {
     fn failed_request_keeps_class_message_and_partial_output() {
         let t0 = Instant::now();
         let err = BackendError::StreamCut("eof".into());
-        let r = build_record(
-            &ctx(false),
-            &entry(),
-            "m",
-            outcome(t0, vec![content(t0, 50, "par", vec![])], Some(err)),
-            None,
-        );
+        let r = build(&ctx(false), outcome(t0, vec![content(t0, 50, "par", vec![])], Some(err)), None);
         assert_eq!(r.status, RecordStatus::Error);
         assert_eq!(r.error_class.as_deref(), Some("stream_cut"));
         assert!(r.error_message.as_deref().unwrap().contains("eof"));
@@ -274,7 +292,7 @@ mod tests {
         assert!((r.ttft_s.unwrap() - 0.05).abs() < 1e-9);
         assert_eq!(r.finish_reason, None);
         let err = BackendError::Http { status: 400, url: "u".into(), message: "bad".into(), retry_after: None };
-        let r = build_record(&ctx(false), &entry(), "m", outcome(t0, vec![], Some(err)), None);
+        let r = build(&ctx(false), outcome(t0, vec![], Some(err)), None);
         assert_eq!((r.output_tokens, r.ttft_s, r.error_class.as_deref()), (None, None, Some("http_4xx")));
     }
 }

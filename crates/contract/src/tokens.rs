@@ -2,7 +2,7 @@
 //! [`TokenCounter`]; without one, output is counted in content chunks (one token per chunk, as guidellm's
 //! fallback does) and the record's `token_count_source` stays null to say so.
 
-use crate::backend::ChatMessage;
+use crate::ChatMessage;
 
 pub trait TokenCounter: Send + Sync {
     /// Tokens of the prompt as the model would see it (chat template applied), if the counter can tell.
