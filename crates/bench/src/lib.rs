@@ -20,7 +20,7 @@ pub mod runner;
 pub mod shard;
 pub mod scoring;
 pub mod sink;
-pub mod summary;
+pub mod tally;
 pub mod tokens;
 
 pub use backend::{Backend, BackendError, BackendInfo, ChatMessage, GenRequest, Generation};
