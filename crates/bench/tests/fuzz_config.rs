@@ -21,9 +21,10 @@ use ttc_bench::config::file::{
     BackoffConfig, NonNegativeF64, NonZero, PositiveF64, TopLogprobs, UnitF64,
 };
 use ttc_bench::config::{
-    parse_yaml, Arrival, BackendConfig, BackendKind, EmbedderChoice, GenerationConfig, LoadConfig, PolicyFile,
+    parse_yaml, Arrival, BackendConfig, BackendKind, GenerationConfig, LoadConfig, PolicyFile,
     Policy, PolicyList, PolicySource, RemoteParams, RunFile, ScoringConfig, SuiteConfig,
 };
+use ttc_eval::EmbedderKind;
 use ttc_policy::{Algorithm, DecaySchedule, FixedExitParams, KvMethod, KvShrinkParams, NgramParams};
 
 const RUN_YAML: &str = include_str!("../../../configs/run.yaml");
@@ -178,7 +179,7 @@ fn run_file() -> impl Strategy<Value = RunFile> {
             logprobs: k.map(TopLogprobs),
         });
     let scoring = (
-        prop::sample::select(vec![EmbedderChoice::Minilm, EmbedderChoice::Mpnet, EmbedderChoice::Hash, EmbedderChoice::None]),
+        prop::sample::select(vec![Some(EmbedderKind::Minilm), Some(EmbedderKind::Mpnet), Some(EmbedderKind::Hash), None]),
         any::<bool>(),
         prop::collection::vec(text(), 0..3),
     )

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use ttc_bench::config::{EmbedderChoice, Policy, ScoringConfig, SuiteConfig};
+use ttc_bench::config::{Policy, ScoringConfig, SuiteConfig};
 use ttc_bench::eval_adapter::EvalAdapter;
 use ttc_bench::plan::{build_plan, SuiteLoader};
 
@@ -18,7 +18,7 @@ fn real_suites_feed_a_deterministic_plan() {
         eprintln!("TTC_DATA_DIR not set (or without crmarena): skipped");
         return;
     };
-    let adapter = EvalAdapter::new(&ScoringConfig { embedder: EmbedderChoice::None, ..Default::default() }).unwrap();
+    let adapter = EvalAdapter::new(&ScoringConfig { embedder: None, ..Default::default() }).unwrap();
     let crm = SuiteConfig { tasks: vec!["knowledge_qa".into()], ..SuiteConfig::named("crmarena", 30) };
     let worf = SuiteConfig::named("worfbench", 18);
     let load = |s: &SuiteConfig, seed| adapter.load(s, seed, Some(&dir)).unwrap();

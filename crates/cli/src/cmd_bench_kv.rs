@@ -91,7 +91,7 @@ fn configured_cases(a: &KvBenchArgs) -> anyhow::Result<Vec<KvCase>> {
 
 /// CRMArena prompts (the default run's prompt construction) closest in length to each size.
 fn crmarena_prompts(engine: &Engine, dir: &std::path::Path, sizes: &[usize]) -> anyhow::Result<Vec<KvPrompt>> {
-    let spec = ttc_eval::suite::SuiteSpec::new("crmarena");
+    let spec = ttc_eval::suite::SuiteSpec::new(ttc_types::Suite::Crmarena.name());
     let source = ttc_eval::suite::DataSource { data_dir: Some(dir.to_path_buf()) };
     let items = ttc_eval::suite::load_suite(&spec, &source).map_err(|e| crate::exit::usage(e.to_string()))?;
     let mut lengths = Vec::new();

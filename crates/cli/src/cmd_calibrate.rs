@@ -94,7 +94,7 @@ pub fn corpus(engine: &Engine, data_dir: Option<&Path>, extra: &[PathBuf], bundl
     let chat = |messages: &[ChatMessage]| -> anyhow::Result<Vec<u32>> { Ok(engine.prompt_tokens(messages)?) };
     if bundled {
         let source = ttc_eval::suite::DataSource { data_dir: data_dir.map(Path::to_path_buf) };
-        for suite in ["crmarena", "crmarena_pro", "worfbench"] {
+        for suite in ttc_types::Suite::BUNDLED.map(ttc_types::Suite::name) {
             let mut spec = ttc_eval::suite::SuiteSpec::new(suite);
             if data_dir.is_some() {
                 spec.limit = Some(48); // real suites are large: a seeded, task-stratified draw is plenty
@@ -102,7 +102,7 @@ pub fn corpus(engine: &Engine, data_dir: Option<&Path>, extra: &[PathBuf], bundl
             let loaded = match ttc_eval::suite::load_suite(&spec, &source) {
                 Ok(l) => l,
                 // crmarena_pro may be absent from a data dir; the others are required.
-                Err(_) if suite == "crmarena_pro" && data_dir.is_some() => continue,
+                Err(_) if suite == ttc_types::Suite::CrmarenaPro.name() && data_dir.is_some() => continue,
                 Err(e) => return Err(usage(format!("calibration corpus: {e}"))),
             };
             for item in loaded {

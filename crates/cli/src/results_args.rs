@@ -4,7 +4,7 @@
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use ttc_results::cmd::SloOptions;
-use ttc_results::stats::BootstrapConfig;
+use ttc_stats::BootstrapConfig;
 
 #[derive(Args, Debug, Clone, PartialEq)]
 pub struct ResultsDir {
@@ -29,7 +29,7 @@ pub struct BootstrapArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Bootstrap resamples per interval.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = ttc_stats::RESAMPLES)]
     pub resamples: usize,
     /// Confidence level of the intervals.
     #[arg(long, default_value_t = 0.95, value_parser = parse_confidence)]

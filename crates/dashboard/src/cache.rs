@@ -113,7 +113,7 @@ impl RunCache {
             return Ok(hit.clone());
         }
         let run = match cached.filter(|old| appended_only(&old.fingerprint, &fp)) {
-            Some(old) => append(&run_dir, &old, &fp)?,
+            Some(old) => append(&store, &run_dir, &old, &fp)?,
             None => load_full(&store, &run_dir, run_id, &fp)?,
         };
         let data = Arc::new(RunData::new(run, fp));
@@ -173,11 +173,11 @@ fn read_manifest(run_dir: &Path, warnings: &mut Vec<String>) -> Option<RunManife
 }
 
 /// The old records plus those of the new parts, with the warnings the store would give for the whole run.
-fn append(run_dir: &Path, old: &RunData, fp: &Fingerprint) -> Result<LoadedRun> {
+fn append(store: &ResultsStore, run_dir: &Path, old: &RunData, fp: &Fingerprint) -> Result<LoadedRun> {
     let run_id = &old.run.run_id;
     let known: Vec<String> = parts::part_names(&old.fingerprint);
     let fresh: Vec<String> = parts::part_names(fp).into_iter().filter(|n| !known.contains(n)).collect();
-    let (new_records, new_warnings) = parts::load_parts(run_dir, run_id, &fresh)?;
+    let (new_records, new_warnings) = store.load_parts(run_id, &fresh)?;
     let mut warnings: Vec<String> = Vec::new();
     let manifest = read_manifest(run_dir, &mut warnings);
     let dup_prefix = format!("run {run_id}: ");
@@ -185,7 +185,7 @@ fn append(run_dir: &Path, old: &RunData, fp: &Fingerprint) -> Result<LoadedRun> 
     warnings.extend(new_warnings.into_iter().filter(|w| !w.starts_with(&dup_prefix)));
     let mut records = old.run.records.clone();
     records.extend(new_records);
-    warnings.extend(parts::duplicate_warning(run_id, &records));
+    warnings.extend(ttc_results::store::duplicate_warning(run_id, &records));
     Ok(LoadedRun { run_id: run_id.clone(), manifest, records, warnings, shard_gaps: Vec::new() })
 }
 
@@ -194,7 +194,7 @@ fn load_full(store: &ResultsStore, run_dir: &Path, run_id: &str, fp: &Fingerprin
     let names = parts::part_names(fp);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if names.len() >= PARALLEL_MIN_PARTS && threads > 1 && !is_sharded(fp) && ttc_results::store::validate_run_id(run_id).is_ok() {
-        if let Some((records, part_warnings)) = parts::load_parallel(run_dir, run_id, &names, threads)? {
+        if let Some((records, part_warnings)) = parts::load_parallel(store, run_id, &names, threads)? {
             let mut warnings = Vec::new();
             let manifest = read_manifest(run_dir, &mut warnings);
             for entry in std::fs::read_dir(run_dir)?.flatten() {

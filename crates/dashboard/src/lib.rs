@@ -63,7 +63,8 @@ pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
 /// The shared state with default analysis settings and KPIs from `kpis` (or configs/kpis.yaml, or the
 /// built-in defaults, like `ttc check`).
 pub fn app_state(results_dir: &Path, kpis: Option<&Path>, live: Option<LiveFeed>) -> Result<AppState> {
-    let (file, source) = ttc_results::cmd::check::load_kpis(kpis)?;
+    // A KPI file the dashboard cannot use is the user's to fix, as in `ttc check`.
+    let (file, source) = ttc_results::kpi::load_kpis(kpis).map_err(ttc_results::InputError)?;
     Ok(AppState {
         cache: Arc::new(cache::RunCache::new(results_dir.to_path_buf())),
         analysis: Arc::new(AnalysisConfig::default()),

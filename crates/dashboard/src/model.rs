@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use ttc_results::analysis::{primary_metric, throughput_span, GroupSummary, Summary};
 use ttc_results::kpi::metric_value;
 use ttc_results::metrics::MetricRef;
-use ttc_results::stats::pareto_front;
+use ttc_stats::pareto_front;
 use ttc_results::{LoadedRun, RunStatus};
 use ttc_types::timing::percentile_sorted;
 use ttc_types::{Record, RecordStatus};

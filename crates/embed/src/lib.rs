@@ -38,7 +38,8 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum::<f64>() as f32
 }
 
-/// Which embedder to use (`--embedder`).
+/// Which embedder to use: `ttc score --embedder` and a run file's `scoring.embedder` (where `none`, no embedder,
+/// is `Option::None`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EmbedderKind {
     /// all-MiniLM-L6-v2 (default).
@@ -50,6 +51,9 @@ pub enum EmbedderKind {
 }
 
 impl EmbedderKind {
+    /// Every embedder, in the order the flags and run files list them.
+    pub const ALL: [EmbedderKind; 3] = [EmbedderKind::Minilm, EmbedderKind::Mpnet, EmbedderKind::Hash];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EmbedderKind::Minilm => "minilm",

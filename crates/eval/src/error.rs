@@ -15,7 +15,7 @@ pub enum EvalError {
     #[error("{path}:{line}: {message}")]
     Malformed { path: PathBuf, line: usize, message: String },
 
-    #[error("unknown suite `{0}`; known suites: crmarena, crmarena_pro, worfbench, jsonl (with --suite-file)")]
+    #[error("unknown suite `{0}`; known suites: {known} (with --suite-file)", known = ttc_types::Suite::NAMES.join(", "))]
     UnknownSuite(String),
 
     #[error("suite {suite} has no task {task:?}; its tasks are: {known}")]

@@ -5,10 +5,9 @@
 //! * [`metrics`]: the metric registry (names = `ttc_types::QUALITY_METRICS`) and the scorers: exact match,
 //!   token P/R/F1, ROUGE (= rouge-score 0.1.2), sentence BLEU (= sacrebleu), CRM keyword coverage.
 //! * [`workflow`]: WorfBench parsing and f1_chain / f1_graph faithful to the official evaluator.
-//! * [`score_record`] (one record) and [`aggregate::aggregate`] (means with bootstrap CIs).
+//! * [`score_record`] (one record) and `cmd::score::aggregate` (means with the bootstrap CIs of `ttc_stats::metric_mean_ci`).
 //! * [`cmd`]: the `ttc score` and `ttc suites` commands (options + `run`; the flags live in `ttc-cli`).
 
-pub mod aggregate;
 pub mod cmd;
 mod error;
 pub mod metrics;

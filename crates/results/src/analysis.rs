@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use ttc_types::{Record, RecordStatus, QUALITY_METRICS};
 
 use crate::columns::policy_stat_fields;
-use crate::stats::{self, BootstrapConfig, Estimate};
+use ttc_stats::{self as stats, BootstrapConfig, Estimate};
 
 /// Primary quality metric of a suite when none is configured: the first of these present in its records.
 pub use ttc_types::PRIMARY_METRIC_PRIORITY;
@@ -27,13 +27,57 @@ pub use ttc_types::PRIMARY_METRIC_PRIORITY;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Slo {
+    #[serde(deserialize_with = "finite_bound")]
     pub ttft_s: Option<f64>,
+    #[serde(deserialize_with = "finite_bound")]
     pub tpot_s: Option<f64>,
+    #[serde(deserialize_with = "finite_bound")]
     pub e2e_s: Option<f64>,
     /// Metric that decides correctness; default: the suite's primary quality metric.
     pub correct_metric: Option<String>,
     /// A request is correct when that metric is >= this value.
+    #[serde(deserialize_with = "finite")]
     pub correct_min: f64,
+}
+
+/// An SLO bound must be finite: NaN compares false with everything (no request would ever meet it) and an
+/// infinite one is vacuous. Checked while the number itself is deserialised (in the visitor), so the parser
+/// reports the key's path and the value's line and column (serde_yaml: `slo.e2e_s: ... at line 2 column 10`).
+fn finite<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Finite::deserialize(d).map(|f| f.0)
+}
+
+fn finite_bound<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(Option::<Finite>::deserialize(d)?.map(|f| f.0))
+}
+
+/// A finite f64; accepts what f64 accepts (floats and integers).
+struct Finite(f64);
+
+impl<'de> Deserialize<'de> for Finite {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Finite;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("f64")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Finite, E> {
+                if v.is_finite() {
+                    Ok(Finite(v))
+                } else {
+                    Err(E::custom(format!("must be a finite number, got {v}")))
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Finite, E> {
+                Ok(Finite(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Finite, E> {
+                Ok(Finite(v as f64))
+            }
+        }
+        d.deserialize_f64(Visitor)
+    }
 }
 
 impl Default for Slo {
@@ -91,7 +135,7 @@ pub struct AnalysisConfig {
 impl Default for AnalysisConfig {
     fn default() -> Self {
         AnalysisConfig {
-            bootstrap: BootstrapConfig { resamples: 1000, ..Default::default() },
+            bootstrap: BootstrapConfig::DEFAULT,
             slo: Slo::default(),
             by_task: false,
             quality_metric: None,
@@ -346,11 +390,7 @@ pub fn correct_metric(records: &[&Record], primary: Option<&str>, configured: Op
     if let Some(c) = configured {
         return Some(c.to_string());
     }
-    let suite = records.first().map(|r| r.suite.as_str()).unwrap_or_default();
-    let by_suite = match suite {
-        "crmarena" | "crmarena_pro" | "crmarena-pro" => Some("exact_match_normalized"),
-        _ => None,
-    };
+    let by_suite = records.first().and_then(|r| ttc_types::Suite::of_record(&r.suite)).and_then(|s| s.correct_metric());
     by_suite
         .filter(|m| records.iter().any(|r| r.metrics.contains_key(*m)))
         .map(str::to_string)
@@ -391,7 +431,7 @@ pub fn primary_metric(records: &[&Record], configured: Option<&str>) -> Option<S
         .or_else(|| QUALITY_METRICS.iter().find(|m| present.contains(**m)).map(|m| m.to_string()))
 }
 
-fn quality_estimates(records: &[&Record], label: &str, cfg: &BootstrapConfig) -> BTreeMap<String, Estimate> {
+fn quality_estimates(records: &[&Record], cfg: &BootstrapConfig) -> BTreeMap<String, Estimate> {
     let mut by_metric: HashMap<&str, Vec<f64>> = HashMap::new();
     let mut by_extra: HashMap<&str, Vec<f64>> = HashMap::new();
     for r in records {
@@ -407,17 +447,9 @@ fn quality_estimates(records: &[&Record], label: &str, cfg: &BootstrapConfig) ->
     }
     let named = by_metric.into_iter().map(|(k, v)| (k.to_string(), v));
     let extra = by_extra.into_iter().map(|(k, v)| (format!("extra.{k}"), v));
-    named
-        .chain(extra)
-        .filter_map(|(k, mut v)| {
-            // The estimate depends on the values, not on the order the records were stored in (one process or N
-            // shards, in completion order): the mean is summed and the bootstrap resamples in sorted order (the
-            // mean is then `stats::order_free_mean`, as the KPIs and trends compute it).
-            v.sort_by(f64::total_cmp);
-            let c = BootstrapConfig { seed: stats::derive_seed(cfg.seed, &format!("{label}/{k}")), ..*cfg };
-            stats::mean_ci(&v, &c).map(|e| (k, e))
-        })
-        .collect()
+    // The one interval rule (`ttc score` uses it too): it depends on the values, not on the order the records
+    // were stored in (one process or N shards, in completion order).
+    named.chain(extra).filter_map(|(k, v)| stats::metric_mean_ci(&v, &k, cfg).map(|e| (k, e))).collect()
 }
 
 fn internals(records: &[&Record]) -> BTreeMap<String, f64> {
@@ -455,7 +487,6 @@ pub fn summarize_group(records: &[&Record], primary: Option<String>, cfg: &Analy
         .map(|m| ok.iter().filter(|r| is_correct(r, Some(m), cfg.slo.correct_min)).count());
     let run_id = get(|r| &r.run_id);
     let cost = cfg.prices.get(&run_id).and_then(|p| crate::cost::cost(records, p, tokens, n_correct));
-    let label = format!("{}/{}/{}/{}", get(|r| &r.run_id), get(|r| &r.policy), get(|r| &r.suite), cfg.by_task);
     GroupSummary {
         run_id: get(|r| &r.run_id),
         policy: get(|r| &r.policy),
@@ -478,7 +509,7 @@ pub fn summarize_group(records: &[&Record], primary: Option<String>, cfg: &Analy
         goodput,
         quality_goodput,
         slo_attainment,
-        quality: quality_estimates(records, &label, &cfg.bootstrap),
+        quality: quality_estimates(records, &cfg.bootstrap),
         primary_metric: primary,
         internals: internals(records),
         pareto_optimal: false,

@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use ttc_types::{Record, RecordStatus};
 
 use crate::metrics::{Direction, RecordField, Stat};
-use crate::stats::{self, BootstrapConfig, Estimate, McNemar};
+use ttc_stats::{self as stats, BootstrapConfig, Estimate, McNemar};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

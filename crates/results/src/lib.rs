@@ -4,7 +4,8 @@
 //!   [`RecordSink`] / [`RunWriter`] for the runner, readers that skip corrupt parts, `--resume` keys, compaction.
 //! - [`columns`]: the one mapping between [`ttc_types::Record`] and Arrow columns (the schema).
 //! - [`analysis`]: per policy x suite aggregates (percentiles, throughput, goodput, quality CIs, Pareto);
-//!   [`stats`] holds the statistics, [`metrics`] the metric registry (names, directions).
+//!   the statistics are `ttc_stats` (shared with `ttc score`), [`metrics`] is the metric registry (names,
+//!   directions).
 //! - [`kpi`]: KPI gates; [`compare`]: paired A/B comparison; [`report`] + [`svg`]: the report; [`render`]:
 //!   tables, CSV, JSON.
 //! - [`cmd`]: `ttc summary | report | check | compare | compact | route fit` as option structs + `execute`
@@ -18,6 +19,7 @@ pub mod cmd;
 pub mod columns;
 pub mod compare;
 pub mod cost;
+mod error;
 pub mod kpi;
 pub mod load_render;
 pub mod load_report;
@@ -30,13 +32,13 @@ pub mod report;
 mod parts;
 pub mod shard;
 pub mod sink;
-pub mod stats;
 pub mod store;
 pub mod svg;
 #[doc(hidden)]
 pub mod testutil;
 pub mod writer;
 
+pub use error::InputError;
 pub use manifest::{RunManifest, RunMeta, RunStatus};
 pub use sink::RecordSink;
 pub use shard::{Shard, ShardGap, ShardInfo};

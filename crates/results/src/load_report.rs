@@ -8,7 +8,7 @@ use crate::analysis::{GroupSummary, Summary};
 use crate::capacity::{Capacity, SloQuantity, SloSpec};
 use crate::recommend;
 use crate::report::Block;
-use crate::stats::BootstrapConfig;
+use ttc_stats::BootstrapConfig;
 use crate::svg;
 
 /// One point of a latency-vs-load curve: (offered rate, p50, p95) of E2E and TTFT.

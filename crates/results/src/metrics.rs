@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use ttc_types::{Record, RecordStatus, QUALITY_METRICS};
 
 use crate::columns::policy_stat_fields;
-use crate::stats;
+use ttc_stats as stats;
 
 /// One direction table for quality metrics (`ttc_types::metric`); timings and group quantities below.
 pub use ttc_types::Direction;

@@ -16,7 +16,7 @@ use ttc_types::Record;
 use crate::analysis::Summary;
 use crate::capacity::Capacity;
 use crate::compare::{self, Verdict};
-use crate::stats::BootstrapConfig;
+use ttc_stats::BootstrapConfig;
 
 /// A policy's quality against the baseline's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

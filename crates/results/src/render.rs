@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::analysis::{GroupSummary, Summary};
 use crate::compare::{Comparison, MetricDiff};
 use crate::kpi::{CheckReport, Outcome};
-use crate::stats::Estimate;
+use ttc_stats::Estimate;
 
 /// Seconds as milliseconds with one decimal, `-` when absent.
 pub fn ms(v: Option<f64>) -> String {
@@ -612,8 +612,8 @@ pub fn comparison_table(c: &Comparison) -> String {
                 e.mcnemar.a_only.to_string(),
                 e.mcnemar.b_only.to_string(),
                 match e.mcnemar.method {
-                    crate::stats::McNemarMethod::ExactBinomial => "McNemar exact binomial".into(),
-                    crate::stats::McNemarMethod::ChiSquareCorrected => "McNemar chi2 (cc)".into(),
+                    ttc_stats::McNemarMethod::ExactBinomial => "McNemar exact binomial".into(),
+                    ttc_stats::McNemarMethod::ChiSquareCorrected => "McNemar chi2 (cc)".into(),
                 },
                 format!("{:.4}", e.mcnemar.p_value),
                 e.verdict.label().into(),

@@ -592,8 +592,8 @@ fn min_detectable(a: &[Record], b: &[Record], metric: &str) -> Option<f64> {
         .iter()
         .filter_map(|r| Some(analysis::metric_value(r, metric)? - by.get(&(r.suite.as_str(), r.sample_id.as_str()))?))
         .collect();
-    let sd = crate::stats::std_dev(&diffs)?;
-    let z = crate::stats::normal_quantile(0.975) + crate::stats::normal_quantile(0.8);
+    let sd = ttc_stats::std_dev(&diffs)?;
+    let z = ttc_stats::normal_quantile(0.975) + ttc_stats::normal_quantile(0.8);
     Some(z * sd / (diffs.len() as f64).sqrt())
 }
 

@@ -230,12 +230,12 @@ fn split<'k>(
 
 fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
     let v: Vec<f64> = v.collect();
-    crate::stats::mean(&v)
+    ttc_stats::mean(&v)
 }
 
 fn p95_e2e(rs: &[&Record]) -> Option<f64> {
     let v: Vec<f64> = rs.iter().filter_map(|r| r.e2e_s).collect();
-    crate::stats::percentile(&v, 95.0)
+    ttc_stats::percentile(&v, 95.0)
 }
 
 fn bound(b: Option<f64>) -> String {

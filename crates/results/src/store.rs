@@ -181,9 +181,14 @@ impl ResultsStore {
         )
     }
 
-    /// The parts a reader should use: committed, readable footers, not superseded by a compacted part.
-    fn live_parts(&self, run_dir: &Path, warnings: &mut Vec<String>) -> Result<Vec<PathBuf>> {
-        let all = parts::list_parts(run_dir)?;
+    /// The parts a reader should use: committed, readable footers, not superseded by a compacted part. With
+    /// `chosen`, only those part file names are considered (and only among them does one supersede another).
+    fn live_parts(&self, run_dir: &Path, chosen: Option<&HashSet<&str>>, warnings: &mut Vec<String>) -> Result<Vec<PathBuf>> {
+        let name = |p: &Path| p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let all: Vec<_> = parts::list_parts(run_dir)?
+            .into_iter()
+            .filter(|p| chosen.is_none_or(|c| c.contains(name(&p.path).as_str())))
+            .collect();
         let mut superseded = HashSet::new();
         for path in all.iter().map(|p| &p.path) {
             // Unreadable footers are reported when the part itself is read.
@@ -191,26 +196,22 @@ impl ResultsStore {
                 superseded.extend(s);
             }
         }
-        for entry in fs::read_dir(run_dir)?.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name.starts_with(".part-") && name.ends_with(".tmp") {
-                warnings.push(format!("{}: unfinished part from an interrupted flush, ignored", entry.path().display()));
+        if chosen.is_none() {
+            for entry in fs::read_dir(run_dir)?.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.starts_with(".part-") && name.ends_with(".tmp") {
+                    warnings.push(format!("{}: unfinished part from an interrupted flush, ignored", entry.path().display()));
+                }
             }
         }
-        Ok(all
-            .into_iter()
-            .filter(|p| !superseded.contains(p.path.file_name().and_then(|n| n.to_str()).unwrap_or_default()))
-            .map(|p| p.path)
-            .collect())
+        Ok(all.into_iter().filter(|p| !superseded.contains(&name(&p.path))).map(|p| p.path).collect())
     }
 
-    pub fn load_run(&self, run_id: &str) -> Result<LoadedRun> {
-        let run_dir = self.existing_run_dir(run_id)?;
-        let mut warnings = Vec::new();
-        let manifest = read_run_manifest(&run_dir, &mut warnings);
+    /// Reads `paths` in order; a corrupt part is skipped with a warning. Also counts each shard's records.
+    fn read_parts(paths: Vec<PathBuf>, warnings: &mut Vec<String>) -> (Vec<Record>, HashMap<Shard, u64>) {
         let mut records = Vec::new();
         let mut per_shard: HashMap<Shard, u64> = HashMap::new();
-        for path in self.live_parts(&run_dir, &mut warnings)? {
+        for path in paths {
             match parts::read_part(&path) {
                 Ok(rs) => {
                     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
@@ -222,16 +223,36 @@ impl ResultsStore {
                 Err(e) => warnings.push(format!("skipped corrupt part: {e:#}")),
             }
         }
+        (records, per_shard)
+    }
+
+    pub fn load_run(&self, run_id: &str) -> Result<LoadedRun> {
+        let run_dir = self.existing_run_dir(run_id)?;
+        let mut warnings = Vec::new();
+        let manifest = read_run_manifest(&run_dir, &mut warnings);
+        let live = self.live_parts(&run_dir, None, &mut warnings)?;
+        let (records, per_shard) = Self::read_parts(live, &mut warnings);
         let shard_gaps = shard_gaps(&run_dir, &per_shard, &mut warnings);
-        let mut seen: HashMap<(&str, &str, &str), usize> = HashMap::new();
-        for r in &records {
-            *seen.entry((&r.policy, &r.suite, &r.sample_id)).or_default() += 1;
-        }
-        let dups = seen.values().filter(|&&n| n > 1).count();
-        if dups > 0 {
-            warnings.push(format!("run {run_id}: {dups} (policy, suite, sample) keys appear more than once"));
-        }
+        warnings.extend(duplicate_warning(run_id, &records));
         Ok(LoadedRun { run_id: run_id.to_string(), manifest, records, warnings, shard_gaps })
+    }
+
+    /// The records of some of a run's parts (`names`: part file names in its folder, `part-*.parquet`), read
+    /// like [`ResultsStore::load_run`] reads them: in the store's order, a corrupt part skipped with a warning, a
+    /// part superseded by another chosen part (a compaction) left out, a warning when keys repeat. The manifest
+    /// and the shard manifests are not read. For a reader that keeps what it read before (the dashboard's live
+    /// view reads only the parts added since) or splits a large run over threads.
+    pub fn load_parts(&self, run_id: &str, names: &[String]) -> Result<(Vec<Record>, Vec<String>)> {
+        if names.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let run_dir = self.existing_run_dir(run_id)?;
+        let chosen: HashSet<&str> = names.iter().map(String::as_str).collect();
+        let mut warnings = Vec::new();
+        let live = self.live_parts(&run_dir, Some(&chosen), &mut warnings)?;
+        let (records, _) = Self::read_parts(live, &mut warnings);
+        warnings.extend(duplicate_warning(run_id, &records));
+        Ok((records, warnings))
     }
 
     pub fn load_last(&self) -> Result<LoadedRun> {
@@ -258,7 +279,7 @@ impl ResultsStore {
     pub fn existing_keys(&self, run_id: &str) -> Result<BTreeSet<(String, String, String)>> {
         let run_dir = self.existing_run_dir(run_id)?;
         let mut keys = BTreeSet::new();
-        for path in self.live_parts(&run_dir, &mut Vec::new())? {
+        for path in self.live_parts(&run_dir, None, &mut Vec::new())? {
             match parts::read_keys(&path) {
                 Ok(k) => keys.extend(k),
                 Err(e) => eprintln!("warning: skipped corrupt part: {e:#}"),
@@ -374,7 +395,7 @@ impl ResultsStore {
         let run_dir = self.existing_run_dir(run_id)?;
         let mut report = CompactReport { run_id: run_id.to_string(), ..Default::default() };
         let all = parts::list_parts(&run_dir)?;
-        let live = self.live_parts(&run_dir, &mut Vec::new())?;
+        let live = self.live_parts(&run_dir, None, &mut Vec::new())?;
         let stale: Vec<&PathBuf> = all.iter().map(|p| &p.path).filter(|p| !live.contains(p)).collect();
         // A sharded run is compacted shard by shard, so that each merged part still says which shard wrote it.
         let mut shards: Vec<Option<Shard>> = all.iter().map(|p| p.shard).collect();
@@ -417,6 +438,17 @@ impl ResultsStore {
         }
         Ok(report)
     }
+}
+
+/// The warning a read gives when (policy, suite, sample) keys repeat among `records` of run `run_id` (then parts
+/// may supersede others, as after an interrupted compaction, which only a whole-run read resolves).
+pub fn duplicate_warning(run_id: &str, records: &[Record]) -> Option<String> {
+    let mut seen: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    for r in records {
+        *seen.entry((&r.policy, &r.suite, &r.sample_id)).or_default() += 1;
+    }
+    let dups = seen.values().filter(|&&n| n > 1).count();
+    (dups > 0).then(|| format!("run {run_id}: {dups} (policy, suite, sample) keys appear more than once"))
 }
 
 fn new_manifest(meta: RunMeta, shard: Option<ShardInfo>) -> RunManifest {

@@ -3,7 +3,7 @@
 use ttc_results::analysis::{summarize, AnalysisConfig, Slo};
 use ttc_results::compare::{compare, Verdict};
 use ttc_results::kpi::{evaluate, KpiFile, Outcome};
-use ttc_results::stats::{BootstrapConfig, McNemarMethod};
+use ttc_stats::{BootstrapConfig, McNemarMethod};
 use ttc_results::testutil::record;
 use ttc_types::{PolicyStats, Record, RecordStatus};
 

@@ -380,5 +380,6 @@ fn kpi_thresholds_must_be_finite() {
     }
     std::fs::write(&kpis, "slo:\n  e2e_s: .nan\nkpis:\n  - { metric: goodput, op: \">\", value: 0 }\n").unwrap();
     let err = check::execute(&check_of(tmp.path(), &kpis)).unwrap_err().to_string();
-    assert_eq!(err, format!("{k}: slo: key `e2e_s`: must be a finite number, got NaN at line 2"));
+    // file: key path: message at line:column (serde_yaml's location of the value).
+    assert_eq!(err, format!("{k}: slo.e2e_s: must be a finite number, got NaN at line 2 column 10"));
 }

@@ -4,7 +4,7 @@
 use ttc_results::analysis::{summarize, AnalysisConfig};
 use ttc_results::compare::{compare, Verdict};
 use ttc_results::kpi::{evaluate, KpiFile, Outcome};
-use ttc_results::stats::BootstrapConfig;
+use ttc_stats::BootstrapConfig;
 use ttc_results::testutil::record;
 use ttc_types::{Direction, Record};
 

@@ -4,7 +4,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
-use ttc_results::stats::{self, BootstrapConfig, CiMethod, McNemarMethod};
+use ttc_stats::{self as stats, BootstrapConfig, CiMethod, McNemarMethod};
 
 fn vectors() -> Value {
     serde_json::from_str(include_str!("vectors/stats.json")).unwrap()

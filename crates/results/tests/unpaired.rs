@@ -2,7 +2,7 @@
 //! bootstrap CIs over each arm's own records.
 
 use ttc_results::compare::{compare_unpaired, is_served, Verdict};
-use ttc_results::stats::BootstrapConfig;
+use ttc_stats::BootstrapConfig;
 use ttc_results::testutil::record;
 use ttc_types::Record;
 

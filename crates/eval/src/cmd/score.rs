@@ -2,9 +2,10 @@
 //! `reference` (a string or a list of strings; for WorfBench both are workflow texts) and optionally `id`,
 //! `task` and `reward_metric`. Prints one JSON line of metrics per input line, then a summary.
 
-use crate::aggregate::{aggregate, Aggregate};
 use crate::metrics::SuiteKind;
+use ttc_types::Suite;
 use crate::{score_reply, scorer_for, EmbedderKind, EvalError, ScorerCtx};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,7 +26,8 @@ pub struct ScoreOptions {
     pub offline: bool,
     /// Porter stemming in ROUGE (rouge-score's use_stemmer).
     pub rouge_stemmer: bool,
-    /// Seed of the bootstrap confidence intervals.
+    /// Seed of the bootstrap confidence intervals (the rest of the interval rule is `ttc summary`'s:
+    /// `ttc_stats::metric_mean_ci` with its default resamples and confidence).
     pub seed: u64,
     /// Print the summary as one JSON line instead of a table.
     pub json: bool,
@@ -38,10 +40,12 @@ pub fn run(opts: ScoreOptions) -> anyhow::Result<()> {
     score_to_stdout(&opts)
 }
 
+/// `--suite`: a bundled suite's scoring rules (`ttc_types::Suite::BUNDLED`, by name) or `generic`.
 fn suite_kind(suite: &str) -> anyhow::Result<SuiteKind> {
-    match suite {
-        "crmarena" | "crmarena_pro" | "worfbench" | "generic" => Ok(SuiteKind::of_suite(suite)),
-        other => Err(EvalError::BadFlag(format!("--suite {other}: expected crmarena, crmarena_pro, worfbench or generic")).into()),
+    match Suite::from_name(suite) {
+        Some(s) if Suite::BUNDLED.contains(&s) => Ok(SuiteKind::of_suite(s.name())),
+        _ if suite == SuiteKind::Generic.as_str() => Ok(SuiteKind::Generic),
+        _ => Err(EvalError::BadFlag(format!("--suite {suite}: expected {} or generic", Suite::BUNDLED.map(Suite::name).join(", "))).into()),
     }
 }
 
@@ -84,6 +88,36 @@ fn score_to_stdout(args: &ScoreOptions) -> anyhow::Result<()> {
         write!(out, "{}", summary_table(&summary, rows.len(), ctx.embedder_name()))?;
     }
     Ok(())
+}
+
+/// One metric's mean over the scored lines with its 95% interval (the summary line of `ttc score`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Aggregate {
+    pub metric: String,
+    /// Lines that carry the metric.
+    pub n: usize,
+    pub mean: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+}
+
+/// Mean and interval of every metric present in `rows` (non-finite values are skipped), by metric name: the
+/// interval `ttc summary` gives the same values (`ttc_stats::metric_mean_ci`, seeded with `seed`).
+pub fn aggregate(rows: &[BTreeMap<String, f64>], seed: u64) -> Vec<Aggregate> {
+    let mut by_metric: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for row in rows {
+        for (k, v) in row.iter().filter(|(_, v)| v.is_finite()) {
+            by_metric.entry(k.as_str()).or_default().push(*v);
+        }
+    }
+    let cfg = ttc_stats::BootstrapConfig { seed, ..ttc_stats::BootstrapConfig::DEFAULT };
+    by_metric
+        .into_iter()
+        .filter_map(|(name, values)| {
+            let e = ttc_stats::metric_mean_ci(&values, name, &cfg)?;
+            Some(Aggregate { metric: name.to_string(), n: e.n, mean: e.value, ci_low: e.lo, ci_high: e.hi })
+        })
+        .collect()
 }
 
 struct Line {
@@ -142,4 +176,20 @@ pub fn score_file(args: &ScoreOptions) -> anyhow::Result<Vec<BTreeMap<String, f6
         rows.push(score_line(kind, &args.input, line_no, &line, &ctx)?.1);
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregates_skip_missing_and_non_finite_values() {
+        let rows = vec![
+            BTreeMap::from([("f1".to_string(), 1.0), ("bleu".to_string(), f64::NAN)]),
+            BTreeMap::from([("f1".to_string(), 0.0)]),
+        ];
+        let a = aggregate(&rows, 0);
+        assert_eq!(a.len(), 1);
+        assert_eq!((a[0].metric.as_str(), a[0].n, a[0].mean), ("f1", 2, 0.5));
+    }
 }

@@ -7,8 +7,10 @@ pub mod lexical;
 pub mod rouge;
 
 use serde::Serialize;
+use ttc_types::Suite;
 
-/// Which family of suites a metric applies to.
+/// Which family of suites a metric applies to: the built-in suites of `ttc_types::Suite`, and generic text for
+/// `jsonl` and any user-named suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SuiteKind {
@@ -23,21 +25,21 @@ pub enum SuiteKind {
 }
 
 impl SuiteKind {
-    /// The scoring family of a suite name as it appears in records (`crmarena`, `crmarena_pro`,
-    /// `worfbench`; anything else is generic).
+    /// The scoring family of a suite name as it appears in records (a [`Suite`] name or alias; anything else is
+    /// generic).
     pub fn of_suite(name: &str) -> SuiteKind {
-        match name {
-            "crmarena" => SuiteKind::Crmarena,
-            "crmarena_pro" | "crmarena-pro" => SuiteKind::CrmarenaPro,
-            "worfbench" => SuiteKind::Worfbench,
-            _ => SuiteKind::Generic,
+        match Suite::of_record(name) {
+            Some(Suite::Crmarena) => SuiteKind::Crmarena,
+            Some(Suite::CrmarenaPro) => SuiteKind::CrmarenaPro,
+            Some(Suite::Worfbench) => SuiteKind::Worfbench,
+            Some(Suite::Jsonl) | None => SuiteKind::Generic,
         }
     }
     pub fn as_str(self) -> &'static str {
         match self {
-            SuiteKind::Crmarena => "crmarena",
-            SuiteKind::CrmarenaPro => "crmarena_pro",
-            SuiteKind::Worfbench => "worfbench",
+            SuiteKind::Crmarena => Suite::Crmarena.name(),
+            SuiteKind::CrmarenaPro => Suite::CrmarenaPro.name(),
+            SuiteKind::Worfbench => Suite::Worfbench.name(),
             SuiteKind::Generic => "generic",
         }
     }

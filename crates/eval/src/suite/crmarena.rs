@@ -9,7 +9,7 @@
 //! dataset: an ID-style and a free-text answer, each only a `<submit>` tag) precede the query.
 
 use super::json_items::{array_items, kind, Fields};
-use super::{ChatMessage, Source, SuiteItem};
+use super::{ChatMessage, Source, Suite, SuiteItem};
 use crate::EvalError;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -73,7 +73,7 @@ fn messages(system: String, query: &str) -> Vec<ChatMessage> {
 
 /// Parse a CRMArena (`pro == false`) or CRMArena-Pro file.
 pub(crate) fn parse(src: &Source, pro: bool, mode: CrmMode) -> Result<Vec<SuiteItem>, EvalError> {
-    let suite = if pro { "crmarena_pro" } else { "crmarena" };
+    let suite = if pro { Suite::CrmarenaPro } else { Suite::Crmarena }.name();
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (line, map) in array_items(src)? {

@@ -7,7 +7,7 @@
 mod crmarena;
 mod json_items;
 mod jsonl;
-mod sampling;
+pub mod sampling;
 mod samples;
 mod worfbench;
 
@@ -43,8 +43,8 @@ pub struct SuiteItem {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// The suites `ttc` knows by name.
-pub const SUITES: &[&str] = &["crmarena", "crmarena_pro", "worfbench", "jsonl"];
+/// The suites `ttc` knows by name (`ttc_types::Suite`).
+pub use ttc_types::Suite;
 
 /// Where data comes from.
 #[derive(Debug, Clone, Default)]
@@ -56,7 +56,7 @@ pub struct DataSource {
 /// What to load.
 #[derive(Debug, Clone)]
 pub struct SuiteSpec {
-    /// One of [`SUITES`].
+    /// A [`Suite`] name.
     pub name: String,
     /// For `jsonl`: the file (required).
     pub path: Option<PathBuf>,
@@ -125,18 +125,18 @@ pub fn load_suite(spec: &SuiteSpec, source: &DataSource) -> Result<Vec<SuiteItem
 }
 
 fn load_all(spec: &SuiteSpec, source: &DataSource) -> Result<Vec<SuiteItem>, EvalError> {
-    match (spec.name.as_str(), &source.data_dir) {
-        ("crmarena", Some(dir)) => {
+    match (Suite::from_name(&spec.name), &source.data_dir) {
+        (Some(Suite::Crmarena), Some(dir)) => {
             let src = read(&dir.join("crmarena/tasks_natural.json"), &data_hint(dir))?;
             crmarena::parse(&src, false, spec.crm_mode)
         }
-        ("crmarena", None) => crmarena::parse(&samples::crmarena(), false, spec.crm_mode),
-        ("crmarena_pro", Some(dir)) => {
+        (Some(Suite::Crmarena), None) => crmarena::parse(&samples::crmarena(), false, spec.crm_mode),
+        (Some(Suite::CrmarenaPro), Some(dir)) => {
             let src = read(&dir.join("crmarena-pro/crmarena_b2b_tasks.json"), &data_hint(dir))?;
             crmarena::parse(&src, true, spec.crm_mode)
         }
-        ("crmarena_pro", None) => crmarena::parse(&samples::crmarena_pro(), true, spec.crm_mode),
-        ("worfbench", Some(dir)) => {
+        (Some(Suite::CrmarenaPro), None) => crmarena::parse(&samples::crmarena_pro(), true, spec.crm_mode),
+        (Some(Suite::Worfbench), Some(dir)) => {
             let root = dir.join("worfbench/gold_traj");
             let tasks = worfbench::task_dirs(&root).map_err(|_| EvalError::MissingFile {
                 path: root.clone(),
@@ -149,14 +149,14 @@ fn load_all(spec: &SuiteSpec, source: &DataSource) -> Result<Vec<SuiteItem>, Eva
             }
             Ok(items)
         }
-        ("worfbench", None) => {
+        (Some(Suite::Worfbench), None) => {
             let mut items = Vec::new();
             for (task, src) in samples::worfbench() {
                 items.extend(worfbench::parse(&src, task)?);
             }
             Ok(items)
         }
-        ("jsonl", _) => {
+        (Some(Suite::Jsonl), _) => {
             let path = spec.path.as_ref().ok_or_else(|| EvalError::MissingFile {
                 path: PathBuf::from("<none>"),
                 hint: "the jsonl suite needs a file: pass it with --suite-file".into(),
@@ -164,7 +164,7 @@ fn load_all(spec: &SuiteSpec, source: &DataSource) -> Result<Vec<SuiteItem>, Eva
             let src = read(path, "given with --suite-file")?;
             jsonl::parse(&src)
         }
-        (other, _) => Err(EvalError::UnknownSuite(other.to_string())),
+        (None, _) => Err(EvalError::UnknownSuite(spec.name.clone())),
     }
 }
 
@@ -198,7 +198,7 @@ pub struct SuiteSummary {
 /// Summaries of the built-in suites (not `jsonl`, which needs a file).
 pub fn list_suites(source: &DataSource) -> Result<Vec<SuiteSummary>, EvalError> {
     let mut out = Vec::new();
-    for name in ["crmarena", "crmarena_pro", "worfbench"] {
+    for name in Suite::BUNDLED.map(Suite::name) {
         let items = load_all(&SuiteSpec::new(name), source)?;
         let mut tasks = BTreeMap::new();
         for i in &items {

@@ -10,7 +10,7 @@
 //! (issue 15: f1 0.000 for every policy).
 
 use super::json_items::{array_items, kind, Fields};
-use super::{ChatMessage, Source, SuiteItem};
+use super::{ChatMessage, Source, Suite, SuiteItem};
 use crate::EvalError;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -76,7 +76,7 @@ pub(crate) fn parse(src: &Source, task: &str) -> Result<Vec<SuiteItem>, EvalErro
             }
         }
         out.push(SuiteItem {
-            suite: "worfbench".into(),
+            suite: Suite::Worfbench.name().into(),
             task: Some(task.to_string()),
             sample_id: id,
             messages: messages(task, system, user),

@@ -5,12 +5,11 @@ use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 use super::{InputError, TableOrJson, DEFAULT_RESULTS_DIR};
-use crate::kpi::{self, CheckReport, KpiFile};
+use crate::kpi::{self, CheckReport};
 use crate::render;
 use crate::store::{LoadedRun, ResultsStore};
 
-/// Where `ttc check` looks for KPIs when --kpis is not given; built-in defaults apply if it is absent.
-pub const DEFAULT_KPI_PATH: &str = "configs/kpis.yaml";
+pub use crate::kpi::DEFAULT_KPI_PATH;
 
 /// Check a run against KPI thresholds per policy (and regression limits against a baseline run).
 #[derive(Debug, Clone, PartialEq)]
@@ -41,26 +40,10 @@ pub struct Checked {
     pub text: String,
 }
 
-/// Loads the KPI file: an explicit path must exist; otherwise configs/kpis.yaml, else built-in defaults.
-/// Returns the KPIs and a description of their source.
-pub fn load_kpis(explicit: Option<&Path>) -> Result<(KpiFile, String), InputError> {
-    load_kpi_file(explicit).map_err(InputError)
-}
-
-pub(crate) fn load_kpi_file(explicit: Option<&Path>) -> Result<(KpiFile, String)> {
-    match explicit {
-        Some(p) => Ok((KpiFile::load(p)?, p.display().to_string())),
-        None if Path::new(DEFAULT_KPI_PATH).is_file() => {
-            Ok((KpiFile::load(Path::new(DEFAULT_KPI_PATH))?, DEFAULT_KPI_PATH.to_string()))
-        }
-        None => Ok((KpiFile::defaults(), "built-in defaults".to_string())),
-    }
-}
-
 /// Evaluates KPIs on a loaded run without deciding anything: the end of `ttc run` prints this
 /// (report-only mode) and keeps its own exit code.
 pub fn check_report_only(run: &LoadedRun, kpis: Option<&Path>) -> Result<(CheckReport, String)> {
-    let (file, _) = load_kpi_file(kpis)?;
+    let (file, _) = kpi::load_kpis(kpis)?;
     let report = kpi::evaluate(&file, &run.run_id, &run.records, None);
     let text = render::check_compact(&report);
     Ok((report, text))
@@ -72,7 +55,7 @@ pub fn execute(args: &CheckOptions) -> Result<Checked, InputError> {
 }
 
 fn check(args: &CheckOptions) -> Result<Checked> {
-    let (file, source) = load_kpi_file(args.kpis.as_deref())?;
+    let (file, source) = kpi::load_kpis(args.kpis.as_deref())?;
     let store = ResultsStore::open(&args.results)?;
     let run = match &args.run {
         Some(id) => store.load_run(id)?,

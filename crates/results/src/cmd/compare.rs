@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use ttc_types::Record;
 
-use super::{InputError, TableOrJson, COMMAND_BOOTSTRAP, DEFAULT_RESULTS_DIR};
+use super::{InputError, TableOrJson, DEFAULT_RESULTS_DIR};
 use crate::compare;
 use crate::render;
-use crate::stats::BootstrapConfig;
+use ttc_stats::BootstrapConfig;
 use crate::store::ResultsStore;
 
 /// Compare B against A on their common samples: paired bootstrap CIs of quality differences, McNemar's test
@@ -40,7 +40,7 @@ impl CompareOptions {
             b: b.into(),
             run: None,
             format: TableOrJson::Table,
-            bootstrap: COMMAND_BOOTSTRAP,
+            bootstrap: BootstrapConfig::DEFAULT,
         }
     }
 }

@@ -16,37 +16,15 @@ use anyhow::Result;
 use std::io::Write;
 
 use crate::analysis::{AnalysisConfig, Slo};
-use crate::stats::BootstrapConfig;
+use ttc_stats::BootstrapConfig;
 use crate::store::LoadedRun;
 
-/// A problem with what a command was given: its options, the results directory, a KPI file. The message (and
-/// its chain of causes) says what and where.
-#[derive(Debug)]
-pub struct InputError(pub anyhow::Error);
-
-impl std::fmt::Display for InputError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if f.alternate() {
-            write!(f, "{:#}", self.0)
-        } else {
-            write!(f, "{}", self.0)
-        }
-    }
-}
-
-impl std::error::Error for InputError {
-    /// The wrapped error's causes, so that `{:#}` of an error holding this one prints the whole chain.
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
-    }
-}
+/// A problem with what a command was given (the library's [`crate::InputError`], named here for the commands).
+pub use crate::InputError;
 
 /// The commands' default directory (`--results`, env `TTC_RESULTS` in the CLI).
 pub const DEFAULT_RESULTS_DIR: &str = "results";
 
-/// The commands' bootstrap settings unless told otherwise: fewer resamples than the analysis default, since a
-/// person waits for them.
-pub const COMMAND_BOOTSTRAP: BootstrapConfig = BootstrapConfig { resamples: 1000, seed: 0, confidence: 0.95 };
 
 /// Prints a run's read warnings (corrupt parts skipped, duplicates) to stderr.
 pub(crate) fn warn(runs: &[LoadedRun]) {

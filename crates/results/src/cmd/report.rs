@@ -3,9 +3,9 @@
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
-use super::{InputError, SloOptions, COMMAND_BOOTSTRAP, DEFAULT_RESULTS_DIR};
+use super::{InputError, SloOptions, DEFAULT_RESULTS_DIR};
 use crate::report::{self, ReportOptions};
-use crate::stats::BootstrapConfig;
+use ttc_stats::BootstrapConfig;
 use crate::store::{LoadedRun, ResultsStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,13 +46,13 @@ impl Default for ReportCommandOptions {
             kpis: None,
             baseline_policy: None,
             slo: SloOptions::default(),
-            bootstrap: COMMAND_BOOTSTRAP,
+            bootstrap: BootstrapConfig::DEFAULT,
         }
     }
 }
 
 fn options(args: &ReportCommandOptions) -> Result<ReportOptions> {
-    let (kpis, kpi_source) = super::check::load_kpi_file(args.kpis.as_deref())?;
+    let (kpis, kpi_source) = crate::kpi::load_kpis(args.kpis.as_deref())?;
     Ok(ReportOptions {
         analysis: args.slo.analysis(&args.bootstrap, false)?,
         kpis,
@@ -74,7 +74,7 @@ pub fn render(run: &LoadedRun, opts: &ReportOptions, format: ReportFormat) -> St
 /// them) to `path`.
 pub fn write_markdown_report(results_dir: &Path, run_id: &str, path: &Path) -> Result<()> {
     let run = ResultsStore::open(results_dir)?.load_run(run_id)?;
-    let (kpis, kpi_source) = super::check::load_kpi_file(None)?;
+    let (kpis, kpi_source) = crate::kpi::load_kpis(None)?;
     let opts = ReportOptions { analysis: Default::default(), kpis, kpi_source, baseline_policy: None };
     std::fs::write(path, render(&run, &opts, ReportFormat::Md)).with_context(|| format!("writing {}", path.display()))
 }

@@ -3,10 +3,10 @@
 use anyhow::Result;
 use std::path::PathBuf;
 
-use super::{InputError, SloOptions, TableFormat, COMMAND_BOOTSTRAP, DEFAULT_RESULTS_DIR};
+use super::{InputError, SloOptions, TableFormat, DEFAULT_RESULTS_DIR};
 use crate::analysis;
 use crate::render;
-use crate::stats::BootstrapConfig;
+use ttc_stats::BootstrapConfig;
 use crate::store::{ResultsStore, RunSelection};
 
 /// Summarise stored results per policy x suite: latency percentiles, throughput, goodput, quality with
@@ -38,7 +38,7 @@ impl Default for SummaryOptions {
             by_task: false,
             wide: false,
             slo: SloOptions::default(),
-            bootstrap: COMMAND_BOOTSTRAP,
+            bootstrap: BootstrapConfig::DEFAULT,
         }
     }
 }

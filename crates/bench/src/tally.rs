@@ -1,14 +1,15 @@
-//! Running totals of a run, printed at its end: outcomes, error classes, retries, throughput and latency
-//! percentiles (linear interpolation, as everywhere in ttcbench). The full per-policy analysis is the
-//! results crate's; this is the runner's own account of what it did.
+//! The runner's running tally of a run, fed one record at a time (the progress bar) and printed at its end:
+//! outcomes, error classes, retries, throughput and latency percentiles (`ttc_stats::percentile`, as everywhere
+//! in ttcbench). It is not a summary of the results: `ttc summary`, the report and the dashboard read the one
+//! analysis, `ttc_results::analysis::Summary`, from the store; this is the runner's own account of what it did
+//! (attempts and backoff, which the store's analysis does not break down).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use ttc_types::timing::percentile_sorted;
 use ttc_types::{Record, RecordStatus};
 
 #[derive(Debug, Default, Clone)]
-pub struct Summary {
+pub struct RunTally {
     pub total: usize,
     pub ok: usize,
     pub errors: usize,
@@ -26,7 +27,7 @@ pub struct Summary {
     pub e2e_s: Vec<f64>,
 }
 
-impl Summary {
+impl RunTally {
     pub fn add(&mut self, r: &Record) {
         self.total += 1;
         self.attempts += r.attempts as u64;
@@ -66,11 +67,7 @@ impl Summary {
 
     pub fn render(&self, wall_s: f64) -> String {
         let mut s = String::new();
-        let pct = |v: &[f64], q| {
-            let mut v = v.to_vec();
-            v.sort_by(|a, b| a.total_cmp(b));
-            percentile_sorted(&v, q).map_or("-".to_string(), |x| format!("{:.1} ms", x * 1000.0))
-        };
+        let pct = |v: &[f64], q| ttc_stats::percentile(v, q).map_or("-".to_string(), |x| format!("{:.1} ms", x * 1000.0));
         let _ = writeln!(
             s,
             "requests: {} ok, {} failed, {} total in {:.2} s ({:.1} req/s)",
@@ -170,7 +167,7 @@ mod tests {
 
     #[test]
     fn totals_retries_and_aggregate_throughput() {
-        let mut s = Summary::default();
+        let mut s = RunTally::default();
         s.add(&rec(RecordStatus::Ok, 1, 0.0, Some(2.0), 100, None));
         s.add(&rec(RecordStatus::Ok, 3, 1.0, Some(3.0), 300, None));
         s.add(&rec(RecordStatus::Error, 4, 0.5, None, 7, Some("http_5xx")));

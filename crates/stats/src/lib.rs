@@ -1,9 +1,14 @@
-//! Statistics used by the summary, the comparison and the KPI gate.
+//! The workspace's one statistics module: every percentile, confidence interval and significance test that
+//! `ttc summary`, `ttc report`, `ttc compare`, `ttc check`, `ttc score`, `--until-ci-width` and the dashboard
+//! show is computed here.
 //!
-//! - Percentiles: linear interpolation (numpy's default, R type 7) via [`ttc_types::timing::percentile_sorted`].
+//! - Percentiles: linear interpolation (numpy's default, R type 7) via [`percentile_sorted`] (the rule lives
+//!   in `ttc_types::timing`, where a record's inter-token latencies need it; re-exported here).
 //! - Confidence intervals: percentile bootstrap (Efron & Tibshirani, "An Introduction to the Bootstrap", 1993,
-//!   ch. 13), seeded (ChaCha8) so a report is reproducible. Equivalent to
-//!   `scipy.stats.bootstrap(..., method="percentile")`. For a mean over more than [`BOOTSTRAP_MAX_N`]
+//!   ch. 13), seeded (ChaCha8) so a report is reproducible, [`RESAMPLES`] resamples unless told otherwise.
+//!   Equivalent to `scipy.stats.bootstrap(..., method="percentile")`. The interval of a metric's mean is
+//!   [`metric_mean_ci`]: values in sorted order, seed derived from (seed, metric name), so it depends on the
+//!   values alone (not on the order records were stored in, nor on the command that asks). For a mean over more than [`BOOTSTRAP_MAX_N`]
 //!   values the normal approximation mean +- z*sd/sqrt(n) is used instead (at that n the two agree closely
 //!   and the bootstrap would dominate the run time); paired bootstraps over many pairs use fewer resamples
 //!   (at least [`MIN_RESAMPLES`]) to stay within [`PAIRED_WORK_LIMIT`]. Every interval says how it was made.
@@ -15,7 +20,10 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use ttc_types::timing::percentile_sorted;
+pub use ttc_types::timing::percentile_sorted;
+
+/// Bootstrap resamples per interval, for every command (`--resamples` overrides it).
+pub const RESAMPLES: usize = 1000;
 
 /// Means over more values than this get a normal-approximation CI instead of a bootstrap one.
 pub const BOOTSTRAP_MAX_N: usize = 5_000;
@@ -77,8 +85,13 @@ pub struct BootstrapConfig {
 
 impl Default for BootstrapConfig {
     fn default() -> Self {
-        BootstrapConfig { resamples: 2000, seed: 0, confidence: 0.95 }
+        BootstrapConfig::DEFAULT
     }
+}
+
+impl BootstrapConfig {
+    /// [`RESAMPLES`] resamples, seed 0, 95%: the flags' defaults.
+    pub const DEFAULT: BootstrapConfig = BootstrapConfig { resamples: RESAMPLES, seed: 0, confidence: 0.95 };
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +188,17 @@ pub fn mean_ci(values: &[f64], cfg: &BootstrapConfig) -> Option<Estimate> {
         .collect();
     let (lo, hi) = percentile_interval(stats, cfg.confidence);
     Some(Estimate { value: m, lo, hi, n, method: CiMethod::Bootstrap, resamples: cfg.resamples })
+}
+
+/// The mean of one metric's values with its interval, as every command shows it: the values summed and
+/// resampled in sorted order (so records stored by one process or by N shards, in any order, give the same
+/// bits) and the seed derived from (`cfg.seed`, `metric`) with [`derive_seed`] (so adding a metric does not move
+/// another's interval). The same values give the same interval in `ttc summary` and `ttc score`. NaN values
+/// must be left out by the caller.
+pub fn metric_mean_ci(values: &[f64], metric: &str, cfg: &BootstrapConfig) -> Option<Estimate> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    mean_ci(&sorted, &BootstrapConfig { seed: derive_seed(cfg.seed, metric), ..*cfg })
 }
 
 /// Mean +- z * sd / sqrt(n) (sd with ddof = 1).
@@ -365,6 +389,27 @@ mod tests {
         assert_eq!(pareto_front(&pts), vec![true, true, false, false, false, false]);
         // Ties: identical points do not dominate each other.
         assert_eq!(pareto_front(&[(1.0, 1.0), (1.0, 1.0)]), vec![true, true]);
+    }
+
+    #[test]
+    fn metric_intervals_bracket_the_mean_and_do_not_depend_on_order() {
+        let v: Vec<f64> = (0..50).map(|i| (i % 2) as f64).collect();
+        let cfg = BootstrapConfig { seed: 1, ..Default::default() };
+        let e = metric_mean_ci(&v, "f1", &cfg).unwrap();
+        assert!(e.lo < 0.5 && 0.5 < e.hi, "{e:?}");
+        // Normal approximation: 0.5 +- 1.96 * sqrt(0.25/50) = +-0.139; the bootstrap lands close.
+        assert!((e.hi - e.lo - 0.277).abs() < 0.06, "width {}", e.hi - e.lo);
+        let mut reversed = v.clone();
+        reversed.reverse();
+        assert_eq!(metric_mean_ci(&reversed, "f1", &cfg), Some(e));
+        // Continuous values: another seed, or another metric name, moves the interval.
+        let c: Vec<f64> = (0..50).map(|i| ((i * 37) % 101) as f64 / 101.0).collect();
+        let other = BootstrapConfig { seed: 2, ..cfg };
+        assert_ne!(metric_mean_ci(&c, "f1", &cfg), metric_mean_ci(&c, "f1", &other));
+        assert_ne!(metric_mean_ci(&c, "f1", &cfg), metric_mean_ci(&c, "bleu", &cfg));
+        let one = metric_mean_ci(&[0.3], "f1", &cfg).unwrap();
+        assert_eq!((one.lo, one.hi, one.method), (0.3, 0.3, CiMethod::Degenerate));
+        assert_eq!(metric_mean_ci(&[], "f1", &cfg), None);
     }
 
     #[test]
