@@ -125,16 +125,9 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
-/// The model path: `--model`, else the cached default model (never downloads here).
+/// The model path: `--model`, else the cached default model (never downloads here; the error says how to get it).
 pub fn model_path(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    if let Some(p) = explicit {
-        return Ok(p);
-    }
-    ttc_assets::locate(ttc_assets::smollm2_gguf()).map_err(|e| {
-        anyhow::anyhow!(
-            "{e}\n  the default model (SmolLM2-135M-Instruct, GGUF Q4_1) is not in the cache yet.\n  fix: run `ttc model pull`, or pass --model PATH (env TTC_MODEL) to a llama GGUF"
-        )
-    })
+    Ok(ttc_assets::model_file(explicit, false)?)
 }
 
 /// The policies to serve. The default file may be absent (serving the baseline only); a named one may not.
