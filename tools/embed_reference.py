@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Independent numpy forward of all-MiniLM-L6-v2 (BERT) and all-mpnet-base-v2 (MPNet) from safetensors, to
-cross-check the candle embedders in crates/embed. Mirrors sentence-transformers: Transformer (truncate to
+cross-check the candle embedders in crates/embedders. Mirrors sentence-transformers: Transformer (truncate to
 max_seq_length, no padding) -> mean pooling -> L2 normalise. Architecture as in Hugging Face transformers'
 modeling_bert.py / modeling_mpnet.py.
 

@@ -6,7 +6,7 @@
 2. Tiny random BERT and MPNet (2 layers, hidden 16) with the real tokenizers, weights rounded to float16
    values: exercises the full sentence-transformers pipeline (tokenizer, truncation, MPNet relative position
    bias, mean pooling, normalisation) on weights small enough to commit. Only the weights and configs are
-   committed; crates/embed/tests/reference.rs rebuilds the tokenizers from MiniLM's cached tokenizer.json.
+   committed; crates/embedders/tests/reference.rs rebuilds the tokenizers from MiniLM's cached tokenizer.json.
 
 usage: st_reference.py MINILM16_DIR MPNET_TOKENIZER_DIR TEXTS.json OUT_DIR
 """

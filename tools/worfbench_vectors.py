@@ -2,7 +2,7 @@
 """Reference vectors for the WorfBench metrics, computed by the UNMODIFIED official evaluator
 (zjunlp/WorfBench: evaluator/graph_evaluator.py and node_eval.py's workflow_to_graph_list; not vendored here:
 point --worfbench-src at a checkout) with networkx 3.6.1. The only substitution is the embedder: the
-deterministic `hash` stand-in of crates/embed (tokens [a-z0-9]+ of the lowercased text, sha256 bucket % 4096,
+deterministic `hash` stand-in of crates/embedders (tokens [a-z0-9]+ of the lowercased text, sha256 bucket % 4096,
 L2-normalised counts), with cosine computed in float64 from float32 vectors and rounded to float32, as the
 Rust side does.
 

@@ -5,7 +5,7 @@ use crate::cmd_run::{after_run, embedded_backend, outcome, run_options};
 use crate::exit::Outcome;
 use crate::run_args::{CapacityArgs, RunArgs};
 use std::sync::Arc;
-use ttc_bench::{Hooks, RunOutcome};
+use ttc_runner::{Hooks, RunOutcome};
 
 /// `ttc capacity` flags.
 #[derive(clap::Args)]
@@ -19,7 +19,7 @@ pub struct CliCapacityArgs {
 pub fn run(cli: CliCapacityArgs) -> anyhow::Result<Outcome> {
     let opts = run_options(cli.run);
     let hooks = Hooks { embedded: Some(Arc::new(embedded_backend)), ..Hooks::default() };
-    let end = ttc_bench::run_capacity(opts.clone(), cli.capacity.options(), hooks)?;
+    let end = ttc_runner::run_capacity(opts.clone(), cli.capacity.options(), hooks)?;
     if end == RunOutcome::Finished && !opts.dry_run {
         if let Err(e) = after_run(&opts) {
             eprintln!("warning: the search finished and its probes are stored, but the summary failed: {e:#}");

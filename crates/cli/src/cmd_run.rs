@@ -4,7 +4,7 @@ use crate::exit::Outcome;
 use crate::run_args::RunArgs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use ttc_bench::{Backend, Hooks, RunConfig, RunOptions, RunOutcome};
+use ttc_runner::{Backend, Hooks, RunConfig, RunOptions, RunOutcome};
 use ttc_engine::{Engine, WeightFormat};
 
 /// The project's default run file, used when `--config` is not given and it exists here.
@@ -46,7 +46,7 @@ pub fn run(cli: CliRunArgs) -> anyhow::Result<Outcome> {
         start_dashboard(&opts, cli.dashboard_port)?;
     }
     let hooks = Hooks { embedded: Some(Arc::new(embedded_backend)), ..Hooks::default() };
-    let end = ttc_bench::run_with(opts.clone(), hooks)?;
+    let end = ttc_runner::run_with(opts.clone(), hooks)?;
     if end == RunOutcome::Finished && !opts.dry_run {
         // The records are stored already: a failure here must not turn a finished run into an error.
         if let Err(e) = after_run(&opts) {

@@ -10,7 +10,7 @@
 
 use std::process::ExitCode;
 use ttc_assets::AssetError;
-use ttc_embed::EmbedError;
+use ttc_embedders::EmbedError;
 use ttc_engine::EngineError;
 use ttc_eval::EvalError;
 
@@ -64,7 +64,7 @@ pub fn finish(result: anyhow::Result<Outcome>) -> ExitCode {
 pub fn is_usage(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         cause.is::<UsageError>()
-            || cause.is::<ttc_bench::config::ConfigError>()
+            || cause.is::<ttc_runner::config::ConfigError>()
             || cause.is::<ttc_results::cmd::InputError>()
             || cause.is::<ttc_server::UsageError>()
             || cause.downcast_ref::<EngineError>().is_some_and(engine_error_is_usage)
@@ -97,7 +97,7 @@ mod tests {
         use anyhow::Context;
         let wrapped = Err::<(), _>(usage("--x: bad")).context("while starting").unwrap_err();
         assert!(is_usage(&wrapped));
-        assert!(is_usage(&anyhow::Error::new(ttc_bench::config::ConfigError("run.yaml: bad".into()))));
+        assert!(is_usage(&anyhow::Error::new(ttc_runner::config::ConfigError("run.yaml: bad".into()))));
         assert!(is_usage(&anyhow::Error::new(EngineError::ModelNotFound { path: "m.gguf".into() })));
         assert!(!is_usage(&anyhow::Error::new(EngineError::Cancelled)));
         assert!(is_usage(&anyhow::Error::new(EvalError::UnknownMetric("x".into()))));

@@ -1,9 +1,9 @@
-//! The flags of `ttc run` and `ttc capacity` (`ttc_bench::config::RunOptions`, `CapacityOptions`), and the
+//! The flags of `ttc run` and `ttc capacity` (`ttc_runner::config::RunOptions`, `CapacityOptions`), and the
 //! choices they offer, mirrored from the library's plain enums for clap.
 
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
-use ttc_bench::config::{self, sweep::CapacityOptions, RunOptions};
+use ttc_runner::config::{self, sweep::CapacityOptions, RunOptions};
 use ttc_results::Shard;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -85,7 +85,7 @@ impl GenRequest {
 pub struct BackendInfo {
     /// `embedded`, `openai`, `groq`, `scripted`, ...
     pub kind: String,
-    /// HTTP base URL, redacted (`ttc_bench::backend::endpoint::redact`): no userinfo or query values.
+    /// HTTP base URL, redacted (`ttc_runner::backend::endpoint::redact`): no userinfo or query values.
     pub base_url: Option<String>,
     /// The model every request uses unless a policy names another.
     pub model: String,

@@ -1,4 +1,4 @@
-//! The contract at the bottom of the workspace: what a backend, the runner (`ttc-bench`) and `ttc serve` agree
+//! The contract at the bottom of the workspace: what a backend, the runner (`ttc-runner`) and `ttc serve` agree
 //! on, with none of their weight (no engine, store, HTTP client or scorer here).
 //!
 //! - [`Backend`]: a [`GenRequest`] in, a stream of timed [`GenEvent`]s out, ending in one `Finished` that carries

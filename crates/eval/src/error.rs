@@ -32,7 +32,7 @@ pub enum EvalError {
     GoldWorkflow(String),
 
     #[error("embedding failed: {0}")]
-    Embed(#[from] ttc_embed::EmbedError),
+    Embed(#[from] ttc_embedders::EmbedError),
 }
 
 impl EvalError {

@@ -19,7 +19,7 @@ pub mod workflow;
 pub use error::EvalError;
 pub use score::{score_record, score_reply, split_metrics, ScorerCtx, WORFBENCH_EXTRAS};
 pub use suite::{load_suite, list_suites, ChatMessage, DataSource, SuiteItem, SuiteSpec};
-pub use ttc_embed::{EmbedderKind, SentenceEmbedder};
+pub use ttc_embedders::{EmbedderKind, SentenceEmbedder};
 
 use std::sync::Arc;
 

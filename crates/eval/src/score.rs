@@ -10,7 +10,7 @@ use crate::workflow::parse_workflow;
 use crate::EvalError;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use ttc_embed::{cosine, SentenceEmbedder};
+use ttc_embedders::{cosine, SentenceEmbedder};
 
 /// Extra (non-column) metrics of WorfBench items.
 pub const WORFBENCH_EXTRAS: &[&str] = &["chain_precision", "chain_recall", "graph_precision", "graph_recall", "workflow_parsed"];

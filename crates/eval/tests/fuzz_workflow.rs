@@ -207,7 +207,7 @@ fn extreme_weight() -> impl Strategy<Value = f64> {
 
 fn ctx() -> &'static ScorerCtx {
     static CTX: OnceLock<ScorerCtx> = OnceLock::new();
-    CTX.get_or_init(|| ScorerCtx::new(Some(Arc::new(ttc_embed::HashEmbedder))))
+    CTX.get_or_init(|| ScorerCtx::new(Some(Arc::new(ttc_embedders::HashEmbedder))))
 }
 
 proptest! {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ttc_eval::cmd::score::{score_file, ScoreOptions};
 use ttc_eval::suite::{load_suite, DataSource, SuiteSpec};
 use ttc_eval::{score_record, split_metrics, EmbedderKind, ScorerCtx};
-use ttc_embed::HashEmbedder;
+use ttc_embedders::HashEmbedder;
 
 fn hash_ctx() -> ScorerCtx {
     ScorerCtx::new(Some(Arc::new(HashEmbedder)))
@@ -151,7 +151,7 @@ fn score_input_with_a_byte_order_mark_or_bad_utf8() {
     assert!(is_bad_input(ttc_eval::cmd::run_score(args)));
 }
 
-/// With the real default embedder (when cached; the ttc-embed tests fetch it): paraphrases score higher than
+/// With the real default embedder (when cached; the ttc-embedders tests fetch it): paraphrases score higher than
 /// unrelated answers, and gold workflows match themselves.
 #[test]
 fn minilm_scoring_when_cached() {

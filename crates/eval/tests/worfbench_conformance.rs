@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use ttc_eval::metrics::SuiteKind;
 use ttc_eval::{score_reply, ScorerCtx};
-use ttc_embed::HashEmbedder;
+use ttc_embedders::HashEmbedder;
 
 fn ctx() -> ScorerCtx {
     ScorerCtx::new(Some(Arc::new(HashEmbedder)))

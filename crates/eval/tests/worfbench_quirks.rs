@@ -7,7 +7,7 @@ use ttc_eval::metrics::SuiteKind;
 use ttc_eval::workflow::parse_workflow;
 use ttc_eval::workflow::matching::match_nodes;
 use ttc_eval::{score_reply, ScorerCtx};
-use ttc_embed::HashEmbedder;
+use ttc_embedders::HashEmbedder;
 
 fn score(pred: &str, gold: &str) -> std::collections::BTreeMap<String, f64> {
     let ctx = ScorerCtx::new(Some(Arc::new(HashEmbedder)));

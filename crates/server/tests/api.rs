@@ -7,7 +7,7 @@ use common::*;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use ttc_bench::backend::openai::{OpenAiBackend, OpenAiSettings};
+use ttc_runner::backend::openai::{OpenAiBackend, OpenAiSettings};
 use ttc_contract::{Backend, ChatMessage, GenEvent, GenRequest};
 use ttc_engine::Policy;
 use ttc_types::{FinishReason, Usage};

@@ -1,14 +1,14 @@
 //! `ttc run --backend openai --base-url http://127.0.0.1:PORT/v1` against `ttc serve` gives the same texts
 //! and token counts as `ttc run --backend embedded` for greedy decoding, policy by policy (issue 5). Both
-//! runs go through `ttc_bench::run_with`, the function the `ttc run` command calls, with the Parquet store.
+//! runs go through `ttc_runner::run_with`, the function the `ttc run` command calls, with the Parquet store.
 
 mod common;
 
 use common::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use ttc_bench::config::{BackendKind, RunOptions};
-use ttc_bench::{Backend, Hooks, RunOutcome};
+use ttc_runner::config::{BackendKind, RunOptions};
+use ttc_runner::{Backend, Hooks, RunOutcome};
 use ttc_results::ResultsStore;
 use ttc_types::{Record, RecordStatus, TokenCountSource};
 
@@ -53,12 +53,12 @@ fn openai_backend_against_serve_equals_embedded_greedy() {
     let base = RunOptions { config: Some(dir.path().join("run.yaml")), quiet: true, ..Default::default() };
 
     // Embedded: the CLI's hook, over the shared engine.
-    let factory = |_: &ttc_bench::RunConfig| -> anyhow::Result<Arc<dyn Backend>> {
+    let factory = |_: &ttc_runner::RunConfig| -> anyhow::Result<Arc<dyn Backend>> {
         Ok(Arc::new(ttc_embedded::EmbeddedBackend::new(engine())))
     };
     let hooks = Hooks { embedded: Some(Arc::new(factory)), ..Hooks::default() };
     let embedded_args = RunOptions { backend: Some(BackendKind::Embedded), results: Some(dir.path().join("embedded")), ..base.clone() };
-    assert_eq!(ttc_bench::run_with(embedded_args, hooks).unwrap(), RunOutcome::Finished);
+    assert_eq!(ttc_runner::run_with(embedded_args, hooks).unwrap(), RunOutcome::Finished);
 
     // OpenAI-compatible: the same run against `ttc serve`.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -71,7 +71,7 @@ fn openai_backend_against_serve_equals_embedded_greedy() {
         results: Some(dir.path().join("openai")),
         ..base
     };
-    assert_eq!(ttc_bench::run_with(openai_args, Hooks::default()).unwrap(), RunOutcome::Finished);
+    assert_eq!(ttc_runner::run_with(openai_args, Hooks::default()).unwrap(), RunOutcome::Finished);
     rt.block_on(server.shutdown()).unwrap();
 
     let embedded = records(&dir.path().join("embedded"));

@@ -2,7 +2,7 @@
 //! shard's load is set so that N shards together offer the load of one run (docs/scale-out.md).
 
 use crate::config::{RunConfig, RunOptions};
-use crate::runner::RunnerSettings;
+use crate::loadgen::RunnerSettings;
 use std::time::SystemTime;
 use ttc_results::Shard;
 

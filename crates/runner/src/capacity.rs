@@ -12,7 +12,7 @@
 
 use crate::config::{CapacityConfig, Level, Policy};
 use crate::load::{cycle, drive, LoadPhase};
-use crate::runner::{Job, PhaseLoad, PhaseReport, Runner};
+use crate::loadgen::{Job, PhaseLoad, PhaseReport, Runner};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,7 +11,7 @@ mod fuzz_support;
 use fuzz_support::{edits, fuzz_config, mutate_bytes};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use ttc_bench::backend::sse::{SseEvent, SseParser};
+use ttc_runner::backend::sse::{SseEvent, SseParser};
 
 /// Feeds `input` cut at `cuts` (positions, any order, repeats give empty reads), then finishes.
 fn parse_cut(input: &[u8], cuts: &[usize]) -> Vec<SseEvent> {

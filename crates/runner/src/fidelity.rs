@@ -9,7 +9,7 @@
 
 use crate::backend::Backend;
 use crate::plan::RequestKey;
-use crate::runner::Job;
+use crate::loadgen::Job;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

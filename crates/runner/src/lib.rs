@@ -1,7 +1,7 @@
 //! ttcbench runner: run configuration and plan, the async load generator (arrivals, rate limit,
 //! retries), the backend trait with its OpenAI-compatible SSE implementation, and `ttc run`.
 //!
-//! Data flow: [`config::RunConfig`] -> [`plan::Plan`] -> [`runner::Runner`] (drives a
+//! Data flow: [`config::RunConfig`] -> [`plan::Plan`] -> [`loadgen::Runner`] (drives a
 //! [`backend::Backend`]) -> [`ttc_contract::build_record`] -> [`collect::Collector`] (scoring, progress, sink).
 
 pub mod backend;
@@ -15,7 +15,7 @@ pub mod plan;
 pub mod progress;
 pub mod rounds;
 pub mod run;
-pub mod runner;
+pub mod loadgen;
 pub mod shard;
 pub mod scoring;
 pub mod tally;

@@ -5,7 +5,7 @@
 //! clock is from the server's own send time of the first content chunk (p50/p99), measured on the same
 //! monotonic clock since both live in this process.
 //!
-//!   cargo run --release -p ttc-bench --example overhead -- [--requests N] [--concurrency C]
+//!   cargo run --release -p ttc-runner --example overhead -- [--requests N] [--concurrency C]
 //!
 //! Not a timed test: numbers depend on the machine. Results go to docs/runner.md.
 
@@ -17,17 +17,17 @@ use axum::Router;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use ttc_bench::backend::openai::{OpenAiBackend, OpenAiSettings};
-use ttc_bench::backend::ChatMessage;
-use ttc_bench::collect::Collector;
-use ttc_bench::config::{Arrival, GenerationConfig, Policy};
-use ttc_bench::plan::{build_plan, WorkItem};
-use ttc_bench::progress::Progress;
-use ttc_bench::record::RunContext;
-use ttc_bench::runner::retry::Backoff;
-use ttc_bench::runner::{make_jobs, Runner, RunnerSettings};
-use ttc_bench::sink::MemorySink;
-use ttc_bench::Backend;
+use ttc_runner::backend::openai::{OpenAiBackend, OpenAiSettings};
+use ttc_runner::backend::ChatMessage;
+use ttc_runner::collect::Collector;
+use ttc_runner::config::{Arrival, GenerationConfig, Policy};
+use ttc_runner::plan::{build_plan, WorkItem};
+use ttc_runner::progress::Progress;
+use ttc_runner::record::RunContext;
+use ttc_runner::loadgen::retry::Backoff;
+use ttc_runner::loadgen::{make_jobs, Runner, RunnerSettings};
+use ttc_runner::sink::MemorySink;
+use ttc_runner::Backend;
 use ttc_types::timing::percentile_sorted;
 use ttc_types::RecordStatus;
 
@@ -51,7 +51,7 @@ struct Args {
 }
 
 impl Args {
-    /// The defaults, then each `--name value` pair of the command line (ttc-bench has no argument parser).
+    /// The defaults, then each `--name value` pair of the command line (ttc-runner has no argument parser).
     fn parse() -> Args {
         let mut a = Args {
             requests: 20_000,

@@ -17,10 +17,10 @@ use proptest::prelude::*;
 use serde_yaml::{Mapping, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use ttc_bench::config::file::{
+use ttc_runner::config::file::{
     BackoffConfig, NonNegativeF64, NonZero, PositiveF64, TopLogprobs, UnitF64,
 };
-use ttc_bench::config::{
+use ttc_runner::config::{
     parse_yaml, Arrival, BackendConfig, BackendKind, GenerationConfig, LoadConfig, PolicyFile,
     Policy, PolicyList, PolicySource, RemoteParams, RunFile, ScoringConfig, SuiteConfig,
 };

@@ -8,7 +8,7 @@
 //! what is waiting.
 
 use crate::config::{Arrival, Level, Policy, SweepConfig};
-use crate::runner::{arrival, Job, PhaseLoad, PhaseReport, RunTiming, Runner};
+use crate::loadgen::{arrival, Job, PhaseLoad, PhaseReport, RunTiming, Runner};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -126,8 +126,8 @@ mod tests {
     use crate::config::GenerationConfig;
     use crate::plan::{build_plan, WorkItem};
     use crate::record::RunContext;
-    use crate::runner::retry::Backoff;
-    use crate::runner::{make_jobs, RunnerSettings};
+    use crate::loadgen::retry::Backoff;
+    use crate::loadgen::{make_jobs, RunnerSettings};
     use std::collections::BTreeSet;
     use std::time::Duration;
 

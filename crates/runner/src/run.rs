@@ -19,7 +19,7 @@ use crate::plan::{build_plan, draw_samples, sample_pool, Plan, SuiteLoader, Work
 use crate::shard::{resolve_shard, shard_settings};
 use crate::progress::{Progress, ProgressMode};
 use crate::record::{host_info, RunContext};
-use crate::runner::{make_jobs, Runner, RunnerSettings};
+use crate::loadgen::{make_jobs, Runner, RunnerSettings};
 use crate::scoring::Scorer;
 use crate::sink::RecordSink;
 use crate::tokens::TokenCounter;
@@ -443,7 +443,7 @@ async fn execute(
     let rounds_apply = phases.is_none() && !only_capacity;
     let mut sent = if rounds_apply { jobs.len() } else { 0 };
     let mut timing = match (phases, only_capacity) {
-        (_, true) => crate::runner::RunTiming { started: std::time::Instant::now(), wall: std::time::Duration::ZERO },
+        (_, true) => crate::loadgen::RunTiming { started: std::time::Instant::now(), wall: std::time::Duration::ZERO },
         (Some(phases), _) => {
             let arrival = sweep.map_or(crate::config::Arrival::Poisson, |s| s.arrival);
             crate::load::run_sweep(&load_runner, phases, arrival, tx.clone()).await
@@ -541,7 +541,7 @@ fn capacity_estimate(c: &CapacityConfig, policies: usize) -> usize {
 async fn run_capacity_search(
     runner: &Arc<Runner>,
     config: &CapacityConfig,
-    jobs: &[crate::runner::Job],
+    jobs: &[crate::loadgen::Job],
     seed: u64,
     start: tokio::time::Instant,
     out: tokio::sync::mpsc::Sender<Record>,

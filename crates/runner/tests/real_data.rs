@@ -3,9 +3,9 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use ttc_bench::config::{Policy, ScoringConfig, SuiteConfig};
-use ttc_bench::eval_adapter::EvalAdapter;
-use ttc_bench::plan::{build_plan, SuiteLoader};
+use ttc_runner::config::{Policy, ScoringConfig, SuiteConfig};
+use ttc_runner::eval_adapter::EvalAdapter;
+use ttc_runner::plan::{build_plan, SuiteLoader};
 
 fn data_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(std::env::var_os("TTC_DATA_DIR")?);

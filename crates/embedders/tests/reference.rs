@@ -4,7 +4,7 @@
 //! (420 MB) is only checked when already cached (`ttc model pull --embedder mpnet`).
 
 use serde_json::Value;
-use ttc_embed::{cosine, EmbedderKind, SentenceEmbedder};
+use ttc_embedders::{cosine, EmbedderKind, SentenceEmbedder};
 
 fn reference(name: &str) -> Option<Value> {
     let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -121,11 +121,11 @@ fn mpnet_tokenizer(mut t: Value) -> Value {
 #[test]
 fn tiny_models_match_sentence_transformers() {
     let bert_dir = tiny_dir("bert");
-    let bert = ttc_embed::MiniLm::load(bert_dir.path()).unwrap();
+    let bert = ttc_embedders::MiniLm::load(bert_dir.path()).unwrap();
     let worst = check_no_semantics(&bert, &reference("tiny_bert_st.json").unwrap(), 1e-5);
     eprintln!("tiny bert vs sentence-transformers: max |diff| {worst:e}");
     let mpnet_dir = tiny_dir("mpnet");
-    let mpnet = ttc_embed::Mpnet::load(mpnet_dir.path()).unwrap();
+    let mpnet = ttc_embedders::Mpnet::load(mpnet_dir.path()).unwrap();
     let worst = check_no_semantics(&mpnet, &reference("tiny_mpnet_st.json").unwrap(), 1e-5);
     eprintln!("tiny mpnet vs sentence-transformers: max |diff| {worst:e}");
 }
@@ -161,7 +161,7 @@ fn minilm_fp16_weights_match_sentence_transformers_when_available() {
         eprintln!("skipped: TTC_MINILM16_DIR not set");
         return;
     };
-    let e = ttc_embed::MiniLm::load(std::path::Path::new(&dir)).unwrap();
+    let e = ttc_embedders::MiniLm::load(std::path::Path::new(&dir)).unwrap();
     let worst = check(&e, &reference("minilm16_st.json").unwrap(), 1e-4);
     eprintln!("minilm (fp16 weights) vs sentence-transformers: max |diff| {worst:e}");
 }

@@ -5,8 +5,8 @@ mod support;
 
 use std::collections::BTreeSet;
 use support::{FaultServer, ServerState};
-use ttc_bench::config::{BackendKind, ConfigError, RunOptions};
-use ttc_bench::{Hooks, RunOutcome};
+use ttc_runner::config::{BackendKind, ConfigError, RunOptions};
+use ttc_runner::{Hooks, RunOutcome};
 use ttc_results::ResultsStore;
 use ttc_types::{RecordStatus, TokenCountSource};
 
@@ -50,14 +50,14 @@ fn run_store_resume_and_dry_run() {
 
     // Dry run: prints the plan, stores nothing.
     let outcome =
-        ttc_bench::run_with(RunOptions { dry_run: true, ..args(dir.path(), &server.base_url) }, Hooks::default()).unwrap();
+        ttc_runner::run_with(RunOptions { dry_run: true, ..args(dir.path(), &server.base_url) }, Hooks::default()).unwrap();
     assert_eq!(outcome, RunOutcome::Finished);
     assert_eq!(server.total_attempts(), 0);
     assert!(!dir.path().join("results").exists(), "--dry-run must not create the results directory");
 
     // First session runs only `plain`.
     let first = RunOptions { policies: vec!["plain".into()], ..args(dir.path(), &server.base_url) };
-    assert_eq!(ttc_bench::run_with(first, Hooks::default()).unwrap(), RunOutcome::Finished);
+    assert_eq!(ttc_runner::run_with(first, Hooks::default()).unwrap(), RunOutcome::Finished);
     let store = ResultsStore::open(dir.path().join("results")).unwrap();
     let run = store.load_last().unwrap();
     assert_eq!(run.records.len(), 5);
@@ -65,14 +65,14 @@ fn run_store_resume_and_dry_run() {
 
     // Resuming with both policies runs only what is missing.
     let resume = RunOptions { resume: Some(run_id.clone()), ..args(dir.path(), &server.base_url) };
-    assert_eq!(ttc_bench::run_with(resume.clone(), Hooks::default()).unwrap(), RunOutcome::Finished);
+    assert_eq!(ttc_runner::run_with(resume.clone(), Hooks::default()).unwrap(), RunOutcome::Finished);
     let records = store.load_run(&run_id).unwrap().records;
     assert_eq!(records.len(), 10);
     let keys: BTreeSet<_> = records.iter().map(|r| r.key()).collect();
     assert_eq!(keys.len(), 10, "each (policy, suite, sample) exactly once");
     assert_eq!(server.total_attempts(), 10);
     // A second resume has nothing left to do.
-    assert_eq!(ttc_bench::run_with(resume, Hooks::default()).unwrap(), RunOutcome::Finished);
+    assert_eq!(ttc_runner::run_with(resume, Hooks::default()).unwrap(), RunOutcome::Finished);
     assert_eq!(server.total_attempts(), 10);
 
     for r in &records {
@@ -101,19 +101,19 @@ fn usage_errors_are_config_errors() {
     let url = "http://127.0.0.1:9/v1";
     std::fs::write(dir.path().join("bad.yaml"), "load:\n  concurrency: -1\n").unwrap();
     let bad = RunOptions { config: Some(dir.path().join("bad.yaml")), ..args(dir.path(), url) };
-    assert!(is_config_error(ttc_bench::run_with(bad, Hooks::default())));
+    assert!(is_config_error(ttc_runner::run_with(bad, Hooks::default())));
     let unknown_policy = RunOptions { policies: vec!["nope".into()], ..args(dir.path(), url) };
-    assert!(is_config_error(ttc_bench::run_with(unknown_policy, Hooks::default())));
+    assert!(is_config_error(ttc_runner::run_with(unknown_policy, Hooks::default())));
     let unknown_suite = RunOptions { suites: vec!["nope".into()], ..args(dir.path(), url) };
-    assert!(is_config_error(ttc_bench::run_with(unknown_suite, Hooks::default())));
+    assert!(is_config_error(ttc_runner::run_with(unknown_suite, Hooks::default())));
     let no_run = RunOptions { resume: Some("missing-run".into()), ..args(dir.path(), url) };
-    assert!(is_config_error(ttc_bench::run_with(no_run, Hooks::default())));
+    assert!(is_config_error(ttc_runner::run_with(no_run, Hooks::default())));
     let no_run_dry = RunOptions { resume: Some("missing-run".into()), dry_run: true, ..args(dir.path(), url) };
-    assert!(is_config_error(ttc_bench::run_with(no_run_dry, Hooks::default())));
+    assert!(is_config_error(ttc_runner::run_with(no_run_dry, Hooks::default())));
     let zero = RunOptions { samples: Some(0), ..args(dir.path(), url) };
-    assert!(is_config_error(ttc_bench::run_with(zero, Hooks::default())));
+    assert!(is_config_error(ttc_runner::run_with(zero, Hooks::default())));
     let embedded = RunOptions { backend: Some(BackendKind::Embedded), ..args(dir.path(), url) };
-    assert!(is_config_error(ttc_bench::run_with(embedded, Hooks::default())), "no engine hook linked");
+    assert!(is_config_error(ttc_runner::run_with(embedded, Hooks::default())), "no engine hook linked");
     // A public preset without its key fails before sending anything.
     let groq = RunOptions {
         backend: Some(BackendKind::Groq),
@@ -121,6 +121,6 @@ fn usage_errors_are_config_errors() {
         api_key_env: Some("TTC_TEST_UNSET_KEY_VAR".into()),
         ..args(dir.path(), url)
     };
-    assert!(is_config_error(ttc_bench::run_with(groq, Hooks::default())));
+    assert!(is_config_error(ttc_runner::run_with(groq, Hooks::default())));
     assert!(!dir.path().join("results").exists(), "usage errors must not create the results directory");
 }

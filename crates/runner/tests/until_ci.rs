@@ -5,12 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
-use ttc_bench::backend::scripted::{Reply, ScriptedBackend, Step};
-use ttc_bench::backend::ChatMessage;
-use ttc_bench::config::{ConfigError, RunOptions, SuiteConfig};
-use ttc_bench::plan::{SuiteLoader, WorkItem};
-use ttc_bench::scoring::Scorer;
-use ttc_bench::{Hooks, RunOutcome};
+use ttc_runner::backend::scripted::{Reply, ScriptedBackend, Step};
+use ttc_runner::backend::ChatMessage;
+use ttc_runner::config::{ConfigError, RunOptions, SuiteConfig};
+use ttc_runner::plan::{SuiteLoader, WorkItem};
+use ttc_runner::scoring::Scorer;
+use ttc_runner::{Hooks, RunOutcome};
 use ttc_results::ResultsStore;
 use ttc_types::{Record, Usage};
 
@@ -49,7 +49,7 @@ fn hooks() -> Hooks {
         suites: Some(Arc::new(Items)),
         scorer: Some(Arc::new(Scores)),
         token_counter: None,
-        embedded: Some(Arc::new(move |_: &ttc_bench::RunConfig| Ok(backend.clone() as Arc<dyn ttc_bench::Backend>))),
+        embedded: Some(Arc::new(move |_: &ttc_runner::RunConfig| Ok(backend.clone() as Arc<dyn ttc_runner::Backend>))),
     }
 }
 
@@ -68,7 +68,7 @@ fn run(dir: &Path, width: f64, max_samples: Option<u64>) -> Vec<Record> {
         quiet: true,
         ..Default::default()
     };
-    assert_eq!(ttc_bench::run_with(args, hooks()).unwrap(), RunOutcome::Finished);
+    assert_eq!(ttc_runner::run_with(args, hooks()).unwrap(), RunOutcome::Finished);
     ResultsStore::open(dir.join("results")).unwrap().load_last().unwrap().records
 }
 
@@ -80,7 +80,7 @@ fn samples_of(records: &[Record], policy: &str) -> BTreeSet<String> {
 fn rounds_stop_once_every_ci_is_narrow_enough() {
     let dir = tempfile::tempdir().unwrap();
     let records = run(dir.path(), 0.1, None);
-    let widths = ttc_bench::rounds::widths(&records, None);
+    let widths = ttc_runner::rounds::widths(&records, None);
     assert_eq!(widths.len(), 2);
     for w in &widths {
         assert_eq!(w.metric, "rouge_l");
@@ -100,7 +100,7 @@ fn rounds_stop_at_max_samples() {
     let records = run(dir.path(), 0.01, Some(30));
     assert_eq!(samples_of(&records, "baseline").len(), 30);
     assert_eq!(samples_of(&records, "other").len(), 30);
-    assert!(ttc_bench::rounds::widths(&records, None).iter().all(|w| w.half_width.unwrap() > 0.01));
+    assert!(ttc_runner::rounds::widths(&records, None).iter().all(|w| w.half_width.unwrap() > 0.01));
 }
 
 #[test]
@@ -109,7 +109,7 @@ fn bad_until_ci_and_fidelity_requests_are_usage_errors() {
     std::fs::write(dir.path().join("run.yaml"), "suites: [{name: syn, samples: 4}]\npolicies: [{name: fast, algorithm: early_exit_fixed, params: {exit_layer: 28}}]\n").unwrap();
     let base = RunOptions { config: Some(dir.path().join("run.yaml")), results: Some(dir.path().join("r")), quiet: true, ..Default::default() };
     let remote = RunOptions {
-        backend: Some(ttc_bench::config::BackendKind::Openai),
+        backend: Some(ttc_runner::config::BackendKind::Openai),
         base_url: Some("http://127.0.0.1:9/v1".into()),
         model: Some("m".into()),
         until_ci_width: Some(0.05),
@@ -127,7 +127,7 @@ fn bad_until_ci_and_fidelity_requests_are_usage_errors() {
     ];
     for args in cases {
         let shown = format!("{:?} {:?} {:?}", args.until_ci_width, args.ci_metric, args.max_samples);
-        let err = ttc_bench::run_with(args, hooks()).unwrap_err();
+        let err = ttc_runner::run_with(args, hooks()).unwrap_err();
         assert!(err.is::<ConfigError>(), "{shown}: {err}");
     }
     assert!(!dir.path().join("r").exists(), "a usage error stores nothing");
