@@ -8,7 +8,7 @@
 //! its own computation at every step but stays on the baseline's path, so step t of every policy sees the same
 //! context. The full model's rows come from one teacher-forced forward of prompt + trajectory.
 
-use crate::strategy::chooser::Chooser;
+use crate::strategy::chooser::{Chooser, ForcedPath};
 use crate::engine::GenRequest;
 use crate::error::{EngineError, Result};
 use crate::model::{argmax, logits_rows, LogitsMode};
@@ -145,9 +145,11 @@ impl Forced {
         }
         Ok(Forced { inner, tokens, full, pos: 0, acc: FidelityAcc::default() })
     }
+}
 
+impl ForcedPath for Forced {
     /// Scores the row the policy presents at the current step and returns the baseline's token.
-    pub fn step(&mut self, row: &[f32]) -> Result<u32> {
+    fn step(&mut self, row: &[f32]) -> Result<u32> {
         let (Some(&token), Some(full)) = (self.tokens.get(self.pos), self.full.get(self.pos)) else {
             return Err(EngineError::InvalidRequest(format!(
                 "fidelity: the policy asked for token {} of a {}-token baseline trajectory",
@@ -168,7 +170,7 @@ impl Forced {
 
     /// A speculative verification under forcing: the draft is accepted as far as it follows the trajectory, and
     /// each verified row (the full model's, computed by the strategy itself) is scored as that step's.
-    pub fn verify(&mut self, draft: &[u32], rows: &[Vec<f32>]) -> Result<ttc_sampling::Verification> {
+    fn verify(&mut self, draft: &[u32], rows: &[Vec<f32>]) -> Result<ttc_sampling::Verification> {
         let follows = |i: usize| self.tokens.get(self.pos + i) == Some(&draft[i]);
         let accepted = (0..draft.len()).take_while(|&i| follows(i)).count();
         // A draft that follows the trajectory to its end (its stop token or max_tokens) ends generation there:
@@ -181,20 +183,8 @@ impl Forced {
         Ok(ttc_sampling::Verification { accepted, next_token: next })
     }
 
-    pub fn result(&self) -> Fidelity {
-        self.acc.finish()
-    }
-}
-
-impl crate::strategy::chooser::ForcedPath for Forced {
-    fn step(&mut self, row: &[f32]) -> Result<u32> {
-        Forced::step(self, row)
-    }
-    fn verify(&mut self, draft: &[u32], rows: &[Vec<f32>]) -> Result<ttc_sampling::Verification> {
-        Forced::verify(self, draft, rows)
-    }
     fn result(&self) -> Fidelity {
-        Forced::result(self)
+        self.acc.finish()
     }
 }
 
