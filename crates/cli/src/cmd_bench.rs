@@ -62,8 +62,9 @@ pub struct PolicyBenchArgs {
 pub struct EngineBenchArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Weight formats to measure (comma-separated); default: all four.
-    #[arg(long, value_delimiter = ',', default_value = "auto,q8_0,f32,native")]
+    /// Weight formats to measure (comma-separated); default: all five. They are measured interleaved (each round
+    /// times every format back to back) and compared with the first one listed.
+    #[arg(long, value_delimiter = ',', default_value = "auto,q4_1,q8_0,f32,native")]
     pub formats: Vec<String>,
     /// Timed repetitions per measurement; the median is reported.
     #[arg(long, default_value_t = 3)]
@@ -137,26 +138,34 @@ fn engine(a: EngineBenchArgs) -> anyhow::Result<Outcome> {
         .map(|f| f.parse::<WeightFormat>().map_err(crate::exit::usage))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let threads = std::env::var("CANDLE_NUM_THREADS").unwrap_or_else(|_| "default".into());
-    let mut results = Vec::new();
+    let mut engines = Vec::new();
     for f in formats {
-        if !a.json {
-            eprintln!("measuring {f} ({} runs)...", a.runs);
-        }
         let t = Instant::now();
         let engine = Engine::load(&path, f)?;
-        let load_s = t.elapsed().as_secs_f64();
-        results.push(ttc_engine::bench::run(&engine, load_s, a.runs)?);
+        engines.push((engine, t.elapsed().as_secs_f64()));
     }
+    if !a.json {
+        eprintln!("measuring {} format(s), interleaved, {} runs...", engines.len(), a.runs);
+    }
+    let loaded: Vec<(&Engine, f64)> = engines.iter().map(|(e, s)| (e, *s)).collect();
+    let results = ttc_engine::bench::run_interleaved(&loaded, a.runs)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "threads": threads, "results": results }))?);
     } else {
-        println!("{:<8} {:>8} {:>14} {:>15} {:>14} {:>10}", "weights", "load s", "prefill64 t/s", "prefill512 t/s", "decode128 t/s", "ms/token");
+        // Ratios against the first format listed, measured in the same rounds.
+        let first = &results[0];
+        println!(
+            "{:<8} {:>7} {:>14} {:>15} {:>14} {:>9} {:>11}  kernels",
+            "weights", "load s", "prefill64 t/s", "prefill512 t/s", "decode128 t/s", "ms/token", format!("x {}", first.weights)
+        );
         for r in &results {
             println!(
-                "{:<8} {:>8.2} {:>14.0} {:>15.0} {:>14.1} {:>10.1}",
-                r.weights, r.load_s, r.prefill_64_tok_s, r.prefill_512_tok_s, r.decode_128_tok_s, r.decode_ms_per_token
+                "{:<8} {:>7.2} {:>14.0} {:>15.0} {:>14.1} {:>9.1} {:>5.2}/{:<5.2}  {}",
+                r.weights, r.load_s, r.prefill_64_tok_s, r.prefill_512_tok_s, r.decode_128_tok_s, r.decode_ms_per_token,
+                r.prefill_512_tok_s / first.prefill_512_tok_s, r.decode_128_tok_s / first.decode_128_tok_s, r.kernels
             );
         }
+        println!("(x {}: prefill 512 / decode 128 relative to the first format listed)", first.weights);
     }
     Ok(Outcome::Done)
 }

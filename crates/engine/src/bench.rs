@@ -10,6 +10,8 @@ use std::time::Instant;
 #[derive(Debug, Clone, Serialize)]
 pub struct EngineBench {
     pub weights: String,
+    /// The matrix kernels that ran (`LlamaModel::kernels`).
+    pub kernels: String,
     pub load_s: f64,
     pub prefill_64_tok_s: f64,
     pub prefill_512_tok_s: f64,
@@ -68,27 +70,42 @@ pub fn decode_tok_s(engine: &Engine, n: usize) -> Result<f64> {
 }
 
 pub fn run(engine: &Engine, load_s: f64, runs: usize) -> Result<EngineBench> {
+    Ok(run_interleaved(&[(engine, load_s)], runs)?.remove(0))
+}
+
+/// `run` for several loaded engines (formats) at once, interleaved: each round measures every engine back to back,
+/// so all of them see the same machine state and their ratios do not depend on drift between minutes.
+pub fn run_interleaved(engines: &[(&Engine, f64)], runs: usize) -> Result<Vec<EngineBench>> {
     // One untimed warm-up of each shape (allocations, page faults, thread pool start).
-    prefill_tok_s(engine, 64)?;
-    decode_tok_s(engine, 8)?;
-    let mut p64 = Vec::new();
-    let mut p512 = Vec::new();
-    let mut dec = Vec::new();
-    for _ in 0..runs.max(1) {
-        p64.push(prefill_tok_s(engine, 64)?);
-        p512.push(prefill_tok_s(engine, 512)?);
-        dec.push(decode_tok_s(engine, 128)?);
+    for (engine, _) in engines {
+        prefill_tok_s(engine, 64)?;
+        decode_tok_s(engine, 8)?;
     }
-    let decode = median(dec);
-    Ok(EngineBench {
-        weights: engine.model.format.label().to_string(),
-        load_s,
-        prefill_64_tok_s: median(p64),
-        prefill_512_tok_s: median(p512),
-        decode_128_tok_s: decode,
-        decode_ms_per_token: 1000.0 / decode,
-        runs: runs.max(1),
-    })
+    let mut samples = vec![(Vec::new(), Vec::new(), Vec::new()); engines.len()];
+    for _ in 0..runs.max(1) {
+        for ((engine, _), (p64, p512, dec)) in engines.iter().zip(samples.iter_mut()) {
+            p64.push(prefill_tok_s(engine, 64)?);
+            p512.push(prefill_tok_s(engine, 512)?);
+            dec.push(decode_tok_s(engine, 128)?);
+        }
+    }
+    Ok(engines
+        .iter()
+        .zip(samples)
+        .map(|((engine, load_s), (p64, p512, dec))| {
+            let decode = median(dec);
+            EngineBench {
+                weights: engine.model.format.label().to_string(),
+                kernels: engine.model.kernels(),
+                load_s: *load_s,
+                prefill_64_tok_s: median(p64),
+                prefill_512_tok_s: median(p512),
+                decode_128_tok_s: decode,
+                decode_ms_per_token: 1000.0 / decode,
+                runs: runs.max(1),
+            }
+        })
+        .collect())
 }
 
 /// Prompts whose answers copy from the input (what prompt lookup and self-speculation can exploit).

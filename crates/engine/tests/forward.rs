@@ -42,9 +42,25 @@ fn reference_agreement(prompt: &[u32], generated: &[u32]) -> (usize, usize) {
     (agree, generated.len())
 }
 
+/// The formats whose forwards are row-exact here: Q8_0 tiles (or candle's Q8_0), and the Q4_1 tiles where the CPU has
+/// them.
+fn exact_formats() -> Vec<WeightFormat> {
+    let mut f = vec![WeightFormat::Q8_0];
+    if ttc_engine::q8_tiles::supported() {
+        f.push(WeightFormat::Q4_1);
+    }
+    f
+}
+
 #[test]
 fn greedy_agrees_with_candle_quantized_llama() {
-    let engine = common::engine(WeightFormat::Q8_0);
+    for format in exact_formats() {
+        greedy_agrees_with_candle_quantized_llama_in(format);
+    }
+}
+
+fn greedy_agrees_with_candle_quantized_llama_in(format: WeightFormat) {
+    let engine = common::engine(format);
     for text in PROMPTS {
         let prompt = prompt_ids(engine, text);
         let req = GenRequest { prompt: prompt.clone(), max_tokens: 64, stop: vec![], ..Default::default() };
@@ -59,8 +75,8 @@ fn greedy_agrees_with_candle_quantized_llama() {
         }
         let (agree, n) = reference_agreement(&prompt, &generated);
         let rate = agree as f64 / n as f64;
-        eprintln!("{text:.40}...: {agree}/{n} greedy positions agree with quantized_llama");
-        assert!(rate >= 0.95, "agreement {rate} < 0.95 for {text:?}");
+        eprintln!("{format} {text:.40}...: {agree}/{n} greedy positions agree with quantized_llama");
+        assert!(rate >= 0.95, "{format}: agreement {rate} < 0.95 for {text:?}");
     }
 }
 
@@ -99,16 +115,53 @@ fn a_whole_prompt_in_one_forward_equals_token_by_token_steps() {
     // Q8_0 tiles and the row-by-row attention make every row independent of the forward it sits in, prefill
     // included: so prefill, batches and verification all reproduce one-token decoding exactly. (Q8_0 rather than
     // auto: on CPUs without AVX512-VNNI, auto sends forwards of 16+ rows to dense f32, which is not row-exact.)
-    let engine = common::engine(WeightFormat::Q8_0);
-    let prompt = prompt_ids(engine, PROMPTS[1]);
-    assert!(prompt.len() > 16, "the prompt must be longer than any short-forward special case");
-    let mut c1 = engine.model.new_cache().unwrap();
-    let all = engine.model.forward(&prompt, &mut c1, LogitsMode::All).unwrap().to_vec2::<f32>().unwrap();
-    let mut c2 = engine.model.new_cache().unwrap();
-    for (i, &t) in prompt.iter().enumerate() {
-        let one = engine.model.forward(&[t], &mut c2, LogitsMode::Last).unwrap().to_vec2::<f32>().unwrap();
-        assert!(all[i] == one[0], "position {i}: prefill logits differ from one-token steps");
+    for format in exact_formats() {
+        let engine = common::engine(format);
+        let prompt = prompt_ids(engine, PROMPTS[1]);
+        assert!(prompt.len() > 16, "the prompt must be longer than any short-forward special case");
+        let mut c1 = engine.model.new_cache().unwrap();
+        let all = engine.model.forward(&prompt, &mut c1, LogitsMode::All).unwrap().to_vec2::<f32>().unwrap();
+        let mut c2 = engine.model.new_cache().unwrap();
+        for (i, &t) in prompt.iter().enumerate() {
+            let one = engine.model.forward(&[t], &mut c2, LogitsMode::Last).unwrap().to_vec2::<f32>().unwrap();
+            assert!(all[i] == one[0], "{format} position {i}: prefill logits differ from one-token steps");
+        }
     }
+}
+
+/// Log-softmax of the last position after prefilling `prompt`.
+fn step0_logprobs(engine: &Engine, prompt: &[u32]) -> Vec<f64> {
+    let mut cache = engine.model.new_cache().unwrap();
+    let row = engine.model.forward(prompt, &mut cache, LogitsMode::Last).unwrap().to_vec2::<f32>().unwrap().remove(0);
+    let max = row.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
+    let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+    row.iter().map(|&v| v as f64 - lse).collect()
+}
+
+#[test]
+fn q4_1_tiles_stay_as_close_to_the_full_precision_model_as_q8_0() {
+    // The Q4_1 tiles compute the file's own weights (only activations are quantized, as in llama.cpp); Q8_0
+    // re-quantizes those weights once more. Both errors are dominated by the 8-bit activations, whose rounding this
+    // model is sensitive to (measured: summed KL 0.0078 for q4_1 against 0.0202 for q8_0 over these prompts; 0.0156
+    // against 0.0146 with candle's rounding instead of llama.cpp's), so Q4_1 must be close to the dequantized f32
+    // model in absolute terms and not meaningfully further from it than Q8_0.
+    if !ttc_engine::q8_tiles::supported() {
+        eprintln!("note: no AVX512-VNNI here, so no Q4_1 tiles to compare");
+        return;
+    }
+    let (f32m, q8, q4) =
+        (common::engine(WeightFormat::F32), common::engine(WeightFormat::Q8_0), common::engine(WeightFormat::Q4_1));
+    let kl = |p: &[f64], q: &[f64]| p.iter().zip(q).map(|(a, b)| a.exp() * (a - b)).sum::<f64>();
+    let (mut sum8, mut sum4) = (0.0, 0.0);
+    for text in PROMPTS {
+        let prompt = prompt_ids(f32m, text);
+        let full = step0_logprobs(f32m, &prompt);
+        let (k8, k4) = (kl(&full, &step0_logprobs(q8, &prompt)), kl(&full, &step0_logprobs(q4, &prompt)));
+        eprintln!("{text:.40}...: KL(f32 || q8_0) = {k8:.6}, KL(f32 || q4_1 tiles) = {k4:.6}");
+        assert!(k4 < 0.01, "q4_1 tiles drift from the f32 model: KL {k4}");
+        (sum8, sum4) = (sum8 + k8, sum4 + k4);
+    }
+    assert!(sum4 <= sum8 * 1.5, "q4_1 tiles (KL {sum4}) much further from f32 than q8_0 (KL {sum8})");
 }
 
 #[test]

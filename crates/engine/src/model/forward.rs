@@ -102,6 +102,16 @@ impl LlamaModel {
         Ok(LlamaModel { cfg, format, embed, blocks, norm, lm_head, cos, sin, forwarded: Default::default() })
     }
 
+    /// The kernels the weight matrices run, with how many matrices use each: "q4_1 tiles (avx512-vnni) x120, ...".
+    pub fn kernels(&self) -> String {
+        let mut count = std::collections::BTreeMap::<&str, usize>::new();
+        let layers = self.blocks.iter().flat_map(|b| [&b.qkv, &b.o, &b.gate_up, &b.down]);
+        for l in layers.chain([&self.lm_head]) {
+            *count.entry(l.kernel()).or_default() += 1;
+        }
+        count.iter().map(|(k, n)| format!("{k} x{n}")).collect::<Vec<_>>().join(", ")
+    }
+
     pub fn new_cache(&self) -> Result<KvCache> {
         KvCache::new(self.cfg.n_layer, self.cfg.n_head_kv, self.cfg.head_dim)
     }

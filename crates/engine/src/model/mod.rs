@@ -10,6 +10,7 @@ mod forward;
 pub mod gguf;
 pub mod kv;
 pub mod prefix_cache;
+pub mod q4_tiles;
 pub mod q8_tiles;
 pub mod tokenizer;
 pub mod weights;

@@ -23,20 +23,27 @@ const Q8_0_BYTES: usize = 2 + BLOCK;
 /// Weight bytes of one (tile, block): 8 groups of 4 values, for 16 columns.
 const TILE_BLOCK_BYTES: usize = TILE * BLOCK;
 /// Rows computed together against one loaded weight tile (accumulators stay in registers).
-const ROWS_PER_PASS: usize = 8;
+pub(crate) const ROWS_PER_PASS: usize = 8;
 
-/// Whether this CPU has the instructions the tiled kernel needs (checked once by the caller at load).
+/// Whether this CPU has the instructions the tiled kernel needs (checked once). `TTC_NO_AVX512=1` says no, so that
+/// the AVX2 and candle paths can be measured and tested on an AVX-512 machine.
 pub fn supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vnni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        if std::env::var_os("TTC_NO_AVX512").is_some_and(|v| v == "1") {
+            return false;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512bw")
+                && std::is_x86_feature_detected!("avx512vnni")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
 }
 
 /// A Q8_0 weight matrix of shape (n, k) (n output columns, k inputs), repacked for the kernel.
@@ -91,35 +98,21 @@ impl PackedQ8 {
         self.qs.len() + self.scales.len() * 4
     }
 
-    /// dst (m, n) = x (m, k) · Wᵀ, with x quantized to Q8_0 per row exactly as candle does.
+    /// dst (m, n) = x (m, k) · Wᵀ, with x quantized to Q8_0 per row exactly as llama.cpp does (`QuantRows`).
     pub fn matmul(&self, x: &[f32], m: usize, dst: &mut [f32]) {
         assert_eq!(x.len(), m * self.k, "lhs is not ({m}, {})", self.k);
         assert!(dst.len() >= m * self.n, "dst too small");
         let a = QuantRows::new(x, m, self.k);
         #[cfg(target_arch = "x86_64")]
         if supported() {
-            let tiles = self.n / TILE;
-            // Pairs of tiles halve the broadcasts when several rows share them; one row (decode) is bound by memory
-            // and runs faster as single tiles with two independent integer chains each (measured).
-            let per_item = if m == 1 { 1 } else { 2 };
-            let pairs = tiles.div_ceil(per_item);
-            let passes = m.div_ceil(ROWS_PER_PASS);
             let dst_addr = dst.as_mut_ptr() as usize;
-            // Items are (row pass, pair of tiles), pair fastest: a worker's range walks columns for one pass of rows.
-            // SAFETY: each item writes only its own rows x 32 columns of dst.
-            candle_core::utils::barrier_pool().execute_chunked(passes * pairs, |range| {
-                for item in range {
-                    let (pass, pair) = (item / pairs, item % pairs);
-                    let row0 = pass * ROWS_PER_PASS;
-                    let rows = (m - row0).min(ROWS_PER_PASS);
-                    let (tile, dst) = (per_item * pair, dst_addr as *mut f32);
-                    unsafe {
-                        if per_item == 2 && tile + 1 < tiles {
-                            avx512::tile_pair_rows(self, &a, tile, row0, rows, dst);
-                        } else {
-                            avx512::tile_rows(self, &a, tile, row0, rows, dst);
-                        }
-                    }
+            // SAFETY: `for_each_item` hands each item its own rows x columns of dst.
+            for_each_item(self.n / TILE, m, |tile, row0, rows, pair| unsafe {
+                let dst = dst_addr as *mut f32;
+                if pair {
+                    avx512::tile_pair_rows(self, &a, tile, row0, rows, dst);
+                } else {
+                    avx512::tile_rows(self, &a, tile, row0, rows, dst);
                 }
             });
             return;
@@ -157,21 +150,43 @@ impl PackedQ8 {
     }
 }
 
-/// Activations quantized to Q8_0 per row: candle's `BlockQ8_0::from_float` (scale amax/127 stored as f16, values
-/// rounded with the unrounded inverse), plus 128 x each block's sum to undo the weights' +128 offset.
-struct QuantRows {
-    m: usize,
-    qs: Vec<i8>,
-    d: Vec<f32>,
-    bias: Vec<i32>,
+/// Splits an (m rows) x (tiles of 16 columns) product over candle's thread pool and calls
+/// `item(tile, row0, rows, pair)` for each piece: `rows` (at most ROWS_PER_PASS) rows from `row0`, for tile `tile`
+/// and, when `pair`, tile `tile + 1` too. Pairs of tiles halve the broadcasts when several rows share them; one row
+/// (decode) is bound by memory and runs faster as single tiles (measured). Items are (row pass, pair of tiles), pair
+/// fastest, so a worker's range walks columns for one pass of rows. Every piece is disjoint from the others.
+pub(crate) fn for_each_item(tiles: usize, m: usize, item: impl Fn(usize, usize, usize, bool) + Sync) {
+    let per_item = if m == 1 { 1 } else { 2 };
+    let pairs = tiles.div_ceil(per_item);
+    let passes = m.div_ceil(ROWS_PER_PASS);
+    candle_core::utils::barrier_pool().execute_chunked(passes * pairs, |range| {
+        for it in range {
+            let (pass, pair) = (it / pairs, it % pairs);
+            let row0 = pass * ROWS_PER_PASS;
+            let tile = per_item * pair;
+            item(tile, row0, (m - row0).min(ROWS_PER_PASS), per_item == 2 && tile + 1 < tiles);
+        }
+    });
+}
+
+/// Activations quantized to Q8_0 per row as llama.cpp's x86 `quantize_row_q8_0`/`quantize_row_q8_1` do (scale
+/// amax/127 stored as f16, values rounded to nearest even after multiplying by 127/amax), plus 128 x each block's sum to undo the Q8 weights' +128 offset, and
+/// llama.cpp's Q8_1 block sum `s` (the scale times the sum of the quantized values, stored as f16) for Q4_1 weights.
+pub(crate) struct QuantRows {
+    pub(crate) m: usize,
+    pub(crate) qs: Vec<i8>,
+    pub(crate) d: Vec<f32>,
+    pub(crate) bias: Vec<i32>,
+    pub(crate) s: Vec<f32>,
 }
 
 impl QuantRows {
-    fn new(x: &[f32], m: usize, k: usize) -> QuantRows {
+    pub(crate) fn new(x: &[f32], m: usize, k: usize) -> QuantRows {
         let blocks = k / BLOCK;
         let mut qs = vec![0i8; m * k];
         let mut d = vec![0f32; m * blocks];
         let mut bias = vec![0i32; m * blocks];
+        let mut s = vec![0f32; m * blocks];
         let simd = supported();
         for (i, (src, dst)) in x.chunks_exact(BLOCK).zip(qs.chunks_exact_mut(BLOCK)).enumerate() {
             #[cfg(target_arch = "x86_64")]
@@ -180,32 +195,55 @@ impl QuantRows {
             let (scale, sum) = { let _ = simd; quantize_block(src, dst) };
             d[i] = f16::from_f32(scale).to_f32();
             bias[i] = 128 * sum;
+            s[i] = f16::from_f32(sum as f32 * scale).to_f32();
         }
-        QuantRows { m, qs, d, bias }
+        QuantRows { m, qs, d, bias, s }
     }
 }
 
-/// One 32-value block the way candle's `BlockQ8_0::from_float` does it: scale amax/127, values rounded half away from
-/// zero after multiplying by the unrounded inverse. Returns the scale and the sum of the quantized values.
+/// One 32-value block the way llama.cpp's x86 `quantize_row_q8_0`/`_q8_1` do it (ggml-cpu/arch/x86/quants.c):
+/// scale amax/127, values x · (127/amax) rounded to nearest, ties to even (`_mm256_round_ps(_MM_ROUND_NEAREST)`).
+/// Matching its rounding, not only its format, is what brings step-0 log-probabilities within 0.02 nats of llama.cpp:
+/// this model moves by up to 0.2 nats between rounding rules (docs/engine.md). Returns the scale and the sum of the
+/// quantized values.
 fn quantize_block(src: &[f32], dst: &mut [i8]) -> (f32, i32) {
     let amax = src.iter().fold(0f32, |a, v| a.max(v.abs()));
     let scale = amax / 127.0;
-    let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+    let inv = if amax != 0.0 { 127.0 / amax } else { 0.0 };
     let mut sum = 0i32;
     for (q, &v) in dst.iter_mut().zip(src) {
-        *q = (v * inv).round() as i8;
+        *q = (v * inv).round_ties_even() as i8;
         sum += *q as i32;
     }
     (scale, sum)
 }
 
+/// Calls `$kernel::<R>(args)` with the constant R = `$rows` (1..=8): a constant row count lets the accumulators live
+/// in registers. Shared by the Q8_0 and Q4_1 kernels.
+macro_rules! with_const_rows {
+    ($rows:expr, $kernel:ident($($arg:expr),*)) => {{
+        assert!((1..=8).contains(&$rows) && $crate::model::q8_tiles::ROWS_PER_PASS == 8, "a pass has 1..=8 rows");
+        match $rows {
+            1 => $kernel::<1>($($arg),*),
+            2 => $kernel::<2>($($arg),*),
+            3 => $kernel::<3>($($arg),*),
+            4 => $kernel::<4>($($arg),*),
+            5 => $kernel::<5>($($arg),*),
+            6 => $kernel::<6>($($arg),*),
+            7 => $kernel::<7>($($arg),*),
+            _ => $kernel::<8>($($arg),*),
+        }
+    }};
+}
+pub(crate) use with_const_rows;
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{PackedQ8, QuantRows, BLOCK, ROWS_PER_PASS, TILE, TILE_BLOCK_BYTES};
+    use super::{PackedQ8, QuantRows, BLOCK, TILE, TILE_BLOCK_BYTES};
     use std::arch::x86_64::*;
 
-    /// `quantize_block` in AVX-512, with the same results: the max is exact in any order, x * inv is one IEEE
-    /// multiply either way, and rounding half away from zero is trunc(v) plus sign(v) where |v - trunc(v)| >= 0.5.
+    /// `quantize_block` in AVX-512, with the same results: the max is exact in any order, x · inv is one IEEE
+    /// multiply either way, and both round to nearest even.
     ///
     /// # Safety
     /// The CPU must support avx512f; `src` and `dst` must hold 32 values.
@@ -215,38 +253,15 @@ mod avx512 {
         let x = [_mm512_loadu_ps(src.as_ptr()), _mm512_loadu_ps(src.as_ptr().add(16))];
         let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x[0]), _mm512_abs_ps(x[1])));
         let scale = amax / 127.0;
-        let inv = _mm512_set1_ps(if scale != 0.0 { 1.0 / scale } else { 0.0 });
-        let sign_bit = _mm512_set1_epi32(i32::MIN);
-        let one = _mm512_set1_epi32(1.0f32.to_bits() as i32);
+        let inv = _mm512_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
         let mut sum = _mm512_setzero_si512();
         for h in 0..2 {
             let v = _mm512_mul_ps(x[h], inv);
-            let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
-            let away = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_abs_ps(_mm512_sub_ps(v, t)), _mm512_set1_ps(0.5));
-            let step = _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(_mm512_castps_si512(v), sign_bit), one));
-            let q = _mm512_cvtps_epi32(_mm512_mask_add_ps(t, away, t, step));
+            let q = _mm512_cvtps_epi32(_mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v));
             sum = _mm512_add_epi32(sum, q);
             _mm_storeu_si128(dst.as_mut_ptr().add(h * 16) as *mut __m128i, _mm512_cvtepi32_epi8(q));
         }
         (scale, _mm512_reduce_add_epi32(sum))
-    }
-
-    /// Calls `$kernel::<R>(args)` with the constant R = `$rows` (1..=8): a constant row count lets the
-    /// accumulators live in registers.
-    macro_rules! with_const_rows {
-        ($rows:expr, $kernel:ident($($arg:expr),*)) => {{
-            assert!((1..=ROWS_PER_PASS).contains(&$rows) && ROWS_PER_PASS == 8, "a pass has 1..=8 rows");
-            match $rows {
-                1 => $kernel::<1>($($arg),*),
-                2 => $kernel::<2>($($arg),*),
-                3 => $kernel::<3>($($arg),*),
-                4 => $kernel::<4>($($arg),*),
-                5 => $kernel::<5>($($arg),*),
-                6 => $kernel::<6>($($arg),*),
-                7 => $kernel::<7>($($arg),*),
-                _ => $kernel::<8>($($arg),*),
-            }
-        }};
     }
 
     /// Rows `row0..row0 + rows` (at most ROWS_PER_PASS) of dst for the 16 columns of `tile`.

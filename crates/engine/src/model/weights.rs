@@ -4,10 +4,12 @@
 //! to Q8_0 at load (nearly lossless, since Q8_0 represents the dequantized Q4_1 values almost exactly) is ~3x faster
 //! for single-token decode; dense f32 weights make multi-row forwards (prefill, verification, batches) much cheaper
 //! because candle's Q8_0 kernel is linear in rows while f32 goes through a real GEMM. On CPUs with AVX512-VNNI our
-//! tiled Q8_0 kernel (`q8_tiles`) beats both at every row count, and `Auto` uses it alone; elsewhere `Auto` keeps
-//! both candle representations and picks by the number of rows.
+//! tiled kernels beat both at every row count: `Auto` runs the file's Q4_1 blocks as they are (`q4_tiles`, half the
+//! bytes per token) and other tensors through `q8_tiles`; elsewhere `Auto` keeps both candle representations and
+//! picks by the number of rows.
 
 use crate::error::{EngineError, Result};
+use crate::model::q4_tiles::{self, PackedQ4_1};
 use crate::model::q8_tiles::{self, PackedQ8};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Tensor};
@@ -17,15 +19,21 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WeightFormat {
-    /// The fastest for this CPU: Q8_0 through the AVX512-VNNI tiled kernel for every forward where the CPU has it;
-    /// otherwise candle's Q8_0 for forwards of few rows (decode) and f32 for many rows (prefill, batches).
+    /// The fastest for this CPU. With AVX512-VNNI: the file's Q4_1 tensors through the Q4_1 tiles and every other
+    /// tensor through the Q8_0 tiles (measured faster than Q8_0 everywhere in decode and prefill, docs/engine.md).
+    /// Without: candle's Q8_0 for forwards of few rows (decode) and f32 for many rows (prefill, batches).
     #[default]
     Auto,
     /// Everything re-quantized to Q8_0.
     Q8_0,
+    /// The file's Q4_1 blocks kept 4-bit through the AVX512-VNNI Q4_1 tiles (half the bytes per token of Q8_0);
+    /// tensors of other types, and every tensor on CPUs without the tiles, as `q8_0`.
+    Q4_1,
     /// Everything dequantized to f32.
     F32,
-    /// The tensors as stored in the file (Q4_1 for the default model: slow scalar kernel in candle 0.11).
+    /// The tensors as stored in the file, with llama.cpp's arithmetic: Q4_1 through the Q4_1 tiles and Q8_0 through
+    /// the Q8_0 tiles where the CPU has them (activations quantized as llama.cpp does); candle's kernels otherwise
+    /// (Q4_1 in candle 0.11 is a slow scalar kernel).
     Native,
 }
 
@@ -34,11 +42,13 @@ impl WeightFormat {
         match self {
             WeightFormat::Auto => "auto",
             WeightFormat::Q8_0 => "q8_0",
+            WeightFormat::Q4_1 => "q4_1",
             WeightFormat::F32 => "f32",
             WeightFormat::Native => "native",
         }
     }
-    pub const ALL: [WeightFormat; 4] = [WeightFormat::Auto, WeightFormat::Q8_0, WeightFormat::F32, WeightFormat::Native];
+    pub const ALL: [WeightFormat; 5] =
+        [WeightFormat::Auto, WeightFormat::Q8_0, WeightFormat::Q4_1, WeightFormat::F32, WeightFormat::Native];
 }
 
 impl std::fmt::Display for WeightFormat {
@@ -53,9 +63,10 @@ impl FromStr for WeightFormat {
         match s.to_ascii_lowercase().as_str() {
             "auto" => Ok(WeightFormat::Auto),
             "q8_0" | "q8" => Ok(WeightFormat::Q8_0),
+            "q4_1" | "q4" => Ok(WeightFormat::Q4_1),
             "f32" => Ok(WeightFormat::F32),
             "native" => Ok(WeightFormat::Native),
-            other => Err(format!("unknown weight format `{other}` (expected auto, q8_0, f32 or native)")),
+            other => Err(format!("unknown weight format `{other}` (expected auto, q8_0, q4_1, f32 or native)")),
         }
     }
 }
@@ -67,9 +78,13 @@ pub fn dense_min_rows() -> usize {
     std::env::var("TTC_DENSE_MIN_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(16)
 }
 
+/// dst (m, n) = x (m, k) · Wᵀ through one of the tiled kernels.
+type TiledMatmul<'a> = dyn Fn(&[f32], usize, &mut [f32]) + 'a;
+
 /// The quantized representation: our AVX512-VNNI tiles where the CPU has them, candle's kernels otherwise.
 enum Quant {
     Tiles(PackedQ8),
+    Q4Tiles(PackedQ4_1),
     Candle(QMatMul),
 }
 
@@ -85,16 +100,38 @@ impl Quant {
         Ok(Quant::Candle(QMatMul::from_arc(Arc::new(q))?))
     }
 
+    /// Q4_1 parts (fused along the output dimension, part i scaled by `scales[i]`) go to the Q4_1 tiles when the
+    /// CPU, the shape and the scales allow it.
+    fn q4_1(parts: &[QTensor], scales: &[f64]) -> Result<Option<Quant>> {
+        if q4_tiles::kernel() == q4_tiles::Kernel::Scalar || parts.iter().any(|p| p.dtype() != GgmlDType::Q4_1) {
+            return Ok(None);
+        }
+        let k = parts[0].shape().dims2()?.1;
+        let mut data = Vec::with_capacity(parts.len());
+        for p in parts {
+            let (rows, cols) = p.shape().dims2()?;
+            if cols != k {
+                return Ok(None);
+            }
+            data.push((p.data()?, rows));
+        }
+        let views: Vec<(&[u8], usize)> = data.iter().map(|(d, rows)| (d.as_ref(), *rows)).collect();
+        let scales: Vec<f32> = scales.iter().map(|&s| s as f32).collect();
+        Ok(PackedQ4_1::from_q4_1_parts(&views, k, &scales).map(Quant::Q4Tiles))
+    }
+
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let tiled = |n: usize, matmul: &TiledMatmul| -> Result<Tensor> {
+            let rows = x.dim(0)?;
+            let lhs: Vec<f32> = x.flatten_all()?.to_vec1()?;
+            let mut dst = vec![0f32; rows * n];
+            matmul(&lhs, rows, &mut dst);
+            Ok(Tensor::from_vec(dst, (rows, n), x.device())?)
+        };
         match self {
             Quant::Candle(q) => Ok(q.forward(x)?),
-            Quant::Tiles(p) => {
-                let rows = x.dim(0)?;
-                let lhs: Vec<f32> = x.flatten_all()?.to_vec1()?;
-                let mut dst = vec![0f32; rows * p.n];
-                p.matmul(&lhs, rows, &mut dst);
-                Ok(Tensor::from_vec(dst, (rows, p.n), x.device())?)
-            }
+            Quant::Tiles(p) => tiled(p.n, &|x, m, dst| p.matmul(x, m, dst)),
+            Quant::Q4Tiles(p) => tiled(p.n, &|x, m, dst| p.matmul(x, m, dst)),
         }
     }
 }
@@ -116,26 +153,29 @@ impl Linear {
 
     /// Like `from_parts`, multiplying part i by `scales[i]` after dequantization (a power of two keeps Q8_0 exact).
     pub fn from_parts_scaled(parts: Vec<QTensor>, scales: &[f64], format: WeightFormat) -> Result<Linear> {
-        let dev = candle_core::Device::Cpu;
         let in_dim = parts[0].shape().dims()[1];
         let out_dim: usize = parts.iter().map(|p| p.shape().dims()[0]).sum();
         let unscaled = scales.iter().all(|&s| s == 1.0);
         let single_native = parts.len() == 1 && unscaled && format == WeightFormat::Native;
-        // With the tiled VNNI kernel Q8_0 beats dense f32 at every row count (docs/engine.md), so `auto` keeps no
-        // dense copy; without it, candle's Q8_0 kernel is linear in rows and f32 GEMM wins from ~16 rows.
+        // With the AVX512-VNNI tiles quantized weights beat dense f32 at every row count (docs/engine.md), so `auto`
+        // keeps no dense copy; without them, the quantized kernels are linear in rows and f32 GEMM wins from ~16 rows.
         let need_dense = format == WeightFormat::F32 || (format == WeightFormat::Auto && !q8_tiles::supported());
-        let need_q8 = matches!(format, WeightFormat::Q8_0 | WeightFormat::Auto);
+        if matches!(format, WeightFormat::Q4_1 | WeightFormat::Auto | WeightFormat::Native) {
+            if let Some(q) = Quant::q4_1(&parts, scales)? {
+                let dense = if need_dense { Some(dequantize_fused(&parts, scales)?) } else { None };
+                return Ok(Linear { quant: Some(q), dense, dense_min_rows: dense_min_rows(), out_dim });
+            }
+        }
+        let need_q8 = matches!(format, WeightFormat::Q8_0 | WeightFormat::Q4_1 | WeightFormat::Auto);
         let all_q8 = parts.iter().all(|p| p.dtype() == GgmlDType::Q8_0);
         let (quant, dense) = if single_native {
             let q = parts.into_iter().next().expect("one part");
-            (Some(Quant::Candle(QMatMul::from_arc(Arc::new(q))?)), None)
+            // A Q8_0 tensor (the tied output matrix) through the Q8_0 tiles where the CPU has them: the same
+            // arithmetic as llama.cpp's Q8_0 x Q8_0 dot product.
+            let quant = if q.dtype() == GgmlDType::Q8_0 { Quant::q8_0(q)? } else { Quant::Candle(QMatMul::from_arc(Arc::new(q))?) };
+            (Some(quant), None)
         } else {
-            let deq = parts
-                .iter()
-                .zip(scales)
-                .map(|(p, &s)| if s == 1.0 { p.dequantize(&dev) } else { p.dequantize(&dev)? * s })
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            let w = if deq.len() == 1 { deq.into_iter().next().expect("one") } else { Tensor::cat(&deq, 0)? };
+            let w = dequantize_fused(&parts, scales)?;
             let quant = if need_q8 {
                 if all_q8 && parts.len() == 1 && unscaled {
                     Some(Quant::q8_0(parts.into_iter().next().expect("one"))?)
@@ -157,6 +197,22 @@ impl Linear {
         Ok(Linear { quant, dense, dense_min_rows: dense_min_rows(), out_dim })
     }
 
+    /// The kernel this layer runs, for `ttc bench engine` and docs ("which code ran" is part of a measurement).
+    pub fn kernel(&self) -> &'static str {
+        match (&self.quant, &self.dense) {
+            (Some(Quant::Q4Tiles(_)), Some(_)) => "q4_1 tiles (avx2) < rows <= f32 gemm",
+            (Some(Quant::Q4Tiles(_)), None) => q4_tiles::kernel().label(),
+            (Some(Quant::Tiles(_)), _) => "q8_0 tiles (avx512-vnni)",
+            (Some(Quant::Candle(_)), Some(_)) => "candle q-kernel < rows <= f32 gemm",
+            (Some(Quant::Candle(q)), None) => match q {
+                QMatMul::QTensor(t) if t.dtype() == GgmlDType::Q8_0 => "candle q8_0",
+                QMatMul::QTensor(t) if t.dtype() == GgmlDType::Q4_1 => "candle q4_1",
+                _ => "candle",
+            },
+            (None, _) => "f32 gemm",
+        }
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let rows = x.dim(0)?;
         match (&self.quant, &self.dense) {
@@ -166,4 +222,15 @@ impl Linear {
             (None, None) => unreachable!("a Linear always has a representation"),
         }
     }
+}
+
+/// The parts dequantized to f32, part i times `scales[i]`, stacked along the output dimension.
+fn dequantize_fused(parts: &[QTensor], scales: &[f64]) -> Result<Tensor> {
+    let dev = candle_core::Device::Cpu;
+    let deq = parts
+        .iter()
+        .zip(scales)
+        .map(|(p, &s)| if s == 1.0 { p.dequantize(&dev) } else { p.dequantize(&dev)? * s })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok(if deq.len() == 1 { deq.into_iter().next().expect("one") } else { Tensor::cat(&deq, 0)? })
 }

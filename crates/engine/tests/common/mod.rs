@@ -20,11 +20,13 @@ pub fn engine(format: WeightFormat) -> &'static Engine {
     static F32: OnceLock<Engine> = OnceLock::new();
     static AUTO: OnceLock<Engine> = OnceLock::new();
     static NATIVE: OnceLock<Engine> = OnceLock::new();
+    static Q4: OnceLock<Engine> = OnceLock::new();
     let cell = match format {
         WeightFormat::Q8_0 => &Q8,
         WeightFormat::F32 => &F32,
         WeightFormat::Auto => &AUTO,
         WeightFormat::Native => &NATIVE,
+        WeightFormat::Q4_1 => &Q4,
     };
     cell.get_or_init(|| Engine::load(&model_path(), format).expect("load model"))
 }
