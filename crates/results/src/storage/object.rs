@@ -67,6 +67,7 @@ impl ObjectStorage {
             .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "60s")
             .with_retry(RetryConfig { max_retries: 3, retry_timeout: Duration::from_secs(20), ..Default::default() })
             .build()
+            .map_err(concise)
             .with_context(|| format!("results location `{url}` ({})", endpoint()))?;
         let storage = ObjectStorage::new(Arc::new(store), prefix, url);
         storage.check_reachable().with_context(|| format!("results location `{url}` ({})", endpoint()))?;
@@ -80,7 +81,7 @@ impl ObjectStorage {
 
     fn check_reachable(&self) -> Result<()> {
         let prefix = self.location("");
-        block_on(self.store.list_with_delimiter(Some(&prefix)))?.map(drop).map_err(|e| anyhow!(e)).context("listing the bucket")
+        block_on(self.store.list_with_delimiter(Some(&prefix)))?.map(drop).map_err(concise).context("listing the bucket")
     }
 
     /// The object path of `key` under the prefix.
@@ -98,12 +99,28 @@ impl ObjectStorage {
 
     /// Runs `fut` to completion; `what` and `key` name the failure.
     fn run<T: Send>(&self, what: &str, key: &str, fut: impl Future<Output = object_store::Result<T>> + Send) -> Result<T> {
-        block_on(fut)?.map_err(|e| anyhow!(e)).with_context(|| format!("{what} {}", self.display(key)))
+        block_on(fut)?.map_err(concise).with_context(|| format!("{what} {}", self.display(key)))
     }
 
     fn list(&self, dir: &str) -> Result<object_store::ListResult> {
         let prefix = self.location(dir);
         self.run("listing", dir, self.store.list_with_delimiter(Some(&prefix)))
+    }
+}
+
+/// object_store's errors repeat their cause in their own text at every level of the chain: keep the outermost
+/// (what was done, the URL) and the innermost (why: connection refused, ...) once each.
+fn concise(e: object_store::Error) -> anyhow::Error {
+    let top = e.to_string();
+    let mut root: &dyn std::error::Error = &e;
+    while let Some(source) = root.source() {
+        root = source;
+    }
+    let why = root.to_string();
+    if top.contains(&why) {
+        anyhow!(top)
+    } else {
+        anyhow!("{top} ({why})")
     }
 }
 
@@ -154,7 +171,7 @@ impl Storage for ObjectStorage {
         match block_on(self.store.head(&location))? {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(anyhow!(e)).with_context(|| format!("looking up {}", self.display(key))),
+            Err(e) => Err(concise(e)).with_context(|| format!("looking up {}", self.display(key))),
         }
     }
 
@@ -177,10 +194,10 @@ impl Storage for ObjectStorage {
         match block_on(self.store.put_opts(&location, PutPayload::from(data.to_vec()), opts))? {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(e @ object_store::Error::NotImplemented { .. }) => Err(anyhow!(e)).with_context(|| {
+            Err(e @ object_store::Error::NotImplemented { .. }) => Err(concise(e)).with_context(|| {
                 format!("writing {}: this store cannot refuse to overwrite (conditional put), which parts need", self.display(key))
             }),
-            Err(e) => Err(anyhow!(e)).with_context(|| format!("writing {}", self.display(key))),
+            Err(e) => Err(concise(e)).with_context(|| format!("writing {}", self.display(key))),
         }
     }
 
