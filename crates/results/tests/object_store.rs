@@ -260,3 +260,20 @@ fn a_store_without_conditional_puts_is_a_clear_error_not_an_overwrite() {
     assert!(e.contains("memory://bucket/bench/results/run_id=r1/part-00000.parquet") && e.contains("conditional put"), "{e}");
     std::mem::forget(w);
 }
+
+#[test]
+fn a_run_has_the_same_bytes_in_a_directory_and_in_a_bucket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let local = ResultsStore::create(tmp.path()).unwrap();
+    let bucket = Arc::new(ObjectStorage::new(Arc::new(InMemory::new()), "p", "memory://b/p"));
+    let remote = ResultsStore::with_storage(bucket.clone());
+    let records = varied("r1", 40);
+    write_run(&local, "r1", &records, 16);
+    write_run(&remote, "r1", &records, 16);
+    assert_eq!(names(&local, "r1"), names(&remote, "r1"));
+    for name in names(&local, "r1").iter().filter(|n| n.ends_with(".parquet")) {
+        let on_disk = std::fs::read(local.run_dir("r1").join(name)).unwrap();
+        let ttc_results::storage::Blob::Bytes(in_bucket) = bucket.get(&format!("run_id=r1/{name}")).unwrap() else { panic!("bytes") };
+        assert_eq!(on_disk, in_bucket.to_vec(), "{name}");
+    }
+}
