@@ -11,7 +11,8 @@ use ttc_dashboard::DashboardOptions;
 #[derive(Args, Debug, Clone, PartialEq)]
 pub struct DashboardArgs {
     /// Results directory (one `run_id=<id>/` folder of Parquet parts per run). It may not exist yet: the
-    /// dashboard then shows an empty state and picks up runs as they appear.
+    /// dashboard then shows an empty state and picks up runs as they appear. Or an object store,
+    /// `s3://bucket/prefix` (AWS_* variables as for `ttc summary`).
     #[arg(long, env = "TTC_RESULTS", default_value = "results")]
     pub results: PathBuf,
     /// Port to listen on (0: any free port).

@@ -59,7 +59,9 @@ pub fn run(cli: CliRunArgs) -> anyhow::Result<Outcome> {
 /// The dashboard on its own thread (it has its own runtime); its live view picks up parts as they are written.
 fn start_dashboard(opts: &RunOptions, port: u16) -> anyhow::Result<()> {
     let cfg = RunConfig::from_options(opts)?;
-    std::fs::create_dir_all(&cfg.results)?;
+    if !ttc_results::storage::is_url(&cfg.results) {
+        std::fs::create_dir_all(&cfg.results)?;
+    }
     let dashboard = ttc_dashboard::DashboardOptions { results: cfg.results.clone(), port, ..Default::default() };
     std::thread::spawn(move || {
         if let Err(e) = ttc_dashboard::run(dashboard) {
@@ -91,8 +93,7 @@ pub(crate) fn after_run(args: &RunOptions) -> anyhow::Result<()> {
     };
     let table = ttc_results::cmd::summary::execute(&summary)?;
     println!("\n{table}");
-    let report = cfg.results.join(format!("report-{run_id}.md"));
-    ttc_results::write_markdown_report(&cfg.results, &run_id, &report)?;
+    let report = ttc_results::write_markdown_report(&cfg.results, &run_id)?;
     // The run config already resolved a KPI file path relative to the run file.
     let kpis = match &cfg.kpis {
         Some(serde_yaml::Value::String(p)) => Some(PathBuf::from(p)),

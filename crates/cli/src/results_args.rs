@@ -8,7 +8,9 @@ use ttc_stats::BootstrapConfig;
 
 #[derive(Args, Debug, Clone, PartialEq)]
 pub struct ResultsDir {
-    /// Results directory (one `run_id=<id>/` folder of Parquet parts per run).
+    /// Results directory (one `run_id=<id>/` folder of Parquet parts per run), or an object store:
+    /// `s3://bucket/prefix` (credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_ENDPOINT_URL, AWS_REGION, AWS_ALLOW_HTTP; see docs/scale-out.md).
     #[arg(long, env = "TTC_RESULTS", default_value = "results")]
     pub results: PathBuf,
 }

@@ -80,8 +80,10 @@ pub struct RunArgs {
     /// Sampling temperature (0 = greedy).
     #[arg(long)]
     pub temperature: Option<f64>,
-    /// Results directory.
-    #[arg(long, value_name = "DIR")]
+    /// Results directory, or an object store: `s3://bucket/prefix` (credentials and endpoint from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION, AWS_ALLOW_HTTP; see
+    /// docs/scale-out.md).
+    #[arg(long, value_name = "DIR|URL")]
     pub results: Option<PathBuf>,
     /// Seed for sample draws, execution order, Poisson arrivals and retry jitter.
     #[arg(long)]

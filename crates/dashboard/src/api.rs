@@ -94,7 +94,7 @@ pub(crate) fn resolve_runs(cache: &RunCache, run: Option<&str>) -> Result<Vec<St
     };
     for id in &ids {
         validate_run_id(id).map_err(ApiError::bad_request)?;
-        if !store.run_dir(id).is_dir() {
+        if !store.has_run(id) {
             return Err(ApiError::not_found(format!("run `{id}` not found in `{}`", cache.dir().display())));
         }
     }

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use ttc_results::analysis::{summarize, AnalysisConfig, Summary};
 use ttc_results::kpi::{self, CheckReport, KpiFile};
 use ttc_results::manifest::MANIFEST_FILE;
-use ttc_results::{LoadedRun, ResultsStore, RunManifest};
+use ttc_results::{LoadedRun, ResultsStore};
 
 use crate::model::{trend_points, TrendPoint};
 use crate::parts;
@@ -22,19 +22,10 @@ use crate::parts;
 pub type Fingerprint = Vec<(String, u64, Option<SystemTime>)>;
 
 /// Lists a run folder's visible files (temporaries start with '.'); an unreadable folder gives an empty list.
-pub fn fingerprint(run_dir: &Path) -> Fingerprint {
-    let Ok(entries) = std::fs::read_dir(run_dir) else { return Vec::new() };
-    let mut fp: Fingerprint = entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_str()?.to_string();
-            if name.starts_with('.') {
-                return None;
-            }
-            let meta = e.metadata().ok()?;
-            Some((name, meta.len(), meta.modified().ok()))
-        })
-        .collect();
+pub fn fingerprint(store: &ResultsStore, run_id: &str) -> Fingerprint {
+    let Ok(files) = store.run_files(run_id) else { return Vec::new() };
+    let mut fp: Fingerprint =
+        files.into_iter().filter(|e| !e.name.starts_with('.')).map(|e| (e.name, e.size, e.modified)).collect();
     fp.sort();
     fp
 }
@@ -74,6 +65,8 @@ impl RunData {
 /// The results directory plus the runs read from it so far.
 pub struct RunCache {
     dir: PathBuf,
+    /// The store once opened: opening an object store builds a client and lists the bucket, too much per request.
+    store: Mutex<Option<ResultsStore>>,
     runs: Mutex<HashMap<String, Arc<RunData>>>,
     /// One lock per run held while it is read, so concurrent requests wait for one read instead of each
     /// reading the run again.
@@ -82,7 +75,7 @@ pub struct RunCache {
 
 impl RunCache {
     pub fn new(dir: PathBuf) -> RunCache {
-        RunCache { dir, runs: Mutex::new(HashMap::new()), reading: Mutex::new(HashMap::new()) }
+        RunCache { dir, store: Mutex::new(None), runs: Mutex::new(HashMap::new()), reading: Mutex::new(HashMap::new()) }
     }
 
     pub fn dir(&self) -> &Path {
@@ -91,7 +84,13 @@ impl RunCache {
 
     /// The store, or an error saying the directory is missing (the UI turns that into its empty state).
     pub fn store(&self) -> Result<ResultsStore> {
-        ResultsStore::open(&self.dir)
+        let mut opened = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(store) = opened.as_ref() {
+            return Ok(store.clone());
+        }
+        let store = ResultsStore::open(&self.dir)?;
+        *opened = Some(store.clone());
+        Ok(store)
     }
 
     /// The run as it is on disk now: from memory when its files did not change, only the new parts read
@@ -99,8 +98,7 @@ impl RunCache {
     /// Blocking (Parquet reads): call from `spawn_blocking`.
     pub fn get(&self, run_id: &str) -> Result<Arc<RunData>> {
         let store = self.store()?;
-        let run_dir = store.run_dir(run_id);
-        let fp = fingerprint(&run_dir);
+        let fp = fingerprint(&store, run_id);
         let fresh = |d: &&Arc<RunData>| d.fingerprint == fp && !fp.is_empty();
         if let Some(hit) = self.lock().get(run_id).filter(fresh) {
             return Ok(hit.clone());
@@ -113,8 +111,8 @@ impl RunCache {
             return Ok(hit.clone());
         }
         let run = match cached.filter(|old| appended_only(&old.fingerprint, &fp)) {
-            Some(old) => append(&store, &run_dir, &old, &fp)?,
-            None => load_full(&store, &run_dir, run_id, &fp)?,
+            Some(old) => append(&store, &old, &fp)?,
+            None => load_full(&store, run_id, &fp)?,
         };
         let data = Arc::new(RunData::new(run, fp));
         self.lock().insert(run_id.to_string(), data.clone());
@@ -160,26 +158,14 @@ fn is_sharded(fp: &Fingerprint) -> bool {
     fp.iter().any(|e| ttc_results::Shard::from_manifest_file(&e.0).is_some())
 }
 
-fn read_manifest(run_dir: &Path, warnings: &mut Vec<String>) -> Option<RunManifest> {
-    let path = run_dir.join(MANIFEST_FILE);
-    match RunManifest::read(&path) {
-        Ok(m) => Some(m),
-        Err(e) if path.exists() => {
-            warnings.push(format!("{e:#}"));
-            None
-        }
-        Err(_) => None,
-    }
-}
-
 /// The old records plus those of the new parts, with the warnings the store would give for the whole run.
-fn append(store: &ResultsStore, run_dir: &Path, old: &RunData, fp: &Fingerprint) -> Result<LoadedRun> {
+fn append(store: &ResultsStore, old: &RunData, fp: &Fingerprint) -> Result<LoadedRun> {
     let run_id = &old.run.run_id;
     let known: Vec<String> = parts::part_names(&old.fingerprint);
     let fresh: Vec<String> = parts::part_names(fp).into_iter().filter(|n| !known.contains(n)).collect();
     let (new_records, new_warnings) = store.load_parts(run_id, &fresh)?;
     let mut warnings: Vec<String> = Vec::new();
-    let manifest = read_manifest(run_dir, &mut warnings);
+    let manifest = store.run_manifest(run_id, &mut warnings);
     let dup_prefix = format!("run {run_id}: ");
     warnings.extend(old.run.warnings.iter().filter(|w| !w.starts_with(&dup_prefix) && !w.contains(MANIFEST_FILE)).cloned());
     warnings.extend(new_warnings.into_iter().filter(|w| !w.starts_with(&dup_prefix)));
@@ -190,17 +176,17 @@ fn append(store: &ResultsStore, run_dir: &Path, old: &RunData, fp: &Fingerprint)
 }
 
 /// A whole run: on several threads when it has many parts, else (or when parts overlap) the store's read.
-fn load_full(store: &ResultsStore, run_dir: &Path, run_id: &str, fp: &Fingerprint) -> Result<LoadedRun> {
+fn load_full(store: &ResultsStore, run_id: &str, fp: &Fingerprint) -> Result<LoadedRun> {
     let names = parts::part_names(fp);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if names.len() >= PARALLEL_MIN_PARTS && threads > 1 && !is_sharded(fp) && ttc_results::store::validate_run_id(run_id).is_ok() {
         if let Some((records, part_warnings)) = parts::load_parallel(store, run_id, &names, threads)? {
             let mut warnings = Vec::new();
-            let manifest = read_manifest(run_dir, &mut warnings);
-            for entry in std::fs::read_dir(run_dir)?.flatten() {
-                let name = entry.file_name().to_string_lossy().to_string();
-                if name.starts_with(".part-") && name.ends_with(".tmp") {
-                    warnings.push(format!("{}: unfinished part from an interrupted flush, ignored", entry.path().display()));
+            let manifest = store.run_manifest(run_id, &mut warnings);
+            for entry in store.run_files(run_id)? {
+                if entry.name.starts_with(".part-") && entry.name.ends_with(".tmp") {
+                    let path = store.run_dir(run_id).join(&entry.name);
+                    warnings.push(format!("{}: unfinished part from an interrupted flush, ignored", path.display()));
                 }
             }
             warnings.extend(part_warnings);

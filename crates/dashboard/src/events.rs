@@ -115,8 +115,9 @@ impl Follower {
             self.warned = 0;
             send(&self.tx, event("run", &serde_json::json!({ "run_id": run_id }))).await?;
         }
-        let dir = self.st.cache.store().map(|s| s.run_dir(&run_id)).ok();
-        let fp = tokio::task::spawn_blocking(move || dir.map(|d| fingerprint(&d)).unwrap_or_default()).await.unwrap_or_default();
+        let store = self.st.cache.store().ok();
+        let id = run_id.clone();
+        let fp = tokio::task::spawn_blocking(move || store.map(|s| fingerprint(&s, &id)).unwrap_or_default()).await.unwrap_or_default();
         if self.fingerprint.as_ref() == Some(&fp) {
             // Nothing changed on disk; keep the connection alive with the keep-alive comments.
             return if self.tx.is_closed() { Err(()) } else { Ok(()) };

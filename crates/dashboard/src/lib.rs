@@ -134,7 +134,7 @@ pub fn run(opts: DashboardOptions) -> Result<()> {
         );
     }
     let state = app_state(&opts.results, opts.kpis.as_deref(), None)?;
-    if !opts.results.is_dir() {
+    if !ttc_results::storage::is_url(&opts.results) && !opts.results.is_dir() {
         eprintln!("note: results directory `{}` does not exist yet; the dashboard will show runs once it does", opts.results.display());
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")?;

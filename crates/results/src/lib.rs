@@ -2,6 +2,7 @@
 //!
 //! - [`store`]: crash-safe, incremental Parquet store (`results/run_id=<id>/part-NNNNN.parquet` + `_run.json`),
 //!   [`RecordSink`] / [`RunWriter`] for the runner, readers that skip corrupt parts, `--resume` keys, compaction.
+//! - [`storage`]: where the store keeps its files, a local directory or an object store (`s3://bucket/prefix`).
 //! - [`columns`]: the one mapping between [`ttc_types::Record`] and Arrow columns (the schema).
 //! - [`analysis`]: per policy x suite aggregates (percentiles, throughput, goodput, quality CIs, Pareto);
 //!   the statistics are `ttc_stats` (shared with `ttc score`), [`metrics`] is the metric registry (names,
@@ -32,6 +33,7 @@ pub mod report;
 mod parts;
 pub mod shard;
 pub mod sink;
+pub mod storage;
 pub mod store;
 pub mod svg;
 #[doc(hidden)]

@@ -4,11 +4,10 @@
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::io::Read;
 
 use crate::shard::{Shard, ShardInfo};
+use crate::storage::{key, Blob, Storage};
 
 pub const MANIFEST_FILE: &str = "_run.json";
 
@@ -56,42 +55,50 @@ pub struct RunManifest {
 }
 
 impl RunManifest {
-    pub fn read(path: &Path) -> Result<RunManifest> {
-        let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    /// Reads manifest `key` (`run_id=<id>/_run.json`) of `storage`.
+    pub fn read(storage: &dyn Storage, key: &str) -> Result<RunManifest> {
+        let path = storage.root().join(key);
+        let text = read_text(storage, key)?;
         serde_json::from_str(&text).with_context(|| format!("{}: not a valid run manifest", path.display()))
     }
 
-    /// Written to a temporary name, then renamed: readers see the old or the new manifest, never half.
-    /// `sync` also makes it durable against power loss (an fsync): used at start and finish, not for the
-    /// progress updates after each flush, which the part files make redundant.
-    pub fn write_atomic(&self, path: &Path, sync: bool) -> Result<()> {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(MANIFEST_FILE);
-        let tmp = path.with_file_name(format!(".{name}.tmp"));
+    /// Written whole ([`Storage::put`]: a temporary file renamed into place, or one PUT): readers see the old
+    /// or the new manifest, never half. `sync` also makes it durable against power loss (an fsync): used at
+    /// start and finish, not for the progress updates after each flush, which the part files make redundant.
+    pub fn write_atomic(&self, storage: &dyn Storage, key: &str, sync: bool) -> Result<()> {
         let text = serde_json::to_string_pretty(self)?;
-        let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(text.as_bytes())?;
-        if sync {
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-        Ok(())
+        storage.put(key, text.as_bytes(), sync)
     }
 }
 
-/// The manifest file of a run (`_run.json`) or of one of its shards (`_shard-I-of-N.json`).
-pub fn manifest_path(run_dir: &Path, shard: Option<Shard>) -> PathBuf {
-    run_dir.join(shard.map_or_else(|| MANIFEST_FILE.to_string(), |s| s.manifest_file()))
+/// The whole file as text (`get` names the file when it cannot be opened).
+fn read_text(storage: &dyn Storage, key: &str) -> Result<String> {
+    let mut text = String::new();
+    match storage.get(key)? {
+        Blob::File(mut f) => {
+            f.read_to_string(&mut text).with_context(|| format!("reading {}", storage.root().join(key).display()))?;
+        }
+        Blob::Bytes(b) => {
+            text = String::from_utf8(b.to_vec()).with_context(|| format!("{}: not UTF-8 text", storage.root().join(key).display()))?
+        }
+    }
+    Ok(text)
+}
+
+/// The manifest key of a run (`run_id=<id>/_run.json`) or of one of its shards (`.../_shard-I-of-N.json`).
+pub fn manifest_key(run: &str, shard: Option<Shard>) -> String {
+    key(run, &shard.map_or_else(|| MANIFEST_FILE.to_string(), |s| s.manifest_file()))
 }
 
 /// The shard manifests of a run folder, by shard; unreadable ones as errors.
-pub fn shard_manifests(run_dir: &Path) -> Vec<(Shard, Result<RunManifest>)> {
-    let mut out: Vec<(Shard, Result<RunManifest>)> = fs::read_dir(run_dir)
+pub fn shard_manifests(storage: &dyn Storage, run: &str) -> Vec<(Shard, Result<RunManifest>)> {
+    let mut out: Vec<(Shard, Result<RunManifest>)> = storage
+        .list_files(run)
         .into_iter()
         .flatten()
-        .flatten()
         .filter_map(|e| {
-            let shard = Shard::from_manifest_file(e.file_name().to_str()?)?;
-            Some((shard, RunManifest::read(&e.path())))
+            let shard = Shard::from_manifest_file(&e.name)?;
+            Some((shard, RunManifest::read(storage, &key(run, &e.name))))
         })
         .collect();
     out.sort_by_key(|(s, _)| *s);
@@ -101,13 +108,13 @@ pub fn shard_manifests(run_dir: &Path) -> Vec<(Shard, Result<RunManifest>)> {
 /// The manifest of a run as one: `_run.json`, or for a sharded run the shards' manifests merged (the first
 /// shard's metadata, the whole plan's `planned`, the records of all, `finished` once every shard is).
 /// None when there is none; unreadable files are reported in `warnings`.
-pub fn read_run_manifest(run_dir: &Path, warnings: &mut Vec<String>) -> Option<RunManifest> {
-    let single = run_dir.join(MANIFEST_FILE);
-    if single.exists() {
-        return RunManifest::read(&single).map_err(|e| warnings.push(format!("{e:#}"))).ok();
+pub fn read_run_manifest(storage: &dyn Storage, run: &str, warnings: &mut Vec<String>) -> Option<RunManifest> {
+    let single = key(run, MANIFEST_FILE);
+    if storage.exists(&single).unwrap_or(false) {
+        return RunManifest::read(storage, &single).map_err(|e| warnings.push(format!("{e:#}"))).ok();
     }
     let mut shards = Vec::new();
-    for (_, m) in shard_manifests(run_dir) {
+    for (_, m) in shard_manifests(storage, run) {
         match m {
             Ok(m) => shards.push(m),
             Err(e) => warnings.push(format!("{e:#}")),

@@ -2,9 +2,10 @@
 //!
 //! A sharded run's parts carry their shard in the name: `part-shardIofN-NNNNN.parquet` ([`crate::shard`]).
 //!
-//! A part is written under a hidden temporary name, synced, then hard-linked to its final name (which fails
-//! if that name exists, so two writers can never overwrite each other) and the temporary name removed. Readers
-//! only look at `part-*.parquet`, so they see whole parts or nothing. A compacted part lists in its footer
+//! A part is encoded in memory, then committed with [`Storage::put_new`], which never overwrites: in a local
+//! directory a hidden temporary file, synced, hard-linked to its final name (the link fails if that name
+//! exists); in an object store one conditional PUT. So two writers can never overwrite each other, and as
+//! readers only look at `part-*.parquet`, they see whole parts or nothing. A compacted part lists in its footer
 //! metadata (`ttc.supersedes`) the parts it replaces; readers ignore those if a crash left them behind.
 
 use anyhow::{bail, Context, Result};
@@ -16,13 +17,12 @@ use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
-use std::fs;
-use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use ttc_types::Record;
 
 use crate::columns;
 use crate::shard::Shard;
+use crate::storage::{key, Blob, Storage};
 
 pub const SUPERSEDES_KEY: &str = "ttc.supersedes";
 pub const SCHEMA_VERSION_KEY: &str = "ttc.schema_version";
@@ -53,18 +53,17 @@ pub struct PartFile {
     /// The shard that wrote it (None: an unsharded run).
     pub shard: Option<Shard>,
     pub index: u32,
-    pub path: PathBuf,
+    /// Its file name in the run folder.
+    pub name: String,
 }
 
-/// Committed parts of a run directory, by shard (unsharded first), then index.
-pub fn list_parts(run_dir: &Path) -> Result<Vec<PartFile>> {
-    let mut parts = Vec::new();
-    for entry in fs::read_dir(run_dir).with_context(|| format!("listing {}", run_dir.display()))? {
-        let entry = entry?;
-        if let Some((shard, index)) = entry.file_name().to_str().and_then(parse_part_name) {
-            parts.push(PartFile { shard, index, path: entry.path() });
-        }
-    }
+/// Committed parts of run folder `run` (`run_id=<id>`), by shard (unsharded first), then index.
+pub fn list_parts(storage: &dyn Storage, run: &str) -> Result<Vec<PartFile>> {
+    let mut parts: Vec<PartFile> = storage
+        .list_files(run)?
+        .into_iter()
+        .filter_map(|e| parse_part_name(&e.name).map(|(shard, index)| PartFile { shard, index, name: e.name }))
+        .collect();
     parts.sort();
     Ok(parts)
 }
@@ -74,55 +73,39 @@ pub fn next_index(parts: &[PartFile], shard: Option<Shard>) -> u32 {
     parts.iter().filter(|p| p.shard == shard).map(|p| p.index + 1).max().unwrap_or(0)
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
-    fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing directory {}", dir.display()))
-}
-
-/// Writes `records` as a new part with the lowest free index >= `first_index`; returns (index, path).
-/// `fsync` makes the part durable against power loss before it becomes visible (a process crash, kill -9
-/// included, never needs it: the page cache survives the process).
+/// Writes `records` as a new part of run folder `run` with the lowest free index >= `first_index`; returns
+/// (index, file name). `fsync` makes a local part durable against power loss before it becomes visible (a
+/// process crash, kill -9 included, never needs it: the page cache survives the process).
 pub fn write_part(
-    run_dir: &Path,
+    storage: &dyn Storage,
+    run: &str,
     shard: Option<Shard>,
     first_index: u32,
     records: &[Record],
     supersedes: &[String],
     fsync: bool,
-) -> Result<(u32, PathBuf)> {
+) -> Result<(u32, String)> {
+    let bytes = encode(records, supersedes)?;
+    let mut index = first_index;
+    loop {
+        let name = part_file_name(shard, index);
+        if storage.put_new(&key(run, &name), &bytes, fsync)? {
+            return Ok((index, name));
+        }
+        index += 1;
+    }
+}
+
+/// One part file's bytes: the records and the footer metadata (schema version, parts superseded).
+fn encode(records: &[Record], supersedes: &[String]) -> Result<Vec<u8>> {
     let batch = columns::encode(records)?;
-    let tmp = run_dir.join(format!(".{}.tmp", part_file_name(shard, first_index)));
     let mut kv = vec![KeyValue::new(SCHEMA_VERSION_KEY.to_string(), ttc_types::SCHEMA_VERSION.to_string())];
     if !supersedes.is_empty() {
         kv.push(KeyValue::new(SUPERSEDES_KEY.to_string(), supersedes.join(",")));
     }
-    let props = writer_properties(kv);
-    let file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
-    writer.write(&batch).with_context(|| format!("writing {}", tmp.display()))?;
-    let file = writer.into_inner().with_context(|| format!("finishing {}", tmp.display()))?;
-    if fsync {
-        file.sync_all()?;
-    }
-    drop(file);
-
-    let mut index = first_index;
-    loop {
-        let dest = run_dir.join(part_file_name(shard, index));
-        match fs::hard_link(&tmp, &dest) {
-            Ok(()) => {
-                fs::remove_file(&tmp)?;
-                if fsync {
-                    sync_dir(run_dir)?;
-                }
-                return Ok((index, dest));
-            }
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => index += 1,
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(e).with_context(|| format!("committing {}", dest.display()));
-            }
-        }
-    }
+    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(writer_properties(kv)))?;
+    writer.write(&batch).context("encoding a part")?;
+    writer.into_inner().context("finishing a part")
 }
 
 /// Columns with few distinct values, worth dictionary encoding. Everything else (floats, predictions, sample
@@ -151,12 +134,18 @@ fn writer_properties(kv: Vec<KeyValue>) -> WriterProperties {
     b.build()
 }
 
-fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<fs::File>> {
-    let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    ParquetRecordBatchReaderBuilder::try_new(file).with_context(|| format!("{}: not a readable Parquet file", path.display()))
+/// A part of run folder `run`, as a path for messages (`results/run_id=r1/part-00000.parquet`).
+fn display(storage: &dyn Storage, run: &str, name: &str) -> PathBuf {
+    storage.root().join(key(run, name))
 }
 
-fn supersedes_of(builder: &ParquetRecordBatchReaderBuilder<fs::File>) -> Vec<String> {
+fn open(storage: &dyn Storage, run: &str, name: &str) -> Result<ParquetRecordBatchReaderBuilder<Blob>> {
+    let blob = storage.get(&key(run, name))?;
+    ParquetRecordBatchReaderBuilder::try_new(blob)
+        .with_context(|| format!("{}: not a readable Parquet file", display(storage, run, name).display()))
+}
+
+fn supersedes_of(builder: &ParquetRecordBatchReaderBuilder<Blob>) -> Vec<String> {
     builder
         .metadata()
         .file_metadata()
@@ -168,35 +157,32 @@ fn supersedes_of(builder: &ParquetRecordBatchReaderBuilder<fs::File>) -> Vec<Str
 }
 
 /// The parts a (compacted) part replaces, from its footer only.
-pub fn read_supersedes(path: &Path) -> Result<Vec<String>> {
-    Ok(supersedes_of(&open(path)?))
+pub fn read_supersedes(storage: &dyn Storage, run: &str, name: &str) -> Result<Vec<String>> {
+    Ok(supersedes_of(&open(storage, run, name)?))
 }
 
-/// The run id of a part: its folder is `run_id=<id>`.
-fn partition_run_id(path: &Path) -> Result<String> {
-    path.parent()
-        .and_then(|d| d.file_name())
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("run_id="))
-        .map(str::to_string)
-        .with_context(|| format!("{}: not inside a run_id=<id> folder", path.display()))
+/// The run id of a run folder: `run_id=<id>`.
+fn partition_run_id(run: &str) -> Result<String> {
+    run.strip_prefix("run_id=").map(str::to_string).with_context(|| format!("{run}: not a run_id=<id> folder"))
 }
 
 /// Every record of one part. Any error (truncated, corrupt, wrong schema) names the file.
-pub fn read_part(path: &Path) -> Result<Vec<Record>> {
-    let run_id = partition_run_id(path)?;
-    let reader = open(path)?.build()?;
+pub fn read_part(storage: &dyn Storage, run: &str, name: &str) -> Result<Vec<Record>> {
+    let run_id = partition_run_id(run)?;
+    let path = display(storage, run, name);
+    let reader = open(storage, run, name)?.build()?;
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.with_context(|| format!("{}: corrupt data", path.display()))?;
-        out.extend(columns::decode(&batch, path, &run_id)?);
+        out.extend(columns::decode(&batch, &path, &run_id)?);
     }
     Ok(out)
 }
 
 /// The (policy, suite, sample_id) keys of one part, reading only those three columns.
-pub fn read_keys(path: &Path) -> Result<Vec<(String, String, String)>> {
-    let builder = open(path)?;
+pub fn read_keys(storage: &dyn Storage, run: &str, name: &str) -> Result<Vec<(String, String, String)>> {
+    let path = display(storage, run, name);
+    let builder = open(storage, run, name)?;
     let mask = ProjectionMask::columns(builder.parquet_schema(), ["policy", "suite", "sample_id"]);
     let reader = builder.with_projection(mask).build()?;
     let mut out = Vec::new();

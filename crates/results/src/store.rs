@@ -12,16 +12,20 @@
 //!
 //! DuckDB (`read_parquet('results/*/*.parquet', hive_partitioning=true)`), pyarrow and polars read it as is.
 //! Readers never fail on one bad part: corrupt or truncated parts are skipped and reported as warnings.
+//!
+//! The same layout lives in a local directory or under an object-store prefix (`s3://bucket/prefix`): the
+//! store reads and writes through [`Storage`] ([`crate::storage`]) and never touches a file itself.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use ttc_types::Record;
 
-use crate::manifest::{manifest_path, now_rfc3339, read_run_manifest, shard_manifests, RunManifest, RunMeta, RunStatus, MANIFEST_FILE};
+use crate::manifest::{manifest_key, now_rfc3339, read_run_manifest, shard_manifests, RunManifest, RunMeta, RunStatus, MANIFEST_FILE};
 use crate::shard::{Shard, ShardGap, ShardInfo};
 use crate::parts;
+use crate::storage::{self, key, Storage};
 use crate::writer::{RunWriter, WriterOptions};
 
 const RUN_DIR_PREFIX: &str = "run_id=";
@@ -37,6 +41,7 @@ pub enum RunSelection {
 #[derive(Debug, Clone)]
 pub struct RunInfo {
     pub run_id: String,
+    /// The run's folder (for an object store, its URL as a path: `s3://bucket/prefix/run_id=<id>`).
     pub dir: PathBuf,
     pub manifest: Option<RunManifest>,
     /// The manifest's `started_at`, else the folder's modification time (RFC 3339); used to order runs.
@@ -85,8 +90,10 @@ pub struct CompactReport {
     pub quarantined: Vec<PathBuf>,
 }
 
+/// Cheap to clone: clones share one storage (and, for an object store, one client).
+#[derive(Clone)]
 pub struct ResultsStore {
-    dir: PathBuf,
+    storage: Arc<dyn Storage>,
 }
 
 /// Run ids become folder names: keep them to a safe alphabet.
@@ -98,62 +105,81 @@ pub fn validate_run_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// A run's folder key: `run_id=<id>`.
+fn run_key(run_id: &str) -> String {
+    format!("{RUN_DIR_PREFIX}{run_id}")
+}
+
 impl ResultsStore {
-    /// Opens an existing results directory for reading (and writing).
-    pub fn open(dir: impl AsRef<Path>) -> Result<ResultsStore> {
-        let dir = dir.as_ref().to_path_buf();
-        if !dir.is_dir() {
-            bail!(
-                "results directory `{}` does not exist or is not a directory (set --results DIR or TTC_RESULTS)",
-                dir.display()
-            );
-        }
-        Ok(ResultsStore { dir })
+    /// Opens an existing results location for reading (and writing): a directory, or `s3://bucket/prefix`.
+    pub fn open(location: impl AsRef<Path>) -> Result<ResultsStore> {
+        Ok(ResultsStore { storage: storage::open(location.as_ref(), false)? })
     }
 
-    /// Opens a results directory, creating it if needed (for writers).
-    pub fn create(dir: impl AsRef<Path>) -> Result<ResultsStore> {
-        let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir).with_context(|| format!("creating results directory {}", dir.display()))?;
-        Ok(ResultsStore { dir })
+    /// Opens a results location, creating the directory if needed (for writers).
+    pub fn create(location: impl AsRef<Path>) -> Result<ResultsStore> {
+        Ok(ResultsStore { storage: storage::open(location.as_ref(), true)? })
     }
 
+    /// A store on any [`Storage`] (tests run the store on object_store's `InMemory` through this).
+    pub fn with_storage(storage: Arc<dyn Storage>) -> ResultsStore {
+        ResultsStore { storage }
+    }
+
+    /// The location as given (`results`, `s3://bucket/prefix`).
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.storage.root()
     }
 
+    /// A run's folder (for an object store, its URL as a path), for messages and local tools.
     pub fn run_dir(&self, run_id: &str) -> PathBuf {
-        self.dir.join(format!("{RUN_DIR_PREFIX}{run_id}"))
+        self.dir().join(run_key(run_id))
+    }
+
+    /// Whether run `run_id` has a folder in the store.
+    pub fn has_run(&self, run_id: &str) -> bool {
+        validate_run_id(run_id).is_ok() && self.storage.dir_exists(&run_key(run_id)).unwrap_or(false)
+    }
+
+    /// The files in a run's folder (parts, manifests, temporaries), by name.
+    pub fn run_files(&self, run_id: &str) -> Result<Vec<storage::Entry>> {
+        validate_run_id(run_id)?;
+        let mut files = self.storage.list_files(&run_key(run_id))?;
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(files)
+    }
+
+    /// A run's manifest (a sharded run's merged from its shards'), None when it has none; an unreadable one
+    /// is reported in `warnings`.
+    pub fn run_manifest(&self, run_id: &str, warnings: &mut Vec<String>) -> Option<RunManifest> {
+        read_run_manifest(self.storage.as_ref(), &run_key(run_id), warnings)
+    }
+
+    /// Writes file `name` at the top of the store, beside the run folders (the end-of-run report); returns
+    /// its path (an object store's: its URL).
+    pub fn write_file(&self, name: &str, data: &[u8]) -> Result<PathBuf> {
+        self.storage.put(name, data, false)?;
+        Ok(self.dir().join(name))
     }
 
     /// All runs, oldest first.
     pub fn list_runs(&self) -> Result<Vec<RunInfo>> {
         let mut runs = Vec::new();
-        for entry in fs::read_dir(&self.dir).with_context(|| format!("listing {}", self.dir.display()))? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let Some(run_id) = name.to_str().and_then(|n| n.strip_prefix(RUN_DIR_PREFIX)) else { continue };
-            if !entry.file_type()?.is_dir() {
-                continue;
-            }
-            let dir = entry.path();
-            let manifest = read_run_manifest(&dir, &mut Vec::new());
+        for entry in self.storage.list_dirs()? {
+            let Some(run_id) = entry.name.strip_prefix(RUN_DIR_PREFIX) else { continue };
+            let manifest = read_run_manifest(self.storage.as_ref(), &entry.name, &mut Vec::new());
             let started_at = match &manifest {
                 Some(m) => m.meta.started_at.clone(),
-                None => entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .map(|t| humantime::format_rfc3339_seconds(t).to_string())
-                    .unwrap_or_default(),
+                None => entry.modified.map(|t| humantime::format_rfc3339_seconds(t).to_string()).unwrap_or_default(),
             };
-            runs.push(RunInfo { run_id: run_id.to_string(), dir, manifest, started_at });
+            runs.push(RunInfo { run_id: run_id.to_string(), dir: self.dir().join(&entry.name), manifest, started_at });
         }
         runs.sort_by(|a, b| (&a.started_at, &a.run_id).cmp(&(&b.started_at, &b.run_id)));
         Ok(runs)
     }
 
     fn no_runs_error(&self) -> anyhow::Error {
-        anyhow::anyhow!("no runs in results directory `{}` (expected run_id=<id>/ folders)", self.dir.display())
+        anyhow::anyhow!("no runs in results directory `{}` (expected run_id=<id>/ folders)", self.dir().display())
     }
 
     /// The most recently started run.
@@ -161,12 +187,12 @@ impl ResultsStore {
         self.list_runs()?.pop().map(|r| r.run_id).ok_or_else(|| self.no_runs_error())
     }
 
-    /// Fails with the list of known runs when `run_id` is not in the store.
-    fn existing_run_dir(&self, run_id: &str) -> Result<PathBuf> {
+    /// The run's folder key; fails with the list of known runs when `run_id` is not in the store.
+    fn existing_run(&self, run_id: &str) -> Result<String> {
         validate_run_id(run_id)?;
-        let dir = self.run_dir(run_id);
-        if dir.is_dir() {
-            return Ok(dir);
+        let run = run_key(run_id);
+        if self.storage.dir_exists(&run)? {
+            return Ok(run);
         }
         let runs = self.list_runs()?;
         if runs.is_empty() {
@@ -175,47 +201,49 @@ impl ResultsStore {
         let names: Vec<&str> = runs.iter().rev().take(10).map(|r| r.run_id.as_str()).collect();
         bail!(
             "run `{run_id}` not found in `{}` (latest runs: {}{})",
-            self.dir.display(),
+            self.dir().display(),
             names.join(", "),
             if runs.len() > 10 { ", ..." } else { "" }
         )
     }
 
-    /// The parts a reader should use: committed, readable footers, not superseded by a compacted part. With
-    /// `chosen`, only those part file names are considered (and only among them does one supersede another).
-    fn live_parts(&self, run_dir: &Path, chosen: Option<&HashSet<&str>>, warnings: &mut Vec<String>) -> Result<Vec<PathBuf>> {
-        let name = |p: &Path| p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        let all: Vec<_> = parts::list_parts(run_dir)?
+    /// The parts a reader should use (file names): committed, readable footers, not superseded by a compacted
+    /// part. With `chosen`, only those part file names are considered (and only among them does one supersede
+    /// another).
+    fn live_parts(&self, run: &str, chosen: Option<&HashSet<&str>>, warnings: &mut Vec<String>) -> Result<Vec<String>> {
+        let st = self.storage.as_ref();
+        let all: Vec<String> = parts::list_parts(st, run)?
             .into_iter()
-            .filter(|p| chosen.is_none_or(|c| c.contains(name(&p.path).as_str())))
+            .map(|p| p.name)
+            .filter(|n| chosen.is_none_or(|c| c.contains(n.as_str())))
             .collect();
         let mut superseded = HashSet::new();
-        for path in all.iter().map(|p| &p.path) {
+        for name in &all {
             // Unreadable footers are reported when the part itself is read.
-            if let Ok(s) = parts::read_supersedes(path) {
+            if let Ok(s) = parts::read_supersedes(st, run, name) {
                 superseded.extend(s);
             }
         }
         if chosen.is_none() {
-            for entry in fs::read_dir(run_dir)?.flatten() {
-                let name = entry.file_name().to_string_lossy().to_string();
-                if name.starts_with(".part-") && name.ends_with(".tmp") {
-                    warnings.push(format!("{}: unfinished part from an interrupted flush, ignored", entry.path().display()));
+            for entry in st.list_files(run)? {
+                if entry.name.starts_with(".part-") && entry.name.ends_with(".tmp") {
+                    let path = self.dir().join(key(run, &entry.name));
+                    warnings.push(format!("{}: unfinished part from an interrupted flush, ignored", path.display()));
                 }
             }
         }
-        Ok(all.into_iter().filter(|p| !superseded.contains(&name(&p.path))).map(|p| p.path).collect())
+        Ok(all.into_iter().filter(|n| !superseded.contains(n)).collect())
     }
 
-    /// Reads `paths` in order; a corrupt part is skipped with a warning. Also counts each shard's records.
-    fn read_parts(paths: Vec<PathBuf>, warnings: &mut Vec<String>) -> (Vec<Record>, HashMap<Shard, u64>) {
+    /// Reads parts `names` of folder `run` in order; a corrupt part is skipped with a warning. Also counts each
+    /// shard's records.
+    fn read_parts(&self, run: &str, names: Vec<String>, warnings: &mut Vec<String>) -> (Vec<Record>, HashMap<Shard, u64>) {
         let mut records = Vec::new();
         let mut per_shard: HashMap<Shard, u64> = HashMap::new();
-        for path in paths {
-            match parts::read_part(&path) {
+        for name in names {
+            match parts::read_part(self.storage.as_ref(), run, &name) {
                 Ok(rs) => {
-                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                    if let Some((Some(shard), _)) = parts::parse_part_name(name) {
+                    if let Some((Some(shard), _)) = parts::parse_part_name(&name) {
                         *per_shard.entry(shard).or_default() += rs.len() as u64;
                     }
                     records.extend(rs)
@@ -227,12 +255,12 @@ impl ResultsStore {
     }
 
     pub fn load_run(&self, run_id: &str) -> Result<LoadedRun> {
-        let run_dir = self.existing_run_dir(run_id)?;
+        let run = self.existing_run(run_id)?;
         let mut warnings = Vec::new();
-        let manifest = read_run_manifest(&run_dir, &mut warnings);
-        let live = self.live_parts(&run_dir, None, &mut warnings)?;
-        let (records, per_shard) = Self::read_parts(live, &mut warnings);
-        let shard_gaps = shard_gaps(&run_dir, &per_shard, &mut warnings);
+        let manifest = read_run_manifest(self.storage.as_ref(), &run, &mut warnings);
+        let live = self.live_parts(&run, None, &mut warnings)?;
+        let (records, per_shard) = self.read_parts(&run, live, &mut warnings);
+        let shard_gaps = shard_gaps(self.storage.as_ref(), &run, &per_shard, &mut warnings);
         warnings.extend(duplicate_warning(run_id, &records));
         Ok(LoadedRun { run_id: run_id.to_string(), manifest, records, warnings, shard_gaps })
     }
@@ -246,11 +274,11 @@ impl ResultsStore {
         if names.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        let run_dir = self.existing_run_dir(run_id)?;
+        let run = self.existing_run(run_id)?;
         let chosen: HashSet<&str> = names.iter().map(String::as_str).collect();
         let mut warnings = Vec::new();
-        let live = self.live_parts(&run_dir, Some(&chosen), &mut warnings)?;
-        let (records, _) = Self::read_parts(live, &mut warnings);
+        let live = self.live_parts(&run, Some(&chosen), &mut warnings)?;
+        let (records, _) = self.read_parts(&run, live, &mut warnings);
         warnings.extend(duplicate_warning(run_id, &records));
         Ok((records, warnings))
     }
@@ -277,10 +305,10 @@ impl ResultsStore {
 
     /// The (policy, suite, sample_id) keys already stored for a run: what `--resume` skips.
     pub fn existing_keys(&self, run_id: &str) -> Result<BTreeSet<(String, String, String)>> {
-        let run_dir = self.existing_run_dir(run_id)?;
+        let run = self.existing_run(run_id)?;
         let mut keys = BTreeSet::new();
-        for path in self.live_parts(&run_dir, None, &mut Vec::new())? {
-            match parts::read_keys(&path) {
+        for name in self.live_parts(&run, None, &mut Vec::new())? {
+            match parts::read_keys(self.storage.as_ref(), &run, &name) {
                 Ok(k) => keys.extend(k),
                 Err(e) => eprintln!("warning: skipped corrupt part: {e:#}"),
             }
@@ -291,23 +319,23 @@ impl ResultsStore {
     /// Starts a new run: creates its folder and a `running` manifest.
     pub fn start_run(&self, meta: RunMeta, opts: WriterOptions) -> Result<RunWriter> {
         validate_run_id(&meta.run_id)?;
-        let run_dir = self.run_dir(&meta.run_id);
-        if run_dir.exists() {
-            bail!("run `{}` already exists in `{}` (resume it instead)", meta.run_id, self.dir.display());
+        let run = run_key(&meta.run_id);
+        if self.storage.dir_exists(&run)? {
+            bail!("run `{}` already exists in `{}` (resume it instead)", meta.run_id, self.dir().display());
         }
-        fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-        RunWriter::new(run_dir, new_manifest(meta, None), 0, opts)
+        self.storage.create_dir(&run)?;
+        RunWriter::new(self.storage.clone(), run, new_manifest(meta, None), 0, opts)
     }
 
     /// Why `shard` of run `run_id` with configuration `config_hash` cannot join the run as stored, if it cannot:
     /// the run was written unsharded, or with another shard count or configuration, or (unless `resuming`) this
     /// shard was started already. Checked before anything is loaded or written.
     pub fn shard_conflict(&self, run_id: &str, shard: Shard, config_hash: &str, resuming: bool) -> Option<String> {
-        let run_dir = self.run_dir(run_id);
-        if run_dir.join(MANIFEST_FILE).exists() {
-            return Some(format!("run `{run_id}` in `{}` was written without shards; --shard {shard} cannot add to it (choose another --run-id)", self.dir.display()));
+        let run = run_key(run_id);
+        if self.storage.exists(&key(&run, MANIFEST_FILE)).unwrap_or(false) {
+            return Some(format!("run `{run_id}` in `{}` was written without shards; --shard {shard} cannot add to it (choose another --run-id)", self.dir().display()));
         }
-        for (other, m) in shard_manifests(&run_dir) {
+        for (other, m) in shard_manifests(self.storage.as_ref(), &run) {
             if other.count != shard.count {
                 return Some(format!(
                     "shard count mismatch: run `{run_id}` was started as {} shards (shard {other} exists), this is --shard {shard}",
@@ -332,12 +360,11 @@ impl ResultsStore {
     /// continues it if it has a manifest. Call [`ResultsStore::shard_conflict`] first.
     pub fn start_shard(&self, meta: RunMeta, info: ShardInfo, resume: bool, opts: WriterOptions) -> Result<RunWriter> {
         validate_run_id(&meta.run_id)?;
-        let run_dir = self.run_dir(&meta.run_id);
+        let run = run_key(&meta.run_id);
         let shard = info.shard;
-        fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-        let path = manifest_path(&run_dir, Some(shard));
-        let next_part = parts::next_index(&parts::list_parts(&run_dir)?, Some(shard));
-        let manifest = match RunManifest::read(&path) {
+        self.storage.create_dir(&run)?;
+        let next_part = parts::next_index(&parts::list_parts(self.storage.as_ref(), &run)?, Some(shard));
+        let manifest = match RunManifest::read(self.storage.as_ref(), &manifest_key(&run, Some(shard))) {
             Ok(mut m) if resume => {
                 m.status = RunStatus::Running;
                 m.resumes += 1;
@@ -347,21 +374,21 @@ impl ResultsStore {
             Ok(_) => bail!("shard {shard} of run `{}` exists already; continue it with --resume", meta.run_id),
             Err(_) => new_manifest(meta, Some(info)),
         };
-        RunWriter::new(run_dir, manifest, next_part, opts)
+        RunWriter::new(self.storage.clone(), run, manifest, next_part, opts)
     }
 
     /// Reopens an existing run for appending (after a crash or interruption). New parts get fresh indexes.
     pub fn resume_run(&self, run_id: &str, opts: WriterOptions) -> Result<RunWriter> {
-        let run_dir = self.existing_run_dir(run_id)?;
-        let next_part = parts::next_index(&parts::list_parts(&run_dir)?, None);
-        let mut manifest = match RunManifest::read(&run_dir.join(MANIFEST_FILE)) {
+        let run = self.existing_run(run_id)?;
+        let next_part = parts::next_index(&parts::list_parts(self.storage.as_ref(), &run)?, None);
+        let mut manifest = match RunManifest::read(self.storage.as_ref(), &key(&run, MANIFEST_FILE)) {
             Ok(m) => m,
             Err(_) => self.manifest_from_records(run_id)?,
         };
         manifest.status = RunStatus::Running;
         manifest.resumes += 1;
         manifest.updated_at = now_rfc3339();
-        RunWriter::new(run_dir, manifest, next_part, opts)
+        RunWriter::new(self.storage.clone(), run, manifest, next_part, opts)
     }
 
     /// Rebuilds a lost manifest from the first stored record.
@@ -388,53 +415,51 @@ impl ResultsStore {
         })
     }
 
-    /// Merges a run's parts into one. The merged part is committed (atomic link) before the old parts are
-    /// deleted, and names them in its footer, so a crash in between never duplicates rows for readers.
-    /// Corrupt parts are moved aside to hidden `.corrupt-<name>` files, not deleted.
+    /// Merges a run's parts into one. The merged part is committed (a part is never overwritten) before the
+    /// old parts are deleted, and names them in its footer, so a crash in between never duplicates rows for
+    /// readers. Corrupt parts are moved aside to hidden `.corrupt-<name>` files, not deleted.
     pub fn compact(&self, run_id: &str) -> Result<CompactReport> {
-        let run_dir = self.existing_run_dir(run_id)?;
+        let st = self.storage.as_ref();
+        let run = self.existing_run(run_id)?;
+        let path = |name: &str| self.dir().join(key(&run, name));
         let mut report = CompactReport { run_id: run_id.to_string(), ..Default::default() };
-        let all = parts::list_parts(&run_dir)?;
-        let live = self.live_parts(&run_dir, None, &mut Vec::new())?;
-        let stale: Vec<&PathBuf> = all.iter().map(|p| &p.path).filter(|p| !live.contains(p)).collect();
+        let all = parts::list_parts(st, &run)?;
+        let live = self.live_parts(&run, None, &mut Vec::new())?;
+        let stale: Vec<&String> = all.iter().map(|p| &p.name).filter(|n| !live.contains(n)).collect();
         // A sharded run is compacted shard by shard, so that each merged part still says which shard wrote it.
         let mut shards: Vec<Option<Shard>> = all.iter().map(|p| p.shard).collect();
         shards.dedup();
         for shard in shards {
-            let mine: Vec<&PathBuf> =
-                all.iter().filter(|p| p.shard == shard && live.contains(&p.path)).map(|p| &p.path).collect();
+            let mine: Vec<&String> = all.iter().filter(|p| p.shard == shard && live.contains(&p.name)).map(|p| &p.name).collect();
             let mut records = Vec::new();
             let mut merged = Vec::new();
-            for path in mine {
-                match parts::read_part(path) {
+            for name in mine {
+                match parts::read_part(st, &run, name) {
                     Ok(rs) => {
                         records.extend(rs);
-                        merged.push(path.clone());
+                        merged.push(name.clone());
                     }
                     Err(e) => {
-                        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("part");
-                        let aside = run_dir.join(format!(".corrupt-{name}"));
-                        eprintln!("warning: quarantining corrupt part ({e:#}) as {}", aside.display());
-                        fs::rename(path, &aside)?;
-                        report.quarantined.push(aside);
+                        let aside = format!(".corrupt-{name}");
+                        eprintln!("warning: quarantining corrupt part ({e:#}) as {}", path(&aside).display());
+                        st.rename(&key(&run, name), &key(&run, &aside))?;
+                        report.quarantined.push(path(&aside));
                     }
                 }
             }
             if merged.len() > 1 {
-                let names: Vec<String> =
-                    merged.iter().filter_map(|p| p.file_name()?.to_str().map(str::to_string)).collect();
                 let next = parts::next_index(&all, shard);
-                let (_, out) = parts::write_part(&run_dir, shard, next, &records, &names, true)?;
-                for p in &merged {
-                    fs::remove_file(p).with_context(|| format!("removing merged part {}", p.display()))?;
+                let (_, out) = parts::write_part(st, &run, shard, next, &records, &merged, true)?;
+                for name in &merged {
+                    st.delete(&key(&run, name)).map_err(|e| e.context("removing a merged part"))?;
                 }
-                report.output = Some(out);
+                report.output = Some(path(&out));
                 report.parts_merged += merged.len();
             }
             report.records += records.len();
         }
-        for p in stale {
-            fs::remove_file(p).with_context(|| format!("removing superseded part {}", p.display()))?;
+        for name in stale {
+            st.delete(&key(&run, name)).map_err(|e| e.context("removing a superseded part"))?;
         }
         Ok(report)
     }
@@ -465,9 +490,9 @@ fn new_manifest(meta: RunMeta, shard: Option<ShardInfo>) -> RunManifest {
 
 /// The shards of a sharded run that lack records, from the shard manifests (count, planned per shard, status)
 /// and the records each shard's parts hold. Config hashes that differ between shards are warnings.
-fn shard_gaps(run_dir: &Path, stored: &HashMap<Shard, u64>, warnings: &mut Vec<String>) -> Vec<ShardGap> {
+fn shard_gaps(storage: &dyn Storage, run: &str, stored: &HashMap<Shard, u64>, warnings: &mut Vec<String>) -> Vec<ShardGap> {
     let manifests: Vec<(Shard, RunManifest)> =
-        shard_manifests(run_dir).into_iter().filter_map(|(s, m)| m.ok().map(|m| (s, m))).collect();
+        shard_manifests(storage, run).into_iter().filter_map(|(s, m)| m.ok().map(|m| (s, m))).collect();
     let Some(info) = manifests.iter().find_map(|(_, m)| m.shard.clone()) else { return Vec::new() };
     let hash = &manifests[0].1.meta.config_hash;
     for (s, m) in manifests.iter().filter(|(_, m)| &m.meta.config_hash != hash) {

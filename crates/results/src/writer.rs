@@ -3,13 +3,15 @@
 
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ttc_types::Record;
 
-use crate::manifest::{manifest_path, now_rfc3339, RunManifest, RunStatus};
+use crate::manifest::{manifest_key, now_rfc3339, RunManifest, RunStatus};
 use crate::shard::Shard;
 use crate::parts;
 use crate::sink::RecordSink;
+use crate::storage::Storage;
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterOptions {
@@ -19,7 +21,8 @@ pub struct WriterOptions {
     pub flush_interval: Duration,
     /// fsync each part (and its directory entry) so flushed records also survive power loss or an OS crash.
     /// A process crash (kill -9) loses nothing flushed either way; turning this off only trades durability
-    /// against machine failure for speed (each fsync costs milliseconds).
+    /// against machine failure for speed (each fsync costs milliseconds). Object stores ignore it: a PUT is
+    /// durable once it returns.
     pub fsync: bool,
 }
 
@@ -30,6 +33,10 @@ impl Default for WriterOptions {
 }
 
 pub struct RunWriter {
+    storage: Arc<dyn Storage>,
+    /// The run's folder key, `run_id=<id>`.
+    run: String,
+    /// The same as a path, for messages (an object store's is its URL: `s3://bucket/prefix/run_id=<id>`).
     run_dir: PathBuf,
     manifest: RunManifest,
     buffer: Vec<Record>,
@@ -40,9 +47,10 @@ pub struct RunWriter {
 }
 
 impl RunWriter {
-    pub(crate) fn new(run_dir: PathBuf, manifest: RunManifest, next_part: u32, opts: WriterOptions) -> Result<Self> {
-        manifest.write_atomic(&manifest_path(&run_dir, manifest.shard.as_ref().map(|s| s.shard)), true)?;
-        Ok(RunWriter { run_dir, manifest, buffer: Vec::new(), next_part, last_flush: Instant::now(), opts, finished: false })
+    pub(crate) fn new(storage: Arc<dyn Storage>, run: String, manifest: RunManifest, next_part: u32, opts: WriterOptions) -> Result<Self> {
+        manifest.write_atomic(storage.as_ref(), &manifest_key(&run, manifest.shard.as_ref().map(|s| s.shard)), true)?;
+        let run_dir = storage.root().join(&run);
+        Ok(RunWriter { storage, run, run_dir, manifest, buffer: Vec::new(), next_part, last_flush: Instant::now(), opts, finished: false })
     }
 
     pub fn run_id(&self) -> &str {
@@ -67,8 +75,8 @@ impl RunWriter {
         self.manifest.shard.as_ref().map(|s| s.shard)
     }
 
-    fn manifest_path(&self) -> PathBuf {
-        manifest_path(&self.run_dir, self.shard())
+    fn write_manifest(&self, sync: bool) -> Result<()> {
+        self.manifest.write_atomic(self.storage.as_ref(), &manifest_key(&self.run, self.shard()), sync)
     }
 
     /// Flushes if the size or time threshold is reached; a runner with long gaps between records can call
@@ -87,12 +95,13 @@ impl RunWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let (index, _) = parts::write_part(&self.run_dir, self.shard(), self.next_part, &self.buffer, &[], self.opts.fsync)?;
+        let (index, _) =
+            parts::write_part(self.storage.as_ref(), &self.run, self.shard(), self.next_part, &self.buffer, &[], self.opts.fsync)?;
         self.next_part = index + 1;
         self.manifest.records_written += self.buffer.len() as u64;
         self.manifest.updated_at = now_rfc3339();
         self.buffer.clear();
-        self.manifest.write_atomic(&self.manifest_path(), false)
+        self.write_manifest(false)
     }
 
     /// Flushes what is left and marks the run finished in its manifest.
@@ -100,7 +109,7 @@ impl RunWriter {
         self.flush_buffer()?;
         self.manifest.status = RunStatus::Finished;
         self.manifest.updated_at = now_rfc3339();
-        self.manifest.write_atomic(&self.manifest_path(), true)?;
+        self.write_manifest(true)?;
         self.finished = true;
         Ok(self.manifest.clone())
     }

@@ -89,11 +89,18 @@ fn run_mode(args: RunOptions, hooks: Hooks, capacity_only: Option<CapacityOption
         Ok(s) => s,
         Err(e) => return usage(e),
     };
+    // An object store (`--results s3://...`) is checked before anything is loaded: a wrong URL, missing
+    // credentials or an unreachable endpoint is the user's to fix, and better found now than after the model.
+    if ttc_results::storage::is_url(&cfg.results) {
+        if let Err(e) = ResultsStore::open(&cfg.results) {
+            return usage(format!("--results: {e:#}"));
+        }
+    }
     if let Some(id) = &args.run_id {
         if let Err(e) = ttc_results::store::validate_run_id(id) {
             return usage(format!("--run-id: {e:#}"));
         }
-        let exists = ResultsStore::open(&cfg.results).map(|s| s.run_dir(id).exists()).unwrap_or(false);
+        let exists = ResultsStore::open(&cfg.results).map(|s| s.has_run(id)).unwrap_or(false);
         if shard.is_none() && exists {
             return usage(format!("--run-id {id}: the run exists in `{}`; continue it with --resume {id}", cfg.results.display()));
         }
@@ -155,7 +162,7 @@ fn run_mode(args: RunOptions, hooks: Hooks, capacity_only: Option<CapacityOption
     // Only a real run creates the results directory; `--dry-run` and `--resume` read what exists.
     let stored = match &args.resume {
         // A shard resumed before it ever wrote (a retried pod) starts from nothing.
-        Some(id) if shard.is_some() && !cfg.results.join(format!("run_id={id}")).is_dir() => BTreeSet::new(),
+        Some(id) if shard.is_some() && !ResultsStore::open(&cfg.results).is_ok_and(|s| s.has_run(id)) => BTreeSet::new(),
         Some(id) => match ResultsStore::open(&cfg.results).and_then(|s| s.existing_keys(id)) {
             Ok(k) => k,
             Err(e) => return usage(format!("--resume {id}: {e:#}")),
@@ -200,7 +207,10 @@ fn run_mode(args: RunOptions, hooks: Hooks, capacity_only: Option<CapacityOption
         Ok(b) => b,
         Err(e) => return usage(format!("{e:#}")),
     };
-    let store = ResultsStore::create(&cfg.results)?;
+    let store = match ResultsStore::create(&cfg.results) {
+        Ok(s) => s,
+        Err(e) => return usage(format!("--results: {e:#}")),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(execute(args, cfg, hooks, backend, store, plan, Scope { pools, only_capacity, shard: shard_info, start_at }))
 }

@@ -41,8 +41,7 @@ impl ServedRecorder {
         store_content: bool,
         extra: serde_json::Value,
     ) -> anyhow::Result<ServedRecorder> {
-        std::fs::create_dir_all(results)?;
-        let store = ResultsStore::open(results)?;
+        let store = ResultsStore::create(results)?;
         let started_at = humantime_now();
         let meta = RunMeta {
             run_id: run_id.clone(),

@@ -83,7 +83,7 @@ fn resolve(store: &ResultsStore, spec: &str, run: Option<&str>, partial: bool) -
     if loaded.records.iter().any(|r| r.policy == spec) {
         return policy_of(&run_id, spec);
     }
-    if store.run_dir(spec).is_dir() && crate::store::validate_run_id(spec).is_ok() {
+    if store.has_run(spec) {
         let other = store.load_run(spec)?;
         other.require_complete(partial)?;
         super::warn(std::slice::from_ref(&other));

@@ -71,12 +71,14 @@ pub fn render(run: &LoadedRun, opts: &ReportOptions, format: ReportFormat) -> St
 }
 
 /// End-of-run helper: writes the Markdown report of `run_id` (default settings, KPIs as `ttc check` finds
-/// them) to `path`.
-pub fn write_markdown_report(results_dir: &Path, run_id: &str, path: &Path) -> Result<()> {
-    let run = ResultsStore::open(results_dir)?.load_run(run_id)?;
+/// them) as `report-<run_id>.md` beside the runs (in a local directory or under the object-store prefix);
+/// returns where.
+pub fn write_markdown_report(results_dir: &Path, run_id: &str) -> Result<PathBuf> {
+    let store = ResultsStore::open(results_dir)?;
+    let run = store.load_run(run_id)?;
     let (kpis, kpi_source) = crate::kpi::load_kpis(None)?;
     let opts = ReportOptions { analysis: Default::default(), kpis, kpi_source, baseline_policy: None };
-    std::fs::write(path, render(&run, &opts, ReportFormat::Md)).with_context(|| format!("writing {}", path.display()))
+    store.write_file(&format!("report-{run_id}.md"), render(&run, &opts, ReportFormat::Md).as_bytes())
 }
 
 /// The report (or, with `output`, the line saying where it was written).
