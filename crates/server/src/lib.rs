@@ -69,7 +69,7 @@ pub struct ServeOptions {
     pub ab: Option<String>,
     /// Request header that makes the A/B assignment sticky.
     pub ab_key_header: String,
-    /// Store every served request (chat completions and completions), also without `ab`.
+    /// Store every request (chat completions, completions, refusals), also without `ab`.
     pub record: bool,
     /// Results store for served requests' records.
     pub results: PathBuf,
