@@ -49,23 +49,24 @@ pub struct ServeArgs {
     /// On SIGTERM or Ctrl-C, seconds open requests get to finish before their connections are closed.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = ttc_http::parse_secs)]
     pub shutdown_timeout: Duration,
-    /// Live A/B test: requests to the base model id are assigned an arm by these weights (sum 1), e.g.
-    /// `baseline=0.5,speculative_decoding=0.5`; arms are policies of --policies (routers too). Every served
-    /// request is then stored in --results (docs/serve.md "A/B tests").
+    /// Live A/B test: requests to the base model id (chat completions and completions) are assigned an arm by
+    /// these weights (sum 1), e.g. `baseline=0.5,speculative_decoding=0.5`; arms are policies of --policies
+    /// (routers too). Every request, served or refused, is then stored in --results (docs/serve.md "A/B tests").
     #[arg(long, value_name = "ARM=WEIGHT,...")]
     pub ab: Option<String>,
     /// Request header whose value (a user or session id) makes the A/B assignment sticky; without it, or
     /// with a malformed value, a request is assigned at random.
     #[arg(long, value_name = "NAME", default_value = ttc_server::ab::DEFAULT_KEY_HEADER)]
     pub ab_key_header: String,
-    /// Store every served chat completion as a record in --results, also without --ab.
+    /// Store every request (chat completions, completions, refusals) as a record in --results, also without --ab.
     #[arg(long)]
     pub record: bool,
     /// Results store for served requests' records (with --ab or --record).
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub results: PathBuf,
-    /// Also store what the model answered (the `prediction` column, logprobs). Off by default: records
-    /// then hold counts, timings and the arm, nothing about a request's content.
+    /// Also store what the model answered (the `prediction` column, logprobs) and refusals' full error messages.
+    /// Off by default: records then hold counts, timings, the arm and an error's type, nothing about a request's
+    /// content.
     #[arg(long)]
     pub store_content: bool,
     #[command(flatten)]

@@ -1,6 +1,6 @@
 //! `ttc serve --ab`: bad arms or weights are exit 2 before the model loads; a sticky key always gets the same
-//! arm; every finished request is a record in the store (backend `serve`, policy = arm, no content), and a
-//! `kill -9` loses none of them. Raw HTTP over std's TcpStream, loopback only.
+//! arm, on chat completions and completions; every finished or refused request is a record in the store
+//! (backend `serve`, policy = arm, no content), and a `kill -9` loses none of them. Raw HTTP over std's TcpStream, loopback only.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -46,21 +46,27 @@ fn serve(args: &[&str]) -> (Serve, u16) {
 
 /// One chat completion; returns the whole HTTP response (headers and body).
 fn chat(port: u16, key: Option<&str>, stream: bool) -> String {
-    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let body = format!(
         r#"{{"model":"smollm2-135m","messages":[{{"role":"user","content":"Name a color."}}],"max_tokens":3,"temperature":0,"stream":{stream}}}"#
     );
+    let out = post(port, "/v1/chat/completions", key, &body);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
+}
+
+/// POSTs `body` to `path`; returns the whole HTTP response (headers and body).
+fn post(port: u16, path: &str, key: Option<&str>, body: &str) -> String {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let key = key.map(|k| format!("X-AB-Key: {k}\r\n")).unwrap_or_default();
     write!(
         conn,
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{key}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{key}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let mut out = String::new();
     conn.read_to_string(&mut out).unwrap();
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     out
 }
 
@@ -102,11 +108,18 @@ fn sticky_arms_and_records_that_survive_kill_9() {
         assert_eq!(arm_of(&r), first);
         arms.push(arm_of(&r));
     }
-    arms.insert(0, first);
+    arms.insert(0, first.clone());
     // A malformed key (too long) is served normally, by a random arm.
     let long = "k".repeat(300);
     arms.push(arm_of(&chat(port, Some(&long), false)));
     arms.push(arm_of(&chat(port, None, true)));
+    // A refused request (temperature out of range) is a record of its arm too, and so is a raw completion.
+    let refused = post(port, "/v1/chat/completions", Some("user-42"), r#"{"model":"smollm2-135m","messages":[{"role":"user","content":"x"}],"temperature":7}"#);
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+    assert_eq!(arm_of(&refused), first);
+    let completion = post(port, "/v1/completions", Some("user-42"), r#"{"model":"smollm2-135m","prompt":"Red, green,","max_tokens":3,"temperature":0}"#);
+    assert!(completion.starts_with("HTTP/1.1 200"), "{completion}");
+    assert_eq!(arm_of(&completion), first, "a key lands on the same arm on every endpoint");
     let started = Instant::now();
     s.0.kill().unwrap(); // SIGKILL: no shutdown, no final flush
     s.0.wait().unwrap();
@@ -118,9 +131,13 @@ fn sticky_arms_and_records_that_survive_kill_9() {
     let run = store.load_run(&runs[0].run_id).unwrap();
     let mut records = run.records;
     records.sort_by(|a, b| a.sample_id.cmp(&b.sample_id));
-    assert_eq!(records.len(), arms.len(), "every finished request has its record after kill -9");
+    assert_eq!(records.len(), arms.len() + 2, "every finished request has its record after kill -9");
+    // The refusal was written with the completion that followed it.
+    let (refused, completion) = (&records[arms.len()], &records[arms.len() + 1]);
+    assert_eq!((&refused.policy, refused.status, refused.error_class.as_deref()), (&first, ttc_types::RecordStatus::Error, Some("http_4xx")));
+    assert_eq!((&completion.policy, completion.task.as_deref(), completion.output_tokens), (&first, Some("completions"), Some(3)));
     for (r, arm) in records.iter().zip(&arms) {
-        assert_eq!((r.backend.as_str(), r.suite.as_str(), &r.policy), ("serve", "serve", arm));
+        assert_eq!((r.backend.as_str(), r.suite.as_str(), &r.policy, r.task.as_deref()), ("serve", "serve", arm, Some("chat")));
         assert_eq!(r.status, ttc_types::RecordStatus::Ok, "{r:?}");
         assert_eq!(r.output_tokens, Some(3));
         assert!(r.e2e_s.unwrap() > 0.0 && r.ttft_s.is_some());

@@ -11,13 +11,14 @@
 use crate::error::ApiError;
 use crate::generation::{ActiveGuard, Generation, Step};
 use crate::logprobs::Legacy;
-use crate::models::ServedModel;
 use crate::request::{check_sampling, check_top, parse_json, seed_of, StopField, MAX_STOPS};
-use crate::server::AppState;
+use crate::served::Endpoint;
+use crate::server::{AppState, Refused, Target};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
-use ttc_contract::GenRequest;
+use std::time::Instant;
+use ttc_contract::{BackendError, GenRequest};
 use ttc_types::{TokenLogprob, TokenRef};
 
 /// OpenAI's default `max_tokens` for completions.
@@ -67,7 +68,7 @@ struct Checked {
     logprobs: Option<u32>,
 }
 
-fn check(req: CompletionRequest, model: &ServedModel, state: &AppState) -> Result<Checked, ApiError> {
+fn check(req: CompletionRequest, target: &Target, state: &AppState) -> Result<Checked, ApiError> {
     if req.stream == Some(true) {
         return Err(ApiError::bad_request(
             "stream: /v1/completions answers with one JSON object here; stream with /v1/chat/completions",
@@ -119,8 +120,8 @@ fn check(req: CompletionRequest, model: &ServedModel, state: &AppState) -> Resul
     }
     let request = GenRequest {
         messages: Vec::new(),
-        policy: model.policy.clone(),
-        model: model.id.clone(),
+        policy: target.policy.clone(),
+        model: target.model.clone(),
         max_tokens: u32::try_from(max_tokens).unwrap_or(u32::MAX),
         temperature,
         top_p: req.top_p,
@@ -132,42 +133,57 @@ fn check(req: CompletionRequest, model: &ServedModel, state: &AppState) -> Resul
     Ok(Checked { prompts, request, stops, echo: req.echo.unwrap_or(false), logprobs })
 }
 
-/// Handles one `/v1/completions` body.
-pub async fn handle(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
-    let req: CompletionRequest = parse_json(body)?;
-    let model = state.catalog().get(&req.model).ok_or_else(|| ApiError::unknown_model(&req.model, &state.catalog().ids()))?;
-    let c = check(req, model, state)?;
+/// Handles one `/v1/completions` body: the policy that served it (an A/B arm for the base model, with `ab_key`
+/// the sticky key) and the reply. Each prompt is one generation and, with a recorder, one record.
+pub(crate) async fn handle(state: &AppState, body: &[u8], ab_key: Option<&[u8]>) -> Result<(Target, Value), Refused> {
+    let req: CompletionRequest = parse_json(body).map_err(|e| Refused::at(e, &state.target_of_body(body, ab_key)))?;
+    let target = state.target(&req.model, ab_key);
+    let Some(t) = target.clone() else {
+        return Err(Refused::at(ApiError::unknown_model(&req.model, &state.catalog().ids()), &None));
+    };
+    let c = check(req, &t, state).map_err(|e| Refused::at(e, &target))?;
     let Some(active) = ActiveGuard::admit(state.counters().clone(), state.queue_limit()) else {
         state.counters().rejected.fetch_add(1, Ordering::SeqCst);
-        return Err(ApiError::queue_full(state.max_queue()));
+        return Err(Refused::at(ApiError::queue_full(state.max_queue()), &target));
     };
+    // Failed while generating: the generation's record tells of it.
+    let failed = |error: ApiError| Refused { error, target: target.clone(), recorded: true };
     let tok = &state.engine().tokenizer;
     let mut choices = Vec::with_capacity(c.prompts.len());
     let (mut prompt_tokens, mut completion_tokens, mut cached_tokens) = (0u64, 0u64, 0u64);
     let mut guard = Some(active);
     for (index, prompt) in c.prompts.iter().enumerate() {
         let score = c.logprobs.filter(|_| c.echo).map(|k| k as usize);
-        let (gen, scores) =
-            state.backend().generate_tokens(prompt.clone(), &c.request, score).map_err(|e| ApiError::from_backend(&e))?;
-        let scored: Option<Vec<Option<TokenLogprob>>> = match scores {
-            Some(rx) => Some(
-                rx.await
-                    .map_err(|_| ApiError::server("the engine stopped before scoring the prompt"))?
-                    .map_err(|e| ApiError::from_backend(&e))?,
-            ),
-            None => None,
-        };
+        let sent = Instant::now();
+        let (gen, scores) = state
+            .backend()
+            .generate_tokens(prompt.clone(), &c.request, score)
+            .map_err(|e| Refused::at(ApiError::from_backend(&e), &target))?;
         // One admission covers the whole request; each prompt's generation holds it in turn.
         let active = guard.take().unwrap_or_else(|| ActiveGuard::admit(state.counters().clone(), usize::MAX).expect("unbounded"));
-        let mut gen = Generation::new(gen, c.stops.clone(), active);
+        let tap = state.recorder().map(|r| r.begin(t.policy.clone(), t.model.clone(), Endpoint::Completions, sent));
+        let mut gen = Generation::new(gen, c.stops.clone(), active).with_record(tap);
+        let scored: Option<Vec<Option<TokenLogprob>>> = match scores {
+            Some(rx) => {
+                let r = rx.await.unwrap_or_else(|_| Err(BackendError::Engine("the engine stopped before scoring the prompt".into())));
+                match r {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        gen.fail(e.clone());
+                        return Err(failed(ApiError::from_backend(&e)));
+                    }
+                }
+            }
+            None => None,
+        };
         let (mut text, mut lps, mut reason, mut n_out) = (String::new(), Vec::new(), "length", 0u32);
         while let Some(step) = gen.next().await {
             match step {
-                Step::Text(t, l) => {
-                    text.push_str(&t);
+                Step::Text(piece, l) => {
+                    text.push_str(&piece);
                     lps.extend(l);
                 }
-                Step::Failed(e) => return Err(e),
+                Step::Failed(e) => return Err(failed(e)),
                 Step::Done { reason: r, completion_tokens, cached_tokens: cached } => {
                     reason = r;
                     n_out = completion_tokens;
@@ -193,7 +209,7 @@ pub async fn handle(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
         let full = if c.echo { tok.decode(prompt, false) + &text } else { text };
         choices.push(json!({ "text": full, "index": index, "logprobs": logprobs, "finish_reason": reason }));
     }
-    Ok(json!({
+    let reply = json!({
         "id": format!("cmpl-{:024x}", rand::random::<u128>() >> 32),
         "object": "text_completion",
         "created": crate::server::unix_now(),
@@ -205,5 +221,6 @@ pub async fn handle(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
             "total_tokens": prompt_tokens + completion_tokens,
             "prompt_tokens_details": { "cached_tokens": cached_tokens },
         },
-    }))
+    });
+    Ok((t, reply))
 }

@@ -116,6 +116,24 @@ impl ApiError {
         }
     }
 
+    /// The error without its message, which may quote the request (a JSON error's excerpt, an unknown model or
+    /// role): its type, code and field, e.g. `invalid_request_error (code context_length_exceeded, param
+    /// messages)`. What a served record keeps without `--store-content`.
+    pub fn summary(&self) -> String {
+        let mut details = Vec::new();
+        if let Some(c) = self.code {
+            details.push(format!("code {c}"));
+        }
+        if let Some(p) = &self.param {
+            details.push(format!("param {p}"));
+        }
+        if details.is_empty() {
+            self.kind.to_string()
+        } else {
+            format!("{} ({})", self.kind, details.join(", "))
+        }
+    }
+
     /// The JSON body (also sent as an SSE `data:` event when a stream fails after its headers).
     pub fn body(&self) -> serde_json::Value {
         json!({ "error": { "message": self.message, "type": self.kind, "param": self.param, "code": self.code } })

@@ -84,6 +84,16 @@ impl Generation {
         self
     }
 
+    /// Fails this generation before it is read (e.g. its prompt could not be scored): recorded with `error`,
+    /// counted as failed, and cancelled in the engine.
+    pub fn fail(&mut self, error: BackendError) {
+        self.events = None;
+        self.record_end(Some(error));
+        if !std::mem::replace(&mut self.over, true) {
+            self.active.0.failed.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     fn record_event(&mut self, ev: &GenEvent) {
         if let Some(t) = &mut self.record {
             t.observe(ev);

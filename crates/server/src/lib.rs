@@ -69,7 +69,7 @@ pub struct ServeOptions {
     pub ab: Option<String>,
     /// Request header that makes the A/B assignment sticky.
     pub ab_key_header: String,
-    /// Store every served chat completion, also without `ab`.
+    /// Store every request (chat completions, completions, refusals), also without `ab`.
     pub record: bool,
     /// Results store for served requests' records.
     pub results: PathBuf,
@@ -220,7 +220,7 @@ pub fn run(opts: ServeOptions) -> anyhow::Result<()> {
         let r = served::ServedRecorder::start(&opts.results, run_id, &engine.model_name, opts.store_content, extra)
             .with_context(|| format!("opening the results store {}", opts.results.display()))?;
         eprintln!("recording served requests in {} as run {}", opts.results.display(), r.run_id());
-        Some(Arc::new(r))
+        Some(r)
     } else {
         None
     };

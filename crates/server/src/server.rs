@@ -5,6 +5,7 @@
 use crate::error::ApiError;
 use crate::generation::{ActiveGuard, Counters, Generation, Step};
 use crate::models::Catalog;
+use crate::served::Endpoint;
 use crate::request::{self, Prepared};
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, Request, State};
@@ -18,7 +19,7 @@ use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ttc_contract::Backend;
 use ttc_embedded::EmbeddedBackend;
 use ttc_engine::{Engine, Policy};
@@ -41,7 +42,7 @@ pub struct ServerOptions {
     pub ab: Option<Arc<crate::ab::Assigner>>,
     /// The request header whose value makes an A/B assignment sticky.
     pub ab_key_header: String,
-    /// Where every served chat completion's record goes (`crate::served`), if anywhere.
+    /// Where every served request's record goes (`crate::served`), if anywhere.
     pub recorder: Option<Arc<crate::served::ServedRecorder>>,
 }
 
@@ -106,6 +107,76 @@ impl AppState {
     /// Generations admitted at once: one generating plus `max_queue` waiting.
     pub(crate) fn queue_limit(&self) -> usize {
         self.opts.max_queue.saturating_add(1)
+    }
+    pub(crate) fn recorder(&self) -> Option<&Arc<crate::served::ServedRecorder>> {
+        self.opts.recorder.as_ref()
+    }
+
+    /// The policy a request for `model` runs. Under an A/B test the base model's requests are assigned an arm
+    /// (by `ab_key`, the key header's value); `<model>:<policy>` runs that policy. None: no such model here.
+    pub(crate) fn target(&self, model: &str, ab_key: Option<&[u8]>) -> Option<Target> {
+        if let Some(ab) = self.opts.ab.as_ref().filter(|_| model == self.opts.model_id) {
+            return Some(Target { policy: ab.assign(ab_key).0, model: model.to_string() });
+        }
+        self.catalog.get(model).map(|m| Target { policy: m.policy.clone(), model: m.id.clone() })
+    }
+
+    /// The target of a body that did not parse as a request: by its `model` field, if it has a readable one
+    /// (a request with a bad field still counts against the arm it would have run).
+    pub(crate) fn target_of_body(&self, body: &[u8], ab_key: Option<&[u8]>) -> Option<Target> {
+        #[derive(serde::Deserialize)]
+        struct ModelOnly {
+            model: String,
+        }
+        let m: ModelOnly = serde_json::from_slice(body).ok()?;
+        self.target(&m.model, ab_key)
+    }
+
+    /// The sticky key of a request, when an A/B test is on.
+    fn ab_key(&self, req: &Request) -> Option<Vec<u8>> {
+        self.opts.ab.as_ref()?;
+        req.headers().get(self.opts.ab_key_header.as_str()).map(|v| v.as_bytes().to_vec())
+    }
+
+    /// Under an A/B test a response names the policy that served it (or would have, for a refusal).
+    fn name_arm(&self, response: &mut Response, target: Option<&Target>) {
+        let Some(t) = target.filter(|_| self.opts.ab.is_some()) else { return };
+        if let Ok(v) = header::HeaderValue::from_str(&t.policy.name) {
+            response.headers_mut().insert(crate::ab::ARM_HEADER, v);
+        }
+    }
+
+    /// The response to a refused request; records it unless a generation's record already tells of it.
+    fn refuse(&self, endpoint: Endpoint, arrived: Instant, r: Refused) -> Response {
+        if let (Some(rec), false) = (self.recorder(), r.recorded) {
+            rec.refuse(r.target.as_ref().map(|t| (&*t.policy, t.model.as_str())), endpoint, arrived, &r.error);
+        }
+        let mut response = r.error.into_response();
+        self.name_arm(&mut response, r.target.as_ref());
+        response
+    }
+}
+
+/// The policy a request runs (an A/B arm, or the policy its model names) and the model id it asked for.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub policy: Arc<Policy>,
+    pub model: String,
+}
+
+/// A request answered with an error instead of a completion.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub error: ApiError,
+    /// What it would have run; None when it named no served model (or its body could not be read).
+    pub target: Option<Target>,
+    /// A generation's record already tells of this failure (it failed while generating).
+    pub recorded: bool,
+}
+
+impl Refused {
+    pub fn at(error: ApiError, target: &Option<Target>) -> Refused {
+        Refused { error, target: target.clone(), recorded: false }
     }
 }
 
@@ -219,23 +290,17 @@ async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
 }
 
 async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let ab_key = state.opts.ab.as_ref().and_then(|_| req.headers().get(state.opts.ab_key_header.as_str())).map(|v| v.as_bytes().to_vec());
+    let arrived = Instant::now();
+    let ab_key = state.ab_key(&req);
     let body = match crate::body::read(req.into_body(), state.opts.body_timeout).await {
         Ok(b) => b,
-        Err(e) => {
-            // Unread body bytes may still be on the connection (a stalled body, one past the drain cap), so it
-            // is closed after this response: say so, or a client reuses it for its next request.
-            let mut r = e.into_response();
-            r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
-            return r;
-        }
+        Err(e) => return body_refused(&state, Endpoint::Chat, arrived, e),
     };
     let (prepared, generation) = match start(&state, body, ab_key.as_deref()).await {
         Ok(p) => p,
-        Err(e) => return e.into_response(),
+        Err(r) => return state.refuse(Endpoint::Chat, arrived, r),
     };
-    // Under an A/B test the response names the arm that served it.
-    let arm = state.opts.ab.is_some().then(|| prepared.request.policy.name.clone());
+    let target = Target { policy: prepared.request.policy.clone(), model: prepared.request.model.clone() };
     let mut response = if prepared.stream {
         stream_response(prepared, generation, state.engine.clone()).into_response()
     } else {
@@ -244,54 +309,63 @@ async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> R
             Err(e) => e.into_response(),
         }
     };
-    if let Some(v) = arm.and_then(|a| header::HeaderValue::from_str(&a).ok()) {
-        response.headers_mut().insert(crate::ab::ARM_HEADER, v);
-    }
+    state.name_arm(&mut response, Some(&target));
     response
 }
 
+/// A body that could not be read (413, 408): refused and recorded; the connection is closed after the answer,
+/// since unread body bytes may still be on it (a stalled body, one past the drain cap): say so, or a client
+/// reuses it for its next request.
+fn body_refused(state: &AppState, endpoint: Endpoint, arrived: Instant, e: ApiError) -> Response {
+    let mut r = state.refuse(endpoint, arrived, Refused::at(e, &None));
+    r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    r
+}
+
 async fn completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let arrived = Instant::now();
+    let ab_key = state.ab_key(&req);
     let body = match crate::body::read(req.into_body(), state.opts.body_timeout).await {
         Ok(b) => b,
-        Err(e) => {
-            let mut r = e.into_response();
-            r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
-            return r;
-        }
+        Err(e) => return body_refused(&state, Endpoint::Completions, arrived, e),
     };
-    match crate::completions::handle(&state, &body).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => e.into_response(),
+    match crate::completions::handle(&state, &body, ab_key.as_deref()).await {
+        Ok((target, v)) => {
+            let mut response = Json(v).into_response();
+            state.name_arm(&mut response, Some(&target));
+            response
+        }
+        Err(r) => state.refuse(Endpoint::Completions, arrived, r),
     }
 }
 
-/// Validates the request, then admits it to the engine's queue (or answers 429 when the queue is
-/// full: a bounded wait instead of an unbounded one).
-async fn start(state: &Arc<AppState>, body: Bytes, ab_key: Option<&[u8]>) -> Result<(Prepared, Generation), ApiError> {
-    let parsed = request::parse(&body)?;
-    let mut prepared = request::prepare(parsed, &state.catalog, &state.engine, state.opts.default_max_tokens)?;
+/// Validates the request, assigns its arm, then admits it to the engine's queue (or answers 429 when the
+/// queue is full: a bounded wait instead of an unbounded one).
+async fn start(state: &Arc<AppState>, body: Bytes, ab_key: Option<&[u8]>) -> Result<(Prepared, Generation), Refused> {
+    let parsed = request::parse(&body).map_err(|e| Refused::at(e, &state.target_of_body(&body, ab_key)))?;
     // The base model is the experiment's traffic; `<model>:<policy>` still runs the policy asked for.
-    if let Some(ab) = &state.opts.ab {
-        if prepared.request.model == state.opts.model_id {
-            prepared.request.policy = ab.assign(ab_key).0;
-        }
+    let target = state.target(&parsed.model, ab_key);
+    let mut prepared = request::prepare(parsed, &state.catalog, &state.engine, state.opts.default_max_tokens)
+        .map_err(|e| Refused::at(e, &target))?;
+    if let Some(t) = &target {
+        prepared.request.policy = t.policy.clone();
     }
     // One generating plus `max_queue` waiting.
     let Some(active) = ActiveGuard::admit(state.counters.clone(), state.opts.max_queue.saturating_add(1)) else {
         state.counters.rejected.fetch_add(1, Ordering::SeqCst);
-        return Err(ApiError::queue_full(state.opts.max_queue));
+        return Err(Refused::at(ApiError::queue_full(state.opts.max_queue), &target));
     };
-    let sent = std::time::Instant::now();
+    let sent = Instant::now();
     // An adaptive policy runs its quality or fast policy by the queue it joins (every client's requests).
     let gen = match state.adaptive.route(&prepared.request) {
         Some(routed) => {
-            let g = state.backend.generate(&routed.request).await.map_err(|e| ApiError::from_backend(&e))?;
+            let g = state.backend.generate(&routed.request).await.map_err(|e| Refused::at(ApiError::from_backend(&e), &target))?;
             routed.wrap(g)
         }
-        None => state.backend.generate(&prepared.request).await.map_err(|e| ApiError::from_backend(&e))?,
+        None => state.backend.generate(&prepared.request).await.map_err(|e| Refused::at(ApiError::from_backend(&e), &target))?,
     };
     let tap = state.opts.recorder.as_ref().map(|r| {
-        r.begin(prepared.request.policy.clone(), prepared.request.model.clone(), sent)
+        r.begin(prepared.request.policy.clone(), prepared.request.model.clone(), Endpoint::Chat, sent)
     });
     Ok((prepared.clone(), Generation::new(gen, prepared.stops, active).with_record(tap)))
 }
