@@ -19,7 +19,7 @@ use crate::plan::{build_plan, draw_samples, sample_pool, Plan, SuiteLoader, Work
 use crate::shard::{resolve_shard, shard_settings};
 use crate::progress::{Progress, ProgressMode};
 use crate::record::{host_info, RunContext};
-use crate::loadgen::{make_jobs, Runner, RunnerSettings};
+use crate::loadgen::{apply_suite_max_tokens, make_jobs, Runner, RunnerSettings};
 use crate::scoring::Scorer;
 use crate::sink::RecordSink;
 use crate::tokens::TokenCounter;
@@ -390,7 +390,8 @@ async fn execute(
         (false, LogFormat::Text) => ProgressMode::Bar,
     };
     // The backend's own model name (for HTTP: `backend.model`; for the engine: its model, not a file path).
-    let jobs = make_jobs(&plan.entries, &cfg.generation, &info.model);
+    let mut jobs = make_jobs(&plan.entries, &cfg.generation, &info.model);
+    apply_suite_max_tokens(&mut jobs, &cfg.suites);
     let fidelity_backend = backend.clone();
     let runner = Arc::new(Runner::new(
         backend.clone(),
@@ -486,7 +487,8 @@ async fn execute(
             }
             eprintln!("round {round}: samples per suite now {next:?} (target CI half-width {})", until.width.0);
             let plan = build_plan(&cfg.policies, new_items, cfg.seed.wrapping_add(round), &BTreeSet::new())?;
-            let jobs = make_jobs(&plan.entries, &cfg.generation, &info.model);
+            let mut jobs = make_jobs(&plan.entries, &cfg.generation, &info.model);
+            apply_suite_max_tokens(&mut jobs, &cfg.suites);
             if let (Some(handle), true) = (&forced_handle, cfg.fidelity.teacher_forced) {
                 if let Some(more) = teacher_forced_pass(&*fidelity_backend, &jobs, &runner.stop_flag()).await {
                     handle.lock().map(|mut m| m.extend(more)).ok();

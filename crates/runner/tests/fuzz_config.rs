@@ -116,7 +116,7 @@ fn policies() -> impl Strategy<Value = Vec<Policy>> {
 
 fn suite() -> impl Strategy<Value = SuiteConfig> {
     (text(), prop::option::of(path()), prop::option::of(any::<u64>()), prop::option::of(any::<u64>()), prop::collection::vec(text(), 0..3))
-        .prop_map(|(name, path, samples, seed, tasks)| SuiteConfig { name, path, samples: samples.map(|s| s as usize), seed, tasks })
+        .prop_map(|(name, path, samples, seed, tasks)| SuiteConfig { name, path, samples: samples.map(|s| s as usize), seed, tasks, max_tokens: None })
 }
 
 fn run_file() -> impl Strategy<Value = RunFile> {

@@ -165,6 +165,8 @@ impl RunOptions {
         }
         if let Some(m) = self.max_tokens {
             f.generation.max_tokens = flag::<NonZero, _>("max-tokens", m)?;
+            // The flag is the last word: it replaces the suites' own limits too.
+            f.suites.iter_mut().for_each(|s| s.max_tokens = None);
         }
         if let Some(t) = self.temperature {
             f.generation.temperature = flag::<NonNegativeF64, _>("temperature", t)?;

@@ -123,6 +123,10 @@ pub struct SuiteConfig {
     /// Keep only these tasks; empty = all.
     #[serde(default)]
     pub tasks: Vec<String>,
+    /// This suite's `generation.max_tokens` (answers of different lengths: a WorfBench workflow is longer than a
+    /// CRMArena answer); default: the run's. A policy's `remote.max_tokens` and the `--max-tokens` flag win.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<NonZero>,
 }
 
 /// `samples: 0` would draw nothing and fail later as "no items"; reject it where it is written.
@@ -132,7 +136,7 @@ fn samples<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::E
 
 impl SuiteConfig {
     pub fn named(name: &str, samples: usize) -> SuiteConfig {
-        SuiteConfig { name: name.into(), path: None, samples: Some(samples), seed: None, tasks: Vec::new() }
+        SuiteConfig { name: name.into(), path: None, samples: Some(samples), seed: None, tasks: Vec::new(), max_tokens: None }
     }
 }
 
@@ -176,7 +180,7 @@ pub struct BackendConfig {
     pub api_key_env: Option<String>,
     /// HTTP: the model name sent to the server. Embedded: a GGUF path (default: the cached SmolLM2).
     pub model: Option<String>,
-    /// Embedded: weight format (`auto`, `q8_0`, `f32`, `native`).
+    /// Embedded: weight format (`auto`, `q4_1`, `q8_0`, `f32`, `native`; docs/engine.md).
     pub weights: Option<String>,
     /// Embedded: MiB of KV entries of prompt prefixes reused across requests (off when unset or 0). Off by
     /// default, so every policy's TTFT is measured cold and the order of requests does not favour later ones.

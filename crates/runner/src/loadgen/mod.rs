@@ -93,6 +93,18 @@ pub fn make_jobs(entries: &[PlanEntry], generation: &GenerationConfig, default_m
         .collect()
 }
 
+/// Applies each suite's own `max_tokens` (`suites: [{name, max_tokens}]`) to its jobs, except where the policy's
+/// `remote.max_tokens` set the request's limit.
+pub fn apply_suite_max_tokens(jobs: &mut [Job], suites: &[crate::config::SuiteConfig]) {
+    for job in jobs {
+        let own = suites.iter().find(|s| s.name == job.entry.item.suite).and_then(|s| s.max_tokens);
+        let remote_set = job.entry.policy.remote.as_ref().is_some_and(|r| r.max_tokens.is_some());
+        if let (Some(m), false) = (own, remote_set) {
+            job.request.max_tokens = m.0.min(u32::MAX as u64) as u32;
+        }
+    }
+}
+
 /// Jobs that run together at one concurrency: every policy without its own `concurrency` (`policy: None`), or
 /// one suite of one policy that sets it (`policy: Some((policy, suite))`).
 #[derive(Debug, Clone)]

@@ -315,4 +315,12 @@ fn jobs_take_policy_overrides() {
     assert_eq!(fast.extra_body["top_k"], serde_json::json!(3));
     let plain = by("b");
     assert_eq!((plain.model.as_str(), plain.temperature, plain.max_tokens), ("default-model", 0.0, 256));
+
+    // A suite's own max_tokens replaces the run's, but not a policy's remote.max_tokens; other suites keep theirs.
+    let mut jobs = jobs;
+    let own = crate::config::SuiteConfig { max_tokens: Some(crate::config::file::NonZero(128)), ..crate::config::SuiteConfig::named("s", 1) };
+    let other = crate::config::SuiteConfig { max_tokens: Some(crate::config::file::NonZero(7)), ..crate::config::SuiteConfig::named("t", 1) };
+    apply_suite_max_tokens(&mut jobs, &[other, own]);
+    let by = |name: &str| jobs.iter().find(|j| j.entry.policy.name == name).unwrap().request.max_tokens;
+    assert_eq!((by("baseline"), by("b")), (9, 128));
 }
