@@ -150,6 +150,11 @@ pub fn compare_unpaired(a_label: &str, a: &[Record], b_label: &str, b: &[Record]
         let name = format!("{} {}", stat.label(), field.name());
         performance.extend(diff(name, values(a, &field, true), values(b, &field, true), stat, field.direction()));
     }
+    // Served traffic includes refusals (400, 429, ...) that `ttc serve` records as errors: the error rates get an
+    // unpaired CI too (the mean of a 0/1 indicator per request), since an arm that fails more is worse whatever
+    // its latency on the requests it did serve.
+    let errors = |rs: &[Record]| rs.iter().map(|r| if r.status == RecordStatus::Ok { 0.0 } else { 1.0 }).collect();
+    performance.extend(diff("error_rate".into(), errors(a), errors(b), Stat::Mean, Direction::LowerIsBetter));
     Comparison {
         a: a_label.to_string(),
         b: b_label.to_string(),

@@ -37,3 +37,29 @@ fn unpaired_verdicts_find_a_real_shift_and_no_difference_where_there_is_none() {
     // Benchmark runs are not served traffic: they stay paired.
     assert!(!is_served(&[record("baseline", "crmarena", "1")], &b));
 }
+
+#[test]
+fn served_error_rates_are_compared_with_an_unpaired_interval() {
+    // A: 2 of 60 requests refused; B: 30 of 60 refused (a 429 storm). B's error rate is worse, A against itself is not.
+    let arm = |policy: &str, base: usize, failed: usize| -> Vec<Record> {
+        (0..60)
+            .map(|i| {
+                let mut r = served(policy, base + i, 1.0 + (i % 7) as f64 * 0.01, 0.5);
+                if i < failed {
+                    r.status = ttc_types::RecordStatus::Error;
+                }
+                r
+            })
+            .collect()
+    };
+    let (a, b) = (arm("baseline", 0, 2), arm("spec", 1000, 30));
+    let cfg = BootstrapConfig { resamples: 1000, seed: 3, confidence: 0.95 };
+    let c = compare_unpaired("baseline", &a, "spec", &b, &cfg);
+    let e = c.performance.iter().find(|d| d.metric == "error_rate").unwrap();
+    assert!((e.a - 2.0 / 60.0).abs() < 1e-12 && (e.b - 0.5).abs() < 1e-12, "{e:?}");
+    assert!((e.diff.value - (0.5 - 2.0 / 60.0)).abs() < 1e-12, "{e:?}");
+    assert_eq!(e.verdict, Verdict::Worse, "{e:?}");
+    let same = compare_unpaired("baseline", &a, "baseline", &a, &cfg);
+    let e = same.performance.iter().find(|d| d.metric == "error_rate").unwrap();
+    assert_eq!(e.verdict, Verdict::NoSignificantDifference, "{e:?}");
+}
