@@ -15,7 +15,8 @@ pub struct ModelArgs {
     /// A llama-architecture GGUF file; default: SmolLM2-135M-Instruct from the cache (`ttc model pull`).
     #[arg(long, env = "TTC_MODEL")]
     pub model: Option<PathBuf>,
-    /// Weight format at load: auto (Q8_0 for decode, f32 for multi-token forwards), q8_0, f32, or native.
+    /// Weight format at load: auto (the fastest for this CPU: the file's 4-bit blocks through the AVX-512 or AVX2
+    /// tiles), q4_1, q8_0, f32, or native (the file's types with llama.cpp's arithmetic); see docs/engine.md.
     #[arg(long, default_value = "auto", value_parser = parse_weights)]
     pub weights: WeightFormat,
 }

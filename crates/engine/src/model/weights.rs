@@ -19,9 +19,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WeightFormat {
-    /// The fastest for this CPU. With AVX512-VNNI: the file's Q4_1 tensors through the Q4_1 tiles and every other
-    /// tensor through the Q8_0 tiles (measured faster than Q8_0 everywhere in decode and prefill, docs/engine.md).
-    /// Without: candle's Q8_0 for forwards of few rows (decode) and f32 for many rows (prefill, batches).
+    /// The fastest for this CPU: the file's Q4_1 tensors through the Q4_1 tiles (AVX-512 or AVX2; measured faster
+    /// than Q8_0 and f32 in decode and prefill, docs/engine.md). Other tensors (the Q8_0 output matrix) through the
+    /// Q8_0 tiles with AVX512-VNNI; without it, candle's Q8_0 for forwards of few rows and f32 for many.
     #[default]
     Auto,
     /// Everything re-quantized to Q8_0.
@@ -160,10 +160,11 @@ impl Linear {
         // With the AVX512-VNNI tiles quantized weights beat dense f32 at every row count (docs/engine.md), so `auto`
         // keeps no dense copy; without them, the quantized kernels are linear in rows and f32 GEMM wins from ~16 rows.
         let need_dense = format == WeightFormat::F32 || (format == WeightFormat::Auto && !q8_tiles::supported());
+        // The Q4_1 tiles beat dense f32 at every row count on AVX2 too (docs/engine.md: 2.2x at 64 rows, 1.4x at
+        // 512), so they never keep a dense copy.
         if matches!(format, WeightFormat::Q4_1 | WeightFormat::Auto | WeightFormat::Native) {
             if let Some(q) = Quant::q4_1(&parts, scales)? {
-                let dense = if need_dense { Some(dequantize_fused(&parts, scales)?) } else { None };
-                return Ok(Linear { quant: Some(q), dense, dense_min_rows: dense_min_rows(), out_dim });
+                return Ok(Linear { quant: Some(q), dense: None, dense_min_rows: dense_min_rows(), out_dim });
             }
         }
         let need_q8 = matches!(format, WeightFormat::Q8_0 | WeightFormat::Q4_1 | WeightFormat::Auto);
@@ -200,8 +201,7 @@ impl Linear {
     /// The kernel this layer runs, for `ttc bench engine` and docs ("which code ran" is part of a measurement).
     pub fn kernel(&self) -> &'static str {
         match (&self.quant, &self.dense) {
-            (Some(Quant::Q4Tiles(_)), Some(_)) => "q4_1 tiles (avx2) < rows <= f32 gemm",
-            (Some(Quant::Q4Tiles(_)), None) => q4_tiles::kernel().label(),
+            (Some(Quant::Q4Tiles(_)), _) => q4_tiles::kernel().label(),
             (Some(Quant::Tiles(_)), _) => "q8_0 tiles (avx512-vnni)",
             (Some(Quant::Candle(_)), Some(_)) => "candle q-kernel < rows <= f32 gemm",
             (Some(Quant::Candle(q)), None) => match q {
