@@ -129,14 +129,6 @@ fn a_whole_prompt_in_one_forward_equals_token_by_token_steps() {
     }
 }
 
-/// Log-softmax of the last position after prefilling `prompt`.
-fn step0_logprobs(engine: &Engine, prompt: &[u32]) -> Vec<f64> {
-    let mut cache = engine.model.new_cache().unwrap();
-    let row = engine.model.forward(prompt, &mut cache, LogitsMode::Last).unwrap().to_vec2::<f32>().unwrap().remove(0);
-    let max = row.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
-    let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
-    row.iter().map(|&v| v as f64 - lse).collect()
-}
 
 #[test]
 fn q4_1_tiles_stay_as_close_to_the_full_precision_model_as_q8_0() {
@@ -155,8 +147,8 @@ fn q4_1_tiles_stay_as_close_to_the_full_precision_model_as_q8_0() {
     let (mut sum8, mut sum4) = (0.0, 0.0);
     for text in PROMPTS {
         let prompt = prompt_ids(f32m, text);
-        let full = step0_logprobs(f32m, &prompt);
-        let (k8, k4) = (kl(&full, &step0_logprobs(q8, &prompt)), kl(&full, &step0_logprobs(q4, &prompt)));
+        let full = common::step0_logprobs(f32m, &prompt);
+        let (k8, k4) = (kl(&full, &common::step0_logprobs(q8, &prompt)), kl(&full, &common::step0_logprobs(q4, &prompt)));
         eprintln!("{text:.40}...: KL(f32 || q8_0) = {k8:.6}, KL(f32 || q4_1 tiles) = {k4:.6}");
         assert!(k4 < 0.01, "q4_1 tiles drift from the f32 model: KL {k4}");
         (sum8, sum4) = (sum8 + k8, sum4 + k4);

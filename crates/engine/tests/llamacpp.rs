@@ -12,7 +12,7 @@
 //!   which we do not reproduce. The tests hold the measured bound, 0.3 nats, so that a real regression fails.
 
 mod common;
-use ttc_engine::{Engine, LogitsMode, WeightFormat};
+use ttc_engine::WeightFormat;
 
 struct Case {
     text: String,
@@ -41,13 +41,6 @@ fn cases(vectors: &str) -> Vec<Case> {
         .collect()
 }
 
-fn step0_logprobs(engine: &Engine, prompt: &[u32]) -> Vec<f64> {
-    let mut cache = engine.model.new_cache().unwrap();
-    let row = engine.model.forward(prompt, &mut cache, LogitsMode::Last).unwrap().to_vec2::<f32>().unwrap().remove(0);
-    let max = row.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
-    let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
-    row.iter().map(|&v| v as f64 - lse).collect()
-}
 
 /// The largest |ours − llama.cpp| over every prompt's listed tokens.
 fn max_deviation(format: WeightFormat, vectors: &str) -> f64 {
@@ -56,7 +49,7 @@ fn max_deviation(format: WeightFormat, vectors: &str) -> f64 {
     let cases = cases(vectors);
     for case in &cases {
         assert_eq!(engine.tokenizer.encode(&case.text).unwrap(), case.ids, "tokens of {:?}", case.text);
-        let ours = step0_logprobs(engine, &case.ids);
+        let ours = common::step0_logprobs(engine, &case.ids);
         let dev = case.top.iter().map(|&(id, lp)| (ours[id as usize] - lp).abs()).fold(0.0, f64::max);
         let top1 = ttc_engine::argmax(&ours.iter().map(|&v| v as f32).collect::<Vec<_>>());
         eprintln!("{format:<6} {:<45} max |Δ| {dev:.4} nats, top-1 {}", format!("{:?}", case.text), if top1 == case.top[0].0 { "same" } else { "DIFFERENT" });

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use ttc_engine::{Engine, WeightFormat};
+use ttc_engine::{Engine, LogitsMode, WeightFormat};
 
 /// TTC_MODEL, else the cache `ttc model pull` fills (located, and verified, by ttc-assets). A missing model fails
 /// loudly rather than skipping.
@@ -29,4 +29,13 @@ pub fn engine(format: WeightFormat) -> &'static Engine {
         WeightFormat::Q4_1 => &Q4,
     };
     cell.get_or_init(|| Engine::load(&model_path(), format).expect("load model"))
+}
+
+/// Log-softmax (f64) of the last position after prefilling `prompt`: step-0 log-probabilities.
+pub fn step0_logprobs(engine: &Engine, prompt: &[u32]) -> Vec<f64> {
+    let mut cache = engine.model.new_cache().unwrap();
+    let row = engine.model.forward(prompt, &mut cache, LogitsMode::Last).unwrap().to_vec2::<f32>().unwrap().remove(0);
+    let max = row.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
+    let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+    row.iter().map(|&v| v as f64 - lse).collect()
 }
