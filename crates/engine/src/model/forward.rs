@@ -9,6 +9,7 @@
 //! weights), GQA with kv head j serving query heads j*r..j*r+r-1, tied LM head when `output.weight` is absent.
 
 use crate::model::attention;
+use crate::model::rowwise;
 use crate::model::cancel::Cancel;
 use crate::error::{candle_message, EngineError, Result};
 use crate::model::gguf::{GgufFile, LlamaConfig};
@@ -18,11 +19,12 @@ use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Tensor};
 
 pub struct Block {
-    attn_norm: Tensor,
+    /// RMSNorm gains.
+    attn_norm: Vec<f32>,
     /// q, k and v projections fused along the output dim (q pre-scaled by 1/sqrt(head_dim)).
     qkv: Linear,
     o: Linear,
-    ffn_norm: Tensor,
+    ffn_norm: Vec<f32>,
     /// gate and up projections fused.
     gate_up: Linear,
     down: Linear,
@@ -89,10 +91,10 @@ impl LlamaModel {
             // Folding the attention scale into W_q saves one op per layer; RoPE is linear, so it commutes.
             let qkv_parts = vec![tensor(&p("attn_q"))?, tensor(&p("attn_k"))?, tensor(&p("attn_v"))?];
             blocks.push(Block {
-                attn_norm: tensor(&p("attn_norm"))?.dequantize(&dev)?,
+                attn_norm: tensor(&p("attn_norm"))?.dequantize(&dev)?.flatten_all()?.to_vec1()?,
                 qkv: Linear::from_parts_scaled(qkv_parts, &[q_scale, 1.0, 1.0], format)?,
                 o: Linear::from_parts(vec![tensor(&p("attn_output"))?], format)?,
-                ffn_norm: tensor(&p("ffn_norm"))?.dequantize(&dev)?,
+                ffn_norm: tensor(&p("ffn_norm"))?.dequantize(&dev)?.flatten_all()?.to_vec1()?,
                 gate_up: Linear::from_parts(vec![tensor(&p("ffn_gate"))?, tensor(&p("ffn_up"))?], format)?,
                 down: Linear::from_parts(vec![tensor(&p("ffn_down"))?], format)?,
             });
@@ -273,25 +275,29 @@ impl LlamaModel {
     ) -> Result<Tensor> {
         let b = &self.blocks[l];
         let cfg = &self.cfg;
-        let x = candle_nn::ops::rms_norm(h, &b.attn_norm, cfg.rms_eps as f32)?;
+        let rows = h.dim(0)?;
+        let x = self.norm_rows(h, &b.attn_norm)?;
         let qkv: Vec<f32> = b.qkv.forward(&x)?.flatten_all()?.to_vec1()?;
         let attn = self.attention(&qkv, lens, positions, caches)?;
-        let attn = Tensor::from_vec(attn, (h.dim(0)?, cfg.n_head * cfg.head_dim), &Device::Cpu)?;
+        let attn = Tensor::from_vec(attn, (rows, cfg.n_head * cfg.head_dim), &Device::Cpu)?;
         let h = (h + b.o.forward(&attn)?)?;
-        let x = candle_nn::ops::rms_norm(&h, &b.ffn_norm, cfg.rms_eps as f32)?;
-        let gu = b.gate_up.forward(&x)?;
-        let gate = gu.narrow(1, 0, cfg.n_ff)?;
-        let up = gu.narrow(1, cfg.n_ff, cfg.n_ff)?;
-        let act = (candle_nn::ops::silu(&gate)? * up)?;
+        let x = self.norm_rows(&h, &b.ffn_norm)?;
+        let gu: Vec<f32> = b.gate_up.forward(&x)?.flatten_all()?.to_vec1()?;
+        let act = Tensor::from_vec(rowwise::silu_mul(&gu, cfg.n_ff), (rows, cfg.n_ff), &Device::Cpu)?;
         Ok((h + b.down.forward(&act)?)?)
+    }
+
+    /// RMSNorm (with `gain`) of hidden rows (rows, hidden), split over the thread pool.
+    fn norm_rows(&self, h: &Tensor, gain: &[f32]) -> Result<Tensor> {
+        let x: Vec<f32> = h.flatten_all()?.to_vec1()?;
+        Ok(Tensor::from_vec(rowwise::rms_norm(&x, gain, self.cfg.rms_eps as f32), h.dims(), &Device::Cpu)?)
     }
 
     /// Only the K/V projections of block `l` for hidden rows `h` (CALM state propagation: a token that exited
     /// early still leaves K/V in the skipped layers, computed from its exit hidden state).
     pub fn propagate_kv(&self, l: usize, h: &Tensor, position: usize, cache: &mut LayerKv) -> Result<()> {
         let b = &self.blocks[l];
-        let cfg = &self.cfg;
-        let x = candle_nn::ops::rms_norm(h, &b.attn_norm, cfg.rms_eps as f32)?;
+        let x = self.norm_rows(h, &b.attn_norm)?;
         let qkv: Vec<f32> = b.qkv.forward(&x)?.flatten_all()?.to_vec1()?;
         let (_, k, v) = self.split_qkv(&qkv, position);
         cache.append_rows(&k, &v);

@@ -12,6 +12,7 @@ pub mod kv;
 pub mod prefix_cache;
 pub mod q4_tiles;
 pub mod q8_tiles;
+mod rowwise;
 pub mod tokenizer;
 pub mod weights;
 

@@ -182,20 +182,33 @@ pub(crate) struct QuantRows {
 
 impl QuantRows {
     pub(crate) fn new(x: &[f32], m: usize, k: usize) -> QuantRows {
+        assert!(x.len() == m * k && k.is_multiple_of(BLOCK), "activations are not ({m}, {k}) in blocks of {BLOCK}");
         let blocks = k / BLOCK;
         let mut qs = vec![0i8; m * k];
         let mut d = vec![0f32; m * blocks];
         let mut bias = vec![0i32; m * blocks];
         let mut s = vec![0f32; m * blocks];
         let simd = supported();
-        for (i, (src, dst)) in x.chunks_exact(BLOCK).zip(qs.chunks_exact_mut(BLOCK)).enumerate() {
+        let addrs = [qs.as_mut_ptr() as usize, d.as_mut_ptr() as usize, bias.as_mut_ptr() as usize, s.as_mut_ptr() as usize];
+        let block = |i: usize| {
+            let src = &x[i * BLOCK..][..BLOCK];
+            // SAFETY: block i owns its 32 bytes of qs and slot i of d, bias and s; the buffers outlive the loop.
+            let dst = unsafe { std::slice::from_raw_parts_mut((addrs[0] as *mut i8).add(i * BLOCK), BLOCK) };
             #[cfg(target_arch = "x86_64")]
             let (scale, sum) = if simd { unsafe { avx512::quantize_block(src, dst) } } else { quantize_block(src, dst) };
             #[cfg(not(target_arch = "x86_64"))]
             let (scale, sum) = { let _ = simd; quantize_block(src, dst) };
-            d[i] = f16::from_f32(scale).to_f32();
-            bias[i] = 128 * sum;
-            s[i] = f16::from_f32(sum as f32 * scale).to_f32();
+            unsafe {
+                *(addrs[1] as *mut f32).add(i) = f16::from_f32(scale).to_f32();
+                *(addrs[2] as *mut i32).add(i) = 128 * sum;
+                *(addrs[3] as *mut f32).add(i) = f16::from_f32(sum as f32 * scale).to_f32();
+            }
+        };
+        // A prefill's rows are quantized on every core (one row, decode, is not worth waking the pool for).
+        if m >= 16 {
+            candle_core::utils::barrier_pool().execute_chunked(m * blocks, |range| range.for_each(block));
+        } else {
+            (0..m * blocks).for_each(block);
         }
         QuantRows { m, qs, d, bias, s }
     }
