@@ -146,3 +146,37 @@ async fn overload_is_flagged_as_saturation() {
     assert!(records.iter().all(|r| r.load.saturation.is_some()), "the flag is stored with the records");
     assert_eq!(result.capacity_rps, 0.0);
 }
+
+/// A server with a cache: a prompt seen before takes 0.1 s, a new one 2 s. Before its first probe the search sends
+/// every distinct prompt once, unstored, so the first probe (1 r/s, 10 prompts) already meets the SLO; cold, its
+/// first 10 requests would take 2 s each and fail "p95_e2e_s<=1".
+#[tokio::test(start_paused = true)]
+async fn every_prompt_is_sent_once_unstored_before_the_first_probe() {
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    let backend = ScriptedBackend::new(move |req, _| {
+        let prompt = req.messages[0].content.clone();
+        let mut seen = log.lock().unwrap();
+        let service = if seen.contains(&prompt) { 0.1 } else { 2.0 };
+        seen.push(prompt);
+        Reply::Stream(vec![Step::Delay(Duration::from_secs_f64(service)), Step::text("x"), Step::finish(None)])
+    })
+    .with_max_concurrency(1);
+    let config = CapacityConfig {
+        slo: "p95_e2e_s<=1".into(),
+        probe_requests: 40,
+        warmup_requests: 2,
+        start_rate: 1.0,
+        max_probes: 1,
+        tolerance: 0.25,
+        arrival: Arrival::Constant,
+    };
+    let runner = runner(backend);
+    let (result, records) = search(&runner, &config, &jobs(10)).await;
+    let sent = seen.lock().unwrap().clone();
+    let first: BTreeSet<&String> = sent[..10].iter().collect();
+    assert_eq!(first.len(), 10, "the first 10 requests are the 10 distinct prompts: {sent:?}");
+    assert_eq!(sent.len(), 10 + 2 + 40);
+    assert_eq!(records.len(), 40, "only the probe's measured requests are stored");
+    assert!(result.probes[0].probe.pass, "the first probe starts warm: {:?}", result.probes[0].probe.stats.e2e_s);
+}
