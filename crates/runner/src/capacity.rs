@@ -6,8 +6,8 @@
 //! Each probe is an open loop at the offered rate through the first-come-first-served queue of the runner (see
 //! [`crate::runner`]): `warmup_requests` arrivals fill the queue and are not stored, the next `probe_requests` are
 //! measured. Before a policy's first probe, every distinct prompt is sent once, one at a time and not stored
-//! (`Search::prime`), so caches start warm whichever policy is searched first. Every probe of every policy uses the same arrival seed (common random numbers), so two rates differ
-//! only by the rate. A saturated probe ([`ttc_results::capacity::ProbeStats`]: completions behind arrivals,
+//! (`Search::prime`), so caches start warm whichever policy is searched first. Every probe of every policy uses
+//! the same arrival seed (common random numbers), so two rates differ only by the rate. A saturated probe ([`ttc_results::capacity::ProbeStats`]: completions behind arrivals,
 //! TTFT growing, a queue wait past 4x the SLO's largest latency bound, or a load generator that fell behind) counts
 //! as failing and is flagged in its records (`saturation`).
 

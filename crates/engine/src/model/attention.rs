@@ -311,12 +311,7 @@ mod avx512 {
         let mut j = 0;
         while j < max_n {
             for (acc, (&n, p)) in acc.iter_mut().zip(ns.iter().zip(&p)) {
-                for t in j..(j + 16).min(n) {
-                    let (pt, vt) = (_mm512_set1_ps(p[t]), values.as_ptr().add(t * D));
-                    for (r, acc) in acc.iter_mut().enumerate() {
-                        *acc = _mm512_add_ps(*acc, _mm512_mul_ps(pt, _mm512_loadu_ps(vt.add(r * 16))));
-                    }
-                }
+                add_weighted_values_64(acc, p, values, j..(j + 16).min(n));
             }
             j += 16;
         }
@@ -326,6 +321,18 @@ mod avx512 {
             }
         }
         p
+    }
+
+    /// `acc += p[t] * values[t]` for the keys `keys` in order, head size 64 (4 registers): the product then the
+    /// sum, per lane, as the scalar `weigh_values` does.
+    #[inline(always)]
+    unsafe fn add_weighted_values_64(acc: &mut [__m512; 4], p: &[f32], values: &[f32], keys: std::ops::Range<usize>) {
+        for t in keys {
+            let (pt, vt) = (_mm512_set1_ps(p[t]), values.as_ptr().add(t * 64));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm512_add_ps(*acc, _mm512_mul_ps(pt, _mm512_loadu_ps(vt.add(r * 16))));
+            }
+        }
     }
 
     /// `weigh_values` after the softmax for head size 64, the 64 sums held in 4 registers: per key and lane the
@@ -338,12 +345,7 @@ mod avx512 {
     pub unsafe fn weigh_values_64(p: &[f32], values: &[f32], dst: &mut [f32]) {
         assert!(dst.len() == 64 && values.len() >= p.len() * 64);
         let mut acc = [_mm512_setzero_ps(); 4];
-        for (j, &pj) in p.iter().enumerate() {
-            let (pj, vj) = (_mm512_set1_ps(pj), values.as_ptr().add(j * 64));
-            for (r, acc) in acc.iter_mut().enumerate() {
-                *acc = _mm512_add_ps(*acc, _mm512_mul_ps(pj, _mm512_loadu_ps(vj.add(r * 16))));
-            }
-        }
+        add_weighted_values_64(&mut acc, p, values, 0..p.len());
         for (r, acc) in acc.iter().enumerate() {
             _mm512_storeu_ps(dst.as_mut_ptr().add(r * 16), *acc);
         }

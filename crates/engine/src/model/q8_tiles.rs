@@ -205,11 +205,7 @@ impl QuantRows {
             }
         };
         // A prefill's rows are quantized on every core (one row, decode, is not worth waking the pool for).
-        if m >= 16 {
-            candle_core::utils::barrier_pool().execute_chunked(m * blocks, |range| range.for_each(block));
-        } else {
-            (0..m * blocks).for_each(block);
-        }
+        crate::model::rowwise::for_rows(m, |row| (row * blocks..(row + 1) * blocks).for_each(block));
         QuantRows { m, qs, d, bias, s }
     }
 }

@@ -9,8 +9,9 @@
 /// Rows below this run on the calling thread: waking the pool costs more than the work (decode is 1 row).
 const PARALLEL_MIN_ROWS: usize = 16;
 
-/// Calls `f(row)` for rows `0..rows`, split over the barrier pool when there are enough of them.
-fn for_rows(rows: usize, f: impl Fn(usize) + Sync) {
+/// Calls `f(row)` for rows `0..rows`, split over the barrier pool when there are enough of them (also the
+/// activation quantizer's loop, `QuantRows::new`).
+pub(crate) fn for_rows(rows: usize, f: impl Fn(usize) + Sync) {
     if rows < PARALLEL_MIN_ROWS {
         (0..rows).for_each(f);
     } else {
