@@ -354,6 +354,16 @@ function renderRoutes() {
   }).join("");
 }
 
+// Each policy's fidelity pooled over suites (hidden when no record carries fidelity).
+function renderFidelity() {
+  const rows = (state.summary && state.summary.fidelity) || [];
+  $("#fidelity").hidden = !rows.length;
+  const ci = (e) => e ? `${fmtQ(e.value)} [${fmtQ(e.lo)}, ${fmtQ(e.hi)}]` : "-";
+  $("#fidelity-table tbody").innerHTML = rows.map((f) =>
+    `<tr><td class="text">${esc(f.policy)}</td><td class="text">${esc(f.suites.join(" + "))}</td><td>${f.n}</td>` +
+    `<td>${ci(f.metrics.fidelity_top1)}</td><td>${ci(f.metrics.fidelity_kl)}</td><td>${ci(f.metrics.fidelity_exact_match)}</td></tr>`).join("");
+}
+
 // ------------------------------------------------------------------------------------- trade-offs
 
 async function loadTradeoffs() {
@@ -627,6 +637,7 @@ async function refreshSelected(quiet) {
     renderKpiList();
     renderLoad();
     renderRoutes();
+    renderFidelity();
     await Promise.all([loadTradeoffs(), loadDistributions(), loadRequests()]);
     if (!quiet) showError(null);
   } catch (e) { showError(e); }

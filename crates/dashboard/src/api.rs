@@ -174,6 +174,8 @@ pub struct SummaryResponse {
     pub recommendations: Vec<ttc_results::recommend::Recommendation>,
     /// Each router's requests by the policy they were routed to.
     pub routes: Vec<ttc_results::analysis::RouteGroup>,
+    /// Each policy's fidelity to the full model, pooled over its run's suites.
+    pub fidelity: Vec<ttc_results::analysis::PooledFidelity>,
 }
 
 pub async fn summary(State(st): State<AppState>, ApiQuery(q): ApiQuery<RunQuery>) -> ApiResult<SummaryResponse> {
@@ -192,6 +194,7 @@ pub async fn summary(State(st): State<AppState>, ApiQuery(q): ApiQuery<RunQuery>
             capacity: vec![],
             recommendations: vec![],
             routes: vec![],
+            fidelity: vec![],
         };
         let mut metrics = std::collections::BTreeSet::new();
         for d in &data {
@@ -201,6 +204,7 @@ pub async fn summary(State(st): State<AppState>, ApiQuery(q): ApiQuery<RunQuery>
             out.pareto.extend(s.pareto.iter().cloned());
             out.capacity.extend(s.capacity.iter().cloned());
             out.routes.extend(s.routes.iter().cloned());
+            out.fidelity.extend(s.fidelity.iter().cloned());
             if !s.capacity.is_empty() {
                 out.recommendations.extend(ttc_results::recommend::recommend(
                     s,

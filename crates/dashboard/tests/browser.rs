@@ -123,7 +123,11 @@ async fn dashboard_in_headless_chromium() {
     let tmp = tempfile::tempdir().unwrap();
     let results = tmp.path().join("results");
     // A run still in progress: 180 records of 6 policies x 3 suites, manifest `running`.
-    let records = common::records("e2e", 180, 11);
+    let mut records = common::records("e2e", 180, 11);
+    // Early exit replayed against the full model: a fidelity value on each of its requests.
+    for (i, r) in records.iter_mut().filter(|r| r.policy == "early_exit").enumerate() {
+        r.fidelity.top1 = Some([0.5, 0.75, 1.0][i % 3]);
+    }
     {
         let store = ResultsStore::create(&results).unwrap();
         let mut w = store.start_run(common::meta("e2e", "2025-03-01T12:00:00Z", Some(200)), common::opts(30)).unwrap();
@@ -153,6 +157,13 @@ async fn dashboard_in_headless_chromium() {
         let tput = text(&c, &format!("{row} td[data-col='output_tok_s']")).await;
         assert_eq!(tput, format!("{:.1}", g.output_tok_s.unwrap()));
     }
+    // Fidelity, every suite pooled: one row per policy that has it, the store's interval.
+    assert_eq!(expected.fidelity.len(), 1);
+    let f = &expected.fidelity[0];
+    let top1 = &f.metrics["fidelity_top1"];
+    wait_count(&c, "#fidelity-table tbody tr", 1).await;
+    assert_eq!(text(&c, "#fidelity-table tbody tr td:nth-child(1)").await, "early_exit");
+    assert_eq!(text(&c, "#fidelity-table tbody tr td:nth-child(4)").await, format!("{:.3} [{:.3}, {:.3}]", top1.value, top1.lo, top1.hi));
     // KPI colouring: the default p95 latency KPI (< 2 s) passes for these fast synthetic policies.
     let coloured = c.find_all(Locator::Css("#compare-table td.pass, #compare-table td.fail")).await.unwrap();
     assert!(!coloured.is_empty(), "no KPI colours in the comparison table");

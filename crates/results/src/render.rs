@@ -136,6 +136,8 @@ pub fn summary_table(s: &Summary) -> String {
         out.push_str(&quality_tables(s, multi_run, by_task));
     }
 
+    out.push_str(&pooled_fidelity_table(s, multi_run));
+
     let with_internals: Vec<&GroupSummary> = s.groups.iter().filter(|g| !g.internals.is_empty()).collect();
     if !with_internals.is_empty() {
         let mut h = label_header(multi_run, by_task);
@@ -166,6 +168,41 @@ pub fn summary_table(s: &Summary) -> String {
         s.run_ids.len()
     ));
     out
+}
+
+/// Each policy's fidelity to the full model, pooled over the run's suites (docs/metrics.md "Fidelity"): the
+/// column that tells a faithful lossy policy from an unfaithful one when task quality sits at the floor.
+/// Empty when no record carries fidelity.
+pub fn pooled_fidelity_table(s: &Summary, multi_run: bool) -> String {
+    if s.fidelity.is_empty() {
+        return String::new();
+    }
+    let mut h = Vec::new();
+    if multi_run {
+        h.push("run".to_string());
+    }
+    h.extend(["policy", "suites", "n", "top-1 agreement ±95% CI", "KL nats/token", "exact vs baseline"].map(String::from));
+    let right = h.len() - 4;
+    let mut t = table(h, right);
+    let cell = |f: &crate::analysis::PooledFidelity, m: &str| {
+        f.metrics.get(m).map_or("-".into(), |e| format!("{:.3}±{:.3}", e.value, (e.hi - e.lo) / 2.0))
+    };
+    for f in &s.fidelity {
+        let mut row = Vec::new();
+        if multi_run {
+            row.push(f.run_id.clone());
+        }
+        row.extend([
+            f.policy.clone(),
+            f.suites.join("+"),
+            f.n.to_string(),
+            cell(f, "fidelity_top1"),
+            cell(f, "fidelity_kl"),
+            cell(f, "fidelity_exact_match"),
+        ]);
+        t.add_row(row);
+    }
+    format!("\nFidelity to the full model, all suites pooled (teacher-forced on the baseline's greedy tokens; docs/metrics.md)\n{t}\n")
 }
 
 /// The header and rows of the by-route breakdown of routers (shared by the terminal summary and the report).
@@ -318,6 +355,7 @@ pub fn summary_table_wide(s: &Summary) -> String {
         }
         out.push_str(&format!("\nPolicy internals (means)\n{p}\n"));
     }
+    out.push_str(&pooled_fidelity_table(s, multi_run));
     out.push_str(&routes_table(s));
     out.push_str(&crate::load_render::capacity_tables(&s.capacity, true));
     out.push_str(&pareto_lines(s, multi_run));

@@ -531,6 +531,12 @@ fn fidelity_table(c: &Ctx, b: &mut Vec<Block>) {
             rows.push(row);
         }
     }
+    // Pooled over suites: one quantity measured on every prompt, so the interval narrows with all of them.
+    for f in c.summary.fidelity.iter().filter(|f| f.suites.len() > 1) {
+        let mut row = vec![f.policy.clone(), format!("all ({})", f.suites.join(" + "))];
+        row.extend(cols.iter().map(|m| f.metrics.get(*m).map_or("-".into(), |e| estimate(e, 3))));
+        rows.push(row);
+    }
     if rows.is_empty() {
         return;
     }
@@ -539,7 +545,8 @@ fn fidelity_table(c: &Ctx, b: &mut Vec<Block>) {
         "Each policy replayed along the baseline's greedy trajectory for the same prompt (embedded engine): top-1 = \
          probability its decision rule picks the baseline's token, KL(full ‖ policy) in nats per token over its \
          candidate set, top-5 overlap, first divergence (token index), full-model mass it pruned; then ROUGE-L and \
-         exact match of its output against the baseline policy's output. Means over requests with 95% bootstrap CIs."
+         exact match of its output against the baseline policy's output. Means over requests with 95% bootstrap CIs; \
+         the `all` rows pool every suite's requests of a policy."
             .into(),
     ));
     let mut header = vec!["policy".to_string(), "suite".to_string()];

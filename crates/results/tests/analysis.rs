@@ -240,3 +240,47 @@ fn paired_comparison_with_mcnemar_and_latency_cis() {
     let tput = c.performance.iter().find(|d| d.metric == "mean throughput_tok_s").unwrap();
     assert_eq!(tput.verdict, Verdict::NoSignificantDifference, "identical throughput fixtures");
 }
+
+/// Fidelity pooled over suites: one row per policy, the mean of every request's value whatever its suite, the
+/// interval of the pooled values (narrower than either suite's alone), capacity probes left out.
+#[test]
+fn fidelity_pools_every_suite_of_a_policy_and_narrows_the_interval() {
+    let top1 = [[1.0, 0.5, 0.75, 0.25, 1.0, 0.5], [0.75, 0.5, 1.0, 0.25, 0.5, 1.0]];
+    let mut records = Vec::new();
+    for (s, suite) in ["crm", "worf"].iter().enumerate() {
+        for (i, v) in top1[s].iter().enumerate() {
+            let mut r = record("lossy", suite, &format!("s{i}"));
+            r.fidelity.top1 = Some(*v);
+            r.fidelity.kl = Some(0.1 * i as f64);
+            records.push(r);
+            // The baseline against itself, and a probe of a capacity search that must not count.
+            let mut b = record("baseline", suite, &format!("s{i}"));
+            b.fidelity.top1 = Some(1.0);
+            records.push(b);
+        }
+    }
+    let mut probe = record("lossy", "crm", "s0");
+    probe.fidelity.top1 = Some(0.0);
+    probe.load.phase = Some("capacity".into());
+    records.push(probe);
+    let s = summarize(&records, &AnalysisConfig::default());
+    let policies: Vec<&str> = s.fidelity.iter().map(|f| f.policy.as_str()).collect();
+    assert_eq!(policies, ["lossy", "baseline"]);
+    let lossy = &s.fidelity[0];
+    assert_eq!(lossy.suites, ["crm", "worf"]);
+    assert_eq!(lossy.n, 12);
+    let t = &lossy.metrics["fidelity_top1"];
+    assert!((t.value - 8.0 / 12.0).abs() < 1e-12, "{}", t.value); // (4.0 + 4.0) / 12
+    assert!((lossy.metrics["fidelity_kl"].value - 0.25).abs() < 1e-12); // 2 x (0 + .1 + ... + .5) / 12
+    let pooled_width = t.hi - t.lo;
+    for suite in ["crm", "worf"] {
+        let g = s.groups.iter().find(|g| g.policy == "lossy" && g.suite == suite).unwrap();
+        let e = &g.quality["fidelity_top1"];
+        assert!(pooled_width < e.hi - e.lo, "{suite}: pooled {pooled_width} vs {}", e.hi - e.lo);
+    }
+    let b = &s.fidelity[1].metrics["fidelity_top1"];
+    assert_eq!((b.value, b.lo, b.hi), (1.0, 1.0, 1.0));
+    let table = ttc_results::render::summary_table(&s);
+    assert!(table.contains("Fidelity to the full model, all suites pooled"), "{table}");
+    assert!(table.contains("0.667±"), "{table}");
+}
