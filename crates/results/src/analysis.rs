@@ -284,8 +284,10 @@ pub struct PooledFidelity {
 /// [`PooledFidelity`] of every run x policy whose records carry fidelity (capacity probes left out: a search
 /// measures load, not quality), in first-seen order.
 pub fn pooled_fidelity(records: &[Record], cfg: &BootstrapConfig) -> Vec<PooledFidelity> {
+    /// Suites seen, requests counted, and each fidelity metric's values.
+    type Pool = (Vec<String>, usize, BTreeMap<&'static str, Vec<f64>>);
     let mut order: Vec<(&str, &str)> = Vec::new();
-    let mut by: HashMap<(&str, &str), (Vec<String>, usize, BTreeMap<&'static str, Vec<f64>>)> = HashMap::new();
+    let mut by: HashMap<(&str, &str), Pool> = HashMap::new();
     for r in records.iter().filter(|r| !r.load.is_capacity()) {
         let values = r.fidelity.values();
         if values.is_empty() {
