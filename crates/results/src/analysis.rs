@@ -274,7 +274,7 @@ pub struct Summary {
 pub struct PooledFidelity {
     pub run_id: String,
     pub policy: String,
-    /// The suites pooled, in first-seen order.
+    /// The suites pooled, sorted.
     pub suites: Vec<String>,
     /// Requests with at least one fidelity value.
     pub n: usize,
@@ -282,36 +282,27 @@ pub struct PooledFidelity {
 }
 
 /// [`PooledFidelity`] of every run x policy whose records carry fidelity (capacity probes left out: a search
-/// measures load, not quality), in first-seen order.
+/// measures load, not quality), sorted by run and policy like the per-suite tables.
 pub fn pooled_fidelity(records: &[Record], cfg: &BootstrapConfig) -> Vec<PooledFidelity> {
-    /// Suites seen, requests counted, and each fidelity metric's values.
-    type Pool = (Vec<String>, usize, BTreeMap<&'static str, Vec<f64>>);
-    let mut order: Vec<(&str, &str)> = Vec::new();
-    let mut by: HashMap<(&str, &str), Pool> = HashMap::new();
+    /// Suites seen (sorted, distinct), requests counted, and each fidelity metric's values.
+    type Pool = (BTreeSet<String>, usize, BTreeMap<&'static str, Vec<f64>>);
+    let mut by: BTreeMap<(&str, &str), Pool> = BTreeMap::new();
     for r in records.iter().filter(|r| !r.load.is_capacity()) {
         let values = r.fidelity.values();
         if values.is_empty() {
             continue;
         }
-        let key = (r.run_id.as_str(), r.policy.as_str());
-        let e = by.entry(key).or_insert_with(|| {
-            order.push(key);
-            Default::default()
-        });
-        if !e.0.contains(&r.suite) {
-            e.0.push(r.suite.clone());
-        }
-        e.1 += 1;
+        let (suites, n, pooled) = by.entry((r.run_id.as_str(), r.policy.as_str())).or_default();
+        suites.insert(r.suite.clone());
+        *n += 1;
         for (k, v) in values.into_iter().filter(|(_, v)| !v.is_nan()) {
-            e.2.entry(k).or_default().push(v);
+            pooled.entry(k).or_default().push(v);
         }
     }
-    order
-        .into_iter()
-        .map(|key| {
-            let (suites, n, values) = by.remove(&key).unwrap_or_default();
+    by.into_iter()
+        .map(|((run_id, policy), (suites, n, values))| {
             let metrics = values.into_iter().filter_map(|(k, v)| stats::metric_mean_ci(&v, k, cfg).map(|e| (k.to_string(), e))).collect();
-            PooledFidelity { run_id: key.0.to_string(), policy: key.1.to_string(), suites, n, metrics }
+            PooledFidelity { run_id: run_id.to_string(), policy: policy.to_string(), suites: suites.into_iter().collect(), n, metrics }
         })
         .collect()
 }

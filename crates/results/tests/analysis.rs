@@ -242,12 +242,13 @@ fn paired_comparison_with_mcnemar_and_latency_cis() {
 }
 
 /// Fidelity pooled over suites: one row per policy, the mean of every request's value whatever its suite, the
-/// interval of the pooled values (narrower than either suite's alone), capacity probes left out.
+/// interval of the pooled values (narrower than either suite's alone), capacity probes left out; rows sorted by
+/// policy and suites by name, whatever order the records came in.
 #[test]
 fn fidelity_pools_every_suite_of_a_policy_and_narrows_the_interval() {
     let top1 = [[1.0, 0.5, 0.75, 0.25, 1.0, 0.5], [0.75, 0.5, 1.0, 0.25, 0.5, 1.0]];
     let mut records = Vec::new();
-    for (s, suite) in ["crm", "worf"].iter().enumerate() {
+    for (s, suite) in ["worf", "crm"].iter().enumerate() {
         for (i, v) in top1[s].iter().enumerate() {
             let mut r = record("lossy", suite, &format!("s{i}"));
             r.fidelity.top1 = Some(*v);
@@ -265,8 +266,8 @@ fn fidelity_pools_every_suite_of_a_policy_and_narrows_the_interval() {
     records.push(probe);
     let s = summarize(&records, &AnalysisConfig::default());
     let policies: Vec<&str> = s.fidelity.iter().map(|f| f.policy.as_str()).collect();
-    assert_eq!(policies, ["lossy", "baseline"]);
-    let lossy = &s.fidelity[0];
+    assert_eq!(policies, ["baseline", "lossy"]);
+    let lossy = &s.fidelity[1];
     assert_eq!(lossy.suites, ["crm", "worf"]);
     assert_eq!(lossy.n, 12);
     let t = &lossy.metrics["fidelity_top1"];
@@ -278,7 +279,7 @@ fn fidelity_pools_every_suite_of_a_policy_and_narrows_the_interval() {
         let e = &g.quality["fidelity_top1"];
         assert!(pooled_width < e.hi - e.lo, "{suite}: pooled {pooled_width} vs {}", e.hi - e.lo);
     }
-    let b = &s.fidelity[1].metrics["fidelity_top1"];
+    let b = &s.fidelity[0].metrics["fidelity_top1"];
     assert_eq!((b.value, b.lo, b.hi), (1.0, 1.0, 1.0));
     let table = ttc_results::render::summary_table(&s);
     assert!(table.contains("Fidelity to the full model, all suites pooled"), "{table}");
