@@ -616,7 +616,14 @@ pub fn evaluate(
         for (policy, suite) in scopes(records, &kpi.policies, &kpi.suites, kpi.by_suite) {
             let recs = selected(records, &policy, suite.as_deref(), &kpi.suites);
             let value = load_metric_value(&recs, &plain, kpi, &file.slo);
-            let missing = || Some(missing_note(records, &policy, suite.as_deref(), &kpi.suites));
+            let needs_capacity = kpi.metric == MetricRef::Group(GroupMetric::CapacityRps) || kpi.load == Some(LoadSelector::Capacity);
+            let missing = || {
+                Some(if needs_capacity && records.iter().any(|r| r.policy == policy) && !recs.iter().any(|r| r.load.is_capacity()) {
+                    "no capacity search in this run (`ttc capacity`, or a `capacity:` section in the run file)".to_string()
+                } else {
+                    missing_note(records, &policy, suite.as_deref(), &kpi.suites)
+                })
+            };
             let (outcome, note) = match value {
                 Some(v) if kpi.op.holds(v, kpi.value) => (Outcome::Pass, None),
                 Some(_) => (Outcome::Fail, None),

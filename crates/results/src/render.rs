@@ -586,13 +586,26 @@ pub fn check_compact(r: &CheckReport) -> String {
             })
             .collect();
         let requirement = rows.first().map_or(String::new(), |x| x.requirement.clone());
-        let verdict = if count(Outcome::Fail) == 0 { "PASS" } else { "FAIL" };
+        // A KPI that no policy could be judged on says so: "PASS" with nothing measured would read as a pass.
+        let verdict = match (count(Outcome::Fail), count(Outcome::Pass)) {
+            (0, 0) => "SKIP",
+            (0, _) => "PASS",
+            _ => "FAIL",
+        };
+        let mut why: Vec<&str> = rows.iter().filter(|x| x.outcome == Outcome::Skip).filter_map(|x| x.note.as_deref()).collect();
+        why.dedup();
+        let mut detail = String::new();
+        if !failed.is_empty() {
+            detail.push_str(&format!("; failing: {}", failed.join(", ")));
+        }
+        if verdict == "SKIP" && !why.is_empty() {
+            detail.push_str(&format!("; why: {}", why.join("; ")));
+        }
         out.push_str(&format!(
-            "{verdict} {name} ({requirement}): {} pass, {} fail, {} skip{}\n",
+            "{verdict} {name} ({requirement}): {} pass, {} fail, {} skip{detail}\n",
             count(Outcome::Pass),
             count(Outcome::Fail),
             count(Outcome::Skip),
-            if failed.is_empty() { String::new() } else { format!("; failing: {}", failed.join(", ")) }
         ));
     }
     out

@@ -465,12 +465,14 @@ impl ResultsStore {
     }
 }
 
-/// The warning a read gives when (policy, suite, sample) keys repeat among `records` of run `run_id` (then parts
-/// may supersede others, as after an interrupted compaction, which only a whole-run read resolves).
+/// The warning a read gives when (policy, suite, sample) keys repeat within one phase among `records` of run
+/// `run_id` (then parts may supersede others, as after an interrupted compaction, which only a whole-run read
+/// resolves). Load sweeps and capacity probes send the same samples once per phase, so the phase is in the key.
 pub fn duplicate_warning(run_id: &str, records: &[Record]) -> Option<String> {
-    let mut seen: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    let mut seen: HashMap<(&str, &str, &str, &str), usize> = HashMap::new();
     for r in records {
-        *seen.entry((&r.policy, &r.suite, &r.sample_id)).or_default() += 1;
+        let phase = r.load.phase.as_deref().unwrap_or("");
+        *seen.entry((&r.policy, &r.suite, &r.sample_id, phase)).or_default() += 1;
     }
     let dups = seen.values().filter(|&&n| n > 1).count();
     (dups > 0).then(|| format!("run {run_id}: {dups} (policy, suite, sample) keys appear more than once"))

@@ -178,6 +178,21 @@ regressions:
     assert_eq!(get("acc", "fast").outcome, Outcome::Pass);
     assert_eq!(report.results.iter().filter(|r| r.kpi == "acc").count(), 1);
     assert!(!report.passed());
+    // The one-line view: a KPI no policy could be judged on reads SKIP, with the reason, never PASS.
+    let compact = ttc_results::render::check_compact(&report);
+    assert!(compact.contains("SKIP bleu (> 0.1): 0 pass, 0 fail, 3 skip; why: no data\n"), "{compact}");
+    assert!(compact.contains("FAIL p95 (< 9): 2 pass, 1 fail, 0 skip; failing: slow_bad 17.600\n"), "{compact}");
+
+    // A capacity KPI on a run without a capacity search says what is missing.
+    let cap = KpiFile::parse(
+        "slos: { d: \"p95_e2e_s<=2\" }\nkpis:\n  - { name: cap, metric: capacity_rps, slo: d, op: \">=\", value: 1 }\n",
+        "t.yaml",
+    )
+    .unwrap();
+    let report = evaluate(&cap, "run-1", &rs, None);
+    assert!(report.results.iter().all(|r| r.outcome == Outcome::Skip));
+    let compact = ttc_results::render::check_compact(&report);
+    assert!(compact.starts_with("SKIP cap (>= 1): 0 pass, 0 fail, 3 skip; why: no capacity search in this run"), "{compact}");
 
     // Regressions against a baseline run that was 2x faster and had the same quality.
     let mut base = fixture();

@@ -236,3 +236,22 @@ fn bad_input_gives_clear_errors() {
     let err = store.start_run(meta("r1", "x"), WriterOptions::default()).err().unwrap().to_string();
     assert!(err.contains("already exists"), "{err}");
 }
+
+/// A key repeated within one phase is suspicious (a superseded part); the same sample sent once per load phase,
+/// as sweeps and capacity probes do, is not.
+#[test]
+fn duplicate_keys_are_counted_within_a_phase() {
+    use ttc_results::store::duplicate_warning;
+    use ttc_results::testutil::record;
+    let probe = |phase: &str| {
+        let mut r = record("baseline", "worf", "s0");
+        r.load.phase = Some(phase.into());
+        r
+    };
+    assert_eq!(duplicate_warning("r", &[probe("capacity-01"), probe("capacity-02")]), None);
+    let twice = [record("baseline", "worf", "s0"), record("baseline", "worf", "s0"), probe("capacity-01")];
+    assert_eq!(
+        duplicate_warning("r", &twice).as_deref(),
+        Some("run r: 1 (policy, suite, sample) keys appear more than once")
+    );
+}
