@@ -51,6 +51,10 @@ pub fn capacity_tables(caps: &[Capacity], probes: bool) -> String {
             1,
         );
         p.set_content_arrangement(ContentArrangement::Dynamic).set_width(crate::render::COMPACT_WIDTH);
+        crate::render::keep_labels_whole(&mut p, 1);
+        if let Some(c) = p.column_mut(8) {
+            c.set_cell_alignment(comfy_table::CellAlignment::Left); // the verdict is prose
+        }
         for row in crate::capacity::probe_rows(caps) {
             p.add_row(row);
         }

@@ -40,6 +40,16 @@ pub(crate) fn table(header: Vec<String>, right_from: usize) -> Table {
     t
 }
 
+/// Keeps the first `n` columns (policy, suite: the names a reader scans for) at their content width, so a table
+/// that must fit the terminal wraps its other cells instead of breaking a name in two.
+pub(crate) fn keep_labels_whole(t: &mut Table, n: usize) {
+    for i in 0..n {
+        if let Some(c) = t.column_mut(i) {
+            c.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+        }
+    }
+}
+
 fn set_right(t: &mut Table, from: usize) {
     for i in from..t.column_count() {
         if let Some(c) = t.column_mut(i) {
@@ -93,6 +103,12 @@ pub fn summary_table(s: &Summary) -> String {
     h.extend(["n", "err", "TTFT p95", "E2E p50", "E2E p95", "tok/s", "quality ±95% CI", "P"].map(String::from));
     let mut t = table(h, nl);
     t.set_content_arrangement(ContentArrangement::Dynamic).set_width(COMPACT_WIDTH);
+    keep_labels_whole(&mut t, nl);
+    // The quality cell ("0.083±0.125", 11 characters and the padding) is unreadable once broken; the load label
+    // and the headers wrap instead.
+    if let Some(c) = t.column_mut(nl + 6) {
+        c.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(13)));
+    }
     let mut primaries: Vec<(String, String)> = Vec::new();
     for g in &s.groups {
         let mut row = group_label_cells(g, multi_run, by_task);
@@ -145,8 +161,10 @@ pub fn summary_table(s: &Summary) -> String {
             h.push("load".into());
         }
         h.push("policy internals (means)".into());
+        let labels = label_header(multi_run, by_task).len();
         let mut p = table(h, usize::MAX);
         p.set_content_arrangement(ContentArrangement::Dynamic).set_width(COMPACT_WIDTH);
+        keep_labels_whole(&mut p, labels);
         for g in with_internals {
             let mut row = group_label_cells(g, multi_run, by_task);
             if with_load {

@@ -467,12 +467,17 @@ impl ResultsStore {
 
 /// The warning a read gives when (policy, suite, sample) keys repeat within one phase among `records` of run
 /// `run_id` (then parts may supersede others, as after an interrupted compaction, which only a whole-run read
-/// resolves). Load sweeps and capacity probes send the same samples once per phase, so the phase is in the key.
+/// resolves). Load sweeps and capacity probes send a sample several times (once per phase, and again within a
+/// phase when it has more requests than the suite has samples), so a phased record is told apart by its phase and
+/// its send time: only a copy of the same request repeats both.
 pub fn duplicate_warning(run_id: &str, records: &[Record]) -> Option<String> {
-    let mut seen: HashMap<(&str, &str, &str, &str), usize> = HashMap::new();
+    let mut seen: HashMap<(&str, &str, &str, &str, Option<u64>), usize> = HashMap::new();
     for r in records {
-        let phase = r.load.phase.as_deref().unwrap_or("");
-        *seen.entry((&r.policy, &r.suite, &r.sample_id, phase)).or_default() += 1;
+        let (phase, sent) = match r.load.phase.as_deref() {
+            Some(p) => (p, Some(r.start_offset_s.to_bits())),
+            None => ("", None),
+        };
+        *seen.entry((&r.policy, &r.suite, &r.sample_id, phase, sent)).or_default() += 1;
     }
     let dups = seen.values().filter(|&&n| n > 1).count();
     (dups > 0).then(|| format!("run {run_id}: {dups} (policy, suite, sample) keys appear more than once"))

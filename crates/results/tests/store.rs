@@ -243,13 +243,17 @@ fn bad_input_gives_clear_errors() {
 fn duplicate_keys_are_counted_within_a_phase() {
     use ttc_results::store::duplicate_warning;
     use ttc_results::testutil::record;
-    let probe = |phase: &str| {
+    let probe = |phase: &str, sent: f64| {
         let mut r = record("baseline", "worf", "s0");
         r.load.phase = Some(phase.into());
+        r.start_offset_s = sent;
         r
     };
-    assert_eq!(duplicate_warning("r", &[probe("capacity-01"), probe("capacity-02")]), None);
-    let twice = [record("baseline", "worf", "s0"), record("baseline", "worf", "s0"), probe("capacity-01")];
+    let probes = [probe("capacity-01", 1.0), probe("capacity-01", 2.5), probe("capacity-02", 1.0)];
+    assert_eq!(duplicate_warning("r", &probes), None);
+    let copied = [probe("capacity-01", 1.0), probe("capacity-01", 1.0)];
+    assert!(duplicate_warning("r", &copied).is_some());
+    let twice = [record("baseline", "worf", "s0"), record("baseline", "worf", "s0"), probe("capacity-01", 1.0)];
     assert_eq!(
         duplicate_warning("r", &twice).as_deref(),
         Some("run r: 1 (policy, suite, sample) keys appear more than once")
