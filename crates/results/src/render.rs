@@ -199,7 +199,7 @@ pub fn pooled_fidelity_table(s: &Summary, multi_run: bool) -> String {
     if multi_run {
         h.push("run".to_string());
     }
-    h.extend(["policy", "suites", "n", "top-1 agreement ±95% CI", "KL nats/token", "exact vs baseline"].map(String::from));
+    h.extend(["policy", "suites", "n", "top-1 agreement", "KL nats/token", "exact vs baseline"].map(String::from));
     let right = h.len() - 4;
     let mut t = table(h, right);
     let cell = |f: &crate::analysis::PooledFidelity, m: &str| {
@@ -220,7 +220,7 @@ pub fn pooled_fidelity_table(s: &Summary, multi_run: bool) -> String {
         ]);
         t.add_row(row);
     }
-    format!("\nFidelity to the full model, all suites pooled (teacher-forced on the baseline's greedy tokens; docs/metrics.md)\n{t}\n")
+    format!("\nFidelity to the full model, all suites pooled: mean ±95% CI (teacher-forced on the baseline's greedy tokens; docs/metrics.md)\n{t}\n")
 }
 
 /// The header and rows of the by-route breakdown of routers (shared by the terminal summary and the report).
