@@ -360,7 +360,7 @@ function renderFidelity() {
   $("#fidelity").hidden = !rows.length;
   const ci = (e) => e ? `${fmtQ(e.value)} [${fmtQ(e.lo)}, ${fmtQ(e.hi)}]` : "-";
   $("#fidelity-table tbody").innerHTML = rows.map((f) =>
-    `<tr><td class="text">${esc(f.policy)}</td><td class="text">${esc(f.suites.join(" + "))}</td><td>${f.n}</td>` +
+    `<tr><td class="text">${esc(state.selected.length > 1 ? `${f.policy} (${f.run_id})` : f.policy)}</td><td class="text">${esc(f.suites.join(" + "))}</td><td>${f.n}</td>` +
     `<td>${ci(f.metrics.fidelity_top1)}</td><td>${ci(f.metrics.fidelity_kl)}</td><td>${ci(f.metrics.fidelity_exact_match)}</td></tr>`).join("");
 }
 
