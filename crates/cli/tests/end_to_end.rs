@@ -188,7 +188,8 @@ fn pinned_columns(r: &ttc_types::Record) -> String {
     }
     // Calibrated exit heads are fitted on first use on each machine (`ttc calibrate`), and the fit's float sums differ
     // by CPU: the exits and tokens agree, but the heads' KL and top-5 move in the second decimal. They are not pinned.
-    if r.policy.contains("calibrated") {
+    let params: serde_json::Value = serde_json::from_str(&r.params_json).unwrap();
+    if params["heads"] == "calibrated" {
         if let Some(f) = v.get_mut("fidelity").and_then(|f| f.as_object_mut()) {
             f.remove("kl");
             f.remove("top5");

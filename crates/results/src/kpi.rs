@@ -618,7 +618,7 @@ pub fn evaluate(
             let value = load_metric_value(&recs, &plain, kpi, &file.slo);
             let needs_capacity = kpi.metric == MetricRef::Group(GroupMetric::CapacityRps) || kpi.load == Some(LoadSelector::Capacity);
             let missing = || {
-                Some(if needs_capacity && records.iter().any(|r| r.policy == policy) && !recs.iter().any(|r| r.load.is_capacity()) {
+                Some(if needs_capacity && !recs.is_empty() && !recs.iter().any(|r| r.load.is_capacity()) {
                     "no capacity search in this run (`ttc capacity`, or a `capacity:` section in the run file)".to_string()
                 } else {
                     missing_note(records, &policy, suite.as_deref(), &kpi.suites)

@@ -28,6 +28,11 @@ pub fn estimate(e: &Estimate, digits: usize) -> String {
     format!("{:.d$} [{:.d$}, {:.d$}]", e.value, e.lo, e.hi, d = digits)
 }
 
+/// `0.512±0.032`: the mean and the CI's half-width, for narrow terminal columns.
+fn plus_minus(e: &Estimate) -> String {
+    format!("{:.3}±{:.3}", e.value, (e.hi - e.lo) / 2.0)
+}
+
 pub(crate) fn table(header: Vec<String>, right_from: usize) -> Table {
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled).set_header(header);
@@ -120,7 +125,7 @@ pub fn summary_table(s: &Summary) -> String {
                 if !primaries.iter().any(|(su, _)| su == &g.suite) {
                     primaries.push((g.suite.clone(), m.clone()));
                 }
-                format!("{:.3}±{:.3}", e.value, (e.hi - e.lo) / 2.0)
+                plus_minus(e)
             }
             None => "-".into(),
         };
@@ -202,9 +207,7 @@ pub fn pooled_fidelity_table(s: &Summary, multi_run: bool) -> String {
     h.extend(["policy", "suites", "n", "top-1 agreement", "KL nats/token", "exact vs baseline"].map(String::from));
     let right = h.len() - 4;
     let mut t = table(h, right);
-    let cell = |f: &crate::analysis::PooledFidelity, m: &str| {
-        f.metrics.get(m).map_or("-".into(), |e| format!("{:.3}±{:.3}", e.value, (e.hi - e.lo) / 2.0))
-    };
+    let cell = |f: &crate::analysis::PooledFidelity, m: &str| f.metrics.get(m).map_or("-".into(), plus_minus);
     for f in &s.fidelity {
         let mut row = Vec::new();
         if multi_run {
@@ -611,6 +614,7 @@ pub fn check_compact(r: &CheckReport) -> String {
             _ => "FAIL",
         };
         let mut why: Vec<&str> = rows.iter().filter(|x| x.outcome == Outcome::Skip).filter_map(|x| x.note.as_deref()).collect();
+        why.sort_unstable();
         why.dedup();
         let mut detail = String::new();
         if !failed.is_empty() {
