@@ -169,6 +169,10 @@ impl Backend for AdaptiveBackend {
     async fn fidelity(&self, request: &GenRequest) -> Option<Result<ttc_types::Fidelity, BackendError>> {
         self.inner.fidelity(request).await
     }
+
+    fn start_prefix_cache(&self, budget_bytes: usize) -> Result<bool, BackendError> {
+        self.inner.start_prefix_cache(budget_bytes)
+    }
 }
 
 #[cfg(test)]

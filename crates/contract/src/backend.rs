@@ -187,6 +187,13 @@ pub trait Backend: Send + Sync {
     async fn fidelity(&self, _request: &GenRequest) -> Option<Result<Fidelity, BackendError>> {
         None
     }
+
+    /// Switch on this backend's own prompt-prefix cache, holding at most `budget_bytes`, for the requests that
+    /// follow (a capacity search after a cold plan, docs/load.md). Ok(true) when this call switched it on;
+    /// Ok(false) when it was on already or the backend has none to switch (an HTTP server caches on its own terms).
+    fn start_prefix_cache(&self, _budget_bytes: usize) -> Result<bool, BackendError> {
+        Ok(false)
+    }
 }
 
 #[cfg(test)]

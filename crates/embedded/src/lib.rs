@@ -457,6 +457,10 @@ impl Backend for EmbeddedBackend {
         Some(self.teacher_forced(request).await)
     }
 
+    fn start_prefix_cache(&self, budget_bytes: usize) -> Result<bool, BackendError> {
+        self.engine.start_prefix_cache(budget_bytes).map_err(|e| BackendError::InvalidRequest(e.to_string()))
+    }
+
     async fn generate(&self, request: &GenRequest) -> Result<EventStream, BackendError> {
         request.validate()?;
         let policy = self.policy(&request.policy)?;

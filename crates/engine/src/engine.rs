@@ -24,8 +24,9 @@ pub struct Engine {
     /// Most prompt tokens per prefill forward: a long prompt is prefilled in chunks of this size, and a cancelled
     /// request stops between chunks (rows are computed independently, so chunking does not change the logits).
     pub prefill_chunk: usize,
-    /// KV entries of prompt prefixes seen before, reused across requests (off unless enabled).
-    prefix_cache: Option<Mutex<PrefixCache>>,
+    /// KV entries of prompt prefixes seen before, reused across requests (off unless enabled; a load phase may
+    /// switch it on for the rest of the engine's life, [`Engine::start_prefix_cache`]).
+    prefix_cache: std::sync::OnceLock<Mutex<PrefixCache>>,
     /// Calibrated exit heads (`exit_heads.rs`), read from beside the model the first time a policy needs them;
     /// a missing or foreign file is remembered as its error message.
     exit_heads: std::sync::OnceLock<std::result::Result<std::sync::Arc<ExitHeads>, String>>,
@@ -67,7 +68,7 @@ impl Engine {
             .get_str("general.name")
             .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
         let model = LlamaModel::load(&mut file, format)?;
-        Ok(Engine { model, tokenizer, chat, model_path: path.to_path_buf(), model_name, prefill_chunk: DEFAULT_PREFILL_CHUNK, prefix_cache: None, exit_heads: Default::default() })
+        Ok(Engine { model, tokenizer, chat, model_path: path.to_path_buf(), model_name, prefill_chunk: DEFAULT_PREFILL_CHUNK, prefix_cache: Default::default(), exit_heads: Default::default() })
     }
 
     /// Prompt token ids: the chat template applied to `messages`, or `raw` text used as-is.
@@ -90,13 +91,20 @@ impl Engine {
     /// (`prefix_cache.rs`). A budget below one block is an invalid request.
     pub fn enable_prefix_cache(&mut self, budget_bytes: usize) -> Result<()> {
         let pc = PrefixCache::new(budget_bytes, DEFAULT_BLOCK_TOKENS, self.kv_bytes_per_token())?;
-        self.prefix_cache = Some(Mutex::new(pc));
+        self.prefix_cache = std::sync::OnceLock::from(Mutex::new(pc));
         Ok(())
+    }
+
+    /// Switch the prefix cache on while the engine is shared (a capacity search after a run's cold plan), unless
+    /// it is on already: true when this call switched it on. A budget below one block is an invalid request.
+    pub fn start_prefix_cache(&self, budget_bytes: usize) -> Result<bool> {
+        let pc = PrefixCache::new(budget_bytes, DEFAULT_BLOCK_TOKENS, self.kv_bytes_per_token())?;
+        Ok(self.prefix_cache.set(Mutex::new(pc)).is_ok())
     }
 
     /// The prefix cache's counters, if it is on.
     pub fn prefix_stats(&self) -> Option<PrefixStats> {
-        self.prefix_cache.as_ref().map(|m| lock(m).stats())
+        self.prefix_cache.get().map(|m| lock(m).stats())
     }
 
     /// Load the longest cached prefix of `prompt` into the empty `cache`; returns the tokens it covers.
@@ -104,7 +112,7 @@ impl Engine {
         // Look up under the lock, copy outside it: blocks are shared and immutable.
         let blocks = match THREAD_PREFIX_CACHE.with(|t| t.borrow().clone()) {
             Some(local) => lock(&local).lookup(prompt),
-            None => match &self.prefix_cache {
+            None => match self.prefix_cache.get() {
                 Some(m) => lock(m).lookup(prompt),
                 None => return 0,
             },
@@ -117,7 +125,7 @@ impl Engine {
         match THREAD_PREFIX_CACHE.with(|t| t.borrow().clone()) {
             Some(local) => lock(&local).insert(prompt, cache),
             None => {
-                if let Some(m) = &self.prefix_cache {
+                if let Some(m) = self.prefix_cache.get() {
                     lock(m).insert(prompt, cache);
                 }
             }

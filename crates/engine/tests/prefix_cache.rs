@@ -99,6 +99,40 @@ fn the_scheduler_reuses_cached_prefixes_with_identical_outputs() {
     assert_eq!(outs[1].token_ids, run(&plain, &second, &Policy::baseline()).0);
 }
 
+/// KV shrinking: StreamingLLM sinks prefill without scores, so the shared prefix comes from the cache and the output
+/// is unchanged; heavy hitters (H2O) score every prompt row, so they prefill in full and take nothing from it.
+#[test]
+fn sinks_reuse_cached_prefixes_and_heavy_hitters_do_not() {
+    let (plain, cached) = (load(0), load(64));
+    let first = request(&cached, "Order ORD-1 arrived 7 days late. What do I get?");
+    let second = request(&cached, "Can I still cancel order ORD-2? It has not shipped.");
+    let common_prefix = first.prompt.iter().zip(&second.prompt).take_while(|(a, b)| a == b).count();
+    run(&cached, &first, &Policy::baseline());
+    for (name, reuses) in [("kv_attention_sinks", true), ("adaptive_kv_cache", false)] {
+        let p = policy(name);
+        let (got, usage) = run(&cached, &second, &p);
+        let (want, _) = run(&plain, &second, &p);
+        assert_eq!(got, want, "{name}: the prefix cache changed the output");
+        let expected = if reuses { common_prefix / 32 * 32 } else { 0 };
+        assert_eq!(usage.cached_prompt_tokens as usize, expected, "{name}");
+    }
+}
+
+/// A capacity search switches the cache on in an engine already shared by the runner (`&self`); once.
+#[test]
+fn a_shared_engine_starts_its_prefix_cache_once() {
+    let e = Arc::new(load(0));
+    assert!(e.prefix_stats().is_none());
+    let first = request(&e, "Order ORD-1 arrived 7 days late. What do I get?");
+    let second = request(&e, "Can I still cancel order ORD-2? It has not shipped.");
+    assert_eq!(run(&e, &first, &Policy::baseline()).1.cached_prompt_tokens, 0);
+    assert!(e.start_prefix_cache(64 << 20).unwrap(), "switched on");
+    assert!(!e.start_prefix_cache(64 << 20).unwrap(), "on already: left as it is");
+    assert!(e.start_prefix_cache(1000).unwrap_err().to_string().contains("below one block"));
+    run(&e, &first, &Policy::baseline());
+    assert!(run(&e, &second, &Policy::baseline()).1.cached_prompt_tokens > 200);
+}
+
 #[test]
 fn a_budget_below_one_block_is_refused() {
     let mut e = load(0);

@@ -248,7 +248,30 @@ impl KvShrinker {
     /// Prefill `prompt` into `cache` (in chunks; no eviction yet) and return the last position's logits. SnapKV
     /// collects attention scores only for the last `window` rows, the others only where they need them.
     pub fn prefill(&mut self, model: &LlamaModel, prompt: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
+        self.prefill_after(model, prompt, cache, 0)
+    }
+
+    /// How many leading prompt tokens may come from a prefix cache: those whose prefill the method does not
+    /// score. Sinks scores nothing, SnapKV only its last `window` rows; heavy hitters score every row.
+    pub fn cacheable_prefix(&self, prompt_len: usize) -> usize {
+        match self.plan.method {
+            ShrinkMethod::Sinks => prompt_len,
+            ShrinkMethod::Snapkv => prompt_len.saturating_sub(self.plan.window),
+            ShrinkMethod::HeavyHitters => 0,
+        }
+    }
+
+    /// As [`KvShrinker::prefill`], for a cache that already holds the prompt's first `cached` entries (from a
+    /// prefix cache, at most [`KvShrinker::cacheable_prefix`]): only the rest is prefilled. Every forward is
+    /// row-exact, so the entries and logits are the bits a full prefill computes.
+    pub fn prefill_after(&mut self, model: &LlamaModel, prompt: &[u32], cache: &mut KvCache, cached: usize) -> Result<Vec<f32>> {
         self.plan.check_prompt(prompt.len())?;
+        if cached > self.cacheable_prefix(prompt.len()) || cached != cache.next_pos {
+            return Err(EngineError::InvalidRequest(format!(
+                "{cached} cached prompt entries cannot start a {:?} prefill",
+                self.plan.method
+            )));
+        }
         // Only the prompt's last row needs logits.
         let end = prompt.len();
         let chunked = |from: usize, to: usize, cache: &mut KvCache, chunk: usize| -> Result<Option<Vec<f32>>> {
@@ -266,12 +289,12 @@ impl KvShrinker {
         let logits = match self.plan.method {
             ShrinkMethod::Snapkv => {
                 let split = end - self.plan.window;
-                chunked(0, split, cache, PREFILL_CHUNK)?;
+                chunked(cached, split, cache, PREFILL_CHUNK)?;
                 cache.track_attention_scores();
                 chunked(split, end, cache, SCORED_PREFILL_CHUNK)?
             }
             ShrinkMethod::HeavyHitters => chunked(0, end, cache, SCORED_PREFILL_CHUNK)?,
-            ShrinkMethod::Sinks => chunked(0, end, cache, PREFILL_CHUNK)?,
+            ShrinkMethod::Sinks => chunked(cached, end, cache, PREFILL_CHUNK)?,
         };
         logits.ok_or_else(|| EngineError::InvalidRequest("empty prompt".into()))
     }
@@ -384,10 +407,18 @@ pub fn generate_kv_shrink_measured(
     let started = Instant::now();
     let mut cache = engine.model.new_cache()?;
     let mut shrinker = KvShrinker::new(plan, &mut cache);
-    let logits = shrinker.prefill(&engine.model, &req.prompt, &mut cache)?;
+    // The engine's prefix cache (when on) serves the part of the prompt this method does not score.
+    let reusable = shrinker.cacheable_prefix(req.prompt.len());
+    let cached = if reusable > 0 { engine.load_prefix(&req.prompt[..reusable], &mut cache) } else { 0 };
+    let logits = shrinker.prefill_after(&engine.model, &req.prompt, &mut cache, cached)?;
+    if reusable > 0 {
+        // Before any eviction: the cache still holds every prompt entry.
+        engine.store_prefix(&req.prompt[..reusable], &cache);
+    }
     shrinker.after_forward(&mut cache, 0)?;
     let prefill_s = started.elapsed().as_secs_f64();
     let mut em = Emitter::new(&engine.tokenizer, req, started, on_event);
+    em.cached_prompt_tokens = cached;
     decode_shrinking(&engine.model, req.max_tokens, &mut cache, &mut shrinker, &logits, choose, &mut em)?;
     let run = finish_run(&engine.model, &cache, &shrinker);
     Ok((em.finish(req.prompt.len(), prefill_s), run))
