@@ -247,9 +247,10 @@ pub struct CapacityArgs {
     /// Requests sent first in each probe and not measured (at least 1).
     #[arg(long, value_name = "N")]
     pub warmup_requests: Option<u64>,
-    /// First offered rate, requests/s.
-    #[arg(long, value_name = "RPS")]
-    pub start_rate: Option<f64>,
+    /// First offered rate, requests/s, or `auto`: 0.7 x the policy's one-at-a-time rate, measured by the pass that
+    /// warms the caches before its first probe.
+    #[arg(long, value_name = "RPS|auto")]
+    pub start_rate: Option<config::StartRate>,
     /// Probes per policy at most.
     #[arg(long, value_name = "N")]
     pub max_probes: Option<u64>,

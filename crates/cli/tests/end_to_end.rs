@@ -16,17 +16,22 @@ fn default_run_reduced_produces_every_record_report_and_kpi_check() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let results = tempfile::tempdir().unwrap();
     let res = results.path().to_str().unwrap();
+    // Every policy of the project (the default run file selects 6 of them; the pinned fixture has all 14).
+    let policies = ttc_engine::load_policies(&repo.join("configs/policies.yaml")).unwrap();
+    let all = policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(",");
     // The plan the run will execute.
-    let plan = ttc(&["run", "--dry-run", "--samples", "2", "--results", res], &repo);
+    let plan = ttc(&["run", "--dry-run", "--samples", "2", "--results", res, "--policies", &all], &repo);
     assert!(plan.status.success(), "dry run failed: {}", String::from_utf8_lossy(&plan.stderr));
-    let out = ttc(&["run", "--samples", "2", "--max-tokens", "8", "--results", res, "--quiet", "--no-capacity"], &repo);
+    let out = ttc(
+        &["run", "--samples", "2", "--max-tokens", "8", "--results", res, "--quiet", "--no-capacity", "--policies", &all],
+        &repo,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "ttc run failed:\n{stdout}\n{stderr}");
 
     let store = ttc_results::ResultsStore::open(results.path()).unwrap();
     let run = store.load_last().unwrap();
-    let policies = ttc_engine::load_policies(&repo.join("configs/policies.yaml")).unwrap();
     let keys: BTreeSet<_> = run.records.iter().map(|r| (r.policy.clone(), r.suite.clone(), r.sample_id.clone())).collect();
     assert_eq!(keys.len(), run.records.len(), "a (policy, suite, sample) stored twice");
     for p in &policies {
@@ -123,6 +128,32 @@ fn capacity_search_on_the_engine_is_stored_and_reported() {
     assert!(stdout.contains("Capacity: highest offered rate") && stdout.contains("Recommendation:"), "{stdout}");
     let report = std::fs::read_to_string(results.path().join(format!("report-{}.md", run.run_id))).unwrap();
     assert!(report.contains("### Capacity at the SLO") && report.contains("### Recommendation"), "{report}");
+}
+
+/// The default run file's capacity section, tiny: the plan runs cold, the search (WorfBench only, auto start) runs
+/// with the prefix cache switched on, and `--resume` of the finished run searches nothing again.
+#[test]
+fn default_capacity_search_runs_warm_after_a_cold_plan_and_is_not_repeated_on_resume() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let results = tempfile::tempdir().unwrap();
+    let res = results.path().to_str().unwrap();
+    let args = ["run", "--policies", "baseline", "--samples", "2", "--max-tokens", "4", "--results", res, "--quiet"];
+    let out = ttc(&args, &repo);
+    assert!(out.status.success(), "ttc run failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let store = ttc_results::ResultsStore::open(results.path()).unwrap();
+    let run = store.load_last().unwrap();
+    let (probes, plan): (Vec<_>, Vec<_>) = run.records.iter().partition(|r| r.load.is_capacity());
+    assert_eq!(plan.len(), 4, "2 samples x 2 suites");
+    assert!(plan.iter().all(|r| r.cached_prompt_tokens.unwrap_or(0) == 0), "the plan runs cold");
+    assert!(!probes.is_empty() && probes.iter().all(|r| r.suite == "worfbench"), "probes send WorfBench prompts only");
+    assert!(probes.iter().any(|r| r.cached_prompt_tokens.unwrap_or(0) > 300), "the search runs with the prefix cache");
+    let phases: BTreeSet<_> = probes.iter().map(|r| r.load.phase.clone().unwrap()).collect();
+    assert!(phases.len() >= 2 && phases.len() <= 3, "max_probes 3: {phases:?}");
+    let resumed = ttc(&["run", "--resume", &run.run_id, "--results", res, "--policies", "baseline", "--samples", "2", "--max-tokens", "4"], &repo);
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "resume failed:\n{stderr}");
+    assert!(stderr.contains("capacity of baseline: searched before the run was resumed"), "{stderr}");
+    assert_eq!(store.load_last().unwrap().records.len(), run.records.len(), "nothing measured twice");
 }
 
 /// The redesign must preserve behaviour: every non-timing column of this reduced default run equals the committed

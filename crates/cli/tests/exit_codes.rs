@@ -140,6 +140,24 @@ fn run_dry_run_creates_nothing_and_zero_samples_names_the_flag() {
     assert!(!res.exists());
 }
 
+/// The search's prefix cache starts after the plan, but a bound below one block (1.4 MiB for this model) is
+/// refused once the model is loaded, before any request: exit 2, the key named, nothing stored.
+#[test]
+fn a_capacity_prefix_cache_below_one_block_is_refused_before_the_plan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    std::fs::write(
+        tmp.path().join("run.yaml"),
+        "suites: [{name: worfbench, samples: 1}]\ncapacity: {suites: [worfbench], prefix_cache_mb: 1}\n",
+    )
+    .unwrap();
+    let o = ttc(&["run", "--config", "run.yaml", "--results", res.to_str().unwrap(), "--quiet"], tmp.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let last = stderr(&o).lines().last().unwrap_or_default().to_string();
+    assert!(last.starts_with("error: capacity.prefix_cache_mb: ") && last.contains("below one block"), "{}", stderr(&o));
+    assert!(!res.exists() || std::fs::read_dir(&res).unwrap().next().is_none(), "nothing stored");
+}
+
 #[test]
 fn non_finite_slo_flags_are_usage_errors_naming_the_flag() {
     let tmp = results_dir();

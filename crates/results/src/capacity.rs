@@ -9,9 +9,9 @@
 //!
 //! Saturation (guidellm and vLLM's `serve_sla` make the same distinction): a probe whose completions fall behind
 //! its arrivals (achieved rate below 90% of the rate the requests actually arrived at), whose TTFT keeps growing
-//! through the probe (last third's mean more than twice the first third's), or that the runner had to abandon
-//! (queue wait past its limit) never counts as meeting the SLO, whatever its percentiles say: its queue had no
-//! steady state, so its percentiles depend on the probe's length.
+//! through the probe (last third's mean more than twice the first third's, and longer by at least the median E2E),
+//! or that the runner had to abandon (queue wait past its limit) never counts as meeting the SLO, whatever its
+//! percentiles say: its queue had no steady state, so its percentiles depend on the probe's length.
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,9 @@ use crate::metrics::Stat;
 pub const MIN_ACHIEVED_SHARE: f64 = 0.9;
 /// Mean TTFT of a probe's last third over its first third above this: the queue is growing.
 pub const MAX_TTFT_GROWTH: f64 = 2.0;
-/// ... and only if the growth is at least this many seconds (millisecond jitter is not a trend).
+/// ... and only if the growth is at least this many seconds (millisecond jitter is not a trend), and at least the
+/// probe's median E2E: a queue that grew by less than one request's service is a Poisson burst, not a trend (with a
+/// warm prefix cache a TTFT of 30 ms that meets a burst of 3 arrivals "grows 3.6x" in a probe of 20 requests).
 pub const MIN_TTFT_GROWTH_S: f64 = 0.05;
 
 /// A latency field an SLO condition can bound.
@@ -260,6 +262,8 @@ impl ProbeStats {
         let (head, tail) =
             if third > 0 { (mean(&by_arrival[..third]), mean(&by_arrival[by_arrival.len() - third..])) } else { (0.0, 0.0) };
         let ttft_growth = (third > 0 && head > 0.0).then(|| tail / head);
+        let e2e_s = dist(|r| r.e2e_s);
+        let min_growth = e2e_s.p50.unwrap_or(0.0).max(MIN_TTFT_GROWTH_S);
         let stored = records.iter().find_map(|r| r.load.saturation.clone());
         let saturation = stored.or_else(|| {
             let offered = arrival_rate.unwrap_or(offered_rate);
@@ -274,7 +278,7 @@ impl ProbeStats {
                     Some("fewer than 2 requests completed".into())
                 }
                 _ => match ttft_growth {
-                    Some(g) if g > MAX_TTFT_GROWTH && tail - head > MIN_TTFT_GROWTH_S => {
+                    Some(g) if g > MAX_TTFT_GROWTH && tail - head > min_growth => {
                         Some(format!("TTFT grew {g:.1}x through the probe"))
                     }
                     _ => None,
@@ -290,7 +294,7 @@ impl ProbeStats {
             arrival_rate,
             achieved_rate,
             ttft_s: dist(|r| r.ttft_s),
-            e2e_s: dist(|r| r.e2e_s),
+            e2e_s,
             queue_s: Dist::of(records.iter().filter_map(|r| r.load.queue_s).collect()),
             ttft_growth,
             saturation,
@@ -517,6 +521,28 @@ mod tests {
         let p = Probe::judge(&refs, &slo);
         assert_eq!((p.pass, p.stats.saturation.is_none()), (false, true));
         assert_eq!(p.failed, vec!["p95_e2e_s=1.500".to_string()]);
+    }
+
+    /// TTFT growth counts as a trend only when the queue grew by at least one request's service (the median E2E).
+    #[test]
+    fn a_burst_shorter_than_one_service_is_not_saturation() {
+        let slo = SloSpec::parse("p95_e2e_s<=2").unwrap();
+        // Warm cache: 30 ms TTFTs, a burst puts 110 ms on the last third; E2E 0.5 s. 3.7x, but 0.08 s < 0.5 s.
+        let mut burst = probe(1.0, &[0.5; 21]);
+        for (i, r) in burst.iter_mut().enumerate() {
+            r.ttft_s = Some(if i >= 14 { 0.11 } else { 0.03 });
+        }
+        let refs: Vec<&Record> = burst.iter().collect();
+        let p = Probe::judge(&refs, &slo);
+        assert!(p.stats.ttft_growth.unwrap() > MAX_TTFT_GROWTH);
+        assert!(p.pass && p.stats.saturation.is_none(), "{:?}", p.stats.saturation);
+        // Requests of 60 ms whose TTFT climbs from 10 to 250 ms: the queue grew by several services.
+        for (i, r) in burst.iter_mut().enumerate() {
+            (r.ttft_s, r.e2e_s) = if i >= 14 { (Some(0.25), Some(0.3)) } else { (Some(0.01), Some(0.06)) };
+        }
+        let refs: Vec<&Record> = burst.iter().collect();
+        let p = Probe::judge(&refs, &slo);
+        assert!(p.stats.saturation.as_deref().is_some_and(|w| w.contains("TTFT grew")), "{:?}", p.stats);
     }
 
     #[test]

@@ -55,10 +55,19 @@ pub fn capacity_tables(caps: &[Capacity], probes: bool) -> String {
         if let Some(c) = p.column_mut(8) {
             c.set_cell_alignment(comfy_table::CellAlignment::Left); // the verdict is prose
         }
-        for row in crate::capacity::probe_rows(caps) {
+        // A saturation's reason is a sentence: numbered under the table, so that the verdict column stays narrow.
+        let mut notes = Vec::new();
+        for mut row in crate::capacity::probe_rows(caps) {
+            if let Some(why) = row[8].strip_prefix("saturated: ") {
+                notes.push(format!("[{}] {} at {} r/s: {why}", notes.len() + 1, row[0], row[1]));
+                row[8] = format!("saturated [{}]", notes.len());
+            }
             p.add_row(row);
         }
         out.push_str(&format!("Capacity probes (latency in ms, queueing included)\n{p}\n"));
+        if !notes.is_empty() {
+            out.push_str(&format!("Saturated (no steady state, counted as failing):\n{}\n", notes.join("\n")));
+        }
     }
     out
 }

@@ -1,7 +1,9 @@
 //! Capacity at an SLO (issue 16): for one policy, the highest offered rate whose steady state meets every SLO
 //! condition. The search doubles the rate from `start_rate` while probes pass (halves it while they fail) until
 //! the limit is bracketed, then bisects until the bracket is within `tolerance` or `max_probes` are spent
-//! (guidellm's sweep and vLLM's `bench sweep serve_sla` search the same way).
+//! (guidellm's sweep and vLLM's `bench sweep serve_sla` search the same way). `start_rate: auto` starts at 0.7 x the
+//! policy's one-at-a-time service rate, measured by the warming pass, so that a short search (the default run's 3
+//! probes) starts near the answer instead of far below it: a probe at a low rate is also the longest.
 //!
 //! Each probe is an open loop at the offered rate through the first-come-first-served queue of the runner (see
 //! [`crate::runner`]): `warmup_requests` arrivals fill the queue and are not stored, the next `probe_requests` are
@@ -11,7 +13,7 @@
 //! TTFT growing, a queue wait past 4x the SLO's largest latency bound, or a load generator that fell behind) counts
 //! as failing and is flagged in its records (`saturation`).
 
-use crate::config::{Arrival, CapacityConfig, Level, Policy};
+use crate::config::{Arrival, CapacityConfig, Level, Policy, StartRate};
 use crate::load::{cycle, drive, LoadPhase};
 use crate::loadgen::{Job, PhaseLoad, PhaseReport, Runner};
 use std::sync::atomic::Ordering;
@@ -25,6 +27,23 @@ use ttc_types::{LoadTag, Record};
 
 /// Never go below the start rate divided by this while looking for a passing probe.
 const MAX_HALVINGS: u32 = 6;
+
+/// `start_rate: auto` offers this share of the one-at-a-time service rate first. At 0.7 an M/D/1 queue's mean
+/// wait is 1.2 service times, so the first probe passes any SLO that one request alone meets with room to spare;
+/// the doubling then offers 1.4x the service rate, which a one-at-a-time policy cannot sustain, and one bisection
+/// leaves it within [0.7, 1.05) of its service rate: three probes. A batching policy keeps doubling past it.
+/// (Measured on the default run: starting at 0.5, every single-stream policy passed 0.5 and 1.0 and failed 2.0,
+/// a bracket of a factor 2.)
+const AUTO_UTILISATION: f64 = 0.7;
+
+/// A measured start rate rounded to 2 significant digits, so probe labels read `1.2 r/s`, not `1.2345 r/s`.
+fn round_rate(r: f64) -> f64 {
+    if !(r.is_finite() && r > 0.0) {
+        return r;
+    }
+    let scale = 10f64.powi(1 - r.log10().floor() as i32);
+    (r * scale).round() / scale
+}
 
 /// One finished probe.
 #[derive(Debug, Clone)]
@@ -114,13 +133,34 @@ impl Search<'_> {
     /// caches (the engine's prefix cache, a server's) are then as warm for the first policy searched as for the
     /// last. Without it the first policy's first probe paid every cold prefill (measured: baseline failed 0.5 r/s at
     /// p95 2.7 s and settled at 0.44 r/s, while the policies searched after it passed 1 r/s; docs/load.md).
-    async fn prime(&mut self, policy: &Arc<Policy>, jobs: &[Job]) {
-        let load = PhaseLoad { discard: jobs.len(), ..PhaseLoad::default() };
+    /// Returns the median time a request of the pass took: one at a time, that is the policy's service time.
+    async fn prime(&mut self, policy: &Arc<Policy>, jobs: &[Job]) -> Option<f64> {
         let phase = LoadPhase { policy: policy.clone(), level: Level::Concurrency(1), jobs: jobs.to_vec() };
-        let (tx, mut rx) = mpsc::channel(16);
-        let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-        drive(self.runner, phase, Arrival::Closed, load, self.start, tx).await;
-        let _ = drain.await;
+        let (tx, mut rx) = mpsc::channel::<Record>(16);
+        // The records are read for their timings and dropped: never sent on to the store.
+        let timings = tokio::spawn(async move {
+            let mut e2e = Vec::new();
+            while let Some(r) = rx.recv().await {
+                if let (ttc_types::RecordStatus::Ok, Some(s)) = (&r.status, r.e2e_s) {
+                    e2e.push(s);
+                }
+            }
+            e2e
+        });
+        drive(self.runner, phase, Arrival::Closed, PhaseLoad::default(), self.start, tx).await;
+        let mut e2e = timings.await.unwrap_or_default();
+        e2e.sort_by(f64::total_cmp);
+        ttc_types::timing::percentile_sorted(&e2e, 50.0)
+    }
+
+    /// The first rate to probe: the configured one, or (`auto`) 0.7 x the rate at which a server taking one
+    /// request at a time would be busy all the time. Falls back to 0.5 r/s when the pass measured nothing.
+    fn first_rate(&self, service_s: Option<f64>) -> f64 {
+        match (self.config.start_rate, service_s) {
+            (StartRate::Fixed(r), _) => r,
+            (StartRate::Auto, Some(s)) if s > 0.0 => AUTO_UTILISATION / s,
+            (StartRate::Auto, _) => 0.5,
+        }
     }
 
     fn stopped(&self) -> bool {
@@ -132,10 +172,9 @@ impl Search<'_> {
         let cfg = self.config;
         let mut probes: Vec<ProbeResult> = Vec::new();
         let (mut lo, mut hi): (Option<f64>, Option<f64>) = (None, None);
-        let mut rate = cfg.start_rate;
-        if !self.stopped() {
-            self.prime(policy, jobs).await;
-        }
+        let service_s = if self.stopped() { None } else { self.prime(policy, jobs).await };
+        let start_rate = round_rate(self.first_rate(service_s));
+        let mut rate = start_rate;
         // Bracket: double while passing, halve while failing.
         while (probes.len() as u64) < cfg.max_probes && !self.stopped() {
             let p = self.probe(policy, jobs, rate).await;
@@ -149,7 +188,7 @@ impl Search<'_> {
                 rate *= 2.0;
             } else {
                 hi = Some(rate);
-                if lo.is_some() || rate < cfg.start_rate / 2f64.powi(MAX_HALVINGS as i32) {
+                if lo.is_some() || rate < start_rate / 2f64.powi(MAX_HALVINGS as i32) {
                     break;
                 }
                 rate /= 2.0;

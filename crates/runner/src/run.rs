@@ -24,6 +24,7 @@ use crate::scoring::Scorer;
 use crate::sink::RecordSink;
 use crate::tokens::TokenCounter;
 use anyhow::Context;
+use ttc_types::record::fmt_rate;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -169,6 +170,9 @@ fn run_mode(args: RunOptions, hooks: Hooks, capacity_only: Option<CapacityOption
         },
         None => BTreeSet::new(),
     };
+    // A resumed run's plan holds only what is left; its capacity search (if it still has one to run) needs every
+    // sample.
+    let capacity_items = (args.resume.is_some() && cfg.capacity.is_some()).then(|| suites.clone());
     let plan = match shard {
         // The whole plan first, so that every shard deals the same samples, then this shard's part.
         Some(s) => build_plan(&cfg.policies, suites, cfg.seed, &BTreeSet::new()).map(|p| {
@@ -180,6 +184,11 @@ fn run_mode(args: RunOptions, hooks: Hooks, capacity_only: Option<CapacityOption
     let (plan, shard_info) = match plan {
         Ok(p) => p,
         Err(e) => return usage(format!("{e:#}")),
+    };
+    let capacity_plan = match capacity_items.map(|items| build_plan(&cfg.policies, items, cfg.seed, &BTreeSet::new())) {
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => return usage(format!("{e:#}")),
+        None => None,
     };
     let start_at = match args.start_at.as_deref().map(humantime::parse_rfc3339_weak).transpose() {
         Ok(t) => t,
@@ -194,14 +203,20 @@ fn run_mode(args: RunOptions, hooks: Hooks, capacity_only: Option<CapacityOption
         plan.print(&mut std::io::stdout().lock())?;
         if let Some(c) = &cfg.capacity {
             println!(
-                "capacity search after the plan: SLO {}, probes of {} (+{} warm-up) requests from {} r/s, at most {} per policy",
-                c.slo, c.probe_requests, c.warmup_requests, c.start_rate, c.max_probes
+                "capacity search after the plan: SLO {}, probes of {} (+{} warm-up) requests of {}, first rate {}, at most {} per policy{}",
+                c.slo,
+                c.probe_requests,
+                c.warmup_requests,
+                if c.suites.is_empty() { "every suite".to_string() } else { c.suites.join(", ") },
+                c.start_rate,
+                c.max_probes,
+                c.prefix_cache_mb.map(|mb| format!(", with a {mb} MiB prefix cache")).unwrap_or_default()
             );
         }
         return Ok(RunOutcome::Finished);
     }
-    if args.resume.is_some() && (cfg.load.sweep.is_some() || cfg.capacity.is_some()) {
-        return usage("--resume: a run with a load sweep or a capacity search cannot be resumed; start it again");
+    if args.resume.is_some() && cfg.load.sweep.is_some() {
+        return usage("--resume: a run with a load sweep cannot be resumed; start it again");
     }
     let backend = match build_backend(&cfg, &hooks) {
         Ok(b) => b,
@@ -212,7 +227,15 @@ fn run_mode(args: RunOptions, hooks: Hooks, capacity_only: Option<CapacityOption
         Err(e) => return usage(format!("--results: {e:#}")),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(execute(args, cfg, hooks, backend, store, plan, Scope { pools, only_capacity, shard: shard_info, start_at }))
+    runtime.block_on(execute(
+        args,
+        cfg,
+        hooks,
+        backend,
+        store,
+        plan,
+        Scope { pools, only_capacity, shard: shard_info, start_at, capacity_plan },
+    ))
 }
 
 fn init_logging(args: &RunOptions) {
@@ -321,6 +344,8 @@ struct Scope {
     shard: Option<ShardInfo>,
     /// `--start-at`: when the measured requests start.
     start_at: Option<std::time::SystemTime>,
+    /// A resumed run's whole plan, for its capacity search (`plan` then holds only what is left).
+    capacity_plan: Option<Plan>,
 }
 
 async fn execute(
@@ -332,7 +357,7 @@ async fn execute(
     plan: Plan,
     scope: Scope,
 ) -> anyhow::Result<RunOutcome> {
-    let Scope { pools, only_capacity, shard: shard_info, start_at } = scope;
+    let Scope { pools, only_capacity, shard: shard_info, start_at, capacity_plan } = scope;
     let shard: Option<Shard> = shard_info.as_ref().map(|s| s.shard);
     let info = backend.info();
     let config_hash = cfg.hash();
@@ -393,6 +418,7 @@ async fn execute(
     let mut jobs = make_jobs(&plan.entries, &cfg.generation, &info.model);
     apply_suite_max_tokens(&mut jobs, &cfg.suites);
     let fidelity_backend = backend.clone();
+    let capacity_backend = backend.clone();
     let runner = Arc::new(Runner::new(
         backend.clone(),
         shard_settings(RunnerSettings::from_config(&cfg), shard),
@@ -499,18 +525,44 @@ async fn execute(
             timing.wall += t.wall;
         }
     }
-    if let Some(capacity) = &cfg.capacity {
+    if let (Some(capacity), false) = (&cfg.capacity, runner.stop_flag().load(Ordering::Relaxed)) {
         let t = tokio::time::Instant::now();
         let start = tokio::time::Instant::from_std(timing.started);
-        let results = run_capacity_search(&load_runner, capacity, &jobs, cfg.seed, start, tx.clone()).await;
+        let mut all_jobs = match &capacity_plan {
+            Some(p) => make_jobs(&p.entries, &cfg.generation, &info.model),
+            None => jobs.clone(),
+        };
+        apply_suite_max_tokens(&mut all_jobs, &cfg.suites);
+        let search_jobs: Vec<_> = all_jobs
+            .into_iter()
+            .filter(|j| capacity.suites.is_empty() || capacity.suites.contains(&j.entry.item.suite))
+            .collect();
+        let done = args.resume.as_deref().map(|id| stored_searches(&store, id)).unwrap_or_default();
+        if search_jobs.is_empty() {
+            eprintln!(
+                "capacity search skipped: none of its suites ({}) is in this run",
+                capacity.suites.join(", ")
+            );
+        } else if let Some(mb) = capacity.prefix_cache_mb {
+            match capacity_backend.start_prefix_cache((mb as usize) << 20) {
+                Ok(true) => eprintln!("capacity search: prefix cache on ({mb} MiB); the plan before it ran cold"),
+                Ok(false) => {}
+                Err(e) => eprintln!("capacity search: prefix cache not started ({e}); the search runs without it"),
+            }
+        }
+        let results = if search_jobs.is_empty() {
+            Vec::new()
+        } else {
+            run_capacity_search(&load_runner, capacity, &search_jobs, cfg.seed, start, done, tx.clone()).await
+        };
         timing.wall += t.elapsed();
         for r in &results {
-            let upper = r.upper_rps.map_or("not reached".into(), |u| format!("{u}"));
+            let upper = r.upper_rps.map_or("not reached".into(), |u| format!("{} r/s", fmt_rate(u)));
             eprintln!(
                 "capacity of {} at {}: {} r/s (first failing rate: {upper}; {} probes)",
                 r.policy,
                 capacity.slo,
-                r.capacity_rps,
+                fmt_rate(r.capacity_rps),
                 r.probes.len()
             );
         }
@@ -549,13 +601,37 @@ fn capacity_estimate(c: &CapacityConfig, policies: usize) -> usize {
     policies * probes * c.probe_requests as usize
 }
 
-/// Searches every policy's capacity, policies in a seeded order, each probe alone on the machine.
+/// What a resumed run's store already holds of its capacity search.
+#[derive(Default)]
+struct StoredSearches {
+    /// Policies with at least one probe stored: their search ran (a search cut short keeps the probes it ran).
+    policies: BTreeSet<String>,
+    /// Probe phases stored; new probes are numbered after them, so phase labels stay unique in the run.
+    phases: usize,
+}
+
+fn stored_searches(store: &ResultsStore, run_id: &str) -> StoredSearches {
+    let records = match store.load_run(run_id) {
+        Ok(run) => run.records,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "cannot read the stored capacity probes; searching every policy");
+            return StoredSearches::default();
+        }
+    };
+    let probes: Vec<&Record> = records.iter().filter(|r| r.load.is_capacity()).collect();
+    let phases: BTreeSet<&str> = probes.iter().filter_map(|r| r.load.phase.as_deref()).collect();
+    StoredSearches { policies: probes.iter().map(|r| r.policy.clone()).collect(), phases: phases.len() }
+}
+
+/// Searches every policy's capacity, policies in a seeded order, each probe alone on the machine; the policies
+/// in `done` (a resumed run's) are not searched again.
 async fn run_capacity_search(
     runner: &Arc<Runner>,
     config: &CapacityConfig,
     jobs: &[crate::loadgen::Job],
     seed: u64,
     start: tokio::time::Instant,
+    done: StoredSearches,
     out: tokio::sync::mpsc::Sender<Record>,
 ) -> Vec<crate::capacity::SearchResult> {
     use rand::seq::SliceRandom;
@@ -563,12 +639,15 @@ async fn run_capacity_search(
     let mut policies = crate::load::jobs_by_policy(jobs);
     // seed + 5: a stream of its own (see `load::sweep_phases`).
     policies.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_add(5)));
-    let mut search =
-        crate::capacity::Search { runner, config, start, next_phase: 0, out };
+    let mut search = crate::capacity::Search { runner, config, start, next_phase: done.phases, out };
     let mut results = Vec::new();
     for (policy, pj) in policies {
         if runner.stop_flag().load(Ordering::Relaxed) {
             break;
+        }
+        if done.policies.contains(&policy.name) {
+            eprintln!("capacity of {}: searched before the run was resumed (its probes are stored)", policy.name);
+            continue;
         }
         tracing::info!(policy = %policy.name, slo = %config.slo, "capacity search");
         results.push(search.policy(&policy, &pj).await);

@@ -88,10 +88,11 @@ async fn mm1_capacity_is_mu_minus_ln20_over_t() {
         slo: format!("p95_e2e_s<={t}"),
         probe_requests: 4000,
         warmup_requests: 200,
-        start_rate: 1.0,
+        start_rate: StartRate::Fixed(1.0),
         max_probes: 14,
         tolerance: 0.01,
         arrival: Arrival::Poisson,
+        ..CapacityConfig::default()
     };
     let runner = runner(exponential_server(mu, 3));
     let (result, records) = search(&runner, &config, &jobs(50)).await;
@@ -125,10 +126,11 @@ async fn overload_is_flagged_as_saturation() {
         slo: "p95_e2e_s<=5".into(),
         probe_requests: 200,
         warmup_requests: 10,
-        start_rate: 40.0,
+        start_rate: StartRate::Fixed(40.0),
         max_probes: 2,
         tolerance: 0.1,
         arrival: Arrival::Constant,
+        ..CapacityConfig::default()
     };
     // Deterministic 100 ms service: mu = 10 r/s, offered 40 and 20 r/s.
     let backend = ScriptedBackend::new(|_, _| {
@@ -166,10 +168,11 @@ async fn every_prompt_is_sent_once_unstored_before_the_first_probe() {
         slo: "p95_e2e_s<=1".into(),
         probe_requests: 40,
         warmup_requests: 2,
-        start_rate: 1.0,
+        start_rate: StartRate::Fixed(1.0),
         max_probes: 1,
         tolerance: 0.25,
         arrival: Arrival::Constant,
+        ..CapacityConfig::default()
     };
     let runner = runner(backend);
     let (result, records) = search(&runner, &config, &jobs(10)).await;
@@ -179,4 +182,61 @@ async fn every_prompt_is_sent_once_unstored_before_the_first_probe() {
     assert_eq!(sent.len(), 10 + 2 + 40);
     assert_eq!(records.len(), 40, "only the probe's measured requests are stored");
     assert!(result.probes[0].probe.pass, "the first probe starts warm: {:?}", result.probes[0].probe.stats.e2e_s);
+}
+
+/// `start_rate: auto` starts at 0.7 x the one-at-a-time rate measured by the warming pass: with a constant 0.4 s
+/// service, 1.75 r/s (1.7 to two digits, from 1.7499...). A one-at-a-time server passes it and fails the doubled
+/// 3.4 r/s. The bisection's 2.55 r/s exceeds its 2.5 r/s of service by 2%: over the probe's 64 arrivals the queue
+/// grows by about one request, which neither the SLO nor the saturation checks can see. A probe this short cannot
+/// place a limit closer than that (docs/load.md), and the search reports 2.55 [2.55, 3.4).
+#[tokio::test(start_paused = true)]
+async fn auto_start_rate_is_0_7_of_the_measured_service_rate() {
+    let backend = ScriptedBackend::new(|_, _| {
+        Reply::Stream(vec![Step::Delay(Duration::from_millis(400)), Step::text("x"), Step::finish(None)])
+    })
+    .with_max_concurrency(1);
+    let config = CapacityConfig {
+        slo: "p95_e2e_s<=2".into(),
+        probe_requests: 60,
+        warmup_requests: 4,
+        start_rate: StartRate::Auto,
+        max_probes: 3,
+        tolerance: 0.5,
+        arrival: Arrival::Constant,
+        ..CapacityConfig::default()
+    };
+    let runner = runner(backend);
+    let (result, _) = search(&runner, &config, &jobs(6)).await;
+    let rates: Vec<(f64, bool)> = result.probes.iter().map(|p| (p.rate, p.probe.pass)).collect();
+    let rounded: Vec<(f64, bool)> = rates.iter().map(|&(r, pass)| ((r * 1000.0).round() / 1000.0, pass)).collect();
+    assert_eq!(rounded, vec![(1.7, true), (3.4, false), (2.55, true)]);
+    assert_eq!(result.upper_rps, Some(3.4));
+}
+
+/// With exponential service times the warming pass's median is ln 2 / mu, so `auto` first offers 0.7 mu / ln 2
+/// (about 1.01 mu, 10.1 r/s for mu = 10/s): the median underestimates a mean service time that the exponential's
+/// long tail stretches, so the first probe fails and the search halves towards the M/M/1 capacity of 7 r/s.
+#[tokio::test(start_paused = true)]
+async fn auto_start_on_exponential_service_is_near_the_mm1_capacity() {
+    let mu = 10.0;
+    let config = CapacityConfig {
+        slo: "p95_e2e_s<=1".into(),
+        probe_requests: 20,
+        warmup_requests: 1,
+        start_rate: StartRate::Auto,
+        max_probes: 2,
+        ..CapacityConfig::default()
+    };
+    let runner = runner(exponential_server(mu, 3));
+    let (result, _) = search(&runner, &config, &jobs(400)).await;
+    let first = result.probes[0].rate;
+    assert!((first - 0.7 * mu / 2f64.ln()).abs() / first < 0.1, "first probe {first}");
+    assert!(!result.probes[0].probe.pass && (result.probes[1].rate - first / 2.0).abs() < 1e-9);
+}
+
+#[test]
+fn measured_start_rates_are_rounded_to_two_digits() {
+    assert_eq!(round_rate(1.2345), 1.2);
+    assert_eq!(round_rate(0.04567), 0.046);
+    assert_eq!(round_rate(12.5), 13.0);
 }

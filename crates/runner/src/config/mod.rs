@@ -16,7 +16,7 @@ pub use file::{
 };
 pub use quality::{FidelityConfig, UntilCiConfig};
 pub use policy::{Policy, PolicyFile, PolicyList, PolicySource, RemoteParams};
-pub use sweep::{CapacityConfig, Level, SweepConfig};
+pub use sweep::{CapacityConfig, Level, StartRate, SweepConfig};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -91,6 +91,9 @@ impl RunConfig {
             Some(path) => load_yaml::<RunFile>(path)?,
             None => RunFile::default(),
         };
+        // Against the file's suites: `--suites` may leave a search suite out (the search is then skipped), but a
+        // name the file does not have is a mistake.
+        check_capacity_suites(&file)?;
         args.apply_to(&mut file)?;
         let base_dir = args.config.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
         RunConfig::resolve(file, args.config.clone(), &base_dir, &args.policies)
@@ -229,6 +232,18 @@ impl RunConfig {
 
     pub fn timeout(&self) -> Duration {
         secs(self.load.timeout_s.0)
+    }
+}
+
+/// Every `capacity.suites` name must be a suite of the run file.
+pub fn check_capacity_suites(file: &RunFile) -> Result<(), ConfigError> {
+    let Some(c) = &file.capacity else { return Ok(()) };
+    match c.suites.iter().find(|s| !file.suites.iter().any(|f| &&f.name == s)) {
+        Some(unknown) => {
+            let listed: Vec<&str> = file.suites.iter().map(|s| s.name.as_str()).collect();
+            Err(cfg_err(format!("capacity.suites: `{unknown}` is not a suite of this run ({})", listed.join(", "))))
+        }
+        None => Ok(()),
     }
 }
 

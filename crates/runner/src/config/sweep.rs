@@ -91,13 +91,88 @@ pub struct CapacityConfig {
     /// Requests sent first in each probe and not measured, so the queue reaches its steady state.
     pub warmup_requests: u64,
     /// The first offered rate; the search doubles it while probes pass, halves it while they fail.
-    pub start_rate: f64,
+    pub start_rate: StartRate,
     /// Probes per policy at most (doubling, then bisection).
     pub max_probes: u64,
     /// Bisection stops when (upper - lower) / lower is at most this.
     pub tolerance: f64,
     /// Arrival process of the probes: poisson or constant.
     pub arrival: Arrival,
+    /// The suites whose prompts the probes send; empty: every suite of the run.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub suites: Vec<String>,
+    /// Embedded engine: switch on a prompt-prefix cache of this many MiB for the search only (the plan before it
+    /// stays cold), as a deployment with a fixed system prompt would run. None: leave the engine as it is.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub prefix_cache_mb: Option<u64>,
+}
+
+/// Where a capacity search starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StartRate {
+    /// This many requests per second.
+    Fixed(f64),
+    /// 0.7 x the policy's one-at-a-time service rate, measured by the pass that warms the caches
+    /// (`Search::prime`): below what a server taking one request at a time can sustain, so the first probe usually
+    /// passes, and the doubling and one bisection bracket the limit within a factor 1.5.
+    Auto,
+}
+
+impl std::fmt::Display for StartRate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartRate::Fixed(r) => write!(f, "{r} r/s"),
+            StartRate::Auto => f.write_str("auto (0.7 x the measured one-at-a-time rate)"),
+        }
+    }
+}
+
+impl std::str::FromStr for StartRate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<StartRate, String> {
+        match s.trim() {
+            "auto" => Ok(StartRate::Auto),
+            t => match t.parse::<f64>() {
+                Ok(r) => StartRate::fixed(r),
+                Err(_) => Err(format!("invalid value `{t}`: expected a rate in requests/s (a number > 0) or `auto`")),
+            },
+        }
+    }
+}
+
+impl StartRate {
+    fn fixed(r: f64) -> Result<StartRate, String> {
+        if r.is_finite() && r > 0.0 {
+            Ok(StartRate::Fixed(r))
+        } else {
+            Err(format!("invalid value {r}: expected a finite number > 0 or `auto`"))
+        }
+    }
+}
+
+impl Serialize for StartRate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StartRate::Fixed(r) => s.serialize_f64(*r),
+            StartRate::Auto => s.serialize_str("auto"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StartRate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<StartRate, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Rate(f64),
+            Word(String),
+        }
+        match Raw::deserialize(d).map_err(|_| serde::de::Error::custom("expected a rate in requests/s or `auto`"))? {
+            Raw::Rate(r) => StartRate::fixed(r),
+            Raw::Word(w) => w.parse(),
+        }
+        .map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for CapacityConfig {
@@ -106,10 +181,12 @@ impl Default for CapacityConfig {
             slo: "p95_e2e_s<=2,error_rate<0.01".into(),
             probe_requests: 24,
             warmup_requests: 4,
-            start_rate: 0.5,
+            start_rate: StartRate::Fixed(0.5),
             max_probes: 6,
             tolerance: 0.25,
             arrival: Arrival::Poisson,
+            suites: Vec::new(),
+            prefix_cache_mb: None,
         }
     }
 }
@@ -125,13 +202,17 @@ struct RawCapacity {
     #[serde(default)]
     warmup_requests: Option<NonZero>,
     #[serde(default)]
-    start_rate: Option<PositiveF64>,
+    start_rate: Option<StartRate>,
     #[serde(default)]
     max_probes: Option<AtLeastTwo>,
     #[serde(default)]
     tolerance: Option<PositiveF64>,
     #[serde(default)]
     arrival: Option<OpenArrival>,
+    #[serde(default)]
+    suites: Vec<String>,
+    #[serde(default)]
+    prefix_cache_mb: Option<NonZero>,
 }
 
 #[derive(Deserialize)]
@@ -198,10 +279,12 @@ impl From<RawCapacity> for CapacityConfig {
             slo: r.slo.map_or(d.slo, |v| v.0),
             probe_requests: r.probe_requests.map_or(d.probe_requests, |v| v.0),
             warmup_requests: r.warmup_requests.map_or(d.warmup_requests, |v| v.0),
-            start_rate: r.start_rate.map_or(d.start_rate, |v| v.0),
+            start_rate: r.start_rate.unwrap_or(d.start_rate),
             max_probes: r.max_probes.map_or(d.max_probes, |v| v.0),
             tolerance: r.tolerance.map_or(d.tolerance, |v| v.0),
             arrival: r.arrival.map_or(d.arrival, |v| v.0),
+            suites: r.suites,
+            prefix_cache_mb: r.prefix_cache_mb.map(|v| v.0),
         }
     }
 }
@@ -227,8 +310,8 @@ impl CapacityConfig {
         if self.arrival == Arrival::Closed {
             return Err(("arrival", "closed: capacity probes offer a rate; use poisson or constant".into()));
         }
-        if !(self.start_rate.is_finite() && self.start_rate > 0.0) {
-            return Err(("start_rate", format!("invalid value {}: expected a finite number > 0", self.start_rate)));
+        if let StartRate::Fixed(r) = self.start_rate {
+            StartRate::fixed(r).map_err(|e| ("start_rate", e))?;
         }
         if self.max_probes < 2 {
             return Err(("max_probes", format!("{}: a search needs at least 2 probes", self.max_probes)));
@@ -247,8 +330,8 @@ pub struct CapacityOptions {
     pub probe_requests: Option<u64>,
     /// Requests sent first in each probe and not measured (at least 1).
     pub warmup_requests: Option<u64>,
-    /// First offered rate, requests/s.
-    pub start_rate: Option<f64>,
+    /// First offered rate, requests/s, or `auto`.
+    pub start_rate: Option<StartRate>,
     /// Probes per policy at most.
     pub max_probes: Option<u64>,
     /// Stop bisecting when (upper - lower) / lower is at most this.

@@ -301,4 +301,39 @@ fn capacity_flags_name_themselves() {
     let flags = CapacityOptions { slo: Some("p99_ttft_s<0.5".into()), max_probes: Some(4), ..Default::default() };
     let c = flags.apply(Some(CapacityConfig::default())).unwrap();
     assert_eq!((c.slo.as_str(), c.max_probes), ("p99_ttft_s<0.5", 4));
+    assert_eq!("auto".parse::<StartRate>(), Ok(StartRate::Auto));
+    assert_eq!("1.5".parse::<StartRate>(), Ok(StartRate::Fixed(1.5)));
+    assert!("0".parse::<StartRate>().unwrap_err().contains("invalid value 0: expected a finite number > 0 or `auto`"));
+    assert!("fast".parse::<StartRate>().unwrap_err().contains("invalid value `fast`"));
+}
+
+#[test]
+fn capacity_start_rate_suites_and_prefix_cache_keys() {
+    let c = parse("capacity: {start_rate: auto, suites: [worfbench], prefix_cache_mb: 256}\n").unwrap().capacity.unwrap();
+    assert_eq!((c.start_rate, c.suites.as_slice(), c.prefix_cache_mb), (StartRate::Auto, &["worfbench".to_string()][..], Some(256)));
+    let c = parse("capacity: {start_rate: 2}\n").unwrap().capacity.unwrap();
+    assert_eq!(c.start_rate, StartRate::Fixed(2.0));
+    let e = err("capacity:\n  start_rate: soon\n");
+    assert!(e.starts_with("run.yaml:2:") && e.contains("capacity.start_rate: invalid value `soon`"), "{e}");
+    let e = err("capacity:\n  start_rate: -1\n");
+    assert!(e.contains("capacity.start_rate: invalid value -1"), "{e}");
+    let e = err("capacity:\n  prefix_cache_mb: 0\n");
+    assert!(e.starts_with("run.yaml:2:") && e.contains("capacity.prefix_cache_mb: invalid value 0"), "{e}");
+    // A search suite must be one of the run's suites (named in the error with the run's suites).
+    let f = parse("suites: [{name: crmarena}, {name: worfbench}]\ncapacity: {suites: [worfbnch]}\n").unwrap();
+    let e = check_capacity_suites(&f).unwrap_err().to_string();
+    assert_eq!(e, "capacity.suites: `worfbnch` is not a suite of this run (crmarena, worfbench)");
+    // Checked against the file, before `--suites` selects: leaving the search's suite out is not an error.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.yaml");
+    std::fs::write(&path, "suites: [{name: crmarena}, {name: worfbench}]\ncapacity: {suites: [worfbench]}\n").unwrap();
+    let only_crm = RunOptions { config: Some(path.clone()), suites: vec!["crmarena".into()], ..Default::default() };
+    assert_eq!(RunConfig::from_options(&only_crm).unwrap().capacity.unwrap().suites, vec!["worfbench".to_string()]);
+    std::fs::write(&path, "suites: [{name: crmarena}]\ncapacity: {suites: [worfbench]}\n").unwrap();
+    let e = RunConfig::from_options(&RunOptions { config: Some(path), ..Default::default() }).unwrap_err().to_string();
+    assert!(e.contains("capacity.suites: `worfbench` is not a suite of this run (crmarena)"), "{e}");
+    // The serialized form (the run's config hash) writes `auto` back as a word.
+    let cfg = resolve("suites: [{name: worfbench}]\ncapacity: {start_rate: auto, suites: [worfbench]}\n").unwrap();
+    let json = serde_json::to_string(&cfg.capacity).unwrap();
+    assert!(json.contains("\"start_rate\":\"auto\"") && json.contains("\"suites\":[\"worfbench\"]"), "{json}");
 }
