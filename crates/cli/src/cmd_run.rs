@@ -125,12 +125,7 @@ pub(crate) fn embedded_backend(cfg: &RunConfig) -> anyhow::Result<Arc<dyn Backen
     }
     // The search's cache starts after the plan; a bound below one block is refused now, before anything runs.
     if let Some(mb) = cfg.capacity.as_ref().and_then(|c| c.prefix_cache_mb) {
-        ttc_engine::prefix_cache::PrefixCache::new(
-            (mb as usize) << 20,
-            ttc_engine::prefix_cache::DEFAULT_BLOCK_TOKENS,
-            engine.kv_bytes_per_token(),
-        )
-        .map_err(|e| crate::exit::usage(format!("capacity.prefix_cache_mb: {e}")))?;
+        engine.new_prefix_cache((mb as usize) << 20).map_err(|e| crate::exit::usage(format!("capacity.prefix_cache_mb: {e}")))?;
     }
     crate::cmd_calibrate::ensure_heads(&mut engine, &cfg.policies)?;
     let engine = Arc::new(engine);

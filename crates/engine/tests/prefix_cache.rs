@@ -28,6 +28,14 @@ fn request(e: &Engine, question: &str) -> GenRequest {
     GenRequest { prompt: e.prompt_tokens(&messages).unwrap(), max_tokens: 12, ..Default::default() }
 }
 
+/// Two requests that share the system prompt, and how many prompt tokens they share.
+fn two_requests(e: &Engine) -> (GenRequest, GenRequest, usize) {
+    let first = request(e, "Order ORD-1 arrived 7 days late. What do I get?");
+    let second = request(e, "Can I still cancel order ORD-2? It has not shipped.");
+    let common_prefix = first.prompt.iter().zip(&second.prompt).take_while(|(a, b)| a == b).count();
+    (first, second, common_prefix)
+}
+
 /// Output tokens and the usage of the Finished event.
 fn run(e: &Engine, req: &GenRequest, policy: &Policy) -> (Vec<u32>, Usage) {
     let mut usage = None;
@@ -51,9 +59,7 @@ fn policy(name: &str) -> Policy {
 #[test]
 fn a_shared_system_prompt_is_reused_and_outputs_stay_identical() {
     let (plain, cached) = (load(0), load(64));
-    let first = request(&cached, "Order ORD-1 arrived 7 days late. What do I get?");
-    let second = request(&cached, "Can I still cancel order ORD-2? It has not shipped.");
-    let common_prefix = first.prompt.iter().zip(&second.prompt).take_while(|(a, b)| a == b).count();
+    let (first, second, common_prefix) = two_requests(&cached);
     assert!(common_prefix > 200, "the prompts share {common_prefix} tokens");
 
     let (cold, usage) = run(&cached, &first, &Policy::baseline());
@@ -104,9 +110,7 @@ fn the_scheduler_reuses_cached_prefixes_with_identical_outputs() {
 #[test]
 fn sinks_reuse_cached_prefixes_and_heavy_hitters_do_not() {
     let (plain, cached) = (load(0), load(64));
-    let first = request(&cached, "Order ORD-1 arrived 7 days late. What do I get?");
-    let second = request(&cached, "Can I still cancel order ORD-2? It has not shipped.");
-    let common_prefix = first.prompt.iter().zip(&second.prompt).take_while(|(a, b)| a == b).count();
+    let (first, second, common_prefix) = two_requests(&cached);
     run(&cached, &first, &Policy::baseline());
     for (name, reuses) in [("kv_attention_sinks", true), ("adaptive_kv_cache", false)] {
         let p = policy(name);
@@ -123,8 +127,7 @@ fn sinks_reuse_cached_prefixes_and_heavy_hitters_do_not() {
 fn a_shared_engine_starts_its_prefix_cache_once() {
     let e = Arc::new(load(0));
     assert!(e.prefix_stats().is_none());
-    let first = request(&e, "Order ORD-1 arrived 7 days late. What do I get?");
-    let second = request(&e, "Can I still cancel order ORD-2? It has not shipped.");
+    let (first, second, _) = two_requests(&e);
     assert_eq!(run(&e, &first, &Policy::baseline()).1.cached_prompt_tokens, 0);
     assert!(e.start_prefix_cache(64 << 20).unwrap(), "switched on");
     assert!(!e.start_prefix_cache(64 << 20).unwrap(), "on already: left as it is");

@@ -148,9 +148,7 @@ impl Search<'_> {
             e2e
         });
         drive(self.runner, phase, Arrival::Closed, PhaseLoad::default(), self.start, tx).await;
-        let mut e2e = timings.await.unwrap_or_default();
-        e2e.sort_by(f64::total_cmp);
-        ttc_types::timing::percentile_sorted(&e2e, 50.0)
+        ttc_results::analysis::Dist::of(timings.await.unwrap_or_default()).p50
     }
 
     /// The first rate to probe: the configured one, or (`auto`) 0.7 x the rate at which a server taking one

@@ -537,22 +537,18 @@ async fn execute(
             .into_iter()
             .filter(|j| capacity.suites.is_empty() || capacity.suites.contains(&j.entry.item.suite))
             .collect();
-        let done = args.resume.as_deref().map(|id| stored_searches(&store, id)).unwrap_or_default();
-        if search_jobs.is_empty() {
-            eprintln!(
-                "capacity search skipped: none of its suites ({}) is in this run",
-                capacity.suites.join(", ")
-            );
-        } else if let Some(mb) = capacity.prefix_cache_mb {
-            match capacity_backend.start_prefix_cache((mb as usize) << 20) {
-                Ok(true) => eprintln!("capacity search: prefix cache on ({mb} MiB); the plan before it ran cold"),
-                Ok(false) => {}
-                Err(e) => eprintln!("capacity search: prefix cache not started ({e}); the search runs without it"),
-            }
-        }
         let results = if search_jobs.is_empty() {
+            eprintln!("capacity search skipped: none of its suites ({}) is in this run", capacity.suites.join(", "));
             Vec::new()
         } else {
+            if let Some(mb) = capacity.prefix_cache_mb {
+                match capacity_backend.start_prefix_cache((mb as usize) << 20) {
+                    Ok(true) => eprintln!("capacity search: prefix cache on ({mb} MiB); the plan before it ran cold"),
+                    Ok(false) => {}
+                    Err(e) => eprintln!("capacity search: prefix cache not started ({e}); the search runs without it"),
+                }
+            }
+            let done = args.resume.as_deref().map(|id| stored_searches(&store, id)).unwrap_or_default();
             run_capacity_search(&load_runner, capacity, &search_jobs, cfg.seed, start, done, tx.clone()).await
         };
         timing.wall += t.elapsed();

@@ -62,6 +62,14 @@ fn exponential_server(mu: f64, seed: u64) -> ScriptedBackend {
     .with_max_concurrency(1)
 }
 
+/// A server that takes one request at a time and serves each in exactly `ms` milliseconds.
+fn constant_server(ms: u64) -> ScriptedBackend {
+    ScriptedBackend::new(move |_, _| {
+        Reply::Stream(vec![Step::Delay(Duration::from_millis(ms)), Step::text("x"), Step::finish(None)])
+    })
+    .with_max_concurrency(1)
+}
+
 async fn search(runner: &Arc<Runner>, config: &CapacityConfig, jobs: &[Job]) -> (SearchResult, Vec<Record>) {
     let (tx, mut rx) = mpsc::channel(1 << 16);
     let stored = tokio::spawn(async move {
@@ -133,11 +141,7 @@ async fn overload_is_flagged_as_saturation() {
         ..CapacityConfig::default()
     };
     // Deterministic 100 ms service: mu = 10 r/s, offered 40 and 20 r/s.
-    let backend = ScriptedBackend::new(|_, _| {
-        Reply::Stream(vec![Step::Delay(Duration::from_millis(100)), Step::text("x"), Step::finish(None)])
-    })
-    .with_max_concurrency(1);
-    let runner = runner(backend);
+    let runner = runner(constant_server(100));
     let (result, records) = search(&runner, &config, &jobs(5)).await;
     assert_eq!(result.probes.len(), 2);
     for p in &result.probes {
@@ -191,10 +195,6 @@ async fn every_prompt_is_sent_once_unstored_before_the_first_probe() {
 /// place a limit closer than that (docs/load.md), and the search reports 2.55 [2.55, 3.4).
 #[tokio::test(start_paused = true)]
 async fn auto_start_rate_is_0_7_of_the_measured_service_rate() {
-    let backend = ScriptedBackend::new(|_, _| {
-        Reply::Stream(vec![Step::Delay(Duration::from_millis(400)), Step::text("x"), Step::finish(None)])
-    })
-    .with_max_concurrency(1);
     let config = CapacityConfig {
         slo: "p95_e2e_s<=2".into(),
         probe_requests: 60,
@@ -205,7 +205,7 @@ async fn auto_start_rate_is_0_7_of_the_measured_service_rate() {
         arrival: Arrival::Constant,
         ..CapacityConfig::default()
     };
-    let runner = runner(backend);
+    let runner = runner(constant_server(400));
     let (result, _) = search(&runner, &config, &jobs(6)).await;
     let rates: Vec<(f64, bool)> = result.probes.iter().map(|p| (p.rate, p.probe.pass)).collect();
     let rounded: Vec<(f64, bool)> = rates.iter().map(|&(r, pass)| ((r * 1000.0).round() / 1000.0, pass)).collect();
