@@ -212,9 +212,9 @@ impl QuantRows {
 
 /// One 32-value block the way llama.cpp's x86 `quantize_row_q8_0`/`_q8_1` do it (ggml-cpu/arch/x86/quants.c):
 /// scale amax/127, values x · (127/amax) rounded to nearest, ties to even (`_mm256_round_ps(_MM_ROUND_NEAREST)`).
-/// Matching its rounding, not only its format, is what brings step-0 log-probabilities within 0.02 nats of llama.cpp:
-/// this model moves by up to 0.2 nats between rounding rules (docs/engine.md). Returns the scale and the sum of the
-/// quantized values.
+/// The same rounding as llama.cpp's keeps `native` comparable with it; bit-identical logits would also need its exact
+/// float summation orders, since this model's quantized forward is chaotic under rounding (docs/engine.md, "Logits
+/// against llama.cpp"). Returns the scale and the sum of the quantized values.
 fn quantize_block(src: &[f32], dst: &mut [i8]) -> (f32, i32) {
     let amax = src.iter().fold(0f32, |a, v| a.max(v.abs()));
     let scale = amax / 127.0;
