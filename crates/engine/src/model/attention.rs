@@ -60,7 +60,7 @@ fn attend_batch_with(seqs: &[Seq], dims: Dims, grouped: bool) -> (Vec<f32>, Vec<
     let out_addr = out.as_mut_ptr() as usize;
     let probs_addrs: Vec<usize> = probs.iter_mut().map(|p| p.as_mut_ptr() as usize).collect();
     #[cfg(target_arch = "x86_64")]
-    if grouped && d == 64 && n_rep > 1 && std::is_x86_feature_detected!("avx512f") {
+    if grouped && d == 64 && n_rep > 1 && crate::model::q8_tiles::avx512f_allowed() {
         let tiles: usize = row_starts.windows(2).map(|w| (w[1] - w[0]).div_ceil(ROW_TILE)).sum();
         let kv_bytes: usize = seqs.iter().zip(row_starts.windows(2)).map(|(s, w)| n_kv * (s.past + w[1] - w[0]) * d * 8).sum();
         if tiles * n_kv >= GROUPED_MIN_ITEMS || kv_bytes >= GROUPED_MIN_KV_BYTES {
@@ -86,7 +86,7 @@ fn attend_batch_with(seqs: &[Seq], dims: Dims, grouped: bool) -> (Vec<f32>, Vec<
         }
     };
     candle_core::utils::barrier_pool().execute_chunked(items, |range| range.for_each(work));
-    debug_assert_eq!(items, row_starts.last().copied().unwrap_or(0) * n_head);
+    assert_eq!(items, row_starts.last().copied().unwrap_or(0) * n_head);
     (out, probs)
 }
 
@@ -144,12 +144,22 @@ fn attend_grouped(seqs: &[Seq], dims: Dims, row_starts: &[usize], out_addr: usiz
 }
 
 /// One query head of one row: scores, softmax, weighted values into `dst`; returns the probabilities. Compiled a
-/// second time with AVX-512 enabled where the CPU has it (same source order, so the same bits).
+/// second time with AVX-512 enabled where the CPU has it, and with AVX2 elsewhere (same source order, so the same
+/// bits).
 fn head_row(qh: &[f32], keys: &[f32], values: &[f32], dst: &mut [f32]) -> Vec<f32> {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
+    if crate::model::q8_tiles::avx512f_allowed() {
         return unsafe { head_row_avx512(qh, keys, values, dst) };
+    } else if std::is_x86_feature_detected!("avx2") {
+        return unsafe { head_row_avx2(qh, keys, values, dst) };
     }
+    head_row_generic(qh, keys, values, dst)
+}
+
+/// `head_row_generic` compiled for AVX2 (no FMA: Rust does not contract, so the bits are the generic ones).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn head_row_avx2(qh: &[f32], keys: &[f32], values: &[f32], dst: &mut [f32]) -> Vec<f32> {
     head_row_generic(qh, keys, values, dst)
 }
 

@@ -33,6 +33,20 @@ pub enum Kernel {
 }
 
 impl Kernel {
+    /// The fastest kernel this CPU has (`TTC_NO_AVX512=1` rules out AVX-512).
+    pub fn best() -> Kernel {
+        kernel()
+    }
+
+    /// Whether this CPU can run the kernel.
+    pub fn available(self) -> bool {
+        match self {
+            Kernel::Avx512Vnni => crate::model::q8_tiles::supported(),
+            Kernel::Avx2 => avx2_available(),
+            Kernel::Scalar => true,
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Kernel::Avx512Vnni => "q4_1 tiles (avx512-vnni)",
@@ -57,7 +71,7 @@ pub fn kernel() -> Kernel {
 }
 
 /// Whether the CPU has what `Kernel::Avx2` needs.
-fn avx2_available() -> bool {
+pub(crate) fn avx2_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c")
@@ -344,11 +358,14 @@ mod avx2 {
             for (r, acc) in acc.iter_mut().enumerate() {
                 let row = row0 + r;
                 let xq = a.qs.as_ptr().add(row * w.k + b * BLOCK) as *const i32;
-                let mut isum = _mm256_setzero_si256();
-                for (g, wg) in wv.iter().enumerate() {
-                    let pairs = _mm256_maddubs_epi16(*wg, _mm256_set1_epi32(xq.add(g).read_unaligned()));
-                    isum = _mm256_add_epi32(isum, _mm256_madd_epi16(pairs, ones));
+                // The 8 groups' pair sums add up in 16 bits before one widening: a pair is at most 2 x 15 x 128 =
+                // 3,840 (4-bit weights, 8-bit activations), 8 of them 30,720 < 32,767, so no sum saturates
+                // and the integers are those of the one-group-at-a-time definition.
+                let mut pairs = _mm256_maddubs_epi16(wv[0], _mm256_set1_epi32(xq.read_unaligned()));
+                for g in 1..8 {
+                    pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(wv[g], _mm256_set1_epi32(xq.add(g).read_unaligned())));
                 }
+                let isum = _mm256_madd_epi16(pairs, ones);
                 let blk = row * w.blocks + b;
                 let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*a.d.get_unchecked(blk)));
                 *acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), *acc);

@@ -89,9 +89,9 @@ enum Quant {
 }
 
 impl Quant {
-    /// Q8_0 weights go to the tiled kernel when the CPU and the shape allow it.
+    /// Q8_0 weights go to the tiled kernel (AVX512-VNNI or AVX2) when the CPU and the shape allow it.
     fn q8_0(q: QTensor) -> Result<Quant> {
-        if q8_tiles::supported() {
+        if q4_tiles::kernel() != q4_tiles::Kernel::Scalar {
             let (n, k) = q.shape().dims2()?;
             if let Some(p) = PackedQ8::from_q8_0_bytes(&q.data()?, n, k) {
                 return Ok(Quant::Tiles(p));
@@ -202,7 +202,9 @@ impl Linear {
     pub fn kernel(&self) -> &'static str {
         match (&self.quant, &self.dense) {
             (Some(Quant::Q4Tiles(_)), _) => q4_tiles::kernel().label(),
-            (Some(Quant::Tiles(_)), _) => "q8_0 tiles (avx512-vnni)",
+            (Some(Quant::Tiles(_)), None) if q4_tiles::kernel() == q4_tiles::Kernel::Avx512Vnni => "q8_0 tiles (avx512-vnni)",
+            (Some(Quant::Tiles(_)), None) => "q8_0 tiles (avx2)",
+            (Some(Quant::Tiles(_)), Some(_)) => "q8_0 tiles (avx2) < rows <= f32 gemm",
             (Some(Quant::Candle(_)), Some(_)) => "candle q-kernel < rows <= f32 gemm",
             (Some(Quant::Candle(q)), None) => match q {
                 QMatMul::QTensor(t) if t.dtype() == GgmlDType::Q8_0 => "candle q8_0",

@@ -182,7 +182,7 @@ pub fn generate_self_speculative(
             tok = d;
         }
         // Invariant: one exit state per verified input [next, draft...], and layers 0..e hold exactly their K/V.
-        debug_assert_eq!(exits.len(), draft.len() + 1);
+        assert_eq!(exits.len(), draft.len() + 1);
         // Verify: layers e..L over [next, draft...], starting from the exit states.
         let h = if exits.len() == 1 { exits.pop().expect("one") } else { Tensor::cat(&exits, 0)? };
         let h = run_layers(engine, h, e, n_layer, &mut cache, base)?;
