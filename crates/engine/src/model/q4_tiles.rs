@@ -12,7 +12,7 @@
 //! output element is computed by the same instruction sequence whatever the number of rows and wherever its row sits
 //! in the batch, so batched rows equal one-row forwards bit for bit; `matmul_reference` is the scalar definition.
 
-use crate::model::q8_tiles::{for_each_item, QuantRows, BLOCK, TILE};
+use crate::model::q8_tiles::{matmul_tiled, QuantRows, Tiled, BLOCK, TILE};
 use half::f16;
 
 /// Bytes of one GGUF Q4_1 block: f16 d, f16 m, 16 bytes of nibbles.
@@ -33,11 +33,6 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// The fastest kernel this CPU has (`TTC_NO_AVX512=1` rules out AVX-512).
-    pub fn best() -> Kernel {
-        kernel()
-    }
-
     /// Whether this CPU can run the kernel.
     pub fn available(self) -> bool {
         match self {
@@ -142,31 +137,7 @@ impl PackedQ4_1 {
 
     /// dst (m, n) = x (m, k) · Wᵀ with the given kernel (which the CPU must support).
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, dst: &mut [f32]) {
-        assert_eq!(x.len(), m * self.k, "lhs is not ({m}, {})", self.k);
-        assert!(dst.len() >= m * self.n, "dst too small");
-        let a = QuantRows::new(x, m, self.k);
-        let dst_addr = dst.as_mut_ptr() as usize;
-        // SAFETY (both SIMD arms): `for_each_item` hands each item its own rows x columns of dst, and `kernel` names
-        // instructions this CPU has.
-        match kernel {
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512Vnni => for_each_item(self.n / TILE, m, |tile, row0, rows, pair| unsafe {
-                let dst = dst_addr as *mut f32;
-                if pair {
-                    avx512::tile_pair_rows(self, &a, tile, row0, rows, dst);
-                } else {
-                    avx512::tile_rows(self, &a, tile, row0, rows, dst);
-                }
-            }),
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => for_each_item(self.n / TILE, m, |tile, row0, rows, pair| unsafe {
-                let dst = dst_addr as *mut f32;
-                for t in tile..tile + if pair { 2 } else { 1 } {
-                    avx2::tile_rows(self, &a, t, row0, rows, dst);
-                }
-            }),
-            _ => self.matmul_reference_quantized(&a, dst),
-        }
+        matmul_tiled(self, kernel, x, m, dst)
     }
 
     /// The scalar definition of the kernel (same arithmetic, same order).
@@ -199,6 +170,30 @@ impl PackedQ4_1 {
                 dst[row * self.n + col] = acc;
             }
         }
+    }
+}
+
+impl Tiled for PackedQ4_1 {
+    fn shape(&self) -> (usize, usize) {
+        (self.n, self.k)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn avx512_rows(&self, a: &QuantRows, tile: usize, row0: usize, rows: usize, pair: bool, dst: *mut f32) {
+        if pair {
+            avx512::tile_pair_rows(self, a, tile, row0, rows, dst);
+        } else {
+            avx512::tile_rows(self, a, tile, row0, rows, dst);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn avx2_rows(&self, a: &QuantRows, tile: usize, row0: usize, rows: usize, dst: *mut f32) {
+        avx2::tile_rows(self, a, tile, row0, rows, dst);
+    }
+
+    fn reference(&self, a: &QuantRows, dst: &mut [f32]) {
+        self.matmul_reference_quantized(a, dst);
     }
 }
 

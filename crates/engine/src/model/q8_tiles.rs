@@ -118,36 +118,12 @@ impl PackedQ8 {
 
     /// dst (m, n) = x (m, k) · Wᵀ, with x quantized to Q8_0 per row exactly as llama.cpp does (`QuantRows`).
     pub fn matmul(&self, x: &[f32], m: usize, dst: &mut [f32]) {
-        self.matmul_with(Kernel::best(), x, m, dst)
+        self.matmul_with(crate::model::q4_tiles::kernel(), x, m, dst)
     }
 
     /// dst (m, n) = x (m, k) · Wᵀ with the given kernel (which the CPU must support).
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, dst: &mut [f32]) {
-        assert_eq!(x.len(), m * self.k, "lhs is not ({m}, {})", self.k);
-        assert!(dst.len() >= m * self.n, "dst too small");
-        let a = QuantRows::new(x, m, self.k);
-        let dst_addr = dst.as_mut_ptr() as usize;
-        // SAFETY (both SIMD arms): `for_each_item` hands each item its own rows x columns of dst, and `kernel` names
-        // instructions this CPU has.
-        match kernel {
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512Vnni => for_each_item(self.n / TILE, m, |tile, row0, rows, pair| unsafe {
-                let dst = dst_addr as *mut f32;
-                if pair {
-                    avx512::tile_pair_rows(self, &a, tile, row0, rows, dst);
-                } else {
-                    avx512::tile_rows(self, &a, tile, row0, rows, dst);
-                }
-            }),
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => for_each_item(self.n / TILE, m, |tile, row0, rows, pair| unsafe {
-                let dst = dst_addr as *mut f32;
-                for t in tile..tile + if pair { 2 } else { 1 } {
-                    avx2::tile_rows(self, &a, t, row0, rows, dst);
-                }
-            }),
-            _ => self.matmul_reference_quantized(&a, dst),
-        }
+        matmul_tiled(self, kernel, x, m, dst)
     }
 
     /// The scalar definition of the kernel (same arithmetic, same order): used on CPUs without AVX512-VNNI and by
@@ -177,6 +153,76 @@ impl PackedQ8 {
                 dst[row * self.n + col] = acc;
             }
         }
+    }
+}
+
+/// A weight matrix packed in tiles of 16 columns, with a kernel per instruction set: what `matmul_tiled` needs to
+/// run any of them. Every kernel gives the bits of `reference`.
+pub(crate) trait Tiled: Sync {
+    /// (n output columns, k inputs).
+    fn shape(&self) -> (usize, usize);
+    /// Rows `row0..row0 + rows` of dst for tile `tile` and, when `pair`, tile `tile + 1`.
+    ///
+    /// # Safety
+    /// The CPU must support avx512f/bw/vnni, and `dst` must point to an (a.m, n) f32 matrix.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn avx512_rows(&self, a: &QuantRows, tile: usize, row0: usize, rows: usize, pair: bool, dst: *mut f32);
+    /// Rows `row0..row0 + rows` of dst for tile `tile`.
+    ///
+    /// # Safety
+    /// The CPU must support avx2, fma and f16c, and `dst` must point to an (a.m, n) f32 matrix.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn avx2_rows(&self, a: &QuantRows, tile: usize, row0: usize, rows: usize, dst: *mut f32);
+    /// The scalar definition, every row and column.
+    fn reference(&self, a: &QuantRows, dst: &mut [f32]);
+}
+
+/// dst (m, n) = x (m, k) · Wᵀ for tiled weights, x quantized per row as llama.cpp does (`QuantRows`), with the given
+/// kernel (which the CPU must support), split over the thread pool by `for_each_item`.
+pub(crate) fn matmul_tiled(w: &impl Tiled, kernel: Kernel, x: &[f32], m: usize, dst: &mut [f32]) {
+    let (n, k) = w.shape();
+    assert_eq!(x.len(), m * k, "lhs is not ({m}, {k})");
+    assert!(dst.len() >= m * n, "dst too small");
+    let a = QuantRows::new(x, m, k);
+    let dst_addr = dst.as_mut_ptr() as usize;
+    // SAFETY (both SIMD arms): `for_each_item` hands each item its own rows x columns of dst, and `kernel` names
+    // instructions this CPU has.
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512Vnni => for_each_item(n / TILE, m, |tile, row0, rows, pair| unsafe {
+            w.avx512_rows(&a, tile, row0, rows, pair, dst_addr as *mut f32)
+        }),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => for_each_item(n / TILE, m, |tile, row0, rows, pair| unsafe {
+            for t in tile..tile + if pair { 2 } else { 1 } {
+                w.avx2_rows(&a, t, row0, rows, dst_addr as *mut f32);
+            }
+        }),
+        _ => w.reference(&a, dst),
+    }
+}
+
+impl Tiled for PackedQ8 {
+    fn shape(&self) -> (usize, usize) {
+        (self.n, self.k)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn avx512_rows(&self, a: &QuantRows, tile: usize, row0: usize, rows: usize, pair: bool, dst: *mut f32) {
+        if pair {
+            avx512::tile_pair_rows(self, a, tile, row0, rows, dst);
+        } else {
+            avx512::tile_rows(self, a, tile, row0, rows, dst);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn avx2_rows(&self, a: &QuantRows, tile: usize, row0: usize, rows: usize, dst: *mut f32) {
+        avx2::tile_rows(self, a, tile, row0, rows, dst);
+    }
+
+    fn reference(&self, a: &QuantRows, dst: &mut [f32]) {
+        self.matmul_reference_quantized(a, dst);
     }
 }
 
